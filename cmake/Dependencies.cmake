@@ -1,0 +1,20 @@
+# Every third-party package, all from Debian bookworm (scripts/install-deps.sh).
+find_package(Threads REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
+find_package(Torch REQUIRED)
+find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+if(SEGSERVE_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+
+# Torch's exported flags are for its own consumers; keep them off the interface so that
+# only targets that link torch PRIVATE see them.
+add_library(segserve_torch INTERFACE)
+target_link_libraries(segserve_torch INTERFACE ${TORCH_LIBRARIES})
+target_include_directories(segserve_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})

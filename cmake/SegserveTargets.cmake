@@ -1,0 +1,52 @@
+# Helpers that give every segserve target the same flags, warnings and PCH.
+
+set(SEGSERVE_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+if(SEGSERVE_WERROR)
+  list(APPEND SEGSERVE_WARNINGS -Werror)
+endif()
+
+function(segserve_target_options target)
+  target_compile_options(${target} PRIVATE ${SEGSERVE_WARNINGS})
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
+  if(SEGSERVE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PUBLIC -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# segserve_library(NAME SOURCES... [TORCH]) -> static library segserve_<NAME>.
+# TORCH links LibTorch privately and reuses the shared torch precompiled header.
+function(segserve_library name)
+  cmake_parse_arguments(ARG "TORCH" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(segserve_${name} STATIC ${ARG_SOURCES})
+  segserve_target_options(segserve_${name})
+  target_link_libraries(segserve_${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  if(ARG_TORCH)
+    target_link_libraries(segserve_${name} PRIVATE segserve_torch)
+    target_precompile_headers(segserve_${name} REUSE_FROM segserve_torch_pch)
+  endif()
+endfunction()
+
+# The one torch precompiled header (~60 s, ~540 MB to build once); every torch target
+# reuses it, so compile options of torch targets must match this one.
+add_library(segserve_torch_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/torch_pch.cc)
+segserve_target_options(segserve_torch_pch)
+target_link_libraries(segserve_torch_pch PRIVATE segserve_torch)
+target_precompile_headers(segserve_torch_pch PRIVATE <torch/torch.h>)
+
+# segserve_test(NAME SOURCES... DEPS...) -> GoogleTest binary registered with ctest.
+function(segserve_test name)
+  cmake_parse_arguments(ARG "TORCH" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  segserve_target_options(${name})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  if(ARG_TORCH)
+    target_link_libraries(${name} PRIVATE segserve_torch)
+    target_precompile_headers(${name} REUSE_FROM segserve_torch_pch)
+  endif()
+  target_include_directories(${name} PRIVATE ${PROJECT_BINARY_DIR}/generated)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+endfunction()
+
+# Paths tests need, as a header rather than -D flags so test targets keep the PCH's flags.
+configure_file(${PROJECT_SOURCE_DIR}/cmake/test_paths.h.in ${PROJECT_BINARY_DIR}/generated/test_paths.h @ONLY)

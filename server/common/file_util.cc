@@ -1,0 +1,126 @@
+#include "server/common/file_util.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace segserve::common {
+namespace fs = std::filesystem;
+namespace {
+
+absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
+  const int err = errno;
+  if (err == ENOSPC || err == EDQUOT) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, " ", path, ": no space left on device"));
+  }
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(err)));
+}
+
+absl::Status FsyncPath(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return ErrnoStatus("open", path);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus("fsync", path);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status MakeDirectories(const std::string& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("mkdir ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  const fs::path target(path);
+  const std::string dir =
+      target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  if (absl::Status s = MakeDirectories(dir); !s.ok()) return s;
+  std::random_device rd;
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", rd());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("create", tmp);
+  size_t written = 0;
+  while (written < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      absl::Status s = ErrnoStatus("write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    absl::Status s = ErrnoStatus("fsync", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status s = ErrnoStatus("rename", tmp);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return FsyncPath(dir, O_RDONLY | O_DIRECTORY);
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (!fs::exists(path)) return absl::NotFoundError(absl::StrCat("file not found: ", path));
+    return absl::InternalError(absl::StrCat("cannot open ", path));
+  }
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) return absl::InternalError(absl::StrCat("read error on ", path));
+  return out.str();
+}
+
+absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root, std::string_view relative,
+                                             std::string_view field) {
+  if (relative.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+  }
+  if (relative.front() == '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": absolute paths are not allowed (got '", relative, "')"));
+  }
+  for (std::string_view part : absl::StrSplit(relative, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": '..' is not allowed (got '", relative, "')"));
+    }
+  }
+  std::error_code ec;
+  const fs::path root_real = fs::weakly_canonical(fs::absolute(root), ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot resolve data root ", root));
+  const fs::path resolved = fs::weakly_canonical(root_real / fs::path(std::string(relative)), ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": cannot resolve '", relative, "'"));
+  }
+  const auto [root_end, unused] =
+      std::mismatch(root_real.begin(), root_real.end(), resolved.begin(), resolved.end());
+  if (root_end != root_real.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": '", relative, "' resolves outside the data directory (symlink escape)"));
+  }
+  return resolved.string();
+}
+
+}  // namespace segserve::common

@@ -1,0 +1,30 @@
+// File: server/common/file_util.h — durable file writes and path confinement under a root.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace segserve::common {
+
+// Writes `contents` to `path` durably: a temporary file in the same directory, fsync,
+// rename over `path`, fsync of the directory. Readers see the old file or the new one,
+// never a partial one. Creates missing parent directories.
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// Reads a whole file. NotFound when absent, Internal on other I/O errors.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Creates `path` and its parents (like mkdir -p).
+absl::Status MakeDirectories(const std::string& path);
+
+// Resolves `relative` (as given by a client) under `root` and returns the absolute path.
+// Refuses absolute paths, `..` components, and anything whose resolved location
+// (symlinks followed, as far as the path exists) leaves `root`. `field` names the
+// request field in the error message.
+absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root, std::string_view relative,
+                                             std::string_view field);
+
+}  // namespace segserve::common
