@@ -6,7 +6,18 @@ find_package(absl CONFIG REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
-find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
+# OpenCV: only core/imgproc/imgcodecs are installed (the full libopencv-dev pulls ~60 more
+# packages), and OpenCVConfig.cmake ships with the full one, so find the pieces directly.
+find_path(OpenCV_INCLUDE_DIR opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)
+set(OpenCV_LIBS)
+foreach(component core imgproc imgcodecs)
+  find_library(OpenCV_${component}_LIBRARY opencv_${component} REQUIRED)
+  add_library(opencv::${component} UNKNOWN IMPORTED)
+  set_target_properties(opencv::${component} PROPERTIES
+    IMPORTED_LOCATION ${OpenCV_${component}_LIBRARY}
+    INTERFACE_INCLUDE_DIRECTORIES ${OpenCV_INCLUDE_DIR})
+  list(APPEND OpenCV_LIBS opencv::${component})
+endforeach()
 find_package(Torch REQUIRED)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 if(SEGSERVE_BUILD_TESTS)
