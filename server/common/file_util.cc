@@ -17,7 +17,7 @@ namespace segserve::common {
 namespace fs = std::filesystem;
 namespace {
 
-absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
+absl::Status ErrnoStatus(const char* what, const std::string& path) {
   const int err = errno;
   if (err == ENOSPC || err == EDQUOT) {
     return absl::ResourceExhaustedError(
@@ -92,8 +92,12 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out.str();
 }
 
-absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root, std::string_view relative,
-                                             std::string_view field) {
+absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root,
+                                             std::string_view relative_view,
+                                             std::string_view field_view) {
+  // Debian's Abseil is built without std::string_view aliasing: convert once.
+  const std::string relative(relative_view);
+  const std::string field(field_view);
   if (relative.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
   }
@@ -101,7 +105,7 @@ absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root, std::strin
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": absolute paths are not allowed (got '", relative, "')"));
   }
-  for (std::string_view part : absl::StrSplit(relative, '/')) {
+  for (absl::string_view part : absl::StrSplit(relative, '/')) {
     if (part == "..") {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": '..' is not allowed (got '", relative, "')"));
@@ -110,7 +114,7 @@ absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root, std::strin
   std::error_code ec;
   const fs::path root_real = fs::weakly_canonical(fs::absolute(root), ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot resolve data root ", root));
-  const fs::path resolved = fs::weakly_canonical(root_real / fs::path(std::string(relative)), ec);
+  const fs::path resolved = fs::weakly_canonical(root_real / fs::path(relative), ec);
   if (ec) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": cannot resolve '", relative, "'"));
   }

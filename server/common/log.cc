@@ -24,7 +24,7 @@ const char* LevelLetter(LogLevel level) {
 }  // namespace
 
 bool ParseLogLevel(std::string_view text, LogLevel* level) {
-  const std::string lower = absl::AsciiStrToLower(text);
+  const std::string lower = absl::AsciiStrToLower(std::string(text));
   if (lower == "debug") *level = LogLevel::kDebug;
   else if (lower == "info") *level = LogLevel::kInfo;
   else if (lower == "warning" || lower == "warn") *level = LogLevel::kWarning;
