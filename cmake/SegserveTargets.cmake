@@ -45,7 +45,7 @@ function(segserve_test name)
     target_precompile_headers(${name} REUSE_FROM segserve_torch_pch)
   endif()
   target_include_directories(${name} PRIVATE ${PROJECT_BINARY_DIR}/generated)
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+  gtest_discover_tests(${name} TEST_PREFIX "${name}." DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
 endfunction()
 
 # Paths tests need, as a header rather than -D flags so test targets keep the PCH's flags.

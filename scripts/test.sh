@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# File: scripts/test.sh — the one test command (README, CI): installs the Debian
+# packages, builds everything and runs every test with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start=$(date +%s)
+bash scripts/install-deps.sh test
+bash scripts/build.sh
+built=$(date +%s)
+echo "test.sh: build finished in $(( built - start )) s"
+ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 900 -j "$(nproc)"
+echo "test.sh: tests finished in $(( $(date +%s) - built )) s (total $(( $(date +%s) - start )) s)"

@@ -1,0 +1,21 @@
+// File: server/api/status_mapping.h — the one place where absl::Status becomes a gRPC
+// status. Codes map one to one (they share numbering); messages of server-side faults
+// are replaced by a generic text with the request id, the detail goes to the log.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "grpcpp/support/status.h"
+
+namespace segserve::api {
+
+// Client-facing status for `status`. For INTERNAL, UNKNOWN and DATA_LOSS faults that are
+// not the client's, the message is "internal error (request id <id>)" and the detail is
+// logged; every other code keeps its message (it names the field and the limit).
+grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& request_id);
+
+// The gRPC code name as Prometheus labels and logs spell it ("OK", "NOT_FOUND", ...).
+const char* GrpcCodeName(grpc::StatusCode code);
+
+}  // namespace segserve::api

@@ -1,0 +1,32 @@
+// File: server/app/options.h — segserve's command-line flags and the validated options
+// they produce. Flags are parsed once in main; everything else takes ServerOptions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/common/log.h"
+
+namespace segserve::app {
+
+struct ServerOptions {
+  std::string listen_address = "0.0.0.0:50051";
+  std::string metrics_address = "0.0.0.0:9090";
+  std::string data_dir = "./var";
+  std::string device = "cpu";  // "cpu" or "cuda:N".
+  int intra_op_threads = 0;    // 0 = number of cores.
+  int64_t max_message_bytes = 64ll << 20;
+  common::LogLevel log_level = common::LogLevel::kInfo;
+  double drain_seconds = 10;   // graceful-shutdown budget for in-flight calls.
+  std::string port_file;       // where to write the bound ports (JSON), if set.
+};
+
+// Validates the current flag values and returns them as options. Each error names the
+// flag and its limit.
+absl::StatusOr<ServerOptions> OptionsFromFlags();
+
+// "cpu" or "cuda:N" (N >= 0)?
+bool IsValidDevice(const std::string& device);
+
+}  // namespace segserve::app

@@ -1,0 +1,84 @@
+#include "server/app/options.h"
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "gtest/gtest.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, metrics_listen);
+ABSL_DECLARE_FLAG(std::string, device);
+ABSL_DECLARE_FLAG(int, threads);
+ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
+ABSL_DECLARE_FLAG(std::string, log_level);
+ABSL_DECLARE_FLAG(double, drain_seconds);
+
+namespace segserve::app {
+namespace {
+
+class OptionsTest : public ::testing::Test {
+ protected:
+  absl::FlagSaver saver_;  // every test starts from the defaults.
+};
+
+TEST_F(OptionsTest, DefaultsAreTheDocumentedOnes) {
+  auto options = OptionsFromFlags();
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->listen_address, "0.0.0.0:50051");
+  EXPECT_EQ(options->metrics_address, "0.0.0.0:9090");
+  EXPECT_EQ(options->data_dir, "./var");
+  EXPECT_EQ(options->device, "cpu");
+  EXPECT_EQ(options->max_message_bytes, 64ll << 20);
+  EXPECT_GE(options->intra_op_threads, 1);
+  EXPECT_EQ(options->log_level, common::LogLevel::kInfo);
+}
+
+TEST_F(OptionsTest, AcceptsCudaDevicesAndExplicitThreads) {
+  absl::SetFlag(&FLAGS_device, "cuda:1");
+  absl::SetFlag(&FLAGS_threads, 2);
+  absl::SetFlag(&FLAGS_log_level, "DEBUG");
+  auto options = OptionsFromFlags();
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->device, "cuda:1");
+  EXPECT_EQ(options->intra_op_threads, 2);
+  EXPECT_EQ(options->log_level, common::LogLevel::kDebug);
+}
+
+struct BadFlagCase {
+  const char* name;
+  void (*set)();
+  const char* expected_text;
+};
+
+class BadOptionsTest : public OptionsTest, public ::testing::WithParamInterface<BadFlagCase> {};
+
+TEST_P(BadOptionsTest, IsRefusedNamingTheFlag) {
+  GetParam().set();
+  auto options = OptionsFromFlags();
+  ASSERT_EQ(options.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(options.status().message().find(GetParam().expected_text), std::string::npos)
+      << options.status();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Flags, BadOptionsTest,
+    ::testing::Values(
+        BadFlagCase{"ListenWithoutPort", [] { absl::SetFlag(&FLAGS_listen, "localhost"); },
+                    "--listen"},
+        BadFlagCase{"PortOutOfRange", [] { absl::SetFlag(&FLAGS_metrics_listen, "h:70000"); },
+                    "--metrics_listen"},
+        BadFlagCase{"UnknownDevice", [] { absl::SetFlag(&FLAGS_device, "tpu"); }, "--device"},
+        BadFlagCase{"NegativeCudaIndex", [] { absl::SetFlag(&FLAGS_device, "cuda:-1"); },
+                    "--device"},
+        BadFlagCase{"TooManyThreads", [] { absl::SetFlag(&FLAGS_threads, 1000); }, "--threads"},
+        BadFlagCase{"TinyMessages",
+                    [] { absl::SetFlag(&FLAGS_max_message_bytes, int64_t{1000}); },
+                    "--max_message_bytes"},
+        BadFlagCase{"UnknownLogLevel", [] { absl::SetFlag(&FLAGS_log_level, "loud"); },
+                    "--log_level"},
+        BadFlagCase{"NegativeDrain", [] { absl::SetFlag(&FLAGS_drain_seconds, -1.0); },
+                    "--drain_seconds"}),
+    [](const ::testing::TestParamInfo<BadFlagCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace segserve::app

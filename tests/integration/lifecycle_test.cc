@@ -1,0 +1,131 @@
+// Black-box lifecycle of the real segserve binary: start on port 0, health, an RPC of a
+// later issue, /metrics over HTTP, segctl, and graceful SIGTERM.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <thread>
+
+#include "client/lib/client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "segserve/v1/training.grpc.pb.h"
+#include "tests/testing/http_get.h"
+#include "tests/testing/server_process.h"
+
+namespace segserve {
+namespace {
+
+using std::chrono::milliseconds;
+
+class LifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = testing::ServerProcess::Start(testing::SegserveBinary(), dir_.path(),
+                                                {"--drain_seconds=3"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client::ClientOptions options;
+    options.target = server_->grpc_target();
+    options.timeout = std::chrono::seconds(10);
+    client_ = std::move(*client::Client::Create(options));
+  }
+
+  // Runs segctl with `args`; returns {exit code, stdout}.
+  std::pair<int, std::string> Segctl(const std::string& args) {
+    const std::string command = testing::SegctlBinary() + " --server " +
+                                server_->grpc_target() + " " + args + " 2>&1";
+    FILE* pipe = popen(command.c_str(), "r");
+    std::string output;
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+    const int status = pclose(pipe);
+    return {WEXITSTATUS(status), output};
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(LifecycleTest, HealthIsServingOnceStarted) {
+  auto status = client_->Health();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, client::ServingStatus::kServing);
+}
+
+TEST_F(LifecycleTest, NotYetImplementedRpcSaysSo) {
+  auto stub = v1::Training::NewStub(client_->channel());
+  auto context = client_->NewContext();
+  v1::Job job;
+  v1::JobRef ref;
+  ref.set_job_id("j1");
+  grpc::Status status = stub->GetJob(context.get(), ref, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(status.error_message().find("segserve.v1.Training/GetJob"), std::string::npos);
+  EXPECT_NE(status.error_message().find("not implemented"), std::string::npos);
+}
+
+TEST_F(LifecycleTest, MetricsScrapeShowsTheRequestCounterMove) {
+  const std::string series =
+      R"(segserve_grpc_requests_total{code="OK",method="/grpc.health.v1.Health/Check"})";
+  auto before = testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_TRUE(before.ok()) << before.status();
+  const double count_before = std::max(0.0, testing::SampleValue(*before, series));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(client_->Health().ok());
+  auto after = testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(testing::SampleValue(*after, series), count_before + 4);
+}
+
+TEST_F(LifecycleTest, SegctlHealthPrintsServingAndExitsZero) {
+  auto [code, output] = Segctl("health");
+  EXPECT_EQ(code, 0) << output;
+  EXPECT_EQ(output, "SERVING\n");
+}
+
+TEST_F(LifecycleTest, SegctlReportsUnreachableServerWithExitOne) {
+  const std::string command =
+      testing::SegctlBinary() + " --server 127.0.0.1:1 --timeout 2 health 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  const size_t n = fread(buffer, 1, sizeof(buffer), pipe);
+  const int status = pclose(pipe);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(std::string(buffer, n).find("UNAVAILABLE"), std::string::npos);
+}
+
+TEST_F(LifecycleTest, SegctlUsageErrorsExitTwo) {
+  EXPECT_EQ(Segctl("no-such-command").first, 2);
+  EXPECT_EQ(Segctl("health --bogus").first, 2);
+}
+
+TEST_F(LifecycleTest, SigtermTurnsHealthNotServingDrainsAndExitsZero) {
+  // An in-flight streaming call: health Watch stays open until the server drains it.
+  auto stub = grpc::health::v1::Health::NewStub(client_->channel());
+  grpc::ClientContext watch_context;
+  grpc::health::v1::HealthCheckRequest request;
+  auto reader = stub->Watch(&watch_context, request);
+  grpc::health::v1::HealthCheckResponse update;
+  ASSERT_TRUE(reader->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  const auto start = std::chrono::steady_clock::now();
+  std::thread stopper([&] {
+    auto code = server_->Stop(SIGTERM, milliseconds(3000 + 5000));
+    ASSERT_TRUE(code.ok()) << code.status();
+    EXPECT_EQ(*code, 0);
+  });
+  ASSERT_TRUE(reader->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  while (reader->Read(&update)) {
+  }
+  reader->Finish();
+  stopper.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 3.0 + 5.0);
+}
+
+}  // namespace
+}  // namespace segserve
