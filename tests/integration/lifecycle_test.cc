@@ -3,10 +3,12 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <set>
 #include <thread>
 
 #include "client/lib/client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection_probe.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "segserve/v1/training.grpc.pb.h"
 #include "tests/testing/http_get.h"
@@ -52,6 +54,30 @@ TEST_F(LifecycleTest, HealthIsServingOnceStarted) {
   auto status = client_->Health();
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, client::ServingStatus::kServing);
+}
+
+TEST_F(LifecycleTest, ReflectionListsEveryService) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(client_->channel());
+  auto context = client_->NewContext();
+  auto stream = stub->ServerReflectionInfo(context.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_list_services("*");
+  ASSERT_TRUE(stream->Write(request));
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::set<std::string> names;
+  for (const auto& service : response.list_services_response().service()) {
+    names.insert(service.name());
+  }
+  for (const char* expected :
+       {"segserve.v1.Segmentation", "segserve.v1.Susceptibility", "segserve.v1.Models",
+        "segserve.v1.Training", "segserve.v1.Datasets", "grpc.health.v1.Health"}) {
+    EXPECT_TRUE(names.count(expected)) << expected;
+  }
+  while (stream->Read(&response)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(LifecycleTest, NotYetImplementedRpcSaysSo) {
