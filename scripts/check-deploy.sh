@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# File: scripts/check-deploy.sh — static checks of docker/ and deploy/ (no cluster, no
+# engine; ~10 s once packages are installed):
+#   1. kubectl kustomize renders deploy/overlays/cpu and deploy/overlays/gpu;
+#   2. every rendered object (and deploy/examples/hpa.yaml) validates against the
+#      Kubernetes schema (npm kubernetes-models@4 + yaml, tests/deploy/validate.mjs) and
+#      our own policy checks (image, probes, limits, non-root, read-only root fs, ...);
+#   3. promtool check rules / test rules on deploy/prometheus, promtool check config on
+#      the compose Prometheus configuration.
+# A missing tool skips its part with a "SKIP" line (exit stays 0) unless
+# CHECK_DEPLOY_STRICT=1; any failed check exits 1. Installs prometheus (for promtool) via
+# apt when running as root and it is missing, and the npm packages with `npm ci`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+start=$(date +%s)
+failed=0
+skipped=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ok() { echo "check-deploy: ok   $*"; }
+bad() { echo "check-deploy: FAIL $*"; failed=1; }
+skip() { echo "check-deploy: SKIP $*"; skipped=1; }
+
+# --- tools ---------------------------------------------------------------------------
+if ! command -v promtool >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "check-deploy: installing Debian package prometheus (promtool)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
+    >"$tmp/apt.log" 2>&1 || tail -5 "$tmp/apt.log"
+fi
+
+# kustomize: kubectl's built-in one (v4+ needed for `labels`/`patches`; Debian's
+# kubernetes-client 1.20 embeds kustomize v2 and cannot render these), else a
+# standalone kustomize binary.
+kustomize=()
+if command -v kubectl >/dev/null; then
+  kver=$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p')
+  if [ -n "$kver" ] && [ "$kver" -ge 4 ]; then kustomize=(kubectl kustomize); fi
+fi
+if [ ${#kustomize[@]} -eq 0 ] && command -v kustomize >/dev/null; then kustomize=(kustomize build); fi
+
+# --- 1+2. render and validate -----------------------------------------------------------
+have_node=0
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  if [ ! -d tests/deploy/node_modules/kubernetes-models ] || [ ! -d tests/deploy/node_modules/yaml ]; then
+    if (cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error) >"$tmp/npm.log" 2>&1; then
+      have_node=1
+    else
+      tail -5 "$tmp/npm.log"
+      skip "schema validation: npm ci in tests/deploy failed (offline?)"
+    fi
+  else
+    have_node=1
+  fi
+else
+  skip "schema validation: node/npm not installed (apt-get install nodejs npm)"
+fi
+
+inputs=()
+if [ ${#kustomize[@]} -eq 0 ]; then
+  skip "kustomize rendering: no kubectl with kustomize v4+ and no kustomize binary"
+else
+  for overlay in cpu gpu; do
+    if "${kustomize[@]}" "deploy/overlays/$overlay" >"$tmp/$overlay.yaml" 2>"$tmp/$overlay.err"; then
+      ok "${kustomize[*]} deploy/overlays/$overlay ($(grep -c '^kind:' "$tmp/$overlay.yaml") objects)"
+      inputs+=("$overlay=$tmp/$overlay.yaml")
+    else
+      bad "${kustomize[*]} deploy/overlays/$overlay: $(head -3 "$tmp/$overlay.err")"
+    fi
+  done
+  if [ ${#inputs[@]} -eq 2 ] && [ "$(grep -c 'nvidia.com/gpu: "1"' "$tmp/gpu.yaml")" -ge 2 ] \
+      && grep -q 'SEGSERVE_DEVICE: cuda:0' "$tmp/gpu.yaml" && grep -q 'image: .*:cuda' "$tmp/gpu.yaml" \
+      && ! grep -q 'nvidia.com/gpu' "$tmp/cpu.yaml"; then
+    ok "gpu overlay: nvidia.com/gpu request+limit, cuda:0, CUDA image; cpu overlay without GPU"
+  elif [ ${#inputs[@]} -eq 2 ]; then
+    bad "gpu overlay lacks nvidia.com/gpu, SEGSERVE_DEVICE=cuda:0 or the :cuda image (or cpu overlay has a GPU)"
+  fi
+fi
+inputs+=("examples/hpa=deploy/examples/hpa.yaml")
+if [ "$have_node" = 1 ]; then
+  if node tests/deploy/validate.mjs deploy/prometheus/alerts.yml "${inputs[@]}" >"$tmp/validate.out" 2>&1; then
+    ok "schema + policy: $(tail -1 "$tmp/validate.out")"
+  else
+    cat "$tmp/validate.out"
+    bad "schema + policy validation"
+  fi
+  # The compose file and rules parse as YAML (no engine here to run compose itself).
+  if (cd tests/deploy && node --input-type=module -e '
+      import { parse } from "yaml"; import { readFileSync } from "node:fs";
+      const c = parse(readFileSync("../../docker/compose.yaml", "utf8"));
+      for (const s of ["segserve", "prometheus"]) if (!c.services?.[s]) throw new Error("no service " + s);
+      if (c.services.segserve.build?.dockerfile !== "docker/Dockerfile") throw new Error("segserve not built from docker/Dockerfile");
+    ') 2>"$tmp/compose.err"; then
+    ok "docker/compose.yaml parses, builds docker/Dockerfile, has segserve + prometheus"
+  else
+    bad "docker/compose.yaml: $(tail -1 "$tmp/compose.err")"
+  fi
+fi
+
+# --- 3. Prometheus rules and config -------------------------------------------------------
+if command -v promtool >/dev/null; then
+  if promtool check rules deploy/prometheus/alerts.yml >"$tmp/rules.out" 2>&1; then
+    ok "promtool check rules: $(grep -o 'SUCCESS.*' "$tmp/rules.out")"
+  else
+    cat "$tmp/rules.out"; bad "promtool check rules deploy/prometheus/alerts.yml"
+  fi
+  if promtool test rules deploy/prometheus/alerts_test.yml >"$tmp/test.out" 2>&1; then
+    ok "promtool test rules: $(grep -c '^  - name:' deploy/prometheus/alerts_test.yml) rule test cases pass"
+  else
+    cat "$tmp/test.out"; bad "promtool test rules deploy/prometheus/alerts_test.yml"
+  fi
+  sed "s|/etc/prometheus/alerts.yml|$PWD/deploy/prometheus/alerts.yml|" docker/prometheus/prometheus.yml >"$tmp/prometheus.yml"
+  if promtool check config "$tmp/prometheus.yml" >"$tmp/config.out" 2>&1; then
+    ok "promtool check config docker/prometheus/prometheus.yml"
+  else
+    cat "$tmp/config.out"; bad "promtool check config docker/prometheus/prometheus.yml"
+  fi
+else
+  skip "promtool checks: promtool not installed (Debian package prometheus)"
+fi
+
+# Dockerfiles: the contract docs/deploy.md and the Kubernetes manifests rely on.
+for f in docker/Dockerfile docker/Dockerfile.cuda; do
+  missing=()
+  for want in '^ARG BASE=' '^USER 10001' '^VOLUME \["/var/lib/segserve"\]' '^EXPOSE 50051 9090' \
+              '^HEALTHCHECK' 'segctl.*health' '^STOPSIGNAL SIGTERM' '^ENTRYPOINT \["/usr/local/bin/segserve"' \
+              'install-deps.sh build' 'install-deps.sh runtime'; do
+    grep -Eq "$want" "$f" || missing+=("$want")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then ok "$f: base ARG, uid 10001, volume, ports, HEALTHCHECK, STOPSIGNAL, entrypoint"
+  else bad "$f lacks: ${missing[*]}"; fi
+done
+grep -q -- '--device=cuda:0' docker/Dockerfile.cuda || bad "docker/Dockerfile.cuda does not default to --device=cuda:0"
+
+echo "check-deploy: done in $(( $(date +%s) - start )) s"
+if [ "$failed" = 1 ]; then exit 1; fi
+if [ "$skipped" = 1 ] && [ "${CHECK_DEPLOY_STRICT:-0}" = 1 ]; then
+  echo "check-deploy: CHECK_DEPLOY_STRICT=1 and some checks were skipped"; exit 1
+fi
+exit 0

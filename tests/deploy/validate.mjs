@@ -1,0 +1,197 @@
+// File: tests/deploy/validate.mjs — checks rendered Kubernetes manifests.
+//
+// Usage: node validate.mjs RULES_FILE NAME=MANIFEST.yaml [NAME=MANIFEST.yaml ...]
+//   RULES_FILE: deploy/prometheus/alerts.yml (the PrometheusRule must carry the same groups)
+//   each MANIFEST: a multi-document YAML (e.g. `kubectl kustomize deploy/overlays/cpu`)
+//
+// 1. Schema: every built-in object is validated with kubernetes-models (wrong types,
+//    missing required fields).
+// 2. What the schema does not catch (our policy): every container has a real image;
+//    liveness/readiness (and startup) probes; cpu+memory requests and limits; non-root,
+//    read-only root filesystem (init containers: no probes needed), no privilege escalation, all capabilities dropped,
+//    seccomp RuntimeDefault; ports in range; probes and Services point at declared
+//    ports; selectors of Services, PDBs, NetworkPolicies, ServiceMonitors match
+//    something; $(VAR) in args is defined by the referenced ConfigMap; the
+//    PrometheusRule equals the plain rules file.
+// Exit 0 when all pass; prints one line per problem and exits 1 otherwise.
+import { readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
+import { parseAllDocuments, parse } from "yaml";
+
+const [rulesFile, ...inputs] = process.argv.slice(2);
+if (!rulesFile || inputs.length === 0) {
+  console.error("usage: node validate.mjs RULES_FILE NAME=MANIFEST.yaml...");
+  process.exit(2);
+}
+const problems = [];
+const WORKLOADS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"]);
+// Kinds we accept without a kubernetes-models schema; they get structural checks here.
+const CRDS = new Set(["monitoring.coreos.com/v1:ServiceMonitor", "monitoring.coreos.com/v1:PrometheusRule"]);
+
+async function schemaCheck(where, obj) {
+  const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : [null, obj.apiVersion];
+  const path = `kubernetes-models/${group ? `${group}/` : ""}${version}/${obj.kind}`;
+  let Model;
+  try {
+    ({ [obj.kind]: Model } = await import(path));
+  } catch {
+    problems.push(`${where}: no schema for ${obj.apiVersion} ${obj.kind}`);
+    return;
+  }
+  try {
+    new Model(obj).validate();
+  } catch (e) {
+    problems.push(`${where}: schema: ${e.message.split("\n").slice(0, 6).join(" | ")}`);
+  }
+}
+
+const matches = (selector, labels) =>
+  selector && Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+function checkContainer(where, c, kind, configMaps, envFromNames, isInit) {
+  const at = `${where} container ${c.name}`;
+  if (!c.image || typeof c.image !== "string" || !/[/:@]/.test(c.image)) {
+    problems.push(`${at}: image '${c.image ?? ""}' is missing or a bare placeholder (set it in the overlay)`);
+  }
+  if (kind !== "Job" && !isInit) {
+    if (!c.livenessProbe) problems.push(`${at}: no livenessProbe`);
+    if (!c.readinessProbe) problems.push(`${at}: no readinessProbe`);
+  }
+  for (const res of ["cpu", "memory"]) {
+    if (!c.resources?.requests?.[res]) problems.push(`${at}: no resources.requests.${res}`);
+    if (!c.resources?.limits?.[res]) problems.push(`${at}: no resources.limits.${res}`);
+  }
+  const sc = c.securityContext ?? {};
+  if (sc.readOnlyRootFilesystem !== true) problems.push(`${at}: readOnlyRootFilesystem is not true`);
+  if (sc.allowPrivilegeEscalation !== false) problems.push(`${at}: allowPrivilegeEscalation is not false`);
+  if (sc.privileged === true) problems.push(`${at}: privileged`);
+  if (!(sc.capabilities?.drop ?? []).includes("ALL")) problems.push(`${at}: capabilities.drop lacks ALL`);
+  const ports = new Map((c.ports ?? []).map((p) => [p.name, p.containerPort]));
+  for (const p of c.ports ?? []) {
+    if (!(p.containerPort >= 1 && p.containerPort <= 65535)) problems.push(`${at}: containerPort ${p.containerPort} out of range`);
+  }
+  const declared = new Set([...ports.values()]);
+  for (const probe of ["livenessProbe", "readinessProbe", "startupProbe"]) {
+    const pr = c[probe];
+    if (!pr) continue;
+    const port = pr.grpc?.port ?? pr.httpGet?.port ?? pr.tcpSocket?.port;
+    if (port === undefined && !pr.exec) problems.push(`${at}: ${probe} has no handler`);
+    if (typeof port === "number" && !declared.has(port)) problems.push(`${at}: ${probe} port ${port} is not a containerPort`);
+    if (typeof port === "string" && !ports.has(port)) problems.push(`${at}: ${probe} port '${port}' is not a named port`);
+  }
+  // $(VAR) references must resolve from env or an envFrom ConfigMap that exists.
+  const env = new Set((c.env ?? []).map((e) => e.name));
+  for (const name of envFromNames) {
+    const cm = configMaps.get(name);
+    if (!cm) problems.push(`${at}: envFrom ConfigMap ${name} is not in the manifests`);
+    for (const k of Object.keys(cm?.data ?? {})) env.add(k);
+  }
+  for (const arg of [...(c.args ?? []), ...(c.command ?? [])]) {
+    for (const m of String(arg).matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) {
+      if (!env.has(m[1])) problems.push(`${at}: '${arg}' uses $(${m[1]}), which nothing defines`);
+    }
+  }
+  return ports;
+}
+
+function checkPodSpec(where, kind, spec, configMaps) {
+  const pod = spec.securityContext ?? {};
+  const inits = new Set(spec.initContainers ?? []);
+  const containers = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
+  if (containers.length === 0) problems.push(`${where}: no containers`);
+  const named = new Map();
+  for (const c of containers) {
+    const sc = c.securityContext ?? {};
+    const nonRoot = sc.runAsNonRoot ?? pod.runAsNonRoot;
+    const uid = sc.runAsUser ?? pod.runAsUser;
+    if (nonRoot !== true) problems.push(`${where} container ${c.name}: runAsNonRoot is not true`);
+    if (uid === 0) problems.push(`${where} container ${c.name}: runAsUser 0`);
+    const seccomp = sc.seccompProfile?.type ?? pod.seccompProfile?.type;
+    if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") problems.push(`${where} container ${c.name}: seccompProfile is not RuntimeDefault`);
+    const envFrom = (c.envFrom ?? []).filter((e) => e.configMapRef && e.configMapRef.optional !== true).map((e) => e.configMapRef.name);
+    for (const [n, p] of checkContainer(where, c, kind, configMaps, envFrom, inits.has(c))) named.set(n, p);
+  }
+  const volumes = new Set((spec.volumes ?? []).map((v) => v.name));
+  return { named, volumes };
+}
+
+const rules = parse(readFileSync(rulesFile, "utf8"));
+let objects = 0;
+for (const input of inputs) {
+  const [name, file] = input.includes("=") ? input.split("=", 2) : [input, input];
+  const docs = parseAllDocuments(readFileSync(file, "utf8")).filter((d) => d.contents !== null);
+  const objs = [];
+  for (const d of docs) {
+    if (d.errors.length) problems.push(`${name}: YAML: ${d.errors[0].message}`);
+    else objs.push(d.toJSON());
+  }
+  const configMaps = new Map(objs.filter((o) => o.kind === "ConfigMap").map((o) => [o.metadata?.name, o]));
+  const pods = []; // { where, labels, named ports }
+  for (const o of objs) {
+    objects++;
+    const where = `${name}: ${o?.kind}/${o?.metadata?.name}`;
+    if (!o?.apiVersion || !o?.kind || !o?.metadata?.name) {
+      problems.push(`${where}: missing apiVersion, kind or metadata.name`);
+      continue;
+    }
+    if (!CRDS.has(`${o.apiVersion}:${o.kind}`)) await schemaCheck(where, o);
+    if (WORKLOADS.has(o.kind) || o.kind === "Pod") {
+      const tpl = o.kind === "Pod" ? o : o.spec?.template;
+      const { named, volumes } = checkPodSpec(where, o.kind, tpl?.spec ?? {}, configMaps);
+      const sel = o.spec?.selector?.matchLabels;
+      if (o.kind !== "Pod" && !matches(sel, tpl?.metadata?.labels)) problems.push(`${where}: selector does not match the pod template labels`);
+      for (const c of tpl?.spec?.containers ?? []) {
+        for (const m of c.volumeMounts ?? []) {
+          const fromClaims = (o.spec?.volumeClaimTemplates ?? []).some((t) => t.metadata?.name === m.name);
+          if (!volumes.has(m.name) && !fromClaims) problems.push(`${where}: volumeMount ${m.name} has no volume`);
+        }
+      }
+      if (o.kind === "StatefulSet" && o.spec?.serviceName &&
+          !objs.some((s) => s.kind === "Service" && s.metadata?.name === o.spec.serviceName)) {
+        problems.push(`${where}: serviceName ${o.spec.serviceName} is not in the manifests`);
+      }
+      pods.push({ where, labels: tpl?.metadata?.labels ?? {}, named });
+    }
+  }
+  for (const o of objs) {
+    const where = `${name}: ${o?.kind}/${o?.metadata?.name}`;
+    if (o.kind === "Service") {
+      const targets = pods.filter((p) => matches(o.spec?.selector, p.labels));
+      if (targets.length === 0) problems.push(`${where}: selector matches no pod template`);
+      for (const port of o.spec?.ports ?? []) {
+        if (!(port.port >= 1 && port.port <= 65535)) problems.push(`${where}: port ${port.port} out of range`);
+        if (typeof port.targetPort === "string" && targets.some((p) => !p.named.has(port.targetPort))) {
+          problems.push(`${where}: targetPort '${port.targetPort}' is not a named container port`);
+        }
+      }
+    }
+    if (o.kind === "PodDisruptionBudget" || o.kind === "HorizontalPodAutoscaler") {
+      if (o.kind === "PodDisruptionBudget" && !pods.some((p) => matches(o.spec?.selector?.matchLabels, p.labels))) {
+        problems.push(`${where}: selector matches no pod template`);
+      }
+      if (o.kind === "HorizontalPodAutoscaler") {
+        const ref = o.spec?.scaleTargetRef;
+        if (!objs.some((w) => w.kind === ref?.kind && w.metadata?.name === ref?.name)) problems.push(`${where}: scaleTargetRef ${ref?.kind}/${ref?.name} is not in the manifests`);
+      }
+    }
+    if (o.kind === "NetworkPolicy" && !pods.some((p) => matches(o.spec?.podSelector?.matchLabels, p.labels))) {
+      problems.push(`${where}: podSelector matches no pod template`);
+    }
+    if (o.kind === "ServiceMonitor") {
+      const svcs = objs.filter((s) => s.kind === "Service" && matches(o.spec?.selector?.matchLabels, s.metadata?.labels));
+      if (svcs.length === 0) problems.push(`${where}: selector matches no Service`);
+      if (!Array.isArray(o.spec?.endpoints) || o.spec.endpoints.length === 0) problems.push(`${where}: no endpoints`);
+      for (const ep of o.spec?.endpoints ?? []) {
+        if (!svcs.some((s) => (s.spec?.ports ?? []).some((p) => p.name === ep.port))) problems.push(`${where}: endpoint port '${ep.port}' is on no selected Service`);
+      }
+    }
+    if (o.kind === "PrometheusRule" && !isDeepStrictEqual(o.spec?.groups, rules.groups)) {
+      problems.push(`${where}: spec.groups differ from ${rulesFile} (run tests/deploy/sync-prometheusrule.sh)`);
+    }
+  }
+}
+
+for (const p of problems) console.log(`FAIL ${p}`);
+console.log(`validate: ${objects} objects, ${problems.length} problems`);
+process.exit(problems.length ? 1 : 0);
