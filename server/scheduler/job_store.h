@@ -1,0 +1,43 @@
+// File: server/scheduler/job_store.h — the durable-store seam of the scheduler. One
+// implementation (SqliteJobStore); tests may decorate it to simulate failures. Every
+// mutating call returns only after the change is durable.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/scheduler/job.h"
+
+namespace segserve::scheduler {
+
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // Inserts all jobs in one transaction (a sweep's parent and children land together).
+  // AlreadyExists when an id is taken.
+  virtual absl::Status Insert(const std::vector<Job>& jobs) = 0;
+  // Writes every mutable field of `job` (state, reason, times, result, progress,
+  // restarts, last_completed_epoch, cancel_requested). NotFound for an unknown id.
+  virtual absl::Status Update(const Job& job) = 0;
+  // Cheaper update for frequent progress reports.
+  virtual absl::Status UpdateProgress(const JobId& id, const JobProgress& progress) = 0;
+  virtual absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch) = 0;
+
+  // NotFound for an unknown id. child_ids are filled for sweeps.
+  virtual absl::StatusOr<Job> Get(const JobId& id) = 0;
+  // Newest first.
+  virtual absl::StatusOr<std::vector<Job>> List(const JobFilter& filter) = 0;
+  // The QUEUED non-sweep job to run next: highest priority, then oldest; nullopt if none.
+  virtual absl::StatusOr<std::optional<Job>> NextRunnable() = 0;
+  // Children of a sweep in submission order.
+  virtual absl::StatusOr<std::vector<Job>> Children(const JobId& parent_id) = 0;
+  // Number of jobs per state, and the number of QUEUED non-sweep jobs (the queue depth).
+  virtual absl::StatusOr<std::map<JobState, int64_t>> CountByState() = 0;
+  virtual absl::StatusOr<int64_t> CountRunnableQueued() = 0;
+};
+
+}  // namespace segserve::scheduler

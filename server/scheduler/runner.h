@@ -1,0 +1,59 @@
+// File: server/scheduler/runner.h — the seam between the scheduler and the code that does
+// a job's work (server/training for TRAIN, susceptibility for ANALYSIS, data for SYNTH).
+// One Runner per JobKind, registered with the Scheduler; tests use doubles.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "server/scheduler/job.h"
+
+namespace segserve::scheduler {
+
+// What a running job may tell the scheduler, and ask of it. Thread-compatible: call it
+// from the thread that runs Runner::Run (or serialise calls yourself).
+class JobContext {
+ public:
+  virtual ~JobContext() = default;
+
+  // True once the job was cancelled by a user or the scheduler is shutting down. The
+  // runner should stop at its next step, keep its last checkpoint and return
+  // absl::CancelledError(). Which of the two it was is the scheduler's business.
+  virtual bool cancelled() const = 0;
+
+  // Latest progress: streamed to watchers at once, persisted at most every
+  // SchedulerOptions::progress_persist_interval (and at epoch ends), and exported as
+  // segserve_training_epoch{job} / segserve_training_val_iou{job}.
+  virtual void ReportProgress(const JobProgress& progress) = 0;
+
+  // Epoch `epoch` (1-based) is complete and its checkpoint is on disk. Persisted before
+  // returning; after a crash the job is re-run with Job::last_completed_epoch == epoch.
+  // Call it only after the checkpoint is durable.
+  virtual absl::Status MarkEpochCompleted(int epoch) = 0;
+
+  // Counts training images (segserve_training_images_total; its rate is throughput).
+  virtual void AddTrainingImages(int64_t images) = 0;
+
+  // The job's result (opaque JSON object, e.g. model name/version and metrics); stored
+  // with the job when Run returns OK. Sweep tables are built from the children's results.
+  virtual void SetResult(std::string result_json) = 0;
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+
+  // Does the job's work on a scheduler worker thread (it may take hours). `job` carries
+  // spec_json, restarts and last_completed_epoch (resume after it). Return OK when the
+  // work is done; absl::CancelledError() when stopped because ctx.cancelled(); any other
+  // error fails the job with that status as its reason. Must not throw (an exception is
+  // caught and fails the job).
+  virtual absl::Status Run(const Job& job, JobContext& ctx) = 0;
+};
+
+using RunnerMap = std::map<JobKind, std::shared_ptr<Runner>>;
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,288 @@
+#include "server/scheduler/scheduler.h"
+
+#include <cstdio>
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/common/status_macros.h"
+#include "server/scheduler/scheduler_internal.h"
+#include "server/scheduler/sweep.h"
+
+namespace segserve::scheduler {
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::unique_ptr<JobStore> store,
+                                                             RunnerMap runners,
+                                                             SchedulerOptions options,
+                                                             common::Clock* clock,
+                                                             metrics::Metrics* metrics) {
+  if (store == nullptr) return absl::InvalidArgumentError("scheduler needs a job store");
+  if (options.training_slots < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("training_slots must be >= 1, got ", options.training_slots));
+  }
+  if (options.max_queued_jobs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queued_jobs must be >= 1, got ", options.max_queued_jobs));
+  }
+  for (const auto& [kind, runner] : runners) {
+    if (kind == JobKind::kSweep || runner == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid runner registration for kind ", JobKindName(kind)));
+    }
+  }
+  std::unique_ptr<Scheduler> scheduler(new Scheduler(
+      std::move(store), std::move(runners), options, clock ? clock : common::Clock::Real(),
+      metrics));
+  RETURN_IF_ERROR(scheduler->Recover());
+  for (int i = 0; i < options.training_slots; ++i) {
+    scheduler->workers_.emplace_back([s = scheduler.get()] { s->WorkerLoop(); });
+  }
+  return scheduler;
+}
+
+Scheduler::Scheduler(std::unique_ptr<JobStore> store, RunnerMap runners,
+                     SchedulerOptions options, common::Clock* clock, metrics::Metrics* metrics)
+    : store_(std::move(store)),
+      runners_(std::move(runners)),
+      options_(options),
+      clock_(clock),
+      metrics_(metrics),
+      hub_(std::make_shared<WatchHub>(options.watch_buffer)),
+      rng_(std::random_device{}()) {}
+
+Scheduler::~Scheduler() { Shutdown(); }
+
+absl::Status Scheduler::Recover() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Each pass moves the jobs it sees out of RUNNING, so the loop ends.
+  while (true) {
+    JobFilter filter;
+    filter.states = {JobState::kRunning};
+    filter.limit = 1000;
+    ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->List(filter));
+    std::vector<Job> interrupted;
+    for (Job& job : jobs) {
+      if (job.kind != JobKind::kSweep) interrupted.push_back(std::move(job));
+    }
+    if (interrupted.empty()) break;
+    for (Job& job : interrupted) {
+      if (job.cancel_requested) {
+        job.state = JobState::kCancelled;
+        job.reason = "cancelled by request (stopped by a server restart)";
+        job.finished = WallNow();
+      } else {
+        job.state = JobState::kQueued;
+        job.restarts += 1;
+        job.reason = absl::StrCat("re-queued after a server restart; resumes after epoch ",
+                                  job.last_completed_epoch);
+      }
+      RETURN_IF_ERROR(store_->Update(job));
+      LOG(WARNING) << "job " << job.id << " was RUNNING at start: now "
+                   << JobStateName(job.state) << " (restarts " << job.restarts << ")";
+    }
+  }
+  // A crash between a child's last update and its parent's leaves the parent open.
+  JobFilter sweeps;
+  sweeps.kind = JobKind::kSweep;
+  sweeps.states = {JobState::kQueued, JobState::kRunning};
+  sweeps.limit = 1000;
+  ASSIGN_OR_RETURN(std::vector<Job> open_sweeps, store_->List(sweeps));
+  Outbox ignored;  // Nobody watches yet.
+  ASSIGN_OR_RETURN(queued_, store_->CountRunnableQueued());
+  for (const Job& sweep : open_sweeps) RETURN_IF_ERROR(UpdateParentLocked(sweep.id, ignored));
+  ASSIGN_OR_RETURN(auto counts, store_->CountByState());
+  metrics_.SetStateCounts(counts);
+  metrics_.SetQueueDepth(queued_);
+  return absl::OkStatus();
+}
+
+JobId Scheduler::NewIdLocked() {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "job-%016llx", static_cast<unsigned long long>(rng_()));
+  return buf;
+}
+
+absl::Status Scheduler::CheckRoomLocked(int64_t jobs) {
+  if (stopping_) return absl::FailedPreconditionError("the scheduler is shutting down");
+  if (queued_ + jobs > options_.max_queued_jobs) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "job queue is full: ", queued_, " jobs queued, ", jobs, " more would exceed the limit ",
+        "max_queued_jobs=", options_.max_queued_jobs, "; retry when jobs finish"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int priority) {
+  if (kind == JobKind::kSweep) {
+    return absl::InvalidArgumentError("SWEEP jobs are submitted with SubmitSweep");
+  }
+  if (runners_.count(kind) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this server runs no ", JobKindName(kind), " jobs"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(CheckRoomLocked(1));
+  Job job;
+  job.id = NewIdLocked();
+  job.kind = kind;
+  job.priority = priority;
+  job.created = WallNow();
+  job.spec_json = std::move(spec_json);
+  RETURN_IF_ERROR(store_->Insert({job}));
+  ++queued_;
+  metrics_.Transition(std::nullopt, JobState::kQueued);
+  metrics_.SetQueueDepth(queued_);
+  cv_.notify_one();
+  return job;
+}
+
+absl::StatusOr<Job> Scheduler::SubmitSweep(std::string parent_spec_json,
+                                           std::vector<std::string> child_spec_jsons,
+                                           int priority, JobKind child_kind) {
+  if (child_spec_jsons.empty()) {
+    return absl::InvalidArgumentError("a sweep needs at least one configuration");
+  }
+  if (child_kind == JobKind::kSweep) {
+    return absl::InvalidArgumentError("a sweep's children cannot be sweeps");
+  }
+  if (runners_.count(child_kind) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this server runs no ", JobKindName(child_kind), " jobs"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(CheckRoomLocked(static_cast<int64_t>(child_spec_jsons.size())));
+  std::vector<Job> jobs(1 + child_spec_jsons.size());
+  Job& parent = jobs[0];
+  parent.id = NewIdLocked();
+  parent.kind = JobKind::kSweep;
+  parent.priority = priority;
+  parent.created = WallNow();
+  parent.spec_json = std::move(parent_spec_json);
+  for (size_t i = 0; i < child_spec_jsons.size(); ++i) {
+    Job& child = jobs[i + 1];
+    child.id = NewIdLocked();
+    child.kind = child_kind;
+    child.priority = priority;
+    child.parent_id = parent.id;
+    child.created = parent.created;
+    child.spec_json = std::move(child_spec_jsons[i]);
+    parent.child_ids.push_back(child.id);
+  }
+  RETURN_IF_ERROR(store_->Insert(jobs));
+  queued_ += static_cast<int64_t>(child_spec_jsons.size());
+  for (size_t i = 0; i < jobs.size(); ++i) metrics_.Transition(std::nullopt, JobState::kQueued);
+  metrics_.SetQueueDepth(queued_);
+  cv_.notify_all();
+  return parent;
+}
+
+absl::StatusOr<Job> Scheduler::LoadLocked(const JobId& id) {
+  auto it = running_.find(id);
+  if (it != running_.end()) return it->second->job;
+  return store_->Get(id);
+}
+
+absl::StatusOr<Job> Scheduler::Get(const JobId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return LoadLocked(id);
+}
+
+absl::StatusOr<std::vector<Job>> Scheduler::List(const JobFilter& filter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->List(filter));
+  for (Job& job : jobs) {
+    auto it = running_.find(job.id);
+    if (it != running_.end()) job = it->second->job;
+  }
+  return jobs;
+}
+
+absl::StatusOr<Job> Scheduler::Cancel(const JobId& id) {
+  Outbox out;
+  absl::StatusOr<Job> result;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Job job, LoadLocked(id));
+    if (IsTerminal(job.state)) return job;
+    if (job.kind == JobKind::kSweep) {
+      job.cancel_requested = true;
+      RETURN_IF_ERROR(store_->Update(job));
+      ASSIGN_OR_RETURN(std::vector<Job> children, store_->Children(id));
+      for (Job& child : children) {
+        auto it = running_.find(child.id);
+        RETURN_IF_ERROR(CancelOneLocked(it != running_.end() ? it->second->job : child, out));
+      }
+    } else {
+      RETURN_IF_ERROR(CancelOneLocked(std::move(job), out));
+    }
+    result = LoadLocked(id);
+  }
+  Flush(out);
+  return result;
+}
+
+absl::Status Scheduler::CancelOneLocked(Job job, Outbox& out) {
+  if (job.state == JobState::kQueued) {
+    job.state = JobState::kCancelled;
+    job.reason = "cancelled by request";
+    job.cancel_requested = true;
+    job.finished = WallNow();
+    RETURN_IF_ERROR(store_->Update(job));
+    --queued_;
+    metrics_.Transition(JobState::kQueued, JobState::kCancelled);
+    metrics_.SetQueueDepth(queued_);
+    EmitLocked(job, /*terminal=*/true, "cancelled before it started", out);
+    if (!job.parent_id.empty()) return UpdateParentLocked(job.parent_id, out);
+    return absl::OkStatus();
+  }
+  auto it = running_.find(job.id);
+  if (job.state != JobState::kRunning || it == running_.end()) return absl::OkStatus();
+  RunningJob& run = *it->second;
+  if (run.cancel) return absl::OkStatus();
+  run.job.cancel_requested = true;
+  // Persisted so that a crash before the runner stops cannot resurrect the job.
+  RETURN_IF_ERROR(store_->Update(run.job));
+  run.cancel = true;
+  EmitLocked(run.job, /*terminal=*/false, "cancel requested", out);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Scheduler::Watch(const JobId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Job job, LoadLocked(id));
+  JobEvent initial;
+  initial.terminal = IsTerminal(job.state);
+  initial.message = absl::StrCat(JobStateName(job.state), job.reason.empty() ? "" : ": ",
+                                 job.reason);
+  initial.job = std::move(job);
+  return hub_->Subscribe(initial, ++next_seq_);
+}
+
+void Scheduler::EmitLocked(const Job& job, bool terminal, std::string message, Outbox& out) {
+  JobEvent event;
+  event.job = job;
+  event.terminal = terminal;
+  event.message = std::move(message);
+  out.events.emplace_back(std::move(event), ++next_seq_);
+}
+
+void Scheduler::Flush(Outbox& out) {
+  for (auto& [event, seq] : out.events) hub_->Publish(event, seq);
+  out.events.clear();
+}
+
+void Scheduler::Shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      for (auto& [id, run] : running_) run->interrupted = true;
+    }
+    cv_.notify_all();
+    for (std::thread& worker : workers_) worker.join();
+    hub_->EndAll();
+  });
+}
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,157 @@
+// File: server/scheduler/scheduler.h — the durable job scheduler: a priority queue of
+// jobs in a JobStore, `training_slots` worker threads that hand jobs to the Runner
+// registered for their kind, cancellation, sweeps (a parent with one child per
+// configuration), watch streams, recovery after a crash and a graceful shutdown.
+//
+// Durability: every submission and state change is written to the store before the
+// call that caused it returns. Recovery (in Create): jobs found RUNNING were interrupted
+// by a crash; they are re-queued with restarts+1 and keep last_completed_epoch, so their
+// runner resumes after it (a RUNNING job whose cancel was requested becomes CANCELLED).
+// Shutdown: running jobs see ctx.cancelled(); when their runner returns they are
+// explicitly re-queued (QUEUED, restarts+1), so the next start resumes them the same way.
+//
+// All slots are shared by every non-sweep kind (TRAIN, ANALYSIS, SYNTH); sweep parents
+// occupy no slot — they finish when their last child does.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/common/clock.h"
+#include "server/metrics/metrics.h"
+#include "server/scheduler/job.h"
+#include "server/scheduler/job_store.h"
+#include "server/scheduler/runner.h"
+#include "server/scheduler/scheduler_metrics.h"
+#include "server/scheduler/watch.h"
+
+namespace segserve::scheduler {
+
+struct SchedulerOptions {
+  // Jobs that run at once (worker threads). >= 1.
+  int training_slots = 1;
+  // QUEUED jobs (sweep parents excluded) beyond which submissions get
+  // RESOURCE_EXHAUSTED. >= 1.
+  int max_queued_jobs = 64;
+  // Events buffered per watcher before intermediate progress events are dropped.
+  size_t watch_buffer = 32;
+  // Progress is persisted at most this often (always at epoch ends and state changes);
+  // watchers see every report.
+  std::chrono::milliseconds progress_persist_interval{5000};
+};
+
+class Scheduler {
+ public:
+  // Recovers interrupted jobs (see above), then starts the workers. `clock` (not owned,
+  // null = real clock) stamps job times and throttles progress writes; `metrics` (not
+  // owned) may be null. Errors: InvalidArgument for bad options, the store's errors.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(std::unique_ptr<JobStore> store,
+                                                           RunnerMap runners,
+                                                           SchedulerOptions options,
+                                                           common::Clock* clock,
+                                                           metrics::Metrics* metrics);
+  // Shutdown(), then releases the store.
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Persists a QUEUED job and returns it. Errors: InvalidArgument (kind SWEEP: use
+  // SubmitSweep), FailedPrecondition (no runner for the kind, or shutting down),
+  // ResourceExhausted (queue full; the message names max_queued_jobs and its value).
+  absl::StatusOr<Job> Submit(JobKind kind, std::string spec_json, int priority = 0);
+
+  // One SWEEP parent (spec `parent_spec_json`) and one `child_kind` child per entry of
+  // `child_spec_jsons`, persisted together in one transaction; returns the parent (with
+  // child_ids). The children queue like any job (the parent's priority); the parent's
+  // result_json is SweepResultJson of its children (see sweep.h). Errors as Submit, plus
+  // InvalidArgument for no children; ResourceExhausted when the children do not fit.
+  absl::StatusOr<Job> SubmitSweep(std::string parent_spec_json,
+                                  std::vector<std::string> child_spec_jsons, int priority = 0,
+                                  JobKind child_kind = JobKind::kTrain);
+
+  // The job with its latest progress (running jobs: as last reported, even if not yet
+  // persisted). NotFound for unknown ids.
+  absl::StatusOr<Job> Get(const JobId& id);
+  // Newest first.
+  absl::StatusOr<std::vector<Job>> List(const JobFilter& filter);
+
+  // Queued job: CANCELLED at once, never starts. Running job: cancel_requested is
+  // persisted, the runner sees ctx.cancelled() and the job ends CANCELLED (or SUCCEEDED
+  // if it completed before it looked). Finished job: no-op. Sweep: cancels every child;
+  // the parent ends CANCELLED when the last child stops. Returns the job as of now.
+  // NotFound for unknown ids.
+  absl::StatusOr<Job> Cancel(const JobId& id);
+
+  // A stream of events for `id`: first the current snapshot, then every progress report
+  // and state change, ending with the terminal event (a finished job yields only that).
+  // Streams also end, without a terminal event, at Shutdown. Closing or dropping the
+  // Subscription never affects the job. NotFound for unknown ids.
+  absl::StatusOr<std::unique_ptr<Subscription>> Watch(const JobId& id);
+
+  // Stops taking jobs, interrupts running ones (ctx.cancelled()), waits for their runners
+  // to return and re-queues them; ends watch streams. Idempotent; later submissions get
+  // FailedPrecondition.
+  void Shutdown();
+
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  struct RunningJob;
+  class Context;
+  struct Outbox {
+    std::vector<std::pair<JobEvent, uint64_t>> events;
+  };
+
+  Scheduler(std::unique_ptr<JobStore> store, RunnerMap runners, SchedulerOptions options,
+            common::Clock* clock, metrics::Metrics* metrics);
+  absl::Status Recover();
+  void WorkerLoop();
+  // Takes the next runnable job and marks it RUNNING; null when none.
+  std::shared_ptr<RunningJob> StartNextLocked(Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Finish(const std::shared_ptr<RunningJob>& run, const absl::Status& status,
+              std::string result_json);
+  void OnProgress(RunningJob& run, const JobProgress& progress);
+  absl::Status OnEpochCompleted(RunningJob& run, int epoch);
+
+  absl::StatusOr<Job> LoadLocked(const JobId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CancelOneLocked(Job job, Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status UpdateParentLocked(const JobId& parent_id, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckRoomLocked(int64_t jobs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  JobId NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitLocked(const Job& job, bool terminal, std::string message, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Flush(Outbox& out);
+  TimePoint WallNow() const { return clock_->WallNow(); }
+
+  const std::unique_ptr<JobStore> store_;
+  const RunnerMap runners_;
+  const SchedulerOptions options_;
+  common::Clock* const clock_;
+  SchedulerMetrics metrics_;
+  const std::shared_ptr<WatchHub> hub_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // QUEUED non-sweep jobs in the store.
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  std::map<JobId, std::shared_ptr<RunningJob>> running_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> workers_;  // Written only in Create and Shutdown.
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,45 @@
+// File: server/scheduler/scheduler_internal.h — Scheduler's private types, shared by
+// scheduler.cc and scheduler_worker.cc. Not for use outside server/scheduler/.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "server/scheduler/scheduler.h"
+
+namespace segserve::scheduler {
+
+struct Scheduler::RunningJob {
+  Job job;  // Snapshot with the latest progress; guarded by Scheduler::mu_.
+  std::atomic<bool> cancel{false};       // Cancelled by a user.
+  std::atomic<bool> interrupted{false};  // Scheduler shutting down.
+  std::chrono::steady_clock::time_point last_persist{};
+};
+
+class Scheduler::Context : public JobContext {
+ public:
+  Context(Scheduler* scheduler, std::shared_ptr<RunningJob> run)
+      : scheduler_(scheduler), run_(std::move(run)) {}
+  bool cancelled() const override { return run_->cancel || run_->interrupted; }
+  void ReportProgress(const JobProgress& progress) override {
+    scheduler_->OnProgress(*run_, progress);
+  }
+  absl::Status MarkEpochCompleted(int epoch) override {
+    return scheduler_->OnEpochCompleted(*run_, epoch);
+  }
+  void AddTrainingImages(int64_t images) override {
+    scheduler_->metrics_.AddTrainingImages(images);
+  }
+  void SetResult(std::string result_json) override { result_ = std::move(result_json); }
+  std::string TakeResult() { return std::move(result_); }
+
+ private:
+  Scheduler* const scheduler_;
+  const std::shared_ptr<RunningJob> run_;
+  std::string result_ = "{}";
+};
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,72 @@
+#include "server/scheduler/scheduler_metrics.h"
+
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+
+namespace segserve::scheduler {
+
+SchedulerMetrics::SchedulerMetrics(metrics::Metrics* metrics) {
+  if (metrics == nullptr) return;
+  prometheus::Registry& registry = *metrics->registry();
+  jobs_ = &prometheus::BuildGauge()
+               .Name("segserve_training_jobs")
+               .Help("Jobs known to the scheduler (all kinds), by state.")
+               .Register(registry);
+  queue_depth_ = &prometheus::BuildGauge()
+                      .Name("segserve_job_queue_depth")
+                      .Help("Jobs waiting for a slot (QUEUED, sweep parents excluded).")
+                      .Register(registry)
+                      .Add({});
+  images_ = &prometheus::BuildCounter()
+                 .Name("segserve_training_images_total")
+                 .Help("Training images processed; its rate is training throughput.")
+                 .Register(registry)
+                 .Add({});
+  epoch_ = &prometheus::BuildGauge()
+                .Name("segserve_training_epoch")
+                .Help("Current epoch (1-based) of each running job.")
+                .Register(registry);
+  val_iou_ = &prometheus::BuildGauge()
+                  .Name("segserve_training_val_iou")
+                  .Help("Latest validation mean IoU of each running job.")
+                  .Register(registry);
+  for (JobState s : kAllJobStates) jobs_->Add({{"state", JobStateName(s)}});
+}
+
+void SchedulerMetrics::SetStateCounts(const std::map<JobState, int64_t>& counts) {
+  if (!jobs_) return;
+  for (JobState s : kAllJobStates) {
+    auto it = counts.find(s);
+    jobs_->Add({{"state", JobStateName(s)}}).Set(it == counts.end() ? 0 : it->second);
+  }
+}
+
+void SchedulerMetrics::Transition(std::optional<JobState> from, JobState to) {
+  if (!jobs_) return;
+  if (from) jobs_->Add({{"state", JobStateName(*from)}}).Decrement();
+  jobs_->Add({{"state", JobStateName(to)}}).Increment();
+}
+
+void SchedulerMetrics::SetQueueDepth(int64_t depth) {
+  if (queue_depth_) queue_depth_->Set(static_cast<double>(depth));
+}
+
+void SchedulerMetrics::AddTrainingImages(int64_t images) {
+  if (images_ && images > 0) images_->Increment(static_cast<double>(images));
+}
+
+void SchedulerMetrics::SetJobProgress(const JobId& job, int epoch, double val_iou) {
+  if (!epoch_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  epoch_->Add({{"job", job}}).Set(epoch);
+  val_iou_->Add({{"job", job}}).Set(val_iou);
+}
+
+void SchedulerMetrics::RemoveJob(const JobId& job) {
+  if (!epoch_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (epoch_->Has({{"job", job}})) epoch_->Remove(&epoch_->Add({{"job", job}}));
+  if (val_iou_->Has({{"job", job}})) val_iou_->Remove(&val_iou_->Add({{"job", job}}));
+}
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,43 @@
+// File: server/scheduler/scheduler_metrics.h — the scheduler's Prometheus families:
+// segserve_training_jobs{state}, segserve_job_queue_depth,
+// segserve_training_images_total, segserve_training_epoch{job},
+// segserve_training_val_iou{job}. Per-job series exist while the job runs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "server/metrics/metrics.h"
+#include "server/scheduler/job.h"
+
+namespace segserve::scheduler {
+
+class SchedulerMetrics {
+ public:
+  // `metrics` may be null (no metrics recorded).
+  explicit SchedulerMetrics(metrics::Metrics* metrics);
+
+  void SetStateCounts(const std::map<JobState, int64_t>& counts);
+  // A job entered `to` (from `from`, or newly submitted).
+  void Transition(std::optional<JobState> from, JobState to);
+  void SetQueueDepth(int64_t depth);
+  void AddTrainingImages(int64_t images);
+  void SetJobProgress(const JobId& job, int epoch, double val_iou);
+  void RemoveJob(const JobId& job);
+
+ private:
+  prometheus::Family<prometheus::Gauge>* jobs_ = nullptr;
+  prometheus::Gauge* queue_depth_ = nullptr;
+  prometheus::Counter* images_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* epoch_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* val_iou_ = nullptr;
+  std::mutex mu_;  // Family::Add/Remove are thread-safe; this keeps Remove after Add.
+};
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,219 @@
+// The worker side of Scheduler: starting jobs, progress from runners, finishing jobs and
+// their sweep parents. The public API side is in scheduler.cc.
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/common/status_macros.h"
+#include "server/scheduler/scheduler.h"
+#include "server/scheduler/scheduler_internal.h"
+#include "server/scheduler/sweep.h"
+
+namespace segserve::scheduler {
+namespace {
+
+// Pause after a store error before the worker retries, so a broken disk does not spin.
+constexpr std::chrono::seconds kStoreErrorBackoff(1);
+
+}  // namespace
+
+void Scheduler::WorkerLoop() {
+  while (true) {
+    Outbox out;
+    std::shared_ptr<RunningJob> run;
+    Job job;  // The runner's copy: run->job changes under mu_ while it runs.
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || queued_ > 0;
+      });
+      if (stopping_) return;
+      run = StartNextLocked(out);
+      if (run == nullptr) {
+        // Store error or a count out of step with the store: back off (woken early by
+        // Shutdown) and try again.
+        cv_.wait_for(lock, kStoreErrorBackoff,
+                     [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
+        continue;
+      }
+      job = run->job;
+    }
+    Flush(out);
+    Context ctx(this, run);
+    absl::Status status;
+    auto runner = runners_.find(job.kind);
+    if (runner == runners_.end()) {
+      status = absl::FailedPreconditionError(
+          absl::StrCat("this server runs no ", JobKindName(job.kind), " jobs"));
+    } else {
+      try {
+        status = runner->second->Run(job, ctx);
+      } catch (const std::exception& e) {
+        status = absl::InternalError(absl::StrCat("runner threw: ", e.what()));
+      } catch (...) {
+        status = absl::InternalError("runner threw a non-standard exception");
+      }
+    }
+    Finish(run, status, ctx.TakeResult());
+  }
+}
+
+std::shared_ptr<Scheduler::RunningJob> Scheduler::StartNextLocked(Outbox& out) {
+  absl::StatusOr<std::optional<Job>> next = store_->NextRunnable();
+  if (!next.ok()) {
+    LOG(ERROR) << "scheduler: cannot read the next job: " << next.status();
+    return nullptr;
+  }
+  if (!next->has_value()) {
+    absl::StatusOr<int64_t> queued = store_->CountRunnableQueued();
+    if (queued.ok()) queued_ = *queued;
+    metrics_.SetQueueDepth(queued_);
+    return nullptr;
+  }
+  auto run = std::make_shared<RunningJob>();
+  run->job = std::move(**next);
+  Job& job = run->job;
+  job.state = JobState::kRunning;
+  if (job.started == TimePoint{}) job.started = WallNow();
+  job.reason.clear();
+  absl::Status status = store_->Update(job);
+  if (!status.ok()) {
+    LOG(ERROR) << "scheduler: cannot start job " << job.id << ": " << status;
+    return nullptr;
+  }
+  run->last_persist = clock_->Now();
+  --queued_;
+  running_[job.id] = run;
+  metrics_.Transition(JobState::kQueued, JobState::kRunning);
+  metrics_.SetQueueDepth(queued_);
+  EmitLocked(job, /*terminal=*/false,
+             job.last_completed_epoch > 0
+                 ? absl::StrCat("started (resuming after epoch ", job.last_completed_epoch, ")")
+                 : "started",
+             out);
+  LOG(INFO) << "job " << job.id << " (" << JobKindName(job.kind) << ") started"
+            << (job.restarts ? absl::StrCat(", restart ", job.restarts) : "");
+  if (!job.parent_id.empty()) {
+    absl::Status parent = UpdateParentLocked(job.parent_id, out);
+    if (!parent.ok()) {
+      LOG(ERROR) << "scheduler: sweep " << job.parent_id << ": " << parent;
+    }
+  }
+  return run;
+}
+
+void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Status& status,
+                       std::string result_json) {
+  Outbox out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = run->job;
+    std::string message;
+    if (status.ok()) {
+      job.state = JobState::kSucceeded;
+      job.reason.clear();
+      job.result_json = std::move(result_json);
+      message = "succeeded";
+    } else if (run->cancel) {
+      job.state = JobState::kCancelled;
+      job.reason = "cancelled by request";
+      message = "cancelled";
+    } else if (run->interrupted) {
+      // Any error while shutting down counts as the interruption: re-running is safe,
+      // failing a healthy job is not.
+      job.state = JobState::kQueued;
+      job.restarts += 1;
+      job.reason = absl::StrCat("interrupted by shutdown; resumes after epoch ",
+                                job.last_completed_epoch);
+      message = job.reason;
+    } else {
+      job.state = JobState::kFailed;
+      job.reason = status.ToString();
+      message = "failed: " + job.reason;
+    }
+    if (IsTerminal(job.state)) job.finished = WallNow();
+    absl::Status saved = store_->Update(job);
+    if (!saved.ok()) {
+      // The row still says RUNNING: the next start re-queues the job, nothing is lost.
+      LOG(ERROR) << "scheduler: cannot record job " << job.id << " as "
+                 << JobStateName(job.state) << ": " << saved;
+    }
+    running_.erase(job.id);
+    if (job.state == JobState::kQueued) ++queued_;
+    metrics_.Transition(JobState::kRunning, job.state);
+    metrics_.SetQueueDepth(queued_);
+    metrics_.RemoveJob(job.id);
+    EmitLocked(job, IsTerminal(job.state), message, out);
+    LOG(INFO) << "job " << job.id << " " << message;
+    if (!job.parent_id.empty()) {
+      absl::Status parent = UpdateParentLocked(job.parent_id, out);
+      if (!parent.ok()) {
+      LOG(ERROR) << "scheduler: sweep " << job.parent_id << ": " << parent;
+    }
+    }
+  }
+  Flush(out);
+}
+
+void Scheduler::OnProgress(RunningJob& run, const JobProgress& progress) {
+  Outbox out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    run.job.progress = progress;
+    auto now = clock_->Now();
+    if (now - run.last_persist >= options_.progress_persist_interval) {
+      absl::Status status = store_->UpdateProgress(run.job.id, progress);
+      if (!status.ok()) {
+        LOG(WARNING) << "job " << run.job.id << ": " << status;
+      }
+      run.last_persist = now;
+    }
+    metrics_.SetJobProgress(run.job.id, progress.epoch, progress.val_iou);
+    EmitLocked(run.job, /*terminal=*/false, progress.Summary(), out);
+  }
+  Flush(out);
+}
+
+absl::Status Scheduler::OnEpochCompleted(RunningJob& run, int epoch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(store_->UpdateLastCompletedEpoch(run.job.id, epoch));
+  run.job.last_completed_epoch = epoch;
+  RETURN_IF_ERROR(store_->UpdateProgress(run.job.id, run.job.progress));
+  run.last_persist = clock_->Now();
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::UpdateParentLocked(const JobId& parent_id, Outbox& out) {
+  ASSIGN_OR_RETURN(Job parent, store_->Get(parent_id));
+  if (IsTerminal(parent.state)) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<Job> children, store_->Children(parent_id));
+  SweepOutcome outcome = SweepOutcomeOf(children, parent.cancel_requested);
+  JobState before = parent.state;
+  bool any_started = false;
+  for (const Job& child : children) any_started |= child.state != JobState::kQueued;
+  parent.progress = outcome.progress;
+  parent.result_json = SweepResultJson(children);
+  std::string message;
+  if (outcome.finished) {
+    parent.state = outcome.state;
+    parent.reason = outcome.reason;
+    parent.finished = WallNow();
+    if (parent.started == TimePoint{}) parent.started = parent.finished;
+    message = absl::StrCat("sweep ", JobStateName(parent.state),
+                           parent.reason.empty() ? "" : ": ", parent.reason);
+  } else {
+    if (any_started && parent.state == JobState::kQueued) {
+      parent.state = JobState::kRunning;
+      parent.started = WallNow();
+    }
+    int done = 0;
+    for (const Job& child : children) done += IsTerminal(child.state);
+    message = absl::StrCat(done, "/", children.size(), " configurations finished");
+  }
+  RETURN_IF_ERROR(store_->Update(parent));
+  if (parent.state != before) metrics_.Transition(before, parent.state);
+  EmitLocked(parent, IsTerminal(parent.state), message, out);
+  return absl::OkStatus();
+}
+
+}  // namespace segserve::scheduler

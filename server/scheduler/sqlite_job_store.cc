@@ -1,0 +1,403 @@
+#include "server/scheduler/sqlite_job_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/common/status_macros.h"
+
+namespace segserve::scheduler {
+namespace {
+
+constexpr const char* kColumns =
+    "id, kind, state, reason, priority, parent_id, created_ms, started_ms, finished_ms, "
+    "spec_json, result_json, progress_json, restarts, last_completed_epoch, "
+    "cancel_requested";
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- submission order (FIFO, newest first)
+  id TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  priority INTEGER NOT NULL DEFAULT 0,
+  parent_id TEXT NOT NULL DEFAULT '',
+  created_ms INTEGER NOT NULL DEFAULT 0,  -- Unix milliseconds; 0 = not reached
+  started_ms INTEGER NOT NULL DEFAULT 0,
+  finished_ms INTEGER NOT NULL DEFAULT 0,
+  spec_json TEXT NOT NULL DEFAULT '{}',
+  result_json TEXT NOT NULL DEFAULT '{}',
+  progress_json TEXT NOT NULL DEFAULT '{}',
+  restarts INTEGER NOT NULL DEFAULT 0,
+  last_completed_epoch INTEGER NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_runnable ON jobs(state, priority DESC, seq);
+CREATE INDEX jobs_parent ON jobs(parent_id, seq);
+)sql";
+
+int64_t ToMillis(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+TimePoint FromMillis(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
+
+std::string ColumnText(sqlite3_stmt* stmt, int col) {
+  const unsigned char* text = sqlite3_column_text(stmt, col);
+  return text ? std::string(reinterpret_cast<const char*>(text)) : std::string();
+}
+
+absl::Status StatusFromCode(int code, const std::string& message) {
+  switch (code & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// Resets a cached statement when it goes out of scope so it can be reused.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~ResetOnExit() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+void BindText(sqlite3_stmt* stmt, int index, const std::string& text) {
+  sqlite3_bind_text(stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = absl::StrCat("cannot open job database ", path, ": ",
+                                       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return StatusFromCode(rc, message);
+  }
+  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(path, db));
+  RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+SqliteJobStore::~SqliteJobStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+absl::Status SqliteJobStore::Error(const std::string& what) {
+  return StatusFromCode(sqlite3_extended_errcode(db_),
+                        absl::StrCat("job database ", path_, ": ", what, ": ", sqlite3_errmsg(db_)));
+}
+
+absl::Status SqliteJobStore::Exec(const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string message = absl::StrCat("job database ", path_, ": ", sql.substr(0, 40), ": ",
+                                       err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    return StatusFromCode(rc, message);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sqlite3_stmt*> SqliteJobStore::Prepared(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it != statements_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+      SQLITE_OK) {
+    return Error("prepare '" + sql + "'");
+  }
+  statements_.emplace(sql, stmt);
+  return stmt;
+}
+
+absl::Status SqliteJobStore::Init() {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_busy_timeout(db_, 5000);
+  // Integrity first, before anything writes: a damaged file must be reported, not used.
+  {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &stmt, nullptr);
+    std::string problems;
+    if (rc == SQLITE_OK) {
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        std::string line = ColumnText(stmt, 0);
+        if (line != "ok") absl::StrAppend(&problems, problems.empty() ? "" : "; ", line);
+      }
+    }
+    int code = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(db_);
+    std::string errmsg = sqlite3_errmsg(db_);
+    sqlite3_finalize(stmt);
+    if (code != SQLITE_OK && (code & 0xff) != SQLITE_CORRUPT && (code & 0xff) != SQLITE_NOTADB) {
+      return StatusFromCode(code, absl::StrCat("job database ", path_, ": ", errmsg));
+    }
+    if (code != SQLITE_OK || !problems.empty()) {
+      return absl::DataLossError(absl::StrCat(
+          "job database ", path_, " is corrupt (", problems.empty() ? errmsg : problems,
+          "); move it aside to start with an empty job history, or restore it from a "
+          "backup"));
+    }
+  }
+  RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+  ASSIGN_OR_RETURN(sqlite3_stmt * version_stmt, Prepared("PRAGMA user_version"));
+  int version = 0;
+  {
+    ResetOnExit reset(version_stmt);
+    if (sqlite3_step(version_stmt) != SQLITE_ROW) return Error("read user_version");
+    version = sqlite3_column_int(version_stmt, 0);
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job database ", path_, " has schema version ", version, "; this build knows up to ",
+        kSchemaVersion, " (written by a newer segserve?)"));
+  }
+  if (version == 0) {
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    absl::Status status = Exec(kSchemaV1);
+    if (status.ok()) status = Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion));
+    if (status.ok()) status = Exec("COMMIT");
+    if (!status.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return status;
+    }
+    LOG(INFO) << "created job database " << path_ << " (schema " << kSchemaVersion << ")";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::InsertOne(const Job& job) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared(absl::StrCat("INSERT INTO jobs (", kColumns,
+                                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")));
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, job.id);
+  BindText(stmt, 2, JobKindName(job.kind));
+  BindText(stmt, 3, JobStateName(job.state));
+  BindText(stmt, 4, job.reason);
+  sqlite3_bind_int(stmt, 5, job.priority);
+  BindText(stmt, 6, job.parent_id);
+  sqlite3_bind_int64(stmt, 7, ToMillis(job.created));
+  sqlite3_bind_int64(stmt, 8, ToMillis(job.started));
+  sqlite3_bind_int64(stmt, 9, ToMillis(job.finished));
+  BindText(stmt, 10, job.spec_json);
+  BindText(stmt, 11, job.result_json);
+  BindText(stmt, 12, job.progress.ToJson());
+  sqlite3_bind_int(stmt, 13, job.restarts);
+  sqlite3_bind_int(stmt, 14, job.last_completed_epoch);
+  sqlite3_bind_int(stmt, 15, job.cancel_requested ? 1 : 0);
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError("job " + job.id + " already exists");
+  }
+  if (rc != SQLITE_DONE) return Error("insert job " + job.id);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::Insert(const std::vector<Job>& jobs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  for (const Job& job : jobs) {
+    absl::Status status = InsertOne(job);
+    if (!status.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return status;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+absl::Status SqliteJobStore::Update(const Job& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared("UPDATE jobs SET state=?, reason=?, started_ms=?, finished_ms=?, "
+                            "result_json=?, progress_json=?, restarts=?, "
+                            "last_completed_epoch=?, cancel_requested=?, priority=? "
+                            "WHERE id=?"));
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, JobStateName(job.state));
+  BindText(stmt, 2, job.reason);
+  sqlite3_bind_int64(stmt, 3, ToMillis(job.started));
+  sqlite3_bind_int64(stmt, 4, ToMillis(job.finished));
+  BindText(stmt, 5, job.result_json);
+  BindText(stmt, 6, job.progress.ToJson());
+  sqlite3_bind_int(stmt, 7, job.restarts);
+  sqlite3_bind_int(stmt, 8, job.last_completed_epoch);
+  sqlite3_bind_int(stmt, 9, job.cancel_requested ? 1 : 0);
+  sqlite3_bind_int(stmt, 10, job.priority);
+  BindText(stmt, 11, job.id);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return Error("update job " + job.id);
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError("job " + job.id + " not found");
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::UpdateProgress(const JobId& id, const JobProgress& progress) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepared("UPDATE jobs SET progress_json=? WHERE id=?"));
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, progress.ToJson());
+  BindText(stmt, 2, id);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return Error("update progress of " + id);
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError("job " + id + " not found");
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::UpdateLastCompletedEpoch(const JobId& id, int epoch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared("UPDATE jobs SET last_completed_epoch=? WHERE id=?"));
+  ResetOnExit reset(stmt);
+  sqlite3_bind_int(stmt, 1, epoch);
+  BindText(stmt, 2, id);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return Error("update epoch of " + id);
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError("job " + id + " not found");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Job>> SqliteJobStore::QueryJobs(sqlite3_stmt* stmt) {
+  ResetOnExit reset(stmt);
+  std::vector<Job> jobs;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    Job job;
+    job.id = ColumnText(stmt, 0);
+    ASSIGN_OR_RETURN(job.kind, ParseJobKind(ColumnText(stmt, 1)));
+    ASSIGN_OR_RETURN(job.state, ParseJobState(ColumnText(stmt, 2)));
+    job.reason = ColumnText(stmt, 3);
+    job.priority = sqlite3_column_int(stmt, 4);
+    job.parent_id = ColumnText(stmt, 5);
+    job.created = FromMillis(sqlite3_column_int64(stmt, 6));
+    job.started = FromMillis(sqlite3_column_int64(stmt, 7));
+    job.finished = FromMillis(sqlite3_column_int64(stmt, 8));
+    job.spec_json = ColumnText(stmt, 9);
+    job.result_json = ColumnText(stmt, 10);
+    ASSIGN_OR_RETURN(job.progress, JobProgress::FromJson(ColumnText(stmt, 11)));
+    job.restarts = sqlite3_column_int(stmt, 12);
+    job.last_completed_epoch = sqlite3_column_int(stmt, 13);
+    job.cancel_requested = sqlite3_column_int(stmt, 14) != 0;
+    jobs.push_back(std::move(job));
+  }
+  if (rc != SQLITE_DONE) return Error("query jobs");
+  return jobs;
+}
+
+absl::Status SqliteJobStore::FillChildIds(Job& job) {
+  if (job.kind != JobKind::kSweep) return absl::OkStatus();
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared("SELECT id FROM jobs WHERE parent_id=? ORDER BY seq"));
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, job.id);
+  job.child_ids.clear();
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) job.child_ids.push_back(ColumnText(stmt, 0));
+  if (rc != SQLITE_DONE) return Error("query children of " + job.id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Job> SqliteJobStore::Get(const JobId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE id=?")));
+  BindText(stmt, 1, id);
+  ASSIGN_OR_RETURN(std::vector<Job> jobs, QueryJobs(stmt));
+  if (jobs.empty()) return absl::NotFoundError("job '" + id + "' not found");
+  RETURN_IF_ERROR(FillChildIds(jobs[0]));
+  return std::move(jobs[0]);
+}
+
+absl::StatusOr<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // The WHERE clause depends only on which filters are present, so the number of
+  // distinct cached statements stays small.
+  std::string sql = absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE 1");
+  if (!filter.states.empty()) {
+    sql += " AND state IN (";
+    for (size_t i = 0; i < filter.states.size(); ++i) sql += i ? ",?" : "?";
+    sql += ")";
+  }
+  if (filter.kind) sql += " AND kind=?";
+  if (filter.parent_id) sql += " AND parent_id=?";
+  sql += " ORDER BY seq DESC LIMIT ?";
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepared(sql));
+  int index = 1;
+  for (JobState s : filter.states) BindText(stmt, index++, JobStateName(s));
+  if (filter.kind) BindText(stmt, index++, JobKindName(*filter.kind));
+  if (filter.parent_id) BindText(stmt, index++, *filter.parent_id);
+  sqlite3_bind_int(stmt, index, std::clamp(filter.limit, 1, 1000));
+  ASSIGN_OR_RETURN(std::vector<Job> jobs, QueryJobs(stmt));
+  for (Job& job : jobs) RETURN_IF_ERROR(FillChildIds(job));
+  return jobs;
+}
+
+absl::StatusOr<std::optional<Job>> SqliteJobStore::NextRunnable() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared(absl::StrCat("SELECT ", kColumns,
+                                         " FROM jobs WHERE state='QUEUED' AND kind!='SWEEP' "
+                                         "ORDER BY priority DESC, seq ASC LIMIT 1")));
+  ASSIGN_OR_RETURN(std::vector<Job> jobs, QueryJobs(stmt));
+  if (jobs.empty()) return std::optional<Job>();
+  return std::optional<Job>(std::move(jobs[0]));
+}
+
+absl::StatusOr<std::vector<Job>> SqliteJobStore::Children(const JobId& parent_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared(absl::StrCat("SELECT ", kColumns,
+                                         " FROM jobs WHERE parent_id=? ORDER BY seq")));
+  BindText(stmt, 1, parent_id);
+  return QueryJobs(stmt);
+}
+
+absl::StatusOr<std::map<JobState, int64_t>> SqliteJobStore::CountByState() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared("SELECT state, COUNT(*) FROM jobs GROUP BY state"));
+  ResetOnExit reset(stmt);
+  std::map<JobState, int64_t> counts;
+  for (JobState s : kAllJobStates) counts[s] = 0;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    ASSIGN_OR_RETURN(JobState state, ParseJobState(ColumnText(stmt, 0)));
+    counts[state] = sqlite3_column_int64(stmt, 1);
+  }
+  if (rc != SQLITE_DONE) return Error("count jobs");
+  return counts;
+}
+
+absl::StatusOr<int64_t> SqliteJobStore::CountRunnableQueued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared("SELECT COUNT(*) FROM jobs WHERE state='QUEUED' AND kind!='SWEEP'"));
+  ResetOnExit reset(stmt);
+  if (sqlite3_step(stmt) != SQLITE_ROW) return Error("count queued jobs");
+  return sqlite3_column_int64(stmt, 0);
+}
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,67 @@
+// File: server/scheduler/sqlite_job_store.h — the job store on SQLite (`<data_dir>/jobs.db`):
+// WAL journal, synchronous=FULL (a job or state change is on disk before the call
+// returns, so an acknowledged submission survives kill -9 and power loss), busy timeout,
+// schema version in PRAGMA user_version, prepared statements reused under one mutex.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "server/scheduler/job_store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace segserve::scheduler {
+
+class SqliteJobStore : public JobStore {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if absent) the database at `path`; its directory must exist.
+  // Errors:
+  //  - DataLoss when the file is not a database or fails PRAGMA quick_check. Nothing is
+  //    modified; the caller decides (server/app should refuse to start and tell the
+  //    operator to move the file aside or restore a backup: silently starting with an
+  //    empty history would lose jobs).
+  //  - FailedPrecondition when the schema version is newer than this build knows.
+  //  - Internal / Unavailable for other SQLite errors (e.g. locked, unreadable).
+  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);
+  ~SqliteJobStore() override;
+  SqliteJobStore(const SqliteJobStore&) = delete;
+  SqliteJobStore& operator=(const SqliteJobStore&) = delete;
+
+  absl::Status Insert(const std::vector<Job>& jobs) override;
+  absl::Status Update(const Job& job) override;
+  absl::Status UpdateProgress(const JobId& id, const JobProgress& progress) override;
+  absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch) override;
+  absl::StatusOr<Job> Get(const JobId& id) override;
+  absl::StatusOr<std::vector<Job>> List(const JobFilter& filter) override;
+  absl::StatusOr<std::optional<Job>> NextRunnable() override;
+  absl::StatusOr<std::vector<Job>> Children(const JobId& parent_id) override;
+  absl::StatusOr<std::map<JobState, int64_t>> CountByState() override;
+  absl::StatusOr<int64_t> CountRunnableQueued() override;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  SqliteJobStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+  absl::Status Init();
+  absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<sqlite3_stmt*> Prepared(const std::string& sql)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Error(const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<Job>> QueryJobs(sqlite3_stmt* stmt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FillChildIds(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertOne(const Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string path_;
+  std::mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace segserve::scheduler

@@ -1,0 +1,143 @@
+#include "server/scheduler/watch.h"
+
+#include <utility>
+
+namespace segserve::scheduler {
+
+Subscription::Subscription(std::shared_ptr<WatchHub> hub, JobId job_id, size_t capacity)
+    : hub_(std::move(hub)), job_id_(std::move(job_id)), capacity_(capacity < 2 ? 2 : capacity) {}
+
+Subscription::~Subscription() { hub_->Unsubscribe(this); }
+
+std::function<void()> Subscription::Push(const JobEvent& event, uint64_t seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (done_ || terminal_buffered_ || seq <= last_seq_) return nullptr;
+  last_seq_ = seq;
+  if (!event.terminal && buffer_.size() >= capacity_) {
+    // Drop the oldest intermediate event; a terminal event is always the last one.
+    buffer_.pop_front();
+    ++dropped_;
+  }
+  buffer_.push_back(event);
+  terminal_buffered_ = event.terminal;
+  cv_.notify_all();
+  return notify_;
+}
+
+std::function<void()> Subscription::End() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (done_ || terminal_buffered_) return nullptr;
+  terminal_buffered_ = true;  // Nothing more will be buffered.
+  if (buffer_.empty()) done_ = true;
+  cv_.notify_all();
+  return notify_;
+}
+
+std::optional<JobEvent> Subscription::TryNext() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (done_ || buffer_.empty()) return std::nullopt;
+  JobEvent event = std::move(buffer_.front());
+  buffer_.pop_front();
+  if (buffer_.empty() && terminal_buffered_) done_ = true;
+  return event;
+}
+
+std::optional<JobEvent> Subscription::Next(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_ || !buffer_.empty();
+  });
+  if (done_ || buffer_.empty()) return std::nullopt;
+  JobEvent event = std::move(buffer_.front());
+  buffer_.pop_front();
+  if (buffer_.empty() && terminal_buffered_) done_ = true;
+  return event;
+}
+
+bool Subscription::done() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return done_;
+}
+
+void Subscription::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    buffer_.clear();
+    cv_.notify_all();
+  }
+  hub_->Unsubscribe(this);
+}
+
+int64_t Subscription::dropped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dropped_;
+}
+
+void Subscription::SetNotify(std::function<void()> notify) {
+  bool pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notify_ = notify;
+    pending = !buffer_.empty() || done_;
+  }
+  if (pending && notify) notify();
+}
+
+std::unique_ptr<Subscription> WatchHub::Subscribe(const JobEvent& initial, uint64_t seq) {
+  std::unique_ptr<Subscription> subscription(
+      new Subscription(shared_from_this(), initial.job.id, capacity_));
+  subscription->Push(initial, seq);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ended_) {
+    subscription->End();
+  } else if (!initial.terminal) {
+    subscribers_.emplace(initial.job.id, subscription.get());
+  }
+  return subscription;
+}
+
+void WatchHub::Publish(const JobEvent& event, uint64_t seq) {
+  std::vector<std::function<void()>> hooks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [begin, end] = subscribers_.equal_range(event.job.id);
+    for (auto it = begin; it != end;) {
+      if (auto hook = it->second->Push(event, seq)) hooks.push_back(std::move(hook));
+      // A terminal event ends the stream: nothing more goes to this subscriber.
+      it = event.terminal ? subscribers_.erase(it) : std::next(it);
+    }
+  }
+  for (auto& hook : hooks) hook();
+}
+
+void WatchHub::EndAll() {
+  std::vector<std::function<void()>> hooks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    for (auto& [id, subscription] : subscribers_) {
+      if (auto hook = subscription->End()) hooks.push_back(std::move(hook));
+    }
+    subscribers_.clear();
+  }
+  for (auto& hook : hooks) hook();
+}
+
+size_t WatchHub::watchers(const JobId& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return subscribers_.count(job_id);
+}
+
+void WatchHub::Unsubscribe(Subscription* subscription) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [begin, end] = subscribers_.equal_range(subscription->job_id_);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second == subscription) {
+      subscribers_.erase(it);
+      return;
+    }
+  }
+}
+
+}  // namespace segserve::scheduler
