@@ -1,0 +1,155 @@
+// File: server/data/dataset.h — the on-disk data-set format: a folder with
+// images/, masks/ and dataset.json (see docs/datasets.md), read with validation
+// on open, and nnU-Net's 2D layout (imagesTr/labelsTr) read-only into the same
+// in-memory Dataset.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "server/data/codec.h"
+#include "server/data/image.h"
+#include "server/data/shift.h"
+
+namespace segserve::data {
+
+struct ClassInfo {
+  int id = 0;  // the value stored in mask pixels, 0..255
+  std::string name;
+  bool operator==(const ClassInfo &o) const { return id == o.id && name == o.name; }
+};
+
+enum class Split { kTrain, kVal, kTest };
+std::string_view SplitName(Split split);
+// "train", "val" (or "validation"), "test".
+absl::StatusOr<Split> ParseSplit(std::string_view text);
+
+// Fractions of the samples per split; the test split takes what train and val
+// leave.
+struct SplitRatios {
+  double train = 0.7;
+  double val = 0.15;
+  double test = 0.15;
+  uint64_t seed = 0;  // shuffles the sorted ids before cutting
+};
+
+// Sample ids per split.
+struct SplitLists {
+  std::vector<std::string> train, val, test;
+};
+
+// Assigns `ids` (any order) to splits: shuffles the sorted ids with
+// ratios.seed, then the first round(train*n) go to train, the next round(val*n)
+// to val, the rest to test.
+absl::StatusOr<SplitLists> SplitByRatios(std::vector<std::string> ids, const SplitRatios &ratios);
+
+struct DatasetSample {
+  std::string id;          // file stem, unique within the data set
+  std::string image_path;  // absolute, confined to the data-set root
+  std::string mask_path;   // absolute, confined to the data-set root
+  std::string domain;      // domain label; empty when the data set names none
+  int height = 0;          // from the image header
+  int width = 0;
+};
+
+struct Dataset {
+  std::string root;    // absolute
+  std::string layout;  // "native" or "nnunet"
+  std::string name;
+  int channels = 0;
+  std::vector<ClassInfo> classes;      // sorted by id
+  std::vector<DatasetSample> samples;  // sorted by id
+  std::vector<int> train, val, test;   // indices into samples, each sorted
+
+  const std::vector<int> &split(Split s) const {
+    return s == Split::kTrain ? train : s == Split::kVal ? val : test;
+  }
+};
+
+struct OpenOptions {
+  // Decode every image and mask on open (unreadable files, size mismatches,
+  // mask values outside the class list). Without it only headers are read.
+  bool verify_contents = true;
+  int64_t max_pixels = kDefaultMaxPixels;
+  // Used when dataset.json has no "splits" (always for nnU-Net, which has
+  // none).
+  SplitRatios default_ratios;
+};
+
+// Opens a data set folder (native or nnU-Net layout, detected by imagesTr/) and
+// validates it. NotFound when the root or its dataset.json is missing;
+// InvalidArgument naming the file and the problem for anything malformed.
+absl::StatusOr<Dataset> OpenDataset(const std::string &root, const OpenOptions &options = {});
+
+struct LoadedSample {
+  Image image;
+  Mask mask;
+};
+
+// Decodes sample `index` with `shift` applied to the image (never to the mask).
+absl::StatusOr<LoadedSample> LoadSample(const Dataset &dataset, int index, const Shift &shift = {},
+                                        int64_t max_pixels = kDefaultMaxPixels);
+
+// What dataset.json says, for writing.
+struct DatasetManifest {
+  std::string name;
+  int channels = 3;
+  std::vector<ClassInfo> classes;
+  std::string domain;                                // label for every image, optional
+  std::map<std::string, std::string> split_domains;  // split name -> label, optional
+  std::map<std::string, std::string> image_domains;  // sample id -> label, optional
+  std::optional<SplitLists> split_lists;             // explicit lists, or else:
+  SplitRatios ratios;                                // ratios resolved when opened
+};
+
+// Writes a native data set sample by sample; dataset.json is written last
+// (Finish), so a half-written folder never opens as a data set. Add is
+// thread-safe.
+class DatasetWriter {
+ public:
+  // Refuses a root that already holds a dataset.json (AlreadyExists).
+  static absl::StatusOr<std::unique_ptr<DatasetWriter>> Create(
+      const std::string &root, DatasetManifest manifest, ImageFormat format = ImageFormat::kPng);
+
+  // `id` must be a plain file stem ([A-Za-z0-9_.-], not starting with '.').
+  absl::Status Add(const std::string &id, const Image &image, const Mask &mask);
+  absl::Status Finish();
+
+ private:
+  DatasetWriter(std::string root, DatasetManifest manifest, ImageFormat format)
+      : root_(std::move(root)), manifest_(std::move(manifest)), format_(format) {}
+
+  const std::string root_;
+  const DatasetManifest manifest_;
+  const ImageFormat format_;
+  std::mutex mu_;
+  std::set<std::string> ids_ ABSL_GUARDED_BY(mu_);  // added so far
+};
+
+struct NamedSample {
+  std::string id;
+  Image image;
+  Mask mask;
+};
+
+// Convenience: DatasetWriter over `samples`.
+absl::Status WriteDataset(const std::string &root, const DatasetManifest &manifest,
+                          const std::vector<NamedSample> &samples,
+                          ImageFormat format = ImageFormat::kPng);
+
+// Checks a sample id is a plain file stem.
+absl::Status ValidateSampleId(std::string_view id);
+
+// Serialises a manifest to dataset.json text (used by the writer and by tests).
+std::string ManifestToJson(const DatasetManifest &manifest);
+
+}  // namespace segserve::data
