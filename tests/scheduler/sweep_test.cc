@@ -1,13 +1,132 @@
+// Sweeps: one child per configuration, parent state from the children, result table.
 #include "server/scheduler/sweep.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "server/scheduler/scheduler.h"
+#include "server/scheduler/sqlite_job_store.h"
+#include "tests/scheduler/test_util.h"
 
 namespace segserve::scheduler {
 namespace {
-TEST(SweepOutcome, AllSucceeded) {
-  std::vector<Job> children(2);
-  for (auto& c : children) c.state = JobState::kSucceeded;
-  EXPECT_EQ(SweepOutcomeOf(children, false).state, JobState::kSucceeded);
+
+using ::testing::HasSubstr;
+using testing::ScriptedRunner;
+using testing::Spec;
+using testing::TempDir;
+using testing::WaitTerminal;
+
+Job Child(const std::string& id, JobState state, const std::string& reason = "") {
+  Job job;
+  job.id = id;
+  job.state = state;
+  job.reason = reason;
+  return job;
 }
+
+TEST(SweepOutcome, NotFinishedWhileAChildIsOpen) {
+  auto outcome = SweepOutcomeOf(
+      {Child("a", JobState::kSucceeded), Child("b", JobState::kRunning)}, false);
+  EXPECT_FALSE(outcome.finished);
+  EXPECT_DOUBLE_EQ(outcome.progress.fraction, 0.5);
+}
+
+TEST(SweepOutcome, SucceededOnlyWhenEveryChildSucceeded) {
+  auto ok = SweepOutcomeOf({Child("a", JobState::kSucceeded), Child("b", JobState::kSucceeded)},
+                           false);
+  EXPECT_TRUE(ok.finished);
+  EXPECT_EQ(ok.state, JobState::kSucceeded);
+  auto failed = SweepOutcomeOf({Child("a", JobState::kSucceeded),
+                                Child("b", JobState::kFailed, "diverged"),
+                                Child("c", JobState::kCancelled, "cancelled by request")},
+                               false);
+  EXPECT_EQ(failed.state, JobState::kFailed);
+  EXPECT_THAT(failed.reason, HasSubstr("2 of 3"));
+  EXPECT_THAT(failed.reason, HasSubstr("b FAILED: diverged"));
+  EXPECT_THAT(failed.reason, HasSubstr("c CANCELLED"));
+}
+
+TEST(SweepOutcome, CancelledSweepIsCancelled) {
+  auto outcome = SweepOutcomeOf(
+      {Child("a", JobState::kSucceeded), Child("b", JobState::kCancelled)}, true);
+  EXPECT_EQ(outcome.state, JobState::kCancelled);
+}
+
+class SweepTest : public ::testing::Test {
+ protected:
+  SweepTest() {
+    clock_.Advance(std::chrono::hours(24 * 365 * 55));
+    auto store = SqliteJobStore::Open(dir_.db());
+    EXPECT_TRUE(store.ok());
+    auto scheduler = Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, {},
+                                       &clock_, nullptr);
+    EXPECT_TRUE(scheduler.ok());
+    scheduler_ = std::move(*scheduler);
+  }
+
+  TempDir dir_;
+  common::ManualClock clock_;
+  std::shared_ptr<ScriptedRunner> runner_ = std::make_shared<ScriptedRunner>();
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_F(SweepTest, OneChildPerConfigurationAndAResultTable) {
+  auto sweep = scheduler_->SubmitSweep(R"({"prune_levels":[0,1,2]})",
+                                       {Spec("L0"), Spec("L1"), Spec("L2")}, 3);
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  EXPECT_EQ(sweep->kind, JobKind::kSweep);
+  ASSERT_EQ(sweep->child_ids.size(), 3u);
+  for (const JobId& child : sweep->child_ids) {
+    auto job = scheduler_->Get(child);
+    ASSERT_TRUE(job.ok());
+    EXPECT_EQ(job->parent_id, sweep->id);
+    EXPECT_EQ(job->priority, 3);
+  }
+  auto done = WaitTerminal(*scheduler_, sweep->id);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_DOUBLE_EQ(done->progress.fraction, 1.0);
+  EXPECT_EQ(done->child_ids, sweep->child_ids);
+  nlohmann::json table = nlohmann::json::parse(done->result_json);
+  ASSERT_EQ(table["rows"].size(), 3u);
+  EXPECT_EQ(table["succeeded"], 3);
+  for (int i = 0; i < 3; ++i) {
+    const auto& row = table["rows"][i];
+    EXPECT_EQ(row["job_id"], sweep->child_ids[i]);
+    EXPECT_EQ(row["state"], "SUCCEEDED");
+    EXPECT_EQ(row["spec"]["name"], "L" + std::to_string(i));
+    EXPECT_EQ(row["result"]["name"], "L" + std::to_string(i));
+  }
+}
+
+TEST_F(SweepTest, AFailedChildFailsTheParentWithTheReason) {
+  auto sweep = scheduler_->SubmitSweep("{}", {Spec("L0"), Spec("L1", 1, 0, "NaN loss")});
+  ASSERT_TRUE(sweep.ok());
+  auto done = WaitTerminal(*scheduler_, sweep->id);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, JobState::kFailed);
+  EXPECT_THAT(done->reason, HasSubstr(sweep->child_ids[1]));
+  EXPECT_THAT(done->reason, HasSubstr("NaN loss"));
+  nlohmann::json table = nlohmann::json::parse(done->result_json);
+  EXPECT_EQ(table["succeeded"], 1);
+  EXPECT_EQ(table["failed"], 1);
+}
+
+TEST_F(SweepTest, CancellingTheSweepCancelsRunningAndQueuedChildren) {
+  auto sweep = scheduler_->SubmitSweep("{}", {Spec("L0", 3, 2), Spec("L1"), Spec("L2")});
+  ASSERT_TRUE(sweep.ok());
+  runner_->WaitHolding("L0");
+  EXPECT_EQ(scheduler_->Get(sweep->id)->state, JobState::kRunning);
+  ASSERT_TRUE(scheduler_->Cancel(sweep->id).ok());
+  auto done = WaitTerminal(*scheduler_, sweep->id);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, JobState::kCancelled);
+  for (const JobId& child : sweep->child_ids) {
+    EXPECT_EQ(scheduler_->Get(child)->state, JobState::kCancelled);
+  }
+  EXPECT_THAT(runner_->started(), ::testing::ElementsAre("L0"));
+}
+
 }  // namespace
 }  // namespace segserve::scheduler
