@@ -38,6 +38,11 @@ class LogMessage {
 #define SEGSERVE_LOG_LEVEL_ERROR ::segserve::common::LogLevel::kError
 
 // LOG(INFO) << "text"; cheap when the level is disabled.
+// LibTorch brings glog's LOG; torch headers always come first (the precompiled header is
+// force-included), so replacing the macro here affects segserve code only.
+#ifdef LOG
+#undef LOG
+#endif
 #define LOG(level)                                                        \
   if (!::segserve::common::LogEnabled(SEGSERVE_LOG_LEVEL_##level)) {      \
   } else                                                                  \

@@ -1,0 +1,190 @@
+#include "server/registry/model_store.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/file_util.h"
+#include "server/common/log.h"
+#include "server/common/sha256.h"
+#include "server/common/status_macros.h"
+#include "server/model/checkpoint.h"
+
+namespace segserve::registry {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kCheckpointFile[] = "model.ckpt";
+constexpr char kMetaFile[] = "meta.json";
+constexpr char kAliasesFile[] = "aliases.json";
+
+absl::StatusOr<nlohmann::json> ParseJson(const std::string& text, const std::string& what) {
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return absl::DataLossError(absl::StrCat(what, ": invalid JSON"));
+  return json;
+}
+
+}  // namespace
+
+absl::Status ValidateModelName(const std::string& name, const std::string& field) {
+  if (name.empty() || name.size() > 128) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must be 1..128 characters"));
+  }
+  if (name[0] == '.') {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not start with '.'"));
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": only [A-Za-z0-9._-] allowed, got '", name, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& data_dir) {
+  const std::string root = data_dir + "/models";
+  RETURN_IF_ERROR(common::MakeDirectories(root));
+  std::unique_ptr<ModelStore> store(new ModelStore(fs::absolute(root).lexically_normal().string()));
+  std::error_code ec;
+  for (const auto& model_dir : fs::directory_iterator(store->root_, ec)) {
+    if (!model_dir.is_directory()) continue;
+    for (const auto& entry : fs::directory_iterator(model_dir.path(), ec)) {
+      if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
+        LOG(WARNING) << "removing incomplete model version " << entry.path().string();
+        fs::remove_all(entry.path(), ec);
+      }
+    }
+  }
+  auto aliases = common::ReadFile(store->root_ + "/" + kAliasesFile);
+  if (aliases.ok()) {
+    auto json = ParseJson(*aliases, kAliasesFile);
+    if (!json.ok()) return json.status();
+    for (const auto& [alias, target] : json->items()) {
+      store->aliases_[alias] = AliasTarget{target.value("name", ""),
+                                           target.value("version", int64_t{0})};
+    }
+  }
+  return store;
+}
+
+std::vector<int64_t> ModelStore::Versions(const std::string& name) const {
+  std::vector<int64_t> versions;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_ + "/" + name, ec)) {
+    int64_t version = 0;
+    if (entry.is_directory() && absl::SimpleAtoi(entry.path().filename().string(), &version) &&
+        version > 0) {
+      versions.push_back(version);
+    }
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
+absl::StatusOr<StoredVersion> ModelStore::ReadVersion(const std::string& name,
+                                                      int64_t version) const {
+  const std::string dir = absl::StrCat(root_, "/", name, "/", version);
+  ASSIGN_OR_RETURN(std::string meta_text, common::ReadFile(dir + "/" + kMetaFile));
+  ASSIGN_OR_RETURN(nlohmann::json meta, ParseJson(meta_text, dir + "/" + kMetaFile));
+  StoredVersion stored;
+  stored.name = name;
+  stored.version = version;
+  ASSIGN_OR_RETURN(stored.config, model::UnetConfigFromJson(meta.value("config", nlohmann::json{})));
+  stored.metadata = meta.value("metadata", nlohmann::json::object());
+  stored.checkpoint_path = dir + "/" + kCheckpointFile;
+  stored.checkpoint_bytes = meta.value("checkpoint_bytes", int64_t{0});
+  stored.checkpoint_sha256 = meta.value("checkpoint_sha256", "");
+  stored.created_unix_seconds = meta.value("created_unix_seconds", int64_t{0});
+  return stored;
+}
+
+std::vector<StoredVersion> ModelStore::List() const {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    if (entry.is_directory()) names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<StoredVersion> out;
+  for (const auto& name : names) {
+    for (int64_t version : Versions(name)) {
+      auto stored = ReadVersion(name, version);
+      if (stored.ok()) {
+        out.push_back(std::move(*stored));
+      } else {
+        LOG(WARNING) << "skipping model " << name << " v" << version << ": " << stored.status();
+      }
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<StoredVersion> ModelStore::Get(const std::string& name, int64_t version) const {
+  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
+  const std::vector<int64_t> versions = Versions(name);
+  if (versions.empty()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  if (version == 0) version = versions.back();
+  if (!std::binary_search(versions.begin(), versions.end(), version)) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+  }
+  return ReadVersion(name, version);
+}
+
+absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
+                                                     const std::string& checkpoint_bytes) {
+  RETURN_IF_ERROR(ValidateModelName(name, "name"));
+  // Parse before storing: a checkpoint that does not load is never registered.
+  ASSIGN_OR_RETURN(model::LoadedCheckpoint parsed, model::ParseCheckpoint(checkpoint_bytes));
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<int64_t> versions = Versions(name);
+  const int64_t version = versions.empty() ? 1 : versions.back() + 1;
+  const std::string model_dir = root_ + "/" + name;
+  const std::string tmp_dir =
+      absl::StrCat(model_dir, "/.tmp-", version, "-", ::getpid(), "-", std::random_device{}());
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  nlohmann::json meta = {{"config", model::ToJson(parsed.info.config)},
+                         {"metadata", parsed.info.metadata},
+                         {"checkpoint_bytes", static_cast<int64_t>(checkpoint_bytes.size())},
+                         {"checkpoint_sha256", common::Sha256Hex(checkpoint_bytes)},
+                         {"created_unix_seconds", now}};
+  RETURN_IF_ERROR(
+      common::WriteFileAtomically(tmp_dir + "/" + kCheckpointFile, checkpoint_bytes));
+  RETURN_IF_ERROR(common::WriteFileAtomically(tmp_dir + "/" + kMetaFile, meta.dump(2)));
+  const std::string final_dir = absl::StrCat(model_dir, "/", version);
+  std::error_code ec;
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) {
+    fs::remove_all(tmp_dir, ec);
+    return absl::InternalError(absl::StrCat("cannot register ", final_dir, ": ", ec.message()));
+  }
+  LOG(INFO) << "registered model " << name << " v" << version;
+  return ReadVersion(name, version);
+}
+
+std::map<std::string, AliasTarget> ModelStore::Aliases() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return aliases_;
+}
+
+absl::Status ModelStore::SetAlias(const std::string& alias, const AliasTarget& target) {
+  RETURN_IF_ERROR(ValidateModelName(alias, "alias"));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto updated = aliases_;
+  updated[alias] = target;
+  nlohmann::json json = nlohmann::json::object();
+  for (const auto& [name, t] : updated) json[name] = {{"name", t.name}, {"version", t.version}};
+  RETURN_IF_ERROR(common::WriteFileAtomically(root_ + "/" + kAliasesFile, json.dump(2)));
+  aliases_ = std::move(updated);
+  return absl::OkStatus();
+}
+
+}  // namespace segserve::registry

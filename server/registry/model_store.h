@@ -1,0 +1,73 @@
+// File: server/registry/model_store.h — the on-disk model store under
+// <data_dir>/models/<name>/<version>/ (model.ckpt: the checksummed checkpoint; meta.json: a
+// copy of its config and metadata for cheap listing). Versions are integers >= 1. A new
+// version is written into a hidden temporary directory and renamed into place, so a crash
+// never leaves a half-written version visible. Aliases live in models/aliases.json.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "server/model/model_config.h"
+
+namespace segserve::registry {
+
+// 1..128 characters of [A-Za-z0-9._-], not starting with '.'; InvalidArgument naming `field`.
+absl::Status ValidateModelName(const std::string& name, const std::string& field);
+
+struct StoredVersion {
+  std::string name;
+  int64_t version = 0;
+  model::UnetConfig config;
+  nlohmann::json metadata;      // training spec, metrics, source job, created time ...
+  std::string checkpoint_path;  // absolute
+  int64_t checkpoint_bytes = 0;
+  std::string checkpoint_sha256;
+  int64_t created_unix_seconds = 0;
+};
+
+struct AliasTarget {
+  std::string name;
+  int64_t version = 0;  // 0 = newest
+};
+
+class ModelStore {
+ public:
+  // Creates <data_dir>/models if missing and removes temporaries left by a crash.
+  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& data_dir);
+
+  // Every complete version, sorted by name then version. Broken entries are skipped with
+  // a warning (a corrupted checkpoint is detected when it is loaded).
+  std::vector<StoredVersion> List() const;
+  // NotFound when absent. version 0 = newest.
+  absl::StatusOr<StoredVersion> Get(const std::string& name, int64_t version) const;
+
+  // Writes `checkpoint_bytes` (a serialised model::Checkpoint) as the next version of
+  // `name`. Returns the stored version. Concurrent adds get distinct versions.
+  absl::StatusOr<StoredVersion> AddVersion(const std::string& name,
+                                           const std::string& checkpoint_bytes);
+
+  // Aliases: persisted in models/aliases.json.
+  std::map<std::string, AliasTarget> Aliases() const;
+  absl::Status SetAlias(const std::string& alias, const AliasTarget& target);
+
+  const std::string& root() const { return root_; }
+
+ private:
+  explicit ModelStore(std::string root) : root_(std::move(root)) {}
+  absl::StatusOr<StoredVersion> ReadVersion(const std::string& name, int64_t version) const;
+  std::vector<int64_t> Versions(const std::string& name) const;
+
+  const std::string root_;
+  mutable std::mutex mu_;  // serialises writers (version numbers, aliases.json).
+  std::map<std::string, AliasTarget> aliases_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace segserve::registry

@@ -1,0 +1,201 @@
+#include "server/registry/registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "prometheus/gauge.h"
+#include "server/common/log.h"
+#include "server/common/status_macros.h"
+#include "server/model/servable_model.h"
+
+namespace segserve::registry {
+
+const char* LoadStateName(LoadState state) {
+  switch (state) {
+    case LoadState::kUnloaded: return "UNLOADED";
+    case LoadState::kLoading: return "LOADING";
+    case LoadState::kLoaded: return "LOADED";
+    case LoadState::kFailed: return "FAILED";
+  }
+  return "UNKNOWN";
+}
+
+absl::StatusOr<std::shared_ptr<model::ServableModel>> CheckpointModelLoader::Load(
+    const StoredVersion& stored) {
+  model::ServeOptions options;
+  options.device = options_.device;
+  options.intra_op_threads = options_.intra_op_threads;
+  options.bfloat16 = options_.bfloat16;
+  ASSIGN_OR_RETURN(std::unique_ptr<model::ServableModel> servable,
+                   model::ServableModel::CreateFromCheckpoint(stored.checkpoint_path, options));
+  return std::shared_ptr<model::ServableModel>(std::move(servable));
+}
+
+ModelRegistry::ModelRegistry(ModelStore& store, ModelLoader& loader, metrics::Metrics& metrics)
+    : store_(store),
+      loader_(loader),
+      loaded_gauge_(prometheus::BuildGauge()
+                        .Name("segserve_model_loaded")
+                        .Help("1 when the model version is loaded and serving, else 0.")
+                        .Register(*metrics.registry())) {}
+
+void ModelRegistry::SetLoadedGauge(const StoredVersion& stored, bool loaded) {
+  loaded_gauge_.Add({{"model", stored.name}, {"version", std::to_string(stored.version)}})
+      .Set(loaded ? 1 : 0);
+}
+
+void ModelRegistry::ResolveAlias(std::string* name, int64_t* version) const {
+  const auto aliases = store_.Aliases();
+  auto it = aliases.find(*name);
+  if (it == aliases.end()) return;
+  *name = it->second.name;
+  if (it->second.version != 0) *version = it->second.version;
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Resolve(
+    const std::string& ref_name, int64_t ref_version) const {
+  if (ref_version < 0) {
+    return absl::InvalidArgumentError("model.version: must be >= 0 (0 = newest)");
+  }
+  std::string name = ref_name;
+  int64_t version = ref_version;
+  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
+  ResolveAlias(&name, &version);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loaded_.find(name);
+    if (it != loaded_.end() && !it->second.empty()) {
+      if (version == 0) return it->second.rbegin()->second;
+      auto v = it->second.find(version);
+      if (v != it->second.end()) return v->second;
+    }
+  }
+  // Not loaded: tell NotFound from FailedPrecondition.
+  auto stored = store_.Get(name, version);
+  if (!stored.ok()) {
+    if (name != ref_name) {
+      return absl::NotFoundError(absl::StrCat("alias '", ref_name, "' points at '", name,
+                                              "', which is not in the model store"));
+    }
+    return stored.status();
+  }
+  return absl::FailedPreconditionError(absl::StrCat("model '", name, "' version ",
+                                                    stored->version,
+                                                    " is not loaded (Models.Load loads it)"));
+}
+
+ModelStatus ModelRegistry::StatusOf(const StoredVersion& stored) const {
+  ModelStatus status;
+  status.stored = stored;
+  auto it = loaded_.find(stored.name);
+  if (it != loaded_.end() && it->second.count(stored.version)) {
+    status.state = LoadState::kLoaded;
+  }
+  auto t = transient_.find(absl::StrCat(stored.name, ":", stored.version));
+  if (t != transient_.end() && status.state != LoadState::kLoaded) {
+    status.state = t->second.first;
+    status.load_error = t->second.second;
+  }
+  for (const auto& [alias, target] : store_.Aliases()) {
+    if (target.name == stored.name && (target.version == 0 || target.version == stored.version)) {
+      status.aliases.push_back(alias);
+    }
+  }
+  return status;
+}
+
+absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int64_t ref_version) {
+  std::string name = ref_name;
+  int64_t version = ref_version;
+  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
+  ResolveAlias(&name, &version);
+  ASSIGN_OR_RETURN(StoredVersion stored, store_.Get(name, version));
+  const std::string key = absl::StrCat(stored.name, ":", stored.version);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    transient_[key] = {LoadState::kLoading, ""};
+  }
+  LOG(INFO) << "loading model " << key;
+  auto servable = loader_.Load(stored);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!servable.ok()) {
+    transient_[key] = {LoadState::kFailed, std::string(servable.status().message())};
+    LOG(WARNING) << "loading model " << key << " failed: " << servable.status();
+    return servable.status();
+  }
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->stored = stored;
+  loaded->servable = std::move(*servable);
+  loaded_[stored.name][stored.version] = std::move(loaded);
+  transient_.erase(key);
+  SetLoadedGauge(stored, true);
+  LOG(INFO) << "model " << key << " loaded";
+  return StatusOf(stored);
+}
+
+absl::StatusOr<ModelStatus> ModelRegistry::Unload(const std::string& ref_name,
+                                                  int64_t ref_version) {
+  std::string name = ref_name;
+  int64_t version = ref_version;
+  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
+  ResolveAlias(&name, &version);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = loaded_.find(name);
+  if (it == loaded_.end() || it->second.empty()) {
+    RETURN_IF_ERROR(store_.Get(name, version).status());
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not loaded"));
+  }
+  if (version == 0) version = it->second.rbegin()->first;
+  auto v = it->second.find(version);
+  if (v == it->second.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", name, "' version ", version, " is not loaded"));
+  }
+  const StoredVersion stored = v->second->stored;
+  it->second.erase(v);
+  SetLoadedGauge(stored, false);
+  LOG(INFO) << "model " << name << ":" << version << " unloaded";
+  return StatusOf(stored);
+}
+
+std::vector<ModelStatus> ModelRegistry::List() const {
+  std::vector<StoredVersion> stored = store_.List();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ModelStatus> out;
+  out.reserve(stored.size());
+  for (const auto& s : stored) out.push_back(StatusOf(s));
+  return out;
+}
+
+absl::StatusOr<ModelStatus> ModelRegistry::Get(const std::string& ref_name,
+                                               int64_t ref_version) const {
+  std::string name = ref_name;
+  int64_t version = ref_version;
+  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
+  ResolveAlias(&name, &version);
+  ASSIGN_OR_RETURN(StoredVersion stored, store_.Get(name, version));
+  std::lock_guard<std::mutex> lock(mu_);
+  return StatusOf(stored);
+}
+
+absl::Status ModelRegistry::SetAlias(const std::string& alias, const AliasTarget& target) {
+  RETURN_IF_ERROR(store_.Get(target.name, target.version).status());
+  return store_.SetAlias(alias, target);
+}
+
+absl::Status ModelRegistry::LoadAtStartup(const std::vector<std::string>& names) {
+  std::vector<std::string> targets = names;
+  if (targets.empty()) {
+    for (const auto& stored : store_.List()) {
+      if (targets.empty() || targets.back() != stored.name) targets.push_back(stored.name);
+    }
+  }
+  std::vector<std::string> errors;
+  for (const auto& name : targets) {
+    auto status = Load(name, 0);
+    if (!status.ok()) errors.push_back(absl::StrCat(name, ": ", status.status().message()));
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrJoin(errors, "; "));
+}
+
+}  // namespace segserve::registry

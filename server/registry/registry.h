@@ -1,0 +1,119 @@
+// File: server/registry/registry.h — which model versions are loaded and servable, how
+// references (name, name+version, alias) resolve, and hot load/unload without downtime:
+// a new version is loaded beside the old one and swapped in only when ready; requests
+// hold a shared_ptr to the version they resolved, so unloading never breaks them.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "server/metrics/metrics.h"
+#include "server/registry/model_store.h"
+
+namespace segserve::model {
+class ServableModel;
+}
+
+namespace segserve::registry {
+
+enum class LoadState { kUnloaded, kLoading, kLoaded, kFailed };
+
+// A loaded, servable model version. Immutable once published.
+struct LoadedModel {
+  StoredVersion stored;
+  std::shared_ptr<model::ServableModel> servable;
+  std::string key() const { return stored.name + ":" + std::to_string(stored.version); }
+};
+
+struct ModelStatus {
+  StoredVersion stored;
+  LoadState state = LoadState::kUnloaded;
+  std::string load_error;
+  std::vector<std::string> aliases;
+};
+
+// The seam between the registry and LibTorch: builds a servable model from a stored
+// checkpoint. Production: ServableModel::CreateFromCheckpoint.
+class ModelLoader {
+ public:
+  virtual ~ModelLoader() = default;
+  virtual absl::StatusOr<std::shared_ptr<model::ServableModel>> Load(
+      const StoredVersion& stored) = 0;
+};
+
+class ModelRegistry {
+ public:
+  ModelRegistry(ModelStore& store, ModelLoader& loader, metrics::Metrics& metrics);
+
+  // Resolves a reference: `name` may be an alias; version 0 = newest loaded version.
+  // NotFound for unknown names/versions, FailedPrecondition when it exists but is not
+  // loaded. InvalidArgument for malformed names (field "model.name").
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Resolve(const std::string& name,
+                                                             int64_t version) const;
+
+  // Loads a stored version (0 = newest stored) and publishes it. Blocking: call from a
+  // worker thread, not a gRPC thread. While loading, the previous versions keep serving;
+  // a failed load leaves them untouched and records the error (state kFailed).
+  absl::StatusOr<ModelStatus> Load(const std::string& name, int64_t version);
+  // Unpublishes a version (0 = newest loaded); in-flight requests finish on their
+  // shared_ptr. FailedPrecondition when not loaded.
+  absl::StatusOr<ModelStatus> Unload(const std::string& name, int64_t version);
+
+  // Every stored version with its state, and the alias table.
+  std::vector<ModelStatus> List() const;
+  absl::StatusOr<ModelStatus> Get(const std::string& name, int64_t version) const;
+  std::map<std::string, AliasTarget> Aliases() const { return store_.Aliases(); }
+  // Points `alias` at an existing model (NotFound otherwise).
+  absl::Status SetAlias(const std::string& alias, const AliasTarget& target);
+
+  // Loads the newest version of every model in the store (or only `names` when not
+  // empty). Returns the errors joined; the server keeps serving what loaded.
+  absl::Status LoadAtStartup(const std::vector<std::string>& names);
+
+  ModelStore& store() { return store_; }
+
+ private:
+  // Resolves aliases to a model name and version (alias version wins when set).
+  void ResolveAlias(std::string* name, int64_t* version) const;
+  ModelStatus StatusOf(const StoredVersion& stored) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetLoadedGauge(const StoredVersion& stored, bool loaded);
+
+  ModelStore& store_;
+  ModelLoader& loader_;
+  prometheus::Family<prometheus::Gauge>& loaded_gauge_;
+  mutable std::mutex mu_;
+  // name -> version -> loaded model.
+  std::map<std::string, std::map<int64_t, std::shared_ptr<const LoadedModel>>> loaded_
+      ABSL_GUARDED_BY(mu_);
+  // "name:version" -> state for versions that are loading or failed.
+  std::map<std::string, std::pair<LoadState, std::string>> transient_ ABSL_GUARDED_BY(mu_);
+};
+
+// The production ModelLoader.
+class CheckpointModelLoader : public ModelLoader {
+ public:
+  struct Options {
+    std::string device = "cpu";
+    int intra_op_threads = 0;
+    bool bfloat16 = false;
+  };
+  explicit CheckpointModelLoader(Options options) : options_(std::move(options)) {}
+  absl::StatusOr<std::shared_ptr<model::ServableModel>> Load(const StoredVersion& stored) override;
+
+ private:
+  Options options_;
+};
+
+const char* LoadStateName(LoadState state);
+
+}  // namespace segserve::registry
