@@ -24,8 +24,8 @@ inline constexpr uint8_t kSynthParasite = 2;      // ring forms, trophozoites, c
 std::vector<ClassInfo> SyntheticClasses();
 
 // Class fractions every generated 256x256 image stays within (tested; see
-// docs/datasets.md): background [0.25, 0.80], red blood cell [0.18, 0.72],
-// parasite (0, 0.06].
+// docs/datasets.md): background [0.45, 0.85], red blood cell [0.15, 0.50],
+// parasite [0.0002, 0.03] (every image holds at least one parasite).
 struct SyntheticOptions {
   int size = 256;             // width = height, pixels (16..4096)
   double cell_radius = 14.0;  // mean red-cell radius, pixels (the magnification)

@@ -70,7 +70,7 @@ TEST(SyntheticTest, ClassFractionsStayWithinDocumentedRanges) {
       EXPECT_LE(f[0], 0.85);
       EXPECT_GE(f[1], 0.15);
       EXPECT_LE(f[1], 0.50);
-      EXPECT_GE(f[2], 0.0003) << "every image holds a parasite";
+      EXPECT_GE(f[2], 0.0002) << "every image holds a parasite";
       EXPECT_LE(f[2], 0.03);
     }
   }
