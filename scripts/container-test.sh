@@ -78,6 +78,15 @@ fi
 phase build
 size=$(podman "${STO[@]}" image inspect --format '{{.Size}}' "$IMG")
 echo "container-test: image $IMG $(( size / 1024 / 1024 )) MiB"
+# The runtime profile of install-deps.sh must cover every shared library the binaries use.
+missing_libs=$(podman "${STO[@]}" --runtime runc run --rm --network host \
+    --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --entrypoint /usr/bin/ldd \
+    "$IMG" /usr/local/bin/segserve /usr/local/bin/segctl | grep 'not found' || true)
+if [ -n "$missing_libs" ]; then
+  echo "$missing_libs"
+  echo "container-test: FAIL: runtime image lacks libraries (scripts/install-deps.sh runtime)" >&2
+  exit 1
+fi
 
 # 3. Run it on free loopback ports (host network: no CNI needed here).
 read -r gport mport < <(python3 - <<'PY'
@@ -87,8 +96,10 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])
 PY
 )
+# --health-interval=disable: no systemd here to run periodic checks (podman only logs an
+# error); the HEALTHCHECK itself is run once below with `podman healthcheck run`.
 podman "${STO[@]}" --runtime runc run -d --name "$NAME" --network host \
-  --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
+  --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --health-interval=disable \
   -e SEGSERVE_ADDR="127.0.0.1:$gport" \
   "$IMG" --listen="127.0.0.1:$gport" --metrics_listen="127.0.0.1:$mport" --drain_seconds=5 >/dev/null
 
