@@ -90,8 +90,7 @@ absl::StatusOr<JobProgress> JobProgress::FromJson(const std::string& json) {
 std::string JobProgress::Summary() const {
   char buf[160];
   std::snprintf(buf, sizeof(buf), "epoch %d/%d step %lld/%lld loss %.4f val_iou %.4f", epoch,
-                epochs, static_cast<long long>(step), static_cast<long long>(steps), loss,
-                val_iou);
+                epochs, static_cast<long long>(step), static_cast<long long>(steps), loss, val_iou);
   return buf;
 }
 

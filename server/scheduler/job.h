@@ -51,12 +51,12 @@ struct Job {
   JobId id;
   JobKind kind = JobKind::kTrain;
   JobState state = JobState::kQueued;
-  std::string reason;  // why FAILED / CANCELLED; why re-queued.
-  int priority = 0;    // higher runs first; FIFO among equals.
-  JobId parent_id;     // the sweep this job belongs to; empty otherwise.
+  std::string reason;            // why FAILED / CANCELLED; why re-queued.
+  int priority = 0;              // higher runs first; FIFO among equals.
+  JobId parent_id;               // the sweep this job belongs to; empty otherwise.
   std::vector<JobId> child_ids;  // children of a sweep, in submission order.
-  TimePoint created{};  // epoch (zero) when not reached.
-  TimePoint started{};  // first start; kept across restarts.
+  TimePoint created{};           // epoch (zero) when not reached.
+  TimePoint started{};           // first start; kept across restarts.
   TimePoint finished{};
   std::string spec_json = "{}";    // opaque: what was submitted.
   std::string result_json = "{}";  // opaque: what the runner produced (table for sweeps).

@@ -31,9 +31,9 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::unique_ptr<Job
           absl::StrCat("invalid runner registration for kind ", JobKindName(kind)));
     }
   }
-  std::unique_ptr<Scheduler> scheduler(new Scheduler(
-      std::move(store), std::move(runners), options, clock ? clock : common::Clock::Real(),
-      metrics));
+  std::unique_ptr<Scheduler> scheduler(new Scheduler(std::move(store), std::move(runners), options,
+                                                     clock ? clock : common::Clock::Real(),
+                                                     metrics));
   RETURN_IF_ERROR(scheduler->Recover());
   for (int i = 0; i < options.training_slots; ++i) {
     scheduler->workers_.emplace_back([s = scheduler.get()] { s->WorkerLoop(); });
@@ -41,8 +41,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::unique_ptr<Job
   return scheduler;
 }
 
-Scheduler::Scheduler(std::unique_ptr<JobStore> store, RunnerMap runners,
-                     SchedulerOptions options, common::Clock* clock, metrics::Metrics* metrics)
+Scheduler::Scheduler(std::unique_ptr<JobStore> store, RunnerMap runners, SchedulerOptions options,
+                     common::Clock* clock, metrics::Metrics* metrics)
     : store_(std::move(store)),
       runners_(std::move(runners)),
       options_(options),
@@ -78,8 +78,8 @@ absl::Status Scheduler::Recover() {
                                   job.last_completed_epoch);
       }
       RETURN_IF_ERROR(store_->Update(job));
-      LOG(WARNING) << "job " << job.id << " was RUNNING at start: now "
-                   << JobStateName(job.state) << " (restarts " << job.restarts << ")";
+      LOG(WARNING) << "job " << job.id << " was RUNNING at start: now " << JobStateName(job.state)
+                   << " (restarts " << job.restarts << ")";
     }
   }
   // A crash between a child's last update and its parent's leaves the parent open.
@@ -138,8 +138,8 @@ absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int p
 }
 
 absl::StatusOr<Job> Scheduler::SubmitSweep(std::string parent_spec_json,
-                                           std::vector<std::string> child_spec_jsons,
-                                           int priority, JobKind child_kind) {
+                                           std::vector<std::string> child_spec_jsons, int priority,
+                                           JobKind child_kind) {
   if (child_spec_jsons.empty()) {
     return absl::InvalidArgumentError("a sweep needs at least one configuration");
   }
@@ -253,8 +253,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> Scheduler::Watch(const JobId& id) 
   ASSIGN_OR_RETURN(Job job, LoadLocked(id));
   JobEvent initial;
   initial.terminal = IsTerminal(job.state);
-  initial.message = absl::StrCat(JobStateName(job.state), job.reason.empty() ? "" : ": ",
-                                 job.reason);
+  initial.message =
+      absl::StrCat(JobStateName(job.state), job.reason.empty() ? "" : ": ", job.reason);
   initial.job = std::move(job);
   return hub_->Subscribe(initial, ++next_seq_);
 }

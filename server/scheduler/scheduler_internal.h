@@ -13,8 +13,8 @@
 namespace segserve::scheduler {
 
 struct Scheduler::RunningJob {
-  Job job;  // Snapshot with the latest progress; guarded by Scheduler::mu_.
-  std::atomic<bool> cancel{false};       // Cancelled by a user.
+  Job job;                          // Snapshot with the latest progress; guarded by Scheduler::mu_.
+  std::atomic<bool> cancel{false};  // Cancelled by a user.
   std::atomic<bool> interrupted{false};  // Scheduler shutting down.
   std::chrono::steady_clock::time_point last_persist{};
 };

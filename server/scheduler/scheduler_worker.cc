@@ -24,9 +24,8 @@ void Scheduler::WorkerLoop() {
     Job job;  // The runner's copy: run->job changes under mu_ while it runs.
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || queued_ > 0;
-      });
+      cv_.wait(lock,
+               [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || queued_ > 0; });
       if (stopping_) return;
       run = StartNextLocked(out);
       if (run == nullptr) {
@@ -123,8 +122,8 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
       // failing a healthy job is not.
       job.state = JobState::kQueued;
       job.restarts += 1;
-      job.reason = absl::StrCat("interrupted by shutdown; resumes after epoch ",
-                                job.last_completed_epoch);
+      job.reason =
+          absl::StrCat("interrupted by shutdown; resumes after epoch ", job.last_completed_epoch);
       message = job.reason;
     } else {
       job.state = JobState::kFailed;
@@ -135,8 +134,8 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
     absl::Status saved = store_->Update(job);
     if (!saved.ok()) {
       // The row still says RUNNING: the next start re-queues the job, nothing is lost.
-      LOG(ERROR) << "scheduler: cannot record job " << job.id << " as "
-                 << JobStateName(job.state) << ": " << saved;
+      LOG(ERROR) << "scheduler: cannot record job " << job.id << " as " << JobStateName(job.state)
+                 << ": " << saved;
     }
     running_.erase(job.id);
     if (job.state == JobState::kQueued) ++queued_;
@@ -148,8 +147,8 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
     if (!job.parent_id.empty()) {
       absl::Status parent = UpdateParentLocked(job.parent_id, out);
       if (!parent.ok()) {
-      LOG(ERROR) << "scheduler: sweep " << job.parent_id << ": " << parent;
-    }
+        LOG(ERROR) << "scheduler: sweep " << job.parent_id << ": " << parent;
+      }
     }
   }
   Flush(out);
@@ -199,8 +198,8 @@ absl::Status Scheduler::UpdateParentLocked(const JobId& parent_id, Outbox& out) 
     parent.reason = outcome.reason;
     parent.finished = WallNow();
     if (parent.started == TimePoint{}) parent.started = parent.finished;
-    message = absl::StrCat("sweep ", JobStateName(parent.state),
-                           parent.reason.empty() ? "" : ": ", parent.reason);
+    message = absl::StrCat("sweep ", JobStateName(parent.state), parent.reason.empty() ? "" : ": ",
+                           parent.reason);
   } else {
     if (any_started && parent.state == JobState::kQueued) {
       parent.state = JobState::kRunning;

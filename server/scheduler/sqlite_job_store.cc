@@ -88,9 +88,8 @@ void BindText(sqlite3_stmt* stmt, int index, const std::string& text) {
 
 absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = absl::StrCat("cannot open job database ", path, ": ",
                                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -109,8 +108,9 @@ SqliteJobStore::~SqliteJobStore() {
 }
 
 absl::Status SqliteJobStore::Error(const std::string& what) {
-  return StatusFromCode(sqlite3_extended_errcode(db_),
-                        absl::StrCat("job database ", path_, ": ", what, ": ", sqlite3_errmsg(db_)));
+  return StatusFromCode(
+      sqlite3_extended_errcode(db_),
+      absl::StrCat("job database ", path_, ": ", what, ": ", sqlite3_errmsg(db_)));
 }
 
 absl::Status SqliteJobStore::Exec(const std::string& sql) {
@@ -368,9 +368,9 @@ absl::StatusOr<std::optional<Job>> SqliteJobStore::NextRunnable() {
 
 absl::StatusOr<std::vector<Job>> SqliteJobStore::Children(const JobId& parent_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                   Prepared(absl::StrCat("SELECT ", kColumns,
-                                         " FROM jobs WHERE parent_id=? ORDER BY seq")));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * stmt,
+      Prepared(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE parent_id=? ORDER BY seq")));
   BindText(stmt, 1, parent_id);
   return QueryJobs(stmt);
 }

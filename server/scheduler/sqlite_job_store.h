@@ -50,11 +50,9 @@ class SqliteJobStore : public JobStore {
   SqliteJobStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
   absl::Status Init();
   absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<sqlite3_stmt*> Prepared(const std::string& sql)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<sqlite3_stmt*> Prepared(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<Job>> QueryJobs(sqlite3_stmt* stmt)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<Job>> QueryJobs(sqlite3_stmt* stmt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FillChildIds(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertOne(const Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -44,9 +44,8 @@ std::optional<JobEvent> Subscription::TryNext() {
 
 std::optional<JobEvent> Subscription::Next(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return done_ || !buffer_.empty();
-  });
+  cv_.wait_for(lock, timeout,
+               [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ || !buffer_.empty(); });
   if (done_ || buffer_.empty()) return std::nullopt;
   JobEvent event = std::move(buffer_.front());
   buffer_.pop_front();

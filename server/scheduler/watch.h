@@ -42,7 +42,9 @@ class Subscription {
 
   // Called (from a scheduler thread, with no scheduler lock held) each time an event is
   // buffered: the hook for gRPC reactors, which then call TryNext when ready to write.
-  // Must not block and must not call back into the Scheduler.
+  // Must not block and must not call back into the Scheduler. It may run once more
+  // concurrently with (or just after) Close(), so keep what it captures alive until the
+  // Subscription is destroyed (a reactor: capture state held by shared_ptr).
   void SetNotify(std::function<void()> notify);
 
  private:

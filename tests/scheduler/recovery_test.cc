@@ -19,8 +19,7 @@ using testing::Spec;
 using testing::TempDir;
 using testing::WaitTerminal;
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Open(const TempDir& dir,
-                                                std::shared_ptr<Runner> runner,
+absl::StatusOr<std::unique_ptr<Scheduler>> Open(const TempDir& dir, std::shared_ptr<Runner> runner,
                                                 common::Clock* clock) {
   auto store = SqliteJobStore::Open(dir.db());
   if (!store.ok()) return store.status();

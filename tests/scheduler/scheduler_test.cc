@@ -25,8 +25,7 @@ class SchedulerTest : public ::testing::Test {
     auto store = SqliteJobStore::Open(dir_.db());
     EXPECT_TRUE(store.ok()) << store.status();
     RunnerMap runners = {{JobKind::kTrain, runner_}, {JobKind::kSynth, runner_}};
-    auto scheduler =
-        Scheduler::Create(std::move(*store), runners, options, &clock_, &metrics_);
+    auto scheduler = Scheduler::Create(std::move(*store), runners, options, &clock_, &metrics_);
     EXPECT_TRUE(scheduler.ok()) << scheduler.status();
     return std::move(*scheduler);
   }
@@ -137,8 +136,7 @@ TEST_F(SchedulerTest, BadSubmissionsAreRefused) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(scheduler->Submit(JobKind::kAnalysis, "{}").status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(scheduler->SubmitSweep("{}", {}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(scheduler->SubmitSweep("{}", {}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(scheduler->Get("job-unknown").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(scheduler->Cancel("job-unknown").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(scheduler->Watch("job-unknown").status().code(), absl::StatusCode::kNotFound);
@@ -216,14 +214,13 @@ TEST_F(SchedulerTest, MetricsFollowStateChanges) {
   runner_->WaitHolding("a");
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_jobs", {{"state", "RUNNING"}}), 1);
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_epoch", {{"job", job->id}}), 2);
-  EXPECT_DOUBLE_EQ(
-      testing::MetricValue(metrics_, "segserve_training_val_iou", {{"job", job->id}}), 0.2);
+  EXPECT_DOUBLE_EQ(testing::MetricValue(metrics_, "segserve_training_val_iou", {{"job", job->id}}),
+                   0.2);
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_images_total"), 16);
   runner_->Release("a");
   ASSERT_TRUE(WaitTerminal(*scheduler, job->id).ok());
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_jobs", {{"state", "RUNNING"}}), 0);
-  EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_jobs", {{"state", "SUCCEEDED"}}),
-            1);
+  EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_jobs", {{"state", "SUCCEEDED"}}), 1);
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_job_queue_depth"), 0);
   // Per-job series go away with the job.
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_epoch", {{"job", job->id}}), -1);

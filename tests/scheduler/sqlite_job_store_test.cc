@@ -84,8 +84,9 @@ TEST(SqliteJobStore, NextRunnableIsHighestPriorityThenOldestAndSkipsSweeps) {
   TempDir dir;
   auto store = SqliteJobStore::Open(dir.db());
   ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->Insert({MakeJob("sweep", 9, JobKind::kSweep), MakeJob("low1", 0),
-                                MakeJob("high1", 5), MakeJob("high2", 5), MakeJob("low2", 0)})
+  ASSERT_TRUE((*store)
+                  ->Insert({MakeJob("sweep", 9, JobKind::kSweep), MakeJob("low1", 0),
+                            MakeJob("high1", 5), MakeJob("high2", 5), MakeJob("low2", 0)})
                   .ok());
   std::vector<std::string> order;
   while (true) {
@@ -104,10 +105,11 @@ TEST(SqliteJobStore, ListFiltersNewestFirstWithLimitAndChildren) {
   TempDir dir;
   auto store = SqliteJobStore::Open(dir.db());
   ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->Insert({MakeJob("p", 0, JobKind::kSweep), MakeJob("c1", 0,
-                                JobKind::kTrain, "p"), MakeJob("c2", 0, JobKind::kTrain, "p"),
-                                MakeJob("x", 0, JobKind::kSynth)})
-                  .ok());
+  ASSERT_TRUE(
+      (*store)
+          ->Insert({MakeJob("p", 0, JobKind::kSweep), MakeJob("c1", 0, JobKind::kTrain, "p"),
+                    MakeJob("c2", 0, JobKind::kTrain, "p"), MakeJob("x", 0, JobKind::kSynth)})
+          .ok());
   Job done = MakeJob("c1", 0, JobKind::kTrain, "p");
   done.state = JobState::kSucceeded;
   ASSERT_TRUE((*store)->Update(done).ok());

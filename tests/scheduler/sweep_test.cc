@@ -26,21 +26,21 @@ Job Child(const std::string& id, JobState state, const std::string& reason = "")
 }
 
 TEST(SweepOutcome, NotFinishedWhileAChildIsOpen) {
-  auto outcome = SweepOutcomeOf(
-      {Child("a", JobState::kSucceeded), Child("b", JobState::kRunning)}, false);
+  auto outcome =
+      SweepOutcomeOf({Child("a", JobState::kSucceeded), Child("b", JobState::kRunning)}, false);
   EXPECT_FALSE(outcome.finished);
   EXPECT_DOUBLE_EQ(outcome.progress.fraction, 0.5);
 }
 
 TEST(SweepOutcome, SucceededOnlyWhenEveryChildSucceeded) {
-  auto ok = SweepOutcomeOf({Child("a", JobState::kSucceeded), Child("b", JobState::kSucceeded)},
-                           false);
+  auto ok =
+      SweepOutcomeOf({Child("a", JobState::kSucceeded), Child("b", JobState::kSucceeded)}, false);
   EXPECT_TRUE(ok.finished);
   EXPECT_EQ(ok.state, JobState::kSucceeded);
-  auto failed = SweepOutcomeOf({Child("a", JobState::kSucceeded),
-                                Child("b", JobState::kFailed, "diverged"),
-                                Child("c", JobState::kCancelled, "cancelled by request")},
-                               false);
+  auto failed =
+      SweepOutcomeOf({Child("a", JobState::kSucceeded), Child("b", JobState::kFailed, "diverged"),
+                      Child("c", JobState::kCancelled, "cancelled by request")},
+                     false);
   EXPECT_EQ(failed.state, JobState::kFailed);
   EXPECT_THAT(failed.reason, HasSubstr("2 of 3"));
   EXPECT_THAT(failed.reason, HasSubstr("b FAILED: diverged"));
@@ -48,8 +48,8 @@ TEST(SweepOutcome, SucceededOnlyWhenEveryChildSucceeded) {
 }
 
 TEST(SweepOutcome, CancelledSweepIsCancelled) {
-  auto outcome = SweepOutcomeOf(
-      {Child("a", JobState::kSucceeded), Child("b", JobState::kCancelled)}, true);
+  auto outcome =
+      SweepOutcomeOf({Child("a", JobState::kSucceeded), Child("b", JobState::kCancelled)}, true);
   EXPECT_EQ(outcome.state, JobState::kCancelled);
 }
 
@@ -59,8 +59,8 @@ class SweepTest : public ::testing::Test {
     clock_.Advance(std::chrono::hours(24 * 365 * 55));
     auto store = SqliteJobStore::Open(dir_.db());
     EXPECT_TRUE(store.ok());
-    auto scheduler = Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, {},
-                                       &clock_, nullptr);
+    auto scheduler =
+        Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, {}, &clock_, nullptr);
     EXPECT_TRUE(scheduler.ok());
     scheduler_ = std::move(*scheduler);
   }

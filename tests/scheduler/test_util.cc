@@ -78,10 +78,10 @@ absl::Status ScriptedRunner::Run(const Job& job, JobContext& ctx) {
     epochs_[name].push_back(epoch);
   }
   if (spec.contains("fail")) return absl::InternalError(spec["fail"].get<std::string>());
-  ctx.SetResult(nlohmann::json({{"name", name},
-                                {"val_iou", val_iou},
-                                {"first_epoch", job.last_completed_epoch + 1}})
-                    .dump());
+  ctx.SetResult(
+      nlohmann::json(
+          {{"name", name}, {"val_iou", val_iou}, {"first_epoch", job.last_completed_epoch + 1}})
+          .dump());
   return absl::OkStatus();
 }
 

@@ -51,8 +51,8 @@ class ScriptedRunner : public Runner {
   void Release(const std::string& name);
   void ReleaseAll();
 
-  std::vector<std::string> started() const;    // names, in start order
-  std::vector<Job> started_jobs() const;       // as handed to Run
+  std::vector<std::string> started() const;  // names, in start order
+  std::vector<Job> started_jobs() const;     // as handed to Run
   std::vector<int> epochs_run(const std::string& name) const;
   bool saw_cancel(const std::string& name) const;
   int concurrent_max() const;

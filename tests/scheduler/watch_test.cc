@@ -27,8 +27,8 @@ class WatchTest : public ::testing::Test {
   WatchTest() {
     auto store = SqliteJobStore::Open(dir_.db());
     EXPECT_TRUE(store.ok());
-    auto scheduler = Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, {},
-                                       &clock_, nullptr);
+    auto scheduler =
+        Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, {}, &clock_, nullptr);
     EXPECT_TRUE(scheduler.ok());
     scheduler_ = std::move(*scheduler);
   }
@@ -126,7 +126,7 @@ TEST(WatchHub, StaleEventsAreIgnoredAndNotifyFires) {
   auto subscription = hub->Subscribe({JobAt(0), false, ""}, 5);
   int notified = 0;
   subscription->SetNotify([&] { ++notified; });  // Fires at once: an event is buffered.
-  hub->Publish({JobAt(1), false, ""}, 4);         // Older than the snapshot: ignored.
+  hub->Publish({JobAt(1), false, ""}, 4);        // Older than the snapshot: ignored.
   hub->Publish({JobAt(2), false, ""}, 6);
   EXPECT_EQ(notified, 2);
   EXPECT_EQ(subscription->TryNext()->job.progress.epoch, 0);
