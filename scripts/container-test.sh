@@ -96,8 +96,9 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])
 PY
 )
-# --health-interval=disable: no systemd here to run periodic checks (podman only logs an
-# error); the HEALTHCHECK itself is run once below with `podman healthcheck run`.
+# --health-interval=disable: no systemd here to run periodic checks; the HEALTHCHECK is
+# run once below with `podman healthcheck run`. Podman still logs "unable to get systemd
+# connection ... healthchecks" errors: harmless.
 podman "${STO[@]}" --runtime runc run -d --name "$NAME" --network host \
   --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --health-interval=disable \
   -e SEGSERVE_ADDR="127.0.0.1:$gport" \
