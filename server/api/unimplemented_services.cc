@@ -23,13 +23,6 @@ class FinishedWriter final : public grpc::ServerWriteReactor<Response> {
   void OnDone() override { delete this; }
 };
 
-template <typename Request, typename Response>
-class FinishedBidi final : public grpc::ServerBidiReactor<Request, Response> {
- public:
-  explicit FinishedBidi(const char* method) { this->Finish(NotYet(method)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
 
 #define SEGSERVE_UNARY_NOT_YET(Service, Method, Request, Response)                      \
@@ -38,19 +31,10 @@ class FinishedBidi final : public grpc::ServerBidiReactor<Request, Response> {
     return FinishUnary(ctx, (std::string(Service::kName) + #Method).c_str());                                      \
   }
 
-SEGSERVE_UNARY_NOT_YET(UnimplementedSegmentation, Segment, v1::SegmentRequest,
-                       v1::SegmentResponse)
 SEGSERVE_UNARY_NOT_YET(UnimplementedSusceptibility, Analyze, v1::AnalyzeRequest,
                        v1::SusceptibilityReport)
 SEGSERVE_UNARY_NOT_YET(UnimplementedSusceptibility, SubmitAnalysis, v1::AnalyzeRequest,
                        v1::AnalysisJob)
-SEGSERVE_UNARY_NOT_YET(UnimplementedModels, List, v1::ListModelsRequest, v1::ListModelsResponse)
-SEGSERVE_UNARY_NOT_YET(UnimplementedModels, Get, v1::GetModelRequest, v1::ModelInfo)
-SEGSERVE_UNARY_NOT_YET(UnimplementedModels, Load, v1::LoadModelRequest, v1::ModelInfo)
-SEGSERVE_UNARY_NOT_YET(UnimplementedModels, Unload, v1::UnloadModelRequest, v1::ModelInfo)
-SEGSERVE_UNARY_NOT_YET(UnimplementedModels, Import, v1::ImportModelRequest, v1::ModelInfo)
-SEGSERVE_UNARY_NOT_YET(UnimplementedModels, SetAlias, v1::SetAliasRequest,
-                       v1::SetAliasResponse)
 SEGSERVE_UNARY_NOT_YET(UnimplementedTraining, SubmitTrain, v1::TrainSpec, v1::Job)
 SEGSERVE_UNARY_NOT_YET(UnimplementedTraining, GetJob, v1::JobRef, v1::Job)
 SEGSERVE_UNARY_NOT_YET(UnimplementedTraining, ListJobs, v1::ListJobsRequest,
@@ -61,12 +45,6 @@ SEGSERVE_UNARY_NOT_YET(UnimplementedDatasets, List, v1::ListDatasetsRequest,
 SEGSERVE_UNARY_NOT_YET(UnimplementedDatasets, Generate, v1::GenerateDatasetRequest, v1::Job)
 
 #undef SEGSERVE_UNARY_NOT_YET
-
-grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
-UnimplementedSegmentation::SegmentStream(grpc::CallbackServerContext*) {
-  return new FinishedBidi<v1::SegmentRequest, v1::SegmentResponse>(
-      "segserve.v1.Segmentation/SegmentStream");
-}
 
 grpc::ServerWriteReactor<v1::JobEvent>* UnimplementedTraining::WatchJob(
     grpc::CallbackServerContext*, const v1::JobRef*) {

@@ -5,23 +5,10 @@
 #pragma once
 
 #include "segserve/v1/datasets.grpc.pb.h"
-#include "segserve/v1/models.grpc.pb.h"
-#include "segserve/v1/segmentation.grpc.pb.h"
 #include "segserve/v1/susceptibility.grpc.pb.h"
 #include "segserve/v1/training.grpc.pb.h"
 
 namespace segserve::api {
-
-class UnimplementedSegmentation final : public v1::Segmentation::CallbackService {
- public:
-  // Prefix of the full method names in messages.
-  static constexpr char kName[] = "segserve.v1.Segmentation/";
-
-  grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* ctx,
-                                    const v1::SegmentRequest*, v1::SegmentResponse*) override;
-  grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>* SegmentStream(
-      grpc::CallbackServerContext* ctx) override;
-};
 
 class UnimplementedSusceptibility final : public v1::Susceptibility::CallbackService {
  public:
@@ -33,26 +20,6 @@ class UnimplementedSusceptibility final : public v1::Susceptibility::CallbackSer
   grpc::ServerUnaryReactor* SubmitAnalysis(grpc::CallbackServerContext* ctx,
                                            const v1::AnalyzeRequest*,
                                            v1::AnalysisJob*) override;
-};
-
-class UnimplementedModels final : public v1::Models::CallbackService {
- public:
-  // Prefix of the full method names in messages.
-  static constexpr char kName[] = "segserve.v1.Models/";
-
-  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const v1::ListModelsRequest*,
-                                 v1::ListModelsResponse*) override;
-  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const v1::GetModelRequest*,
-                                v1::ModelInfo*) override;
-  grpc::ServerUnaryReactor* Load(grpc::CallbackServerContext* ctx, const v1::LoadModelRequest*,
-                                 v1::ModelInfo*) override;
-  grpc::ServerUnaryReactor* Unload(grpc::CallbackServerContext* ctx,
-                                   const v1::UnloadModelRequest*, v1::ModelInfo*) override;
-  grpc::ServerUnaryReactor* Import(grpc::CallbackServerContext* ctx,
-                                   const v1::ImportModelRequest*, v1::ModelInfo*) override;
-  grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext* ctx,
-                                     const v1::SetAliasRequest*,
-                                     v1::SetAliasResponse*) override;
 };
 
 class UnimplementedTraining final : public v1::Training::CallbackService {

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/common/log.h"
@@ -20,6 +22,22 @@ struct ServerOptions {
   common::LogLevel log_level = common::LogLevel::kInfo;
   double drain_seconds = 10;   // graceful-shutdown budget for in-flight calls.
   std::string port_file;       // where to write the bound ports (JSON), if set.
+
+  // Inference.
+  int max_batch_size = 8;
+  double max_queue_delay_ms = 2;
+  int max_queue = 256;
+  int tile_size = 512;
+  double tile_overlap = 0.25;
+  int64_t max_image_pixels = 4096ll * 4096;
+  int max_tiles_per_request = 1024;
+  int max_stream_inflight = 32;
+  int cpu_threads = 2;  // pre/post-processing pool
+  bool bfloat16 = false;
+
+  // Models.
+  std::vector<std::pair<std::string, std::string>> aliases;  // alias -> name[:version]
+  std::vector<std::string> load_models;  // empty = every model in the store
 };
 
 // Validates the current flag values and returns them as options. Each error names the

@@ -2,12 +2,15 @@
 
 #include <chrono>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
 #include "server/api/interceptor.h"
+#include "server/api/models_service.h"
+#include "server/api/segmentation_service.h"
 #include "server/api/unimplemented_services.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
@@ -33,10 +36,68 @@ absl::StatusOr<std::unique_ptr<SegserveServer>> SegserveServer::Create(
   return server;
 }
 
+absl::Status SegserveServer::BuildComponents() {
+  ASSIGN_OR_RETURN(model_store_, registry::ModelStore::Open(options_.data_dir));
+  registry::CheckpointModelLoader::Options loader_options;
+  loader_options.device = options_.device;
+  loader_options.intra_op_threads = options_.intra_op_threads;
+  loader_options.bfloat16 = options_.bfloat16;
+  model_loader_ = std::make_unique<registry::CheckpointModelLoader>(loader_options);
+  registry_ = std::make_unique<registry::ModelRegistry>(*model_store_, *model_loader_, metrics_);
+  for (const auto& [alias, target] : options_.aliases) {
+    registry::AliasTarget parsed{target, 0};
+    if (auto colon = target.rfind(':'); colon != std::string::npos) {
+      parsed.name = target.substr(0, colon);
+      if (!absl::SimpleAtoi(target.substr(colon + 1), &parsed.version)) {
+        return absl::InvalidArgumentError(absl::StrCat("--aliases: bad version in '", target, "'"));
+      }
+    }
+    // An alias may name a model that training will register later: store it as given.
+    RETURN_IF_ERROR(model_store_->SetAlias(alias, parsed));
+  }
+  cpu_pool_ = std::make_unique<common::ThreadPool>(options_.cpu_threads,
+                                                   static_cast<size_t>(options_.max_queue) * 4);
+  control_pool_ = std::make_unique<common::ThreadPool>(1, 64);
+  inference::BatcherOptions batcher_options;
+  batcher_options.max_batch_size = options_.max_batch_size;
+  batcher_options.max_queue_delay =
+      std::chrono::microseconds(static_cast<int64_t>(options_.max_queue_delay_ms * 1000));
+  batcher_options.max_queue = static_cast<size_t>(options_.max_queue);
+  batcher_ = std::make_unique<inference::Batcher>(batcher_options, metrics_);
+  inference::EngineOptions engine_options;
+  engine_options.default_tile_size = options_.tile_size;
+  engine_options.default_tile_overlap = options_.tile_overlap;
+  engine_options.max_image_pixels = options_.max_image_pixels;
+  engine_options.max_tiles_per_request = options_.max_tiles_per_request;
+  engine_options.max_inflight_tiles = std::max(2 * options_.max_batch_size, 4);
+  engine_ = std::make_unique<inference::SegmentationEngine>(engine_options, *batcher_, *cpu_pool_);
+
+  api::SegmentationServiceOptions segmentation_options;
+  segmentation_options.max_image_pixels = options_.max_image_pixels;
+  segmentation_options.max_stream_inflight = options_.max_stream_inflight;
+  services_.push_back(
+      std::make_unique<api::SegmentationService>(segmentation_options, *registry_, *engine_));
+  services_.push_back(std::make_unique<api::ModelsService>(*registry_, *control_pool_));
+  services_.push_back(std::make_unique<api::UnimplementedSusceptibility>());
+  services_.push_back(std::make_unique<api::UnimplementedTraining>());
+  services_.push_back(std::make_unique<api::UnimplementedDatasets>());
+  return absl::OkStatus();
+}
+
+void SegserveServer::BecomeReadyAsync() {
+  control_pool_->TrySchedule([this] {
+    absl::Status loaded = registry_->LoadAtStartup(options_.load_models);
+    if (!loaded.ok()) LOG(WARNING) << "some models did not load: " << loaded.message();
+    server_->GetHealthCheckService()->SetServingStatus(true);
+    LOG(INFO) << "ready: health SERVING";
+  });
+}
+
 absl::Status SegserveServer::Start() {
   for (const char* sub : {"", "/models", "/datasets", "/runs"}) {
     RETURN_IF_ERROR(common::MakeDirectories(options_.data_dir + sub));
   }
+  RETURN_IF_ERROR(BuildComponents());
 
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address, 2);
@@ -62,11 +123,6 @@ absl::Status SegserveServer::Start() {
   interceptors.push_back(std::make_unique<api::RequestInterceptorFactory>(metrics_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
 
-  services_.push_back(std::make_unique<api::UnimplementedSegmentation>());
-  services_.push_back(std::make_unique<api::UnimplementedSusceptibility>());
-  services_.push_back(std::make_unique<api::UnimplementedModels>());
-  services_.push_back(std::make_unique<api::UnimplementedTraining>());
-  services_.push_back(std::make_unique<api::UnimplementedDatasets>());
   for (auto& service : services_) builder.RegisterService(service.get());
 
   server_ = builder.BuildAndStart();
@@ -77,13 +133,12 @@ absl::Status SegserveServer::Start() {
   // Not ready until every component is: probes see NOT_SERVING until then.
   auto* health = server_->GetHealthCheckService();
   health->SetServingStatus(false);
-
-  health->SetServingStatus(true);
   LOG(INFO) << "segserve serving gRPC on port " << grpc_port_ << ", metrics on port "
             << metrics_port_ << ", data_dir " << options_.data_dir;
   if (!options_.port_file.empty()) {
     RETURN_IF_ERROR(WritePortFile(options_.port_file, grpc_port_, metrics_port_));
   }
+  BecomeReadyAsync();
   return absl::OkStatus();
 }
 
@@ -102,6 +157,13 @@ void SegserveServer::Shutdown() {
   });
 }
 
-SegserveServer::~SegserveServer() { Shutdown(); }
+SegserveServer::~SegserveServer() {
+  Shutdown();
+  // Work still queued fails fast (UNAVAILABLE) instead of running after the server is gone;
+  // the pools drain before the components their tasks use are destroyed.
+  if (batcher_) batcher_->Shutdown();
+  cpu_pool_.reset();
+  control_pool_.reset();
+}
 
 }  // namespace segserve::app

@@ -10,7 +10,12 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
 #include "server/app/options.h"
+#include "server/common/thread_pool.h"
+#include "server/inference/batcher.h"
+#include "server/inference/engine.h"
 #include "server/metrics/metrics.h"
+#include "server/registry/model_store.h"
+#include "server/registry/registry.h"
 
 namespace prometheus {
 class Exposer;
@@ -27,6 +32,7 @@ class SegserveServer {
   SegserveServer& operator=(const SegserveServer&) = delete;
 
   int grpc_port() const { return grpc_port_; }
+  registry::ModelRegistry& registry() { return *registry_; }
   int metrics_port() const { return metrics_port_; }
   metrics::Metrics& metrics() { return metrics_; }
 
@@ -37,11 +43,22 @@ class SegserveServer {
  private:
   explicit SegserveServer(const ServerOptions& options);
   absl::Status Start();
+  absl::Status BuildComponents();
+  // Loads the startup models on the control pool, then turns health SERVING.
+  void BecomeReadyAsync();
 
   const ServerOptions options_;
   metrics::Metrics metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
+  // Components, in construction order (destroyed in reverse, after the gRPC server).
+  std::unique_ptr<registry::ModelStore> model_store_;
+  std::unique_ptr<registry::ModelLoader> model_loader_;
+  std::unique_ptr<registry::ModelRegistry> registry_;
+  std::unique_ptr<common::ThreadPool> cpu_pool_;
+  std::unique_ptr<common::ThreadPool> control_pool_;
+  std::unique_ptr<inference::Batcher> batcher_;
+  std::unique_ptr<inference::SegmentationEngine> engine_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
   int grpc_port_ = 0;

@@ -30,6 +30,12 @@ class LogMessage {
   std::ostringstream stream_;
 };
 
+// Turns the streamed expression into void so LOG works as a statement anywhere
+// (including an unbraced if) without dangling-else ambiguity.
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace segserve::common
 
 #define SEGSERVE_LOG_LEVEL_DEBUG ::segserve::common::LogLevel::kDebug
@@ -43,7 +49,9 @@ class LogMessage {
 #ifdef LOG
 #undef LOG
 #endif
-#define LOG(level)                                                        \
-  if (!::segserve::common::LogEnabled(SEGSERVE_LOG_LEVEL_##level)) {      \
-  } else                                                                  \
-    ::segserve::common::LogMessage(SEGSERVE_LOG_LEVEL_##level, __FILE__, __LINE__).stream()
+#define LOG(level)                                                                      \
+  !::segserve::common::LogEnabled(SEGSERVE_LOG_LEVEL_##level)                           \
+      ? (void)0                                                                         \
+      : ::segserve::common::LogVoidify() &                                              \
+            ::segserve::common::LogMessage(SEGSERVE_LOG_LEVEL_##level, __FILE__, __LINE__) \
+                .stream()

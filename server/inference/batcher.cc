@@ -50,13 +50,15 @@ Batcher::Batcher(const BatcherOptions& options, metrics::Metrics& metrics)
   executor_ = std::thread([this] { Run(); });
 }
 
-Batcher::~Batcher() {
+Batcher::~Batcher() { Shutdown(); }
+
+void Batcher::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
-  executor_.join();
+  if (executor_.joinable()) executor_.join();
 }
 
 size_t Batcher::queued() const {

@@ -61,7 +61,7 @@ struct BatcherOptions {
 class Batcher {
  public:
   Batcher(const BatcherOptions& options, metrics::Metrics& metrics);
-  // Fails every queued item with UNAVAILABLE and joins the executor.
+  // Calls Shutdown.
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -70,6 +70,10 @@ class Batcher {
   // tiles) and skip the admission limit, so accepted work is never refused halfway.
   // ResourceExhausted when the queue is full; Unavailable after shutdown.
   absl::Status Submit(WorkItem item, bool continuation = false);
+
+  // Fails every queued item with UNAVAILABLE and joins the executor; later Submits answer
+  // UNAVAILABLE. Idempotent. The object stays usable for callers still holding it.
+  void Shutdown();
 
   size_t queued() const;
   const BatcherOptions& options() const { return options_; }

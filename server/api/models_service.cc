@@ -1,0 +1,135 @@
+#include "server/api/models_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/api/converters.h"
+#include "server/api/request_id.h"
+#include "server/api/status_mapping.h"
+#include "server/common/status_macros.h"
+#include "server/registry/importer.h"
+
+namespace segserve::api {
+namespace {
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status, RequestId(*context)));
+  return reactor;
+}
+
+absl::Status CheckRef(const v1::ModelRef& ref) {
+  if (ref.name().empty()) {
+    return absl::InvalidArgumentError("model.name: required (a model name or an alias)");
+  }
+  if (ref.version() < 0) return absl::InvalidArgumentError("model.version: must be >= 0");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ModelsService::ModelsService(registry::ModelRegistry& registry, common::ThreadPool& control_pool)
+    : registry_(registry), control_pool_(control_pool) {}
+
+void ModelsService::RunOnControlPool(grpc::CallbackServerContext* context,
+                                     grpc::ServerUnaryReactor* reactor,
+                                     std::function<absl::Status()> work) {
+  const std::string request_id = RequestId(*context);
+  const bool scheduled = control_pool_.TrySchedule([reactor, work = std::move(work), request_id] {
+    reactor->Finish(ToGrpcStatus(work(), request_id));
+  });
+  if (!scheduled) {
+    reactor->Finish(ToGrpcStatus(
+        absl::ResourceExhaustedError("too many model loads/imports queued; retry later"),
+        request_id));
+  }
+}
+
+grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* context,
+                                              const v1::ListModelsRequest* request,
+                                              v1::ListModelsResponse* response) {
+  for (const auto& status : registry_.List()) {
+    if (!request->name().empty() && status.stored.name != request->name()) continue;
+    ModelStatusToProto(status, response->add_models());
+  }
+  for (const auto& [alias, target] : registry_.Aliases()) {
+    (*response->mutable_aliases())[alias] =
+        target.version == 0 ? target.name : absl::StrCat(target.name, ":", target.version);
+  }
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ModelsService::Get(grpc::CallbackServerContext* context,
+                                             const v1::GetModelRequest* request,
+                                             v1::ModelInfo* response) {
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
+  auto status = registry_.Get(request->model().name(), request->model().version());
+  if (status.ok()) ModelStatusToProto(*status, response);
+  return FinishNow(context, status.status());
+}
+
+grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* context,
+                                              const v1::LoadModelRequest* request,
+                                              v1::ModelInfo* response) {
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
+  auto* reactor = context->DefaultReactor();
+  const v1::ModelRef ref = request->model();
+  RunOnControlPool(context, reactor, [this, ref, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(registry::ModelStatus status, registry_.Load(ref.name(), ref.version()));
+    ModelStatusToProto(status, response);
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* context,
+                                                const v1::UnloadModelRequest* request,
+                                                v1::ModelInfo* response) {
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
+  auto status = registry_.Unload(request->model().name(), request->model().version());
+  if (status.ok()) ModelStatusToProto(*status, response);
+  return FinishNow(context, status.status());
+}
+
+grpc::ServerUnaryReactor* ModelsService::Import(grpc::CallbackServerContext* context,
+                                                const v1::ImportModelRequest* request,
+                                                v1::ModelInfo* response) {
+  auto config = ConfigFromProto(request->config());
+  if (!config.ok()) return FinishNow(context, config.status());
+  if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (request->state_dict().empty()) {
+    return FinishNow(context, absl::InvalidArgumentError("state_dict: required"));
+  }
+  auto* reactor = context->DefaultReactor();
+  auto import = std::make_shared<registry::ImportRequest>();
+  import->name = request->name();
+  import->config = *config;
+  import->state_dict_bytes = request->state_dict();
+  import->strict = !request->non_strict();
+  const bool load = request->load();
+  RunOnControlPool(context, reactor, [this, import, load, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(registry::StoredVersion stored,
+                     registry::ImportStateDict(registry_.store(), *import));
+    if (load) {
+      ASSIGN_OR_RETURN(registry::ModelStatus status, registry_.Load(stored.name, stored.version));
+      ModelStatusToProto(status, response);
+    } else {
+      ASSIGN_OR_RETURN(registry::ModelStatus status, registry_.Get(stored.name, stored.version));
+      ModelStatusToProto(status, response);
+    }
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* context,
+                                                  const v1::SetAliasRequest* request,
+                                                  v1::SetAliasResponse* response) {
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
+  return FinishNow(context, registry_.SetAlias(request->alias(),
+                                               registry::AliasTarget{request->model().name(),
+                                                                     request->model().version()}));
+}
+
+}  // namespace segserve::api

@@ -1,0 +1,243 @@
+#include "server/api/segmentation_service.h"
+
+#include <deque>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "server/api/converters.h"
+#include "server/api/request_id.h"
+#include "server/api/status_mapping.h"
+
+namespace segserve::api {
+namespace {
+
+inference::Clock::time_point DeadlineOf(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return inference::Clock::time_point::max();
+  }
+  return inference::Clock::now() + (deadline - std::chrono::system_clock::now());
+}
+
+// Unary Segment: cancellation reaches the engine through the shared flag.
+class SegmentReactor final : public grpc::ServerUnaryReactor {
+ public:
+  SegmentReactor(SegmentationService& service, grpc::CallbackServerContext* context,
+                 const v1::SegmentRequest* request, v1::SegmentResponse* response)
+      : cancelled_(std::make_shared<inference::CancelFlag>(false)) {
+    const std::string request_id = RequestId(*context);
+    service.Start(*request, request_id, DeadlineOf(*context), cancelled_,
+                  [this, response, request_id](absl::StatusOr<v1::SegmentResponse> result) {
+                    if (result.ok()) {
+                      *response = std::move(*result);
+                      Finish(grpc::Status::OK);
+                    } else {
+                      Finish(ToGrpcStatus(result.status(), request_id));
+                    }
+                  });
+  }
+  void OnCancel() override { cancelled_->store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<inference::CancelFlag> cancelled_;
+};
+
+// SegmentStream: many requests in flight, responses in completion order, one write at a
+// time. The reactor outlives OnDone until the engine has called back for every request.
+class SegmentStreamReactor final
+    : public grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse> {
+ public:
+  SegmentStreamReactor(SegmentationService& service, grpc::CallbackServerContext* context)
+      : service_(service),
+        context_(context),
+        stream_id_(RequestId(*context)),
+        cancelled_(std::make_shared<inference::CancelFlag>(false)) {
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (!ok) {
+      reads_done_ = true;
+      MaybeFinish();
+      return;
+    }
+    v1::SegmentRequest request = std::move(incoming_);
+    std::string id = request.request_id();
+    if (id.empty()) id = absl::StrCat(stream_id_, "-", ++sequence_);
+    ++inflight_;
+    service_.Start(request, id, DeadlineOf(*context_), cancelled_,
+                   [this, id](absl::StatusOr<v1::SegmentResponse> result) {
+                     OnResult(id, std::move(result));
+                   });
+    if (inflight_ < service_.options().max_stream_inflight) {
+      StartRead(&incoming_);
+    } else {
+      read_paused_ = true;  // back-pressure: resume when a result comes back.
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) {
+      cancelled_->store(true);
+      pending_.clear();
+      if (!finished_) {
+        finished_ = true;
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream write failed"));
+      }
+      return;
+    }
+    MaybeWrite();
+    MaybeFinish();
+  }
+
+  void OnCancel() override {
+    cancelled_->store(true);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    pending_.clear();
+    if (!finished_ && !writing_) {
+      finished_ = true;
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+    }
+  }
+
+  void OnDone() override {
+    bool last;
+    {
+      std::lock_guard<std::recursive_mutex> lock(mu_);
+      done_ = true;
+      last = inflight_ == 0;
+    }
+    if (last) delete this;
+  }
+
+ private:
+  void OnResult(const std::string& id, absl::StatusOr<v1::SegmentResponse> result) {
+    bool destroy = false;
+    {
+      std::lock_guard<std::recursive_mutex> lock(mu_);
+      --inflight_;
+      if (!done_ && !finished_) {
+        v1::SegmentResponse response;
+        if (result.ok()) {
+          response = std::move(*result);
+        } else {
+          const grpc::Status status = ToGrpcStatus(result.status(), id);
+          response.mutable_error()->set_code(status.error_code());
+          response.mutable_error()->set_message(status.error_message());
+        }
+        response.set_request_id(id);
+        pending_.push_back(std::move(response));
+        MaybeWrite();
+        if (read_paused_ && !reads_done_) {
+          read_paused_ = false;
+          StartRead(&incoming_);
+        }
+        MaybeFinish();
+      }
+      destroy = done_ && inflight_ == 0;
+    }
+    if (destroy) delete this;
+  }
+
+  void MaybeWrite() {
+    if (writing_ || pending_.empty() || finished_) return;
+    writing_ = true;
+    outgoing_ = std::move(pending_.front());
+    pending_.pop_front();
+    StartWrite(&outgoing_);
+  }
+
+  void MaybeFinish() {
+    if (reads_done_ && inflight_ == 0 && pending_.empty() && !writing_ && !finished_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  SegmentationService& service_;
+  grpc::CallbackServerContext* context_;
+  const std::string stream_id_;
+  std::shared_ptr<inference::CancelFlag> cancelled_;
+  // Reactions may arrive on several gRPC and engine threads at once.
+  std::recursive_mutex mu_;
+  v1::SegmentRequest incoming_;
+  v1::SegmentResponse outgoing_;
+  std::deque<v1::SegmentResponse> pending_;
+  int inflight_ = 0;
+  int64_t sequence_ = 0;
+  bool reads_done_ = false;
+  bool read_paused_ = false;
+  bool writing_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+};
+
+}  // namespace
+
+SegmentationService::SegmentationService(const SegmentationServiceOptions& options,
+                                         registry::ModelRegistry& registry,
+                                         inference::SegmentationEngine& engine)
+    : options_(options), registry_(registry), engine_(engine) {}
+
+void SegmentationService::Start(const v1::SegmentRequest& request, const std::string& request_id,
+                                inference::Clock::time_point deadline,
+                                std::shared_ptr<const inference::CancelFlag> cancelled,
+                                std::function<void(absl::StatusOr<v1::SegmentResponse>)> done) {
+  if (request.request_id().size() > 128) {
+    done(absl::InvalidArgumentError("request_id: at most 128 bytes"));
+    return;
+  }
+  if (!request.has_model() || request.model().name().empty()) {
+    done(absl::InvalidArgumentError("model.name: required (a model name or an alias)"));
+    return;
+  }
+  auto model = registry_.Resolve(request.model().name(), request.model().version());
+  if (!model.ok()) {
+    done(model.status());
+    return;
+  }
+  auto image = ImageFromProto(request.image(), options_.max_image_pixels);
+  if (!image.ok()) {
+    done(image.status());
+    return;
+  }
+  auto params = ParamsFromProto(request.options());
+  if (!params.ok()) {
+    done(params.status());
+    return;
+  }
+  const v1::SegmentOptions options = request.options();
+  engine_.Segment(*model, std::move(*image), *params, deadline, std::move(cancelled),
+                  [done = std::move(done), options,
+                   request_id](absl::StatusOr<inference::SegmentResult> result) {
+                    if (!result.ok()) {
+                      done(result.status());
+                      return;
+                    }
+                    v1::SegmentResponse response;
+                    response.set_request_id(request_id);
+                    absl::Status filled = FillSegmentResponse(*result, options, &response);
+                    if (!filled.ok()) {
+                      done(filled);
+                      return;
+                    }
+                    done(std::move(response));
+                  });
+}
+
+grpc::ServerUnaryReactor* SegmentationService::Segment(grpc::CallbackServerContext* context,
+                                                       const v1::SegmentRequest* request,
+                                                       v1::SegmentResponse* response) {
+  return new SegmentReactor(*this, context, request, response);
+}
+
+grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
+SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
+  return new SegmentStreamReactor(*this, context);
+}
+
+}  // namespace segserve::api

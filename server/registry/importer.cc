@@ -1,0 +1,45 @@
+#include "server/registry/importer.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/common/status_macros.h"
+#include "server/model/checkpoint.h"
+#include "server/model/state_dict.h"
+#include "server/model/unet.h"
+
+namespace segserve::registry {
+
+absl::StatusOr<StoredVersion> ImportStateDict(ModelStore& store, const ImportRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.name, "name"));
+  RETURN_IF_ERROR(model::Validate(request.config));
+  ASSIGN_OR_RETURN(model::StateDict state_dict, model::ParseStateDict(request.state_dict_bytes));
+  const model::UnetConfig config = model::WithDefaultNormalisation(request.config);
+  model::Unet unet{nullptr};
+  try {
+    unet = model::Unet(config);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("cannot build the U-net: ", e.what()));
+  }
+  // torchvision ResNet files carry bare encoder keys: map them when asked for non-strict.
+  bool torchvision = false;
+  for (const auto& [key, tensor] : state_dict) {
+    if (key.rfind("layer1.", 0) == 0 || key == "conv1.weight") torchvision = true;
+  }
+  if (torchvision && !request.strict) state_dict = model::TorchvisionToEncoderKeys(state_dict);
+  model::LoadOptions options;
+  options.strict = request.strict;
+  ASSIGN_OR_RETURN(model::LoadReport report, model::LoadStateDict(unet, state_dict, options));
+  nlohmann::json metadata = request.metadata;
+  metadata["source"] = "import";
+  metadata["imported_keys"] = report.loaded.size();
+  if (!report.missing.empty()) metadata["missing_keys"] = report.missing.size();
+  metadata["created_unix_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count();
+  ASSIGN_OR_RETURN(std::string bytes, model::SerializeCheckpoint(unet, metadata));
+  return store.AddVersion(request.name, bytes);
+}
+
+}  // namespace segserve::registry

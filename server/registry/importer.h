@@ -1,0 +1,26 @@
+// File: server/registry/importer.h — imports a PyTorch state dict (segmentation_models_pytorch
+// Unet, or a torchvision ResNet encoder with strict=false) as a new version in the store.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "server/model/model_config.h"
+#include "server/registry/model_store.h"
+
+namespace segserve::registry {
+
+struct ImportRequest {
+  std::string name;
+  model::UnetConfig config;
+  std::string state_dict_bytes;  // torch.save(model.state_dict(), f)
+  bool strict = true;            // false: encoder-only files (torchvision) are accepted
+  nlohmann::json metadata = nlohmann::json::object();
+};
+
+// InvalidArgument for a bad config or name (field named), a file that is not a state dict,
+// or missing/unexpected/mis-shaped keys (listed).
+absl::StatusOr<StoredVersion> ImportStateDict(ModelStore& store, const ImportRequest& request);
+
+}  // namespace segserve::registry
