@@ -1,6 +1,8 @@
 # Helpers that give every segserve target the same flags, warnings and PCH.
 
-set(SEGSERVE_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+# -pthread on every target: GoogleTest adds it to tests, and the torch precompiled header is
+# only used by units compiled with the same macro set (_REENTRANT included).
+set(SEGSERVE_WARNINGS -pthread -Wall -Wextra -Wpedantic -Wno-unused-parameter)
 if(SEGSERVE_WERROR)
   list(APPEND SEGSERVE_WARNINGS -Werror)
 endif()

@@ -7,7 +7,6 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
-#include "prometheus/exposer.h"
 #include "server/api/interceptor.h"
 #include "server/api/models_service.h"
 #include "server/api/segmentation_service.h"
@@ -99,17 +98,11 @@ absl::Status SegserveServer::Start() {
   }
   RETURN_IF_ERROR(BuildComponents());
 
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address, 2);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("--metrics_listen ", options_.metrics_address,
-                                               ": cannot listen: ", e.what()));
-  }
+  ASSIGN_OR_RETURN(exposer_, metrics::HttpExposer::Start(options_.metrics_address));
   exposer_->RegisterCollectable(metrics_.registry());
   process_collector_ = std::make_shared<metrics::ProcessCollector>();
   exposer_->RegisterCollectable(process_collector_);
-  const std::vector<int> metrics_ports = exposer_->GetListeningPorts();
-  metrics_port_ = metrics_ports.empty() ? 0 : metrics_ports.front();
+  metrics_port_ = exposer_->port();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

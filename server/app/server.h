@@ -13,13 +13,11 @@
 #include "server/common/thread_pool.h"
 #include "server/inference/batcher.h"
 #include "server/inference/engine.h"
+#include "server/metrics/http_exposer.h"
 #include "server/metrics/metrics.h"
 #include "server/registry/model_store.h"
 #include "server/registry/registry.h"
 
-namespace prometheus {
-class Exposer;
-}
 
 namespace segserve::app {
 
@@ -49,7 +47,7 @@ class SegserveServer {
 
   const ServerOptions options_;
   metrics::Metrics metrics_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<metrics::HttpExposer> exposer_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
   // Components, in construction order (destroyed in reverse, after the gRPC server).
   std::unique_ptr<registry::ModelStore> model_store_;

@@ -261,6 +261,12 @@ absl::Status Unpickler::Step(uint8_t op) {
       stack_.push_back(result);
       return absl::OkStatus();
     }
+    case 0x81: {  // NEWOBJ: a class instance (e.g. a whole pickled nn.Module)
+      ASSIGN_OR_RETURN(PyPtr args, Pop());
+      ASSIGN_OR_RETURN(PyPtr cls, Pop());
+      return Error(absl::StrCat("unsupported Python class ", cls->s,
+                                " (only plain dicts of tensors can be read)"));
+    }
     case 'b': return Pop().status();  // BUILD: state ignored (OrderedDict._metadata)
     case 'Q': {                       // BINPERSID
       ASSIGN_OR_RETURN(PyPtr pid, Pop());

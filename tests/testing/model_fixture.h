@@ -1,0 +1,24 @@
+// File: tests/testing/model_fixture.h — puts small deterministic models into a data dir's
+// model store, the way training or an import would, for tests that serve them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/model/model_config.h"
+#include "server/registry/model_store.h"
+
+namespace segserve::testing {
+
+// A U-net with weights drawn from `seed` (BatchNorm statistics included, so outputs vary
+// across pixels), stored as the next version of `name` under <data_dir>/models.
+absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir,
+                                                     const std::string& name,
+                                                     const model::UnetConfig& config,
+                                                     uint64_t seed);
+
+// The same model's state dict as torch.save would write it (for Models.Import tests).
+absl::StatusOr<std::string> TestModelStateDict(const model::UnetConfig& config, uint64_t seed);
+
+}  // namespace segserve::testing
