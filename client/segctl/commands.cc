@@ -1,12 +1,23 @@
 #include "client/segctl/commands.h"
 
+#include "client/segctl/synth_command.h"
+
 namespace segserve::segctl {
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"health", "check that the server is SERVING", RunHealth},
+      {"models", "list, inspect, load, unload, alias and import models", RunModels},
+      {"segment", "segment image files; write masks and overlays", RunSegment},
+      {"bench", "load-test Segment: images/s and latency percentiles", RunBench},
+      {"synth", "write a synthetic plasmodium data set locally", RunSynth},
   };
   return commands;
+}
+
+int RunSynth(const GlobalOptions&, const std::vector<std::string>& args, std::ostream& out,
+             std::ostream& err) {
+  return RunSynthCommand(args, out, err);
 }
 
 }  // namespace segserve::segctl

@@ -32,6 +32,14 @@ const std::vector<Command>& Commands();
 
 int RunHealth(const GlobalOptions& global, const std::vector<std::string>& args,
               std::ostream& out, std::ostream& err);
+int RunModels(const GlobalOptions& global, const std::vector<std::string>& args,
+              std::ostream& out, std::ostream& err);
+int RunSegment(const GlobalOptions& global, const std::vector<std::string>& args,
+               std::ostream& out, std::ostream& err);
+int RunBench(const GlobalOptions& global, const std::vector<std::string>& args,
+             std::ostream& out, std::ostream& err);
+int RunSynth(const GlobalOptions& global, const std::vector<std::string>& args,
+             std::ostream& out, std::ostream& err);
 
 // Prints `status` as "segctl: <CODE>: <message>" and returns kExitError.
 int ReportError(std::ostream& err, const absl::Status& status);

@@ -8,7 +8,7 @@
 #include "prometheus/text_serializer.h"
 #include "segserve/v1/models.grpc.pb.h"
 #include "server/app/server.h"
-#include "tests/testing/http_get.h"
+#include "client/lib/http_get.h"
 #include "tests/testing/server_process.h"
 
 namespace segserve::api {
@@ -50,13 +50,13 @@ TEST_F(InterceptorTest, CountsEveryCallByMethodAndCode) {
   }
   ASSERT_TRUE(client_->Health().ok());
   const std::string text = Exposition();
-  EXPECT_EQ(testing::SampleValue(
+  EXPECT_EQ(client::SampleValue(
                 text, R"(segserve_grpc_requests_total{code="OK",method="/segserve.v1.Models/List"})"),
             3);
-  EXPECT_EQ(testing::SampleValue(
+  EXPECT_EQ(client::SampleValue(
                 text, R"(segserve_grpc_requests_total{code="OK",method="/grpc.health.v1.Health/Check"})"),
             1);
-  EXPECT_EQ(testing::SampleValue(
+  EXPECT_EQ(client::SampleValue(
                 text, R"(segserve_grpc_request_duration_seconds_count{method="/segserve.v1.Models/List"})"),
             3);
 }
@@ -68,7 +68,7 @@ TEST_F(InterceptorTest, CountsErrorsUnderTheirCode) {
   request.mutable_model()->set_name("missing");
   v1::ModelInfo info;
   EXPECT_EQ(stub->Get(context.get(), request, &info).error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(testing::SampleValue(
+  EXPECT_EQ(client::SampleValue(
                 Exposition(), R"(segserve_grpc_requests_total{code="NOT_FOUND",method="/segserve.v1.Models/Get"})"),
             1);
 }
@@ -97,11 +97,11 @@ TEST_F(InterceptorTest, AssignsARequestIdWhenTheClientSendsNone) {
 }
 
 TEST_F(InterceptorTest, ExportsBuildAndProcessMetricsOverHttp) {
-  auto body = testing::HttpGet(server_->metrics_port(), "/metrics");
+  auto body = client::HttpGet(server_->metrics_port(), "/metrics");
   ASSERT_TRUE(body.ok()) << body.status();
   EXPECT_NE(body->find("segserve_build_info{"), std::string::npos);
-  EXPECT_GT(testing::SampleValue(*body, "process_resident_memory_bytes"), 0);
-  EXPECT_GT(testing::SampleValue(*body, "process_start_time_seconds"), 1.6e9);
+  EXPECT_GT(client::SampleValue(*body, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(client::SampleValue(*body, "process_start_time_seconds"), 1.6e9);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include "grpc/reflection/v1alpha/reflection_probe.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "segserve/v1/training.grpc.pb.h"
-#include "tests/testing/http_get.h"
+#include "client/lib/http_get.h"
 #include "tests/testing/server_process.h"
 
 namespace segserve {
@@ -95,13 +95,13 @@ TEST_F(LifecycleTest, NotYetImplementedRpcSaysSo) {
 TEST_F(LifecycleTest, MetricsScrapeShowsTheRequestCounterMove) {
   const std::string series =
       R"(segserve_grpc_requests_total{code="OK",method="/grpc.health.v1.Health/Check"})";
-  auto before = testing::HttpGet(server_->metrics_port(), "/metrics");
+  auto before = client::HttpGet(server_->metrics_port(), "/metrics");
   ASSERT_TRUE(before.ok()) << before.status();
-  const double count_before = std::max(0.0, testing::SampleValue(*before, series));
+  const double count_before = std::max(0.0, client::SampleValue(*before, series));
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(client_->Health().ok());
-  auto after = testing::HttpGet(server_->metrics_port(), "/metrics");
+  auto after = client::HttpGet(server_->metrics_port(), "/metrics");
   ASSERT_TRUE(after.ok()) << after.status();
-  EXPECT_EQ(testing::SampleValue(*after, series), count_before + 4);
+  EXPECT_EQ(client::SampleValue(*after, series), count_before + 4);
 }
 
 TEST_F(LifecycleTest, SegctlHealthPrintsServingAndExitsZero) {

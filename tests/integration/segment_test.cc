@@ -12,7 +12,7 @@
 #include "segserve/v1/models.grpc.pb.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 #include "server/data/codec.h"
-#include "tests/testing/http_get.h"
+#include "client/lib/http_get.h"
 #include "tests/testing/model_fixture.h"
 #include "tests/testing/server_process.h"
 
@@ -97,8 +97,8 @@ class SegmentTest : public ::testing::Test {
   }
 
   double Metric(const std::string& series) {
-    auto body = testing::HttpGet(server_->metrics_port(), "/metrics");
-    return body.ok() ? testing::SampleValue(*body, series) : -2;
+    auto body = client::HttpGet(server_->metrics_port(), "/metrics");
+    return body.ok() ? client::SampleValue(*body, series) : -2;
   }
 
   testing::TempDir dir_;
