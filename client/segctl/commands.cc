@@ -10,6 +10,9 @@ const std::vector<Command>& Commands() {
       {"models", "list, inspect, load, unload, alias and import models", RunModels},
       {"segment", "segment image files; write masks and overlays", RunSegment},
       {"bench", "load-test Segment: images/s and latency percentiles", RunBench},
+      {"submit-train", "submit a training job or a sweep over prune levels", RunSubmitTrain},
+      {"jobs", "list, inspect, cancel and watch jobs", RunJobs},
+      {"datasets", "list server-side data sets; generate synthetic ones", RunDatasets},
       {"synth", "write a synthetic plasmodium data set locally", RunSynth},
   };
   return commands;

@@ -38,6 +38,12 @@ int RunSegment(const GlobalOptions& global, const std::vector<std::string>& args
                std::ostream& out, std::ostream& err);
 int RunBench(const GlobalOptions& global, const std::vector<std::string>& args,
              std::ostream& out, std::ostream& err);
+int RunSubmitTrain(const GlobalOptions& global, const std::vector<std::string>& args,
+                   std::ostream& out, std::ostream& err);
+int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args, std::ostream& out,
+            std::ostream& err);
+int RunDatasets(const GlobalOptions& global, const std::vector<std::string>& args,
+                std::ostream& out, std::ostream& err);
 int RunSynth(const GlobalOptions& global, const std::vector<std::string>& args,
              std::ostream& out, std::ostream& err);
 

@@ -54,6 +54,13 @@ ABSL_FLAG(std::string, aliases, "",
 ABSL_FLAG(std::string, load_models, "",
           "Comma-separated model names to load at start; empty = every model in the store.");
 
+ABSL_FLAG(int, training_slots, 1, "Jobs (training, analysis, generation) run at once. 1..64.");
+ABSL_FLAG(int, max_queued_jobs, 64,
+          "Queued jobs beyond which submissions get RESOURCE_EXHAUSTED. 1..100000.");
+ABSL_FLAG(bool, bootstrap, true,
+          "On an empty --data_dir, generate a synthetic plasmodium data set and train an L0 + "
+          "L1 sweep (aliases baseline and l1-pruned). Turn off in production.");
+
 namespace segserve::app {
 namespace {
 
@@ -125,6 +132,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.max_stream_inflight = absl::GetFlag(FLAGS_max_stream_inflight);
   options.cpu_threads = absl::GetFlag(FLAGS_cpu_threads);
   options.bfloat16 = absl::GetFlag(FLAGS_bf16);
+  options.training_slots = absl::GetFlag(FLAGS_training_slots);
+  options.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  options.bootstrap = absl::GetFlag(FLAGS_bootstrap);
   struct IntRange {
     const char* flag;
     int64_t value, low, high;
@@ -136,7 +146,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
                             IntRange{"max_tiles_per_request", options.max_tiles_per_request, 1,
                                      100000},
                             IntRange{"max_stream_inflight", options.max_stream_inflight, 1, 1024},
-                            IntRange{"cpu_threads", options.cpu_threads, 1, 256}}) {
+                            IntRange{"cpu_threads", options.cpu_threads, 1, 256},
+                            IntRange{"training_slots", options.training_slots, 1, 64},
+                            IntRange{"max_queued_jobs", options.max_queued_jobs, 1, 100000}}) {
     if (r.value < r.low || r.value > r.high) {
       return absl::InvalidArgumentError(absl::StrCat("--", r.flag, ": must be ", r.low, "..",
                                                      r.high, ", got ", r.value));

@@ -35,6 +35,11 @@ struct ServerOptions {
   int cpu_threads = 2;  // pre/post-processing pool
   bool bfloat16 = false;
 
+  // Jobs.
+  int training_slots = 1;
+  int max_queued_jobs = 64;
+  bool bootstrap = true;  // quick-start data set + L0/L1 sweep on an empty data dir
+
   // Models.
   std::vector<std::pair<std::string, std::string>> aliases;  // alias -> name[:version]
   std::vector<std::string> load_models;  // empty = every model in the store

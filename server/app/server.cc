@@ -8,7 +8,13 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "server/api/interceptor.h"
+#include "server/api/datasets_service.h"
 #include "server/api/models_service.h"
+#include "server/api/training_service.h"
+#include "server/app/bootstrap.h"
+#include "server/app/synth_runner.h"
+#include "server/scheduler/sqlite_job_store.h"
+#include "server/training/training_runner.h"
 #include "server/api/segmentation_service.h"
 #include "server/api/unimplemented_services.h"
 #include "server/common/file_util.h"
@@ -71,6 +77,34 @@ absl::Status SegserveServer::BuildComponents() {
   engine_options.max_inflight_tiles = std::max(2 * options_.max_batch_size, 4);
   engine_ = std::make_unique<inference::SegmentationEngine>(engine_options, *batcher_, *cpu_pool_);
 
+  // Jobs: a corrupted job store stops the start-up (falling back to an empty history would
+  // silently lose accepted jobs); the message says how to recover.
+  ASSIGN_OR_RETURN(std::unique_ptr<scheduler::SqliteJobStore> job_store,
+                   scheduler::SqliteJobStore::Open(options_.data_dir + "/jobs.db"));
+  training::TrainingOptions training_options;
+  training_options.data_dir = options_.data_dir;
+  training_options.default_device = options_.device;
+  training_options.intra_op_threads = options_.intra_op_threads;
+  training_options.on_registered = [this](const registry::StoredVersion& stored) {
+    auto loaded = registry_->Load(stored.name, stored.version);
+    if (!loaded.ok()) LOG(WARNING) << "trained model did not load: " << loaded.status();
+  };
+  scheduler::RunnerMap runners;
+  runners[scheduler::JobKind::kTrain] =
+      std::make_shared<training::TrainingRunner>(std::move(training_options));
+  runners[scheduler::JobKind::kSynth] = std::make_shared<SynthRunner>(options_.data_dir);
+  scheduler::SchedulerOptions scheduler_options;
+  scheduler_options.training_slots = options_.training_slots;
+  scheduler_options.max_queued_jobs = options_.max_queued_jobs;
+  ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::Create(std::move(job_store),
+                                                            std::move(runners), scheduler_options,
+                                                            nullptr, &metrics_));
+  if (options_.bootstrap) {
+    BootstrapOptions bootstrap_options;
+    bootstrap_options.data_dir = options_.data_dir;
+    bootstrap_ = std::make_unique<Bootstrap>(bootstrap_options, *scheduler_, *model_store_);
+  }
+
   api::SegmentationServiceOptions segmentation_options;
   segmentation_options.max_image_pixels = options_.max_image_pixels;
   segmentation_options.max_stream_inflight = options_.max_stream_inflight;
@@ -78,8 +112,8 @@ absl::Status SegserveServer::BuildComponents() {
       std::make_unique<api::SegmentationService>(segmentation_options, *registry_, *engine_));
   services_.push_back(std::make_unique<api::ModelsService>(*registry_, *control_pool_));
   services_.push_back(std::make_unique<api::UnimplementedSusceptibility>());
-  services_.push_back(std::make_unique<api::UnimplementedTraining>());
-  services_.push_back(std::make_unique<api::UnimplementedDatasets>());
+  services_.push_back(std::make_unique<api::TrainingService>(*scheduler_, options_.data_dir));
+  services_.push_back(std::make_unique<api::DatasetsService>(*scheduler_, options_.data_dir));
   return absl::OkStatus();
 }
 
@@ -132,6 +166,7 @@ absl::Status SegserveServer::Start() {
     RETURN_IF_ERROR(WritePortFile(options_.port_file, grpc_port_, metrics_port_));
   }
   BecomeReadyAsync();
+  if (bootstrap_) bootstrap_->StartIfNeeded();
   return absl::OkStatus();
 }
 
@@ -141,6 +176,10 @@ void SegserveServer::Shutdown() {
     LOG(INFO) << "shutting down: draining in-flight calls for up to " << options_.drain_seconds
               << " s";
     server_->GetHealthCheckService()->Shutdown();
+    // Jobs first: running ones are interrupted and re-queued, watch streams end, so the
+    // gRPC drain below is not held up by them.
+    bootstrap_.reset();
+    if (scheduler_) scheduler_->Shutdown();
     const auto deadline =
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(static_cast<int64_t>(options_.drain_seconds * 1000));

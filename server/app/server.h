@@ -17,9 +17,12 @@
 #include "server/metrics/metrics.h"
 #include "server/registry/model_store.h"
 #include "server/registry/registry.h"
+#include "server/scheduler/scheduler.h"
 
 
 namespace segserve::app {
+
+class Bootstrap;
 
 class SegserveServer {
  public:
@@ -31,6 +34,7 @@ class SegserveServer {
 
   int grpc_port() const { return grpc_port_; }
   registry::ModelRegistry& registry() { return *registry_; }
+  scheduler::Scheduler& scheduler() { return *scheduler_; }
   int metrics_port() const { return metrics_port_; }
   metrics::Metrics& metrics() { return metrics_; }
 
@@ -57,6 +61,8 @@ class SegserveServer {
   std::unique_ptr<common::ThreadPool> control_pool_;
   std::unique_ptr<inference::Batcher> batcher_;
   std::unique_ptr<inference::SegmentationEngine> engine_;
+  std::unique_ptr<scheduler::Scheduler> scheduler_;
+  std::unique_ptr<Bootstrap> bootstrap_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
   int grpc_port_ = 0;

@@ -22,6 +22,7 @@ class InterceptorTest : public ::testing::Test {
     options.metrics_address = "127.0.0.1:0";
     options.data_dir = dir_.path();
     options.drain_seconds = 1;
+    options.bootstrap = false;
     auto server = app::SegserveServer::Create(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);

@@ -10,7 +10,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection_probe.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "segserve/v1/training.grpc.pb.h"
+#include "segserve/v1/susceptibility.grpc.pb.h"
 #include "client/lib/http_get.h"
 #include "tests/testing/server_process.h"
 
@@ -81,14 +81,12 @@ TEST_F(LifecycleTest, ReflectionListsEveryService) {
 }
 
 TEST_F(LifecycleTest, NotYetImplementedRpcSaysSo) {
-  auto stub = v1::Training::NewStub(client_->channel());
+  auto stub = v1::Susceptibility::NewStub(client_->channel());
   auto context = client_->NewContext();
-  v1::Job job;
-  v1::JobRef ref;
-  ref.set_job_id("j1");
-  grpc::Status status = stub->GetJob(context.get(), ref, &job);
+  v1::SusceptibilityReport report;
+  grpc::Status status = stub->Analyze(context.get(), v1::AnalyzeRequest(), &report);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(status.error_message().find("segserve.v1.Training/GetJob"), std::string::npos);
+  EXPECT_NE(status.error_message().find("segserve.v1.Susceptibility/Analyze"), std::string::npos);
   EXPECT_NE(status.error_message().find("not implemented"), std::string::npos);
 }
 

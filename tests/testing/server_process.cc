@@ -39,7 +39,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
                                    "--metrics_listen=127.0.0.1:0",
                                    "--data_dir=" + data_dir,
                                    "--port_file=" + port_file,
-                                   "--threads=1"};
+                                   "--threads=1",
+                                   "--bootstrap=false"};
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   std::unique_ptr<ServerProcess> process(new ServerProcess());
   process->pid_ = fork();

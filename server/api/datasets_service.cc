@@ -1,0 +1,100 @@
+#include "server/api/datasets_service.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "server/api/job_converters.h"
+#include "server/api/request_id.h"
+#include "server/api/status_mapping.h"
+#include "server/data/dataset.h"
+#include "server/registry/model_store.h"
+
+namespace segserve::api {
+namespace {
+namespace fs = std::filesystem;
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status, RequestId(*context)));
+  return reactor;
+}
+
+const char* ShiftKindName(v1::Shift::Kind kind) {
+  switch (kind) {
+    case v1::Shift::KIND_BRIGHTNESS: return "brightness";
+    case v1::Shift::KIND_CONTRAST: return "contrast";
+    case v1::Shift::KIND_SATURATION: return "saturation";
+    default: return "";
+  }
+}
+
+}  // namespace
+
+DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir)
+    : scheduler_(scheduler), data_dir_(std::move(data_dir)) {}
+
+grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* context,
+                                                const v1::ListDatasetsRequest*,
+                                                v1::ListDatasetsResponse* response) {
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(data_dir_ + "/datasets", ec)) {
+    if (entry.is_directory()) names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  data::OpenOptions options;
+  options.verify_contents = false;  // listing reads manifests and headers only
+  for (const auto& name : names) {
+    auto dataset = data::OpenDataset(data_dir_ + "/datasets/" + name, options);
+    if (!dataset.ok()) continue;  // half-written or foreign folders are not listed
+    auto* info = response->add_datasets();
+    info->set_name(name);
+    info->set_images(static_cast<int>(dataset->samples.size()));
+    info->set_channels(dataset->channels);
+    for (const auto& cls : dataset->classes) info->add_class_names(cls.name);
+    (*info->mutable_splits())["train"] = static_cast<int>(dataset->train.size());
+    (*info->mutable_splits())["val"] = static_cast<int>(dataset->val.size());
+    (*info->mutable_splits())["test"] = static_cast<int>(dataset->test.size());
+  }
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext* context,
+                                                    const v1::GenerateDatasetRequest* request,
+                                                    v1::Job* response) {
+  if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  const int n = request->n() == 0 ? 500 : request->n();
+  const int size = request->size() == 0 ? 256 : request->size();
+  if (n < 1 || n > 100000) {
+    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat("n: must be 1..100000, got ", n)));
+  }
+  if (size < 32 || size > 2048 || size % 32 != 0) {
+    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "size: must be a multiple of 32 in 32..2048, got ", size)));
+  }
+  if (request->shift().level() < 0 || request->shift().level() > 5) {
+    return FinishNow(context, absl::InvalidArgumentError("shift.level: must be 0..5"));
+  }
+  std::error_code ec;
+  if (fs::exists(data_dir_ + "/datasets/" + request->name(), ec)) {
+    return FinishNow(context, absl::AlreadyExistsError(absl::StrCat(
+                                  "name: data set '", request->name(), "' already exists")));
+  }
+  nlohmann::json spec = {{"name", request->name()},
+                         {"n", n},
+                         {"size", size},
+                         {"seed", request->seed() == 0 ? 1 : request->seed()}};
+  if (request->shift().kind() != v1::Shift::KIND_UNSPECIFIED && request->shift().level() > 0) {
+    spec["shift"] = absl::StrCat(ShiftKindName(request->shift().kind()), ":",
+                                 request->shift().level());
+  }
+  auto job = scheduler_.Submit(scheduler::JobKind::kSynth, spec.dump());
+  if (job.ok()) JobToProto(*job, response);
+  return FinishNow(context, job.status());
+}
+
+}  // namespace segserve::api
