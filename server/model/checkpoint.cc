@@ -62,8 +62,8 @@ absl::StatusOr<ParsedHeader> ParseHeaderUnchecked(std::string_view bytes) {
     return absl::InvalidArgumentError("not a segserve checkpoint (magic \"SEGCKPT1\" missing)");
   }
   if (bytes.size() < kPrefixSize + kTrailerSize) {
-    return absl::DataLossError(
-        absl::StrCat("checkpoint truncated: ", bytes.size(), " bytes is shorter than any checkpoint"));
+    return absl::DataLossError(absl::StrCat("checkpoint truncated: ", bytes.size(),
+                                            " bytes is shorter than any checkpoint"));
   }
   const std::string_view body = bytes.substr(0, bytes.size() - kTrailerSize);
   const std::string_view trailer = bytes.substr(bytes.size() - kTrailerSize);
@@ -72,16 +72,16 @@ absl::StatusOr<ParsedHeader> ParseHeaderUnchecked(std::string_view bytes) {
   }
   const std::string actual = common::Sha256Hex(body);
   if (trailer.substr(kTrailerPrefix.size()) != actual) {
-    return absl::DataLossError(absl::StrCat(
-        "checkpoint checksum mismatch (file altered or truncated): stored ",
-        std::string(trailer.substr(kTrailerPrefix.size())), ", computed ", actual));
+    return absl::DataLossError(
+        absl::StrCat("checkpoint checksum mismatch (file altered or truncated): stored ",
+                     std::string(trailer.substr(kTrailerPrefix.size())), ", computed ", actual));
   }
   const uint64_t header_length = ReadUint64(bytes.substr(8, 8));
   if (header_length > body.size() - kPrefixSize) {
     return absl::DataLossError("checkpoint header length exceeds the file");
   }
-  nlohmann::json header = nlohmann::json::parse(body.substr(kPrefixSize, header_length),
-                                                nullptr, /*allow_exceptions=*/false);
+  nlohmann::json header = nlohmann::json::parse(body.substr(kPrefixSize, header_length), nullptr,
+                                                /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object()) {
     return absl::DataLossError("checkpoint header is not a JSON object");
   }

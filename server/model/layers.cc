@@ -5,19 +5,19 @@ namespace segserve::model {
 torch::nn::Conv2d FoldBatchNorm(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
   torch::NoGradGuard no_grad;
   const auto& o = conv->options;
-  torch::nn::Conv2d folded(torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                               .stride(o.stride())
-                               .padding(o.padding())
-                               .dilation(o.dilation())
-                               .groups(o.groups())
-                               .padding_mode(o.padding_mode())
-                               .bias(true));
+  torch::nn::Conv2d folded(
+      torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+          .stride(o.stride())
+          .padding(o.padding())
+          .dilation(o.dilation())
+          .groups(o.groups())
+          .padding_mode(o.padding_mode())
+          .bias(true));
   const auto dtype = conv->weight.scalar_type();
-  const torch::Tensor scale =
-      bn->weight.to(torch::kDouble) /
-      torch::sqrt(bn->running_var.to(torch::kDouble) + bn->options.eps());
-  torch::Tensor bias = conv->bias.defined() ? conv->bias.to(torch::kDouble)
-                                            : torch::zeros_like(scale);
+  const torch::Tensor scale = bn->weight.to(torch::kDouble) /
+                              torch::sqrt(bn->running_var.to(torch::kDouble) + bn->options.eps());
+  torch::Tensor bias =
+      conv->bias.defined() ? conv->bias.to(torch::kDouble) : torch::zeros_like(scale);
   const torch::Tensor new_bias =
       bn->bias.to(torch::kDouble) + (bias - bn->running_mean.to(torch::kDouble)) * scale;
   const torch::Tensor new_weight = conv->weight.to(torch::kDouble) * scale.view({-1, 1, 1, 1});

@@ -48,8 +48,8 @@ std::string_view EncoderName(EncoderKind kind) {
 absl::StatusOr<EncoderKind> ParseEncoderKind(std::string_view name) {
   if (name == "resnet18") return EncoderKind::kResNet18;
   if (name == "resnet34") return EncoderKind::kResNet34;
-  return absl::InvalidArgumentError(
-      absl::StrCat("encoder must be \"resnet18\" or \"resnet34\", got \"", std::string(name), "\""));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "encoder must be \"resnet18\" or \"resnet34\", got \"", std::string(name), "\""));
 }
 
 UnetConfig WithDefaultNormalisation(UnetConfig config) {
@@ -73,17 +73,16 @@ absl::Status Validate(const UnetConfig& config) {
                                                    config.skip_prune_level));
   }
   if (config.in_channels < 1 || config.in_channels > kMaxInChannels) {
-    return absl::InvalidArgumentError(absl::StrCat("in_channels must be in [1, ", kMaxInChannels,
-                                                   "], got ", config.in_channels));
+    return absl::InvalidArgumentError(
+        absl::StrCat("in_channels must be in [1, ", kMaxInChannels, "], got ", config.in_channels));
   }
   if (config.classes < kMinClasses) {
     return absl::InvalidArgumentError(
         absl::StrCat("classes must be >= ", kMinClasses, ", got ", config.classes));
   }
   if (!config.mean.empty() && static_cast<int>(config.mean.size()) != config.in_channels) {
-    return absl::InvalidArgumentError(absl::StrCat("mean must have in_channels (",
-                                                   config.in_channels, ") values, got ",
-                                                   config.mean.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mean must have in_channels (", config.in_channels, ") values, got ", config.mean.size()));
   }
   if (!config.std.empty() && static_cast<int>(config.std.size()) != config.in_channels) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -20,7 +20,8 @@ torch::Tensor RunLayer(const torch::nn::ModuleList& layer, torch::Tensor x) {
 }  // namespace
 
 BasicBlockImpl::BasicBlockImpl(int in_channels, int out_channels, int stride)
-    : conv1_(register_module("conv1", torch::nn::Conv2d(Conv3x3(in_channels, out_channels, stride)))),
+    : conv1_(
+          register_module("conv1", torch::nn::Conv2d(Conv3x3(in_channels, out_channels, stride)))),
       bn1_(register_module("bn1", torch::nn::BatchNorm2d(out_channels))),
       conv2_(register_module("conv2", torch::nn::Conv2d(Conv3x3(out_channels, out_channels, 1)))),
       bn2_(register_module("bn2", torch::nn::BatchNorm2d(out_channels))) {
@@ -54,8 +55,8 @@ ResNetEncoderImpl::ResNetEncoderImpl(EncoderKind kind, int in_channels) {
       "conv1", torch::nn::Conv2d(
                    torch::nn::Conv2dOptions(in_channels, 64, 7).stride(2).padding(3).bias(false)));
   bn1_ = register_module("bn1", torch::nn::BatchNorm2d(64));
-  const std::array<int, 4> blocks =
-      kind == EncoderKind::kResNet18 ? std::array<int, 4>{2, 2, 2, 2} : std::array<int, 4>{3, 4, 6, 3};
+  const std::array<int, 4> blocks = kind == EncoderKind::kResNet18 ? std::array<int, 4>{2, 2, 2, 2}
+                                                                   : std::array<int, 4>{3, 4, 6, 3};
   int channels = 64;
   for (int i = 0; i < 4; ++i) {
     const int out_channels = kChannels[i + 1];

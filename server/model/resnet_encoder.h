@@ -3,10 +3,10 @@
 // conv1, bn1, layer1..layer4 of BasicBlocks (conv1, bn1, conv2, bn2, downsample.0/.1).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <array>
 #include <optional>
-
-#include <torch/torch.h>
 
 #include "server/model/layers.h"
 #include "server/model/model_config.h"

@@ -19,9 +19,8 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
   }
   try {
     torch::Device device(name);
-    if (device.is_cuda() &&
-        (!torch::cuda::is_available() ||
-         device.index() >= static_cast<int>(torch::cuda::device_count()))) {
+    if (device.is_cuda() && (!torch::cuda::is_available() ||
+                             device.index() >= static_cast<int>(torch::cuda::device_count()))) {
       return absl::FailedPreconditionError(
           absl::StrCat("device ", name, " is not available to this LibTorch build"));
     }
@@ -47,8 +46,8 @@ absl::StatusOr<std::unique_ptr<ServableModel>> ServableModel::Create(Unet model,
                                                                      nlohmann::json metadata) {
   if (!model) return absl::InvalidArgumentError("model must not be null");
   if (options.intra_op_threads < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("intra_op_threads must be >= 0, got ",
-                                                   options.intra_op_threads));
+    return absl::InvalidArgumentError(
+        absl::StrCat("intra_op_threads must be >= 0, got ", options.intra_op_threads));
   }
   ASSIGN_OR_RETURN(torch::Device device, ParseDevice(options.device));
   RETURN_IF_ERROR(CallTorch("preparing model for serving", [&]() -> absl::Status {
@@ -91,13 +90,12 @@ absl::Status ServableModel::ValidateInput(const torch::Tensor& input) const {
         absl::StrCat("input: must have rank 4 (N x C x H x W), got rank ", input.dim()));
   }
   if (input.scalar_type() != torch::kFloat32) {
-    return absl::InvalidArgumentError(absl::StrCat("input: dtype must be float32, got ",
-                                                   c10::toString(input.scalar_type())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input: dtype must be float32, got ", c10::toString(input.scalar_type())));
   }
   if (input.size(1) != config_.in_channels) {
-    return absl::InvalidArgumentError(absl::StrCat("input: must have in_channels = ",
-                                                   config_.in_channels, " channels, got ",
-                                                   input.size(1)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input: must have in_channels = ", config_.in_channels, " channels, got ", input.size(1)));
   }
   if (input.size(0) < 1 || input.size(2) < 1 || input.size(3) < 1) {
     return absl::InvalidArgumentError(

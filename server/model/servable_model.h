@@ -6,10 +6,10 @@
 // ServableModel (the inference engine's contract); distinct ServableModels may run in parallel.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <memory>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -80,22 +80,21 @@ absl::StatusOr<LoadReport> LoadStateDict(Unet& model, const StateDict& state_dic
     }
     std::vector<std::string> problems;
     if (!mismatched.empty()) {
-      problems.push_back(absl::StrCat(mismatched.size(), " mis-shaped key(s): ",
-                                      ListKeys(mismatched)));
+      problems.push_back(
+          absl::StrCat(mismatched.size(), " mis-shaped key(s): ", ListKeys(mismatched)));
     }
     if (options.strict && !report.missing.empty()) {
-      problems.push_back(absl::StrCat(report.missing.size(), " missing key(s): ",
-                                      ListKeys(report.missing)));
+      problems.push_back(
+          absl::StrCat(report.missing.size(), " missing key(s): ", ListKeys(report.missing)));
     }
     if (options.strict && !report.unexpected.empty()) {
-      problems.push_back(absl::StrCat(report.unexpected.size(), " unexpected key(s): ",
-                                      ListKeys(report.unexpected)));
+      problems.push_back(absl::StrCat(report.unexpected.size(),
+                                      " unexpected key(s): ", ListKeys(report.unexpected)));
     }
     if (!problems.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("state dict does not match the ", std::string(EncoderName(model->config().encoder)),
-                       " L", model->config().skip_prune_level, " U-net: ",
-                       absl::StrJoin(problems, "; ")));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "state dict does not match the ", std::string(EncoderName(model->config().encoder)), " L",
+          model->config().skip_prune_level, " U-net: ", absl::StrJoin(problems, "; ")));
     }
     torch::NoGradGuard no_grad;
     for (auto& [key, target] : targets) {
@@ -153,9 +152,9 @@ absl::StatusOr<LoadReport> LoadTorchvisionEncoderFile(Unet& model, const std::st
       absl::StrAppend(&detail, missing.empty() ? "" : "; ", unexpected.size(),
                       " unexpected key(s): ", ListKeys(unexpected));
     }
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a torchvision ",
-                                                   std::string(EncoderName(model->config().encoder)),
-                                                   " state dict: ", detail));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a torchvision ",
+                     std::string(EncoderName(model->config().encoder)), " state dict: ", detail));
   }
   LoadOptions options;
   options.strict = false;

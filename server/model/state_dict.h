@@ -11,11 +11,11 @@
 // Tensors are copied (and cast to the parameter's dtype) into the model's own storage.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -21,12 +21,12 @@ using PyPtr = std::shared_ptr<PyValue>;
 struct PyValue {
   enum Kind { kMark, kNone, kBool, kInt, kFloat, kStr, kTuple, kList, kDict, kGlobal, kTensor };
   Kind kind = kNone;
-  int64_t i = 0;                                  // kBool, kInt
-  double f = 0;                                   // kFloat
-  std::string s;                                  // kStr, kGlobal ("module.name")
-  std::vector<PyPtr> items;                       // kTuple, kList
-  std::vector<std::pair<PyPtr, PyPtr>> entries;   // kDict
-  torch::Tensor tensor;                           // kTensor (storages are 1-D tensors)
+  int64_t i = 0;                                 // kBool, kInt
+  double f = 0;                                  // kFloat
+  std::string s;                                 // kStr, kGlobal ("module.name")
+  std::vector<PyPtr> items;                      // kTuple, kList
+  std::vector<std::pair<PyPtr, PyPtr>> entries;  // kDict
+  torch::Tensor tensor;                          // kTensor (storages are 1-D tensors)
 };
 
 PyPtr Make(PyValue::Kind kind) {
@@ -64,8 +64,7 @@ class Unpickler {
 
  private:
   absl::Status Error(std::string_view what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pickle byte ", pos_, ": ", std::string(what)));
+    return absl::InvalidArgumentError(absl::StrCat("pickle byte ", pos_, ": ", std::string(what)));
   }
 
   absl::StatusOr<std::string> Bytes(size_t n) {
@@ -123,7 +122,8 @@ class Unpickler {
   }
   absl::Status SetItems(const std::vector<PyPtr>& kv) {
     if (kv.size() % 2 != 0) return Error("odd SETITEMS");
-    if (stack_.empty() || stack_.back()->kind != PyValue::kDict) return Error("SETITEMS on non-dict");
+    if (stack_.empty() || stack_.back()->kind != PyValue::kDict)
+      return Error("SETITEMS on non-dict");
     for (size_t k = 0; k < kv.size(); k += 2) stack_.back()->entries.emplace_back(kv[k], kv[k + 1]);
     return absl::OkStatus();
   }
@@ -153,22 +153,38 @@ class Unpickler {
 
 absl::Status Unpickler::Step(uint8_t op) {
   switch (op) {
-    case 0x80: return Bytes(1).status();                         // PROTO
-    case 0x95: return Bytes(8).status();                         // FRAME
-    case '(': stack_.push_back(Make(PyValue::kMark)); return absl::OkStatus();
-    case '0': return Pop().status();                             // POP
-    case '1': return PopToMark().status();                       // POP_MARK
-    case '2': {                                                  // DUP
+    case 0x80:
+      return Bytes(1).status();  // PROTO
+    case 0x95:
+      return Bytes(8).status();  // FRAME
+    case '(':
+      stack_.push_back(Make(PyValue::kMark));
+      return absl::OkStatus();
+    case '0':
+      return Pop().status();  // POP
+    case '1':
+      return PopToMark().status();  // POP_MARK
+    case '2': {                     // DUP
       ASSIGN_OR_RETURN(PyPtr v, Pop());
       stack_.push_back(v);
       stack_.push_back(v);
       return absl::OkStatus();
     }
-    case 'N': stack_.push_back(Make(PyValue::kNone)); return absl::OkStatus();
-    case 0x88: return PushScalar(PyValue::kBool, 1);
-    case 0x89: return PushScalar(PyValue::kBool, 0);
-    case 'K': { ASSIGN_OR_RETURN(uint64_t v, Uint(1)); return PushScalar(PyValue::kInt, v); }
-    case 'M': { ASSIGN_OR_RETURN(uint64_t v, Uint(2)); return PushScalar(PyValue::kInt, v); }
+    case 'N':
+      stack_.push_back(Make(PyValue::kNone));
+      return absl::OkStatus();
+    case 0x88:
+      return PushScalar(PyValue::kBool, 1);
+    case 0x89:
+      return PushScalar(PyValue::kBool, 0);
+    case 'K': {
+      ASSIGN_OR_RETURN(uint64_t v, Uint(1));
+      return PushScalar(PyValue::kInt, v);
+    }
+    case 'M': {
+      ASSIGN_OR_RETURN(uint64_t v, Uint(2));
+      return PushScalar(PyValue::kInt, v);
+    }
     case 'J': {
       ASSIGN_OR_RETURN(uint64_t v, Uint(4));
       return PushScalar(PyValue::kInt, static_cast<int32_t>(static_cast<uint32_t>(v)));
@@ -189,24 +205,38 @@ absl::Status Unpickler::Step(uint8_t op) {
       stack_.push_back(v);
       return absl::OkStatus();
     }
-    case 'X': case 'T': case 'B': {  // BINUNICODE, BINSTRING, BINBYTES (4-byte length)
+    case 'X':
+    case 'T':
+    case 'B': {  // BINUNICODE, BINSTRING, BINBYTES (4-byte length)
       ASSIGN_OR_RETURN(uint64_t n, Uint(4));
       ASSIGN_OR_RETURN(std::string s, Bytes(n));
       return PushStr(std::move(s));
     }
-    case 0x8c: case 'U': case 'C': {  // SHORT_BINUNICODE, SHORT_BINSTRING, SHORT_BINBYTES
+    case 0x8c:
+    case 'U':
+    case 'C': {  // SHORT_BINUNICODE, SHORT_BINSTRING, SHORT_BINBYTES
       ASSIGN_OR_RETURN(uint64_t n, Uint(1));
       ASSIGN_OR_RETURN(std::string s, Bytes(n));
       return PushStr(std::move(s));
     }
-    case ')': return PushTuple({});
-    case 't': { ASSIGN_OR_RETURN(auto items, PopToMark()); return PushTuple(std::move(items)); }
-    case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
-      std::vector<PyPtr> items(op - 0x84);
-      for (size_t k = items.size(); k-- > 0;) { ASSIGN_OR_RETURN(items[k], Pop()); }
+    case ')':
+      return PushTuple({});
+    case 't': {
+      ASSIGN_OR_RETURN(auto items, PopToMark());
       return PushTuple(std::move(items));
     }
-    case ']': stack_.push_back(Make(PyValue::kList)); return absl::OkStatus();
+    case 0x85:
+    case 0x86:
+    case 0x87: {  // TUPLE1..3
+      std::vector<PyPtr> items(op - 0x84);
+      for (size_t k = items.size(); k-- > 0;) {
+        ASSIGN_OR_RETURN(items[k], Pop());
+      }
+      return PushTuple(std::move(items));
+    }
+    case ']':
+      stack_.push_back(Make(PyValue::kList));
+      return absl::OkStatus();
     case 'l': {
       ASSIGN_OR_RETURN(auto items, PopToMark());
       PyPtr v = Make(PyValue::kList);
@@ -214,7 +244,8 @@ absl::Status Unpickler::Step(uint8_t op) {
       stack_.push_back(v);
       return absl::OkStatus();
     }
-    case 'a': case 'e': {  // APPEND, APPENDS
+    case 'a':
+    case 'e': {  // APPEND, APPENDS
       std::vector<PyPtr> items;
       if (op == 'a') {
         ASSIGN_OR_RETURN(PyPtr v, Pop());
@@ -222,11 +253,14 @@ absl::Status Unpickler::Step(uint8_t op) {
       } else {
         ASSIGN_OR_RETURN(items, PopToMark());
       }
-      if (stack_.empty() || stack_.back()->kind != PyValue::kList) return Error("APPEND to non-list");
+      if (stack_.empty() || stack_.back()->kind != PyValue::kList)
+        return Error("APPEND to non-list");
       for (auto& v : items) stack_.back()->items.push_back(v);
       return absl::OkStatus();
     }
-    case '}': stack_.push_back(Make(PyValue::kDict)); return absl::OkStatus();
+    case '}':
+      stack_.push_back(Make(PyValue::kDict));
+      return absl::OkStatus();
     case 'd': {
       ASSIGN_OR_RETURN(auto kv, PopToMark());
       stack_.push_back(Make(PyValue::kDict));
@@ -237,7 +271,10 @@ absl::Status Unpickler::Step(uint8_t op) {
       ASSIGN_OR_RETURN(PyPtr key, Pop());
       return SetItems({key, value});
     }
-    case 'u': { ASSIGN_OR_RETURN(auto kv, PopToMark()); return SetItems(kv); }
+    case 'u': {
+      ASSIGN_OR_RETURN(auto kv, PopToMark());
+      return SetItems(kv);
+    }
     case 'c': {  // GLOBAL
       ASSIGN_OR_RETURN(std::string module, Line());
       ASSIGN_OR_RETURN(std::string name, Line());
@@ -267,18 +304,32 @@ absl::Status Unpickler::Step(uint8_t op) {
       return Error(absl::StrCat("unsupported Python class ", cls->s,
                                 " (only plain dicts of tensors can be read)"));
     }
-    case 'b': return Pop().status();  // BUILD: state ignored (OrderedDict._metadata)
-    case 'Q': {                       // BINPERSID
+    case 'b':
+      return Pop().status();  // BUILD: state ignored (OrderedDict._metadata)
+    case 'Q': {               // BINPERSID
       ASSIGN_OR_RETURN(PyPtr pid, Pop());
       ASSIGN_OR_RETURN(PyPtr storage, LoadStorage(*pid));
       stack_.push_back(storage);
       return absl::OkStatus();
     }
-    case 'q': { ASSIGN_OR_RETURN(uint64_t id, Uint(1)); return Put(id); }
-    case 'r': { ASSIGN_OR_RETURN(uint64_t id, Uint(4)); return Put(id); }
-    case 0x94: return Put(memo_.size());  // MEMOIZE
-    case 'h': { ASSIGN_OR_RETURN(uint64_t id, Uint(1)); return Get(id); }
-    case 'j': { ASSIGN_OR_RETURN(uint64_t id, Uint(4)); return Get(id); }
+    case 'q': {
+      ASSIGN_OR_RETURN(uint64_t id, Uint(1));
+      return Put(id);
+    }
+    case 'r': {
+      ASSIGN_OR_RETURN(uint64_t id, Uint(4));
+      return Put(id);
+    }
+    case 0x94:
+      return Put(memo_.size());  // MEMOIZE
+    case 'h': {
+      ASSIGN_OR_RETURN(uint64_t id, Uint(1));
+      return Get(id);
+    }
+    case 'j': {
+      ASSIGN_OR_RETURN(uint64_t id, Uint(4));
+      return Get(id);
+    }
     default:
       return Error(absl::StrCat("unsupported opcode 0x", absl::Hex(op)));
   }
@@ -301,8 +352,8 @@ absl::StatusOr<PyPtr> Unpickler::Reduce(const PyValue& callable, const PyValue& 
   const std::string& name = callable.s;
   const auto& a = args.items;
   if (name == "collections.OrderedDict" && a.empty()) return Make(PyValue::kDict);
-  if ((name == "torch._utils._rebuild_parameter" ||
-       name == "torch.jit._pickle.restore_type_tag") && !a.empty()) {
+  if ((name == "torch._utils._rebuild_parameter" || name == "torch.jit._pickle.restore_type_tag") &&
+      !a.empty()) {
     return a[0];
   }
   if (name == "torch._utils._rebuild_tensor_v2" && a.size() >= 4 &&

@@ -9,11 +9,11 @@
 // other Python class is refused — loading a file never runs or imports code.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 

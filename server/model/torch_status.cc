@@ -1,9 +1,9 @@
 #include "server/model/torch_status.h"
 
+#include <c10/util/Exception.h>
+
 #include <new>
 #include <string>
-
-#include <c10/util/Exception.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -32,12 +32,13 @@ absl::Status StatusFromException(const std::exception& e, std::string_view conte
       c10_error != nullptr ? FirstLine(c10_error->what_without_backtrace()) : FirstLine(e.what());
   if (absl::StrContains(message, "out of memory") ||
       absl::StrContains(message, "can't allocate memory")) {
-    return absl::ResourceExhaustedError(absl::StrCat(std::string(context), ": out of memory: ", message));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(std::string(context), ": out of memory: ", message));
   }
   if (dynamic_cast<const c10::IndexError*>(&e) != nullptr ||
       dynamic_cast<const c10::ValueError*>(&e) != nullptr ||
-      dynamic_cast<const c10::TypeError*>(&e) != nullptr ||
-      absl::StrContains(message, "size") || absl::StrContains(message, "shape")) {
+      dynamic_cast<const c10::TypeError*>(&e) != nullptr || absl::StrContains(message, "size") ||
+      absl::StrContains(message, "shape")) {
     return absl::InvalidArgumentError(absl::StrCat(std::string(context), ": ", message));
   }
   LOG(ERROR) << context << ": " << message;

@@ -40,8 +40,9 @@ DecoderBlockImpl::DecoderBlockImpl(int in_channels, int skip_channels, int out_c
 
 torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& skip) {
   namespace F = torch::nn::functional;
-  torch::Tensor y = F::interpolate(
-      x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+  torch::Tensor y = F::interpolate(x, F::InterpolateFuncOptions()
+                                          .scale_factor(std::vector<double>{2.0, 2.0})
+                                          .mode(torch::kNearest));
   if (skip.defined()) y = torch::cat({y, skip}, /*dim=*/1);
   return conv2_(conv1_(y));
 }

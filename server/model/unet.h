@@ -9,11 +9,11 @@
 // channels.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <array>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "server/model/layers.h"
 #include "server/model/model_config.h"
@@ -46,8 +46,8 @@ struct NamedTensor {
 };
 
 struct UnetOutput {
-  torch::Tensor logits;            // N x classes x H x W, the input's H and W
-  std::vector<NamedTensor> taps;   // in TapNames() order
+  torch::Tensor logits;           // N x classes x H x W, the input's H and W
+  std::vector<NamedTensor> taps;  // in TapNames() order
 };
 
 class UnetImpl : public torch::nn::Module {

@@ -94,16 +94,14 @@ TEST(CheckpointTest, ForeignFileIsInvalidArgument) {
   EXPECT_EQ(ParseCheckpoint("PK\x03\x04 a zip file").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseCheckpoint("").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(LoadCheckpoint("/nonexistent/x.segckpt").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadCheckpoint("/nonexistent/x.segckpt").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(CheckpointTest, FoldedModelIsRefused) {
   Unet model = SampleModel();
   model->eval();
   model->FoldBatchNorm();
-  EXPECT_EQ(SerializeCheckpoint(model, {}).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(SerializeCheckpoint(model, {}).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -20,11 +20,10 @@ struct Expected {
 
 constexpr Expected kSmpCounts[] = {
     // encoder, level, parameters, state-dict keys (3 input channels, 2 classes)
-    {"resnet18", 0, 14328354, 182}, {"resnet18", 1, 14309922, 182},
-    {"resnet18", 2, 14273058, 182}, {"resnet18", 3, 14125602, 182},
-    {"resnet18", 4, 13535778, 182}, {"resnet34", 0, 24436514, 278},
-    {"resnet34", 1, 24418082, 278}, {"resnet34", 2, 24381218, 278},
-    {"resnet34", 3, 24233762, 278}, {"resnet34", 4, 23643938, 278},
+    {"resnet18", 0, 14328354, 182}, {"resnet18", 1, 14309922, 182}, {"resnet18", 2, 14273058, 182},
+    {"resnet18", 3, 14125602, 182}, {"resnet18", 4, 13535778, 182}, {"resnet34", 0, 24436514, 278},
+    {"resnet34", 1, 24418082, 278}, {"resnet34", 2, 24381218, 278}, {"resnet34", 3, 24233762, 278},
+    {"resnet34", 4, 23643938, 278},
 };
 
 TEST(ParamCountTest, MatchesSmpForEveryEncoderAndLevel) {

@@ -104,8 +104,7 @@ TEST_F(PythonEquivalenceTest, TorchvisionResNetLoadsIntoEncoderOnly) {
     UnetConfig config;
     config.encoder = encoder;
     Unet model(config);
-    const std::string path =
-        dir_ + "/torchvision_" + std::string(EncoderName(encoder)) + ".pt";
+    const std::string path = dir_ + "/torchvision_" + std::string(EncoderName(encoder)) + ".pt";
     auto report = LoadTorchvisionEncoderFile(model, path);
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(report->missing.size(), 62u);  // the decoder and head
@@ -130,8 +129,18 @@ TEST_F(PythonEquivalenceTest, SmpStateDictRefusedByWrongArchitecture) {
   Unet model(config);
   auto report = LoadStateDictFile(model, dir_ + "/case0.state_dict.pt");
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(report.status().message(),
-              HasSubstr("decoder.blocks.3.conv1.0.weight (model [32, 64, 3, 3], file [32, 128, 3, 3])"));
+  EXPECT_THAT(
+      report.status().message(),
+      HasSubstr("decoder.blocks.3.conv1.0.weight (model [32, 64, 3, 3], file [32, 128, 3, 3])"));
+}
+
+TEST_F(PythonEquivalenceTest, NonStateDictFilesAreRefusedClearly) {
+  auto checkpoint = ReadStateDictFile(dir_ + "/training_checkpoint.pt");
+  EXPECT_EQ(checkpoint.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(checkpoint.status().message(), HasSubstr("\"epoch\" is not a tensor"));
+  auto module = ReadStateDictFile(dir_ + "/whole_module.pt");
+  EXPECT_EQ(module.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(module.status().message(), HasSubstr("unsupported Python"));
 }
 
 }  // namespace

@@ -190,6 +190,11 @@ def equivalence(out_dir):
                        ("resnet34", torchvision.models.resnet34)):
         tv = ctor(weights=None)
         torch.save(tv.state_dict(), os.path.join(out_dir, f"torchvision_{name}.pt"))
+    # Files a user might bring by mistake: a training checkpoint and a whole pickled module.
+    small = Unet("resnet18", 4, 1, 2)
+    torch.save({"epoch": 3, "state_dict": small.state_dict()},
+               os.path.join(out_dir, "training_checkpoint.pt"))
+    torch.save(small, os.path.join(out_dir, "whole_module.pt"))
     with open(os.path.join(out_dir, "DONE"), "w") as f:
         f.write("ok\n")
 

@@ -50,7 +50,8 @@ TEST(StateDictTest, WrongKeysAreRefusedWithTheirNames) {
   const std::string message(report.status().message());
   EXPECT_THAT(message, HasSubstr("missing key(s): decoder.blocks.0.conv1.0.weight"));
   EXPECT_THAT(message, HasSubstr("unexpected key(s): decoder.blocks.0.conv1.weight, extra.thing"));
-  EXPECT_THAT(message, HasSubstr("segmentation_head.0.weight (model [2, 16, 3, 3], file [5, 16, 3, 3])"));
+  EXPECT_THAT(message,
+              HasSubstr("segmentation_head.0.weight (model [2, 16, 3, 3], file [5, 16, 3, 3])"));
   // Nothing is half-loaded on error.
   EXPECT_TRUE(torch::equal(before, target->named_parameters()["encoder.conv1.weight"]));
 }
@@ -85,8 +86,8 @@ TEST(StateDictTest, NonStrictStillRefusesMisShapedKeys) {
   Unet target(UnetConfig{});
   LoadOptions options;
   options.strict = false;
-  auto report = LoadStateDict(target, {{"encoder.conv1.weight", torch::zeros({64, 1, 7, 7})}},
-                              options);
+  auto report =
+      LoadStateDict(target, {{"encoder.conv1.weight", torch::zeros({64, 1, 7, 7})}}, options);
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(report.status().message(), HasSubstr("encoder.conv1.weight"));
 }

@@ -2,10 +2,10 @@
 // BatchNorm statistics, and the Python reference outputs (tests/model/reference_unet.py).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdlib>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "server/model/unet.h"
 
