@@ -1,0 +1,100 @@
+// File: server/training/evaluate.cc — loss, IoU evaluation and reference statistics.
+#include <torch/torch.h>
+
+#include "server/common/status_macros.h"
+#include "server/training/trainer_internal.h"
+
+namespace segserve::training::internal {
+
+torch::Tensor BatchImages(const data::Batch& batch, const torch::Device& device,
+                          bool channels_last) {
+  // from_blob aliases the batch; clone so that autograd's saved inputs own their memory.
+  torch::Tensor x = torch::from_blob(const_cast<float*>(batch.images.data()),
+                                     {batch.n, batch.c, batch.h, batch.w}, torch::kFloat)
+                        .to(device)
+                        .clone();
+  return channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+}
+
+torch::Tensor BatchMasks(const data::Batch& batch, const torch::Device& device) {
+  return torch::from_blob(const_cast<uint8_t*>(batch.masks.data()), {batch.n, batch.h, batch.w},
+                          torch::kUInt8)
+      .to(device, torch::kLong);
+}
+
+torch::Tensor SegmentationLoss(const torch::Tensor& logits, const torch::Tensor& target,
+                               double ce_weight, double dice_weight) {
+  torch::Tensor loss = torch::zeros({}, logits.options());
+  if (ce_weight > 0) {
+    loss = loss + ce_weight * torch::nn::functional::cross_entropy(logits, target);
+  }
+  const int64_t classes = logits.size(1);
+  if (dice_weight > 0 && classes > 1) {
+    const torch::Tensor probs = torch::softmax(logits, 1);
+    const torch::Tensor onehot = torch::zeros_like(probs).scatter_(1, target.unsqueeze(1), 1.0);
+    const torch::Tensor p = probs.narrow(1, 1, classes - 1);
+    const torch::Tensor t = onehot.narrow(1, 1, classes - 1);
+    const std::vector<int64_t> dims = {0, 2, 3};
+    const torch::Tensor inter = (p * t).sum(dims);
+    const torch::Tensor card = p.sum(dims) + t.sum(dims);
+    const torch::Tensor dice = (2.0 * inter + 1.0) / (card + 1.0);
+    loss = loss + dice_weight * (1.0 - dice.mean());
+  }
+  return loss;
+}
+
+absl::StatusOr<ConfusionMatrix> Evaluate(model::Unet& model, data::Loader& loader,
+                                         const torch::Device& device, bool channels_last,
+                                         const std::function<bool()>& cancelled) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  ConfusionMatrix cm(model->config().classes);
+  loader.StartEpoch(0);
+  while (true) {
+    if (cancelled && cancelled()) return absl::CancelledError("evaluation cancelled");
+    ASSIGN_OR_RETURN(std::optional<data::Batch> batch, loader.Next());
+    if (!batch) break;
+    const torch::Tensor pred =
+        model->forward(BatchImages(*batch, device, channels_last)).argmax(1).to(torch::kCPU,
+                                                                               torch::kUInt8)
+            .contiguous();
+    cm.Add(batch->masks.data(), pred.data_ptr<uint8_t>(), batch->masks.size());
+  }
+  return cm;
+}
+
+absl::StatusOr<nlohmann::json> ComputeReferenceStats(model::Unet& model, data::Loader& loader,
+                                                     const torch::Device& device,
+                                                     bool channels_last,
+                                                     const std::function<bool()>& cancelled) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto& names = model::UnetImpl::TapNames();
+  std::vector<LayerReference> layers(names.size());
+  for (size_t i = 0; i < names.size(); ++i) layers[i].name = names[i];
+  loader.StartEpoch(0);
+  while (true) {
+    if (cancelled && cancelled()) return absl::CancelledError("reference statistics cancelled");
+    ASSIGN_OR_RETURN(std::optional<data::Batch> batch, loader.Next());
+    if (!batch) break;
+    model::UnetOutput out = model->ForwardWithTaps(BatchImages(*batch, device, channels_last));
+    for (size_t i = 0; i < out.taps.size() && i < layers.size(); ++i) {
+      const torch::Tensor means =
+          out.taps[i].tensor.mean({2, 3}).to(torch::kCPU, torch::kFloat).contiguous();
+      const int64_t n = means.size(0), c = means.size(1);
+      layers[i].channels = static_cast<int>(c);
+      const float* data = means.data_ptr<float>();
+      for (int64_t k = 0; k < n; ++k) layers[i].samples.emplace_back(data + k * c, data + (k + 1) * c);
+    }
+  }
+  return ReferenceStatsJson(layers);
+}
+
+void ToChannelsLast(model::Unet& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+}
+
+}  // namespace segserve::training::internal

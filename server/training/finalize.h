@@ -1,0 +1,67 @@
+// File: server/training/finalize.h — what happens after the last epoch: test IoU in-domain and
+// cross-domain, reference activation statistics, registration in the model store. Internal to
+// server/training (torch types).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "server/data/dataset.h"
+#include "server/data/loader.h"
+#include "server/model/model_config.h"
+#include "server/model/unet.h"
+#include "server/registry/model_store.h"
+#include "server/training/train_spec.h"
+
+namespace segserve::training {
+
+// Everything a run shares between set-up, the epoch loop and the final phase.
+struct RunContext {
+  TrainSpec spec;
+  std::string job_id;
+  std::string data_dir;
+  std::string run_dir;  // <data_dir>/runs/<job_id>
+  std::shared_ptr<const data::Dataset> dataset;
+  model::UnetConfig config;
+  model::Unet model{nullptr};
+  torch::Device device{torch::kCPU};
+  bool channels_last = true;
+  int loader_workers = 2;
+};
+
+struct FinishInfo {
+  int epochs_run = 0;
+  int best_epoch = 0;
+  bool stopped_early = false;
+  nlohmann::json history;
+};
+
+// Name of class id `c` in the training data set ("class<c>" when it has none).
+std::string ClassName(const RunContext& run, int c);
+
+// A loader over `split` of `dataset` without augmentation, normalised as the model expects,
+// with `shift` applied to every image.
+absl::StatusOr<std::unique_ptr<data::Loader>> MakeEvalLoader(
+    const RunContext& run, std::shared_ptr<const data::Dataset> dataset, data::Split split,
+    const data::Shift& shift);
+
+// The result JSON stored in runs/<job>/registered.json; NotFound when the run has not been
+// registered yet.
+absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
+
+// Loads best.ckpt, evaluates it on the test split and every cross-domain set, computes the
+// reference statistics over the training split, registers it (AddVersion, aliases), calls
+// `on_registered`, records runs/<job>/registered.json and returns the job's result JSON:
+// {model_name, model_version, val_iou, test_iou, cross_domain_iou: {label: iou}, epochs_run,
+//  best_epoch, stopped_early}.
+absl::StatusOr<std::string> FinishTraining(
+    const RunContext& run, const FinishInfo& info,
+    const std::function<void(const registry::StoredVersion&)>& on_registered,
+    const std::function<bool()>& cancelled);
+
+}  // namespace segserve::training

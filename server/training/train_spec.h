@@ -1,0 +1,88 @@
+// File: server/training/train_spec.h — what a TRAIN job is asked to do (the domain mirror of
+// proto segserve.v1.TrainSpec for one configuration), its JSON form (the job's spec_json) and
+// its validation against the data directory. Torch-free: the api layer includes it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace segserve::training {
+
+inline constexpr int kMaxEpochs = 10000;
+inline constexpr int kMaxBatchSize = 256;
+inline constexpr double kMaxLossWeight = 100.0;
+inline constexpr int kMinCropSize = 32;
+inline constexpr int kMaxCropSize = 2048;
+inline constexpr int kMaxPatience = 10000;
+inline constexpr int kMaxStepsPerEpoch = 1000000;
+inline constexpr int kMaxCrossDomainSets = 32;
+
+// A cross-domain test set: another data set, or the same one with a shift applied on the fly.
+struct CrossDomainSpec {
+  std::string label;    // result-table key; "" = derived (CrossDomainLabel)
+  std::string dataset;  // name under datasets/; "" = the training data set
+  std::string split;    // "train" | "val" | "test"; "" = "test"
+  std::string shift;    // data::ParseShift syntax ("brightness:4"); "" = none
+};
+
+struct TrainSpec {
+  std::string dataset;              // required: name under <data_dir>/datasets/
+  std::string encoder = "resnet34";  // "resnet18" | "resnet34"
+  int prune_level = 1;              // 0..4
+  int epochs = 50;                  // 1..10000
+  int batch_size = 8;               // 1..256
+  double learning_rate = 1e-3;      // Adam, (0, 1]
+  double ce_weight = 1.0;           // 0..100
+  double dice_weight = 1.0;         // 0..100 (not both 0)
+  // Augmentation.
+  bool flips = true;
+  bool rot90 = true;
+  bool random_crop = true;  // false: centre crop (when crop_size is set)
+  bool color = false;
+  int crop_size = 0;  // 0 = whole images; else a multiple of 32 in 32..2048
+  uint64_t seed = 1;
+  std::string pretrained_encoder;   // torchvision ResNet state dict, path under data_dir
+  int early_stopping_patience = 0;  // epochs without val IoU improvement; 0 = off
+  std::string device;               // "" = the server default; "cpu" | "cuda" | "cuda:N"
+  std::string test_split = "test";
+  std::vector<CrossDomainSpec> cross_domain;
+  std::string model_name;  // "" = DefaultModelName(spec)
+  std::vector<std::string> set_aliases;
+  int max_steps_per_epoch = 0;  // 0 = the whole training split
+  int priority = 0;             // scheduling only (kept so spec_json round-trips)
+};
+
+// Keys as the proto's field names, nested like it ("loss": {"cross_entropy", "dice"},
+// "augmentation": {"disable_flips", ..., "crop_size"}), except that encoder and prune_level
+// are single values. Every field is written.
+nlohmann::json TrainSpecToJson(const TrainSpec& spec);
+std::string TrainSpecToJsonString(const TrainSpec& spec);
+// Missing keys take the defaults above; unknown keys are ignored. InvalidArgument naming the
+// field for a wrong JSON type. Does not validate ranges (ValidateTrainSpec does).
+absl::StatusOr<TrainSpec> TrainSpecFromJson(const nlohmann::json& json);
+absl::StatusOr<TrainSpec> TrainSpecFromJsonString(const std::string& text);
+
+// "<dataset>-<encoder>-l<level>".
+std::string DefaultModelName(const TrainSpec& spec);
+// The spec's model_name, or the default.
+std::string ModelNameOf(const TrainSpec& spec);
+// The set's label, or: the shift ("brightness:4") for the training data set, else the data
+// set's name (with "+<shift>" when shifted). The split is appended as "@split" when not test.
+std::string CrossDomainLabel(const TrainSpec& spec, const CrossDomainSpec& set);
+
+// Checks every field against its limits. InvalidArgument names the field and the limit
+// ("spec.prune_level: must be 0..4, got 7"); NotFound for a data set that is not under
+// <data_dir>/datasets/ or a pretrained_encoder file that does not exist. Paths (data set
+// names, pretrained_encoder) must stay inside data_dir (common::ResolveUnderRoot).
+absl::Status ValidateTrainSpec(const TrainSpec& spec, const std::string& data_dir);
+
+// <data_dir>/datasets/<name>, confined to data_dir; `field` names the spec field in errors.
+absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir,
+                                              const std::string& name, const std::string& field);
+
+}  // namespace segserve::training

@@ -1,0 +1,45 @@
+// File: server/training/trainer_internal.h — torch-side pieces of the training runner, shared
+// by its .cc files and tests: batch -> tensor conversion, the loss, IoU evaluation and the
+// reference activation statistics. Not part of the public (torch-free) API.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "server/data/loader.h"
+#include "server/model/unet.h"
+#include "server/training/metrics_util.h"
+
+namespace segserve::training::internal {
+
+// N x C x H x W float images on `device` (channels-last when asked) and N x H x W int64 masks.
+torch::Tensor BatchImages(const data::Batch& batch, const torch::Device& device,
+                          bool channels_last);
+torch::Tensor BatchMasks(const data::Batch& batch, const torch::Device& device);
+
+// ce_weight * cross-entropy + dice_weight * (1 - mean soft Dice over foreground classes 1..C-1)
+// with smoothing 1 (sums over the batch and all pixels). `target`: N x H x W int64.
+torch::Tensor SegmentationLoss(const torch::Tensor& logits, const torch::Tensor& target,
+                               double ce_weight, double dice_weight);
+
+// Runs `model` (switched to eval mode, no grad) over every batch of `loader`'s epoch 0 and
+// accumulates a confusion matrix. CancelledError when `cancelled` turns true between batches.
+absl::StatusOr<ConfusionMatrix> Evaluate(model::Unet& model, data::Loader& loader,
+                                         const torch::Device& device, bool channels_last,
+                                         const std::function<bool()>& cancelled);
+
+// Per tap of UnetImpl::TapNames(), per channel: statistics of the per-image spatial mean over
+// every image of `loader` (ReferenceStatsJson). Model in eval mode.
+absl::StatusOr<nlohmann::json> ComputeReferenceStats(model::Unet& model, data::Loader& loader,
+                                                     const torch::Device& device,
+                                                     bool channels_last,
+                                                     const std::function<bool()>& cancelled);
+
+// Converts 4-D parameters and buffers to channels-last in place.
+void ToChannelsLast(model::Unet& model);
+
+}  // namespace segserve::training::internal

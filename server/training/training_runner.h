@@ -1,0 +1,61 @@
+// File: server/training/training_runner.h — the TRAIN job runner: trains a U-net as a
+// TrainSpec says (Adam, cross-entropy + soft Dice, IoU validation, per-epoch checkpoints under
+// <data_dir>/runs/<job_id>/, resume, early stopping), then evaluates it in-domain and
+// cross-domain, computes reference activation statistics and registers the best checkpoint in
+// the model store. Torch-free header.
+//
+// Files under <data_dir>/runs/<job_id>/ (each written atomically):
+//   latest.ckpt   model after the last completed epoch; metadata: epoch, best_val_iou,
+//                 best_epoch, history (per-epoch loss and IoUs), train_spec
+//   latest.optim  Adam state after that epoch (torch::save archive with its epoch)
+//   best.ckpt     model of the epoch with the best validation IoU
+//   registered.json  {"name", "version"} once the model is in the store (a re-run after a
+//                 crash reuses it instead of registering twice)
+//
+// Determinism (CPU): the same spec and seed give the same losses and weights for the same
+// intra_op_threads — initialisation draws from torch's global generator seeded under a lock,
+// batches come from data::Loader (deterministic by seed and epoch). Not deterministic: CUDA
+// kernels, a different thread count (reduction order changes the low bits), and concurrent
+// jobs that seed torch's global generator while another job initialises (serialised here,
+// but other code in the process may draw from it).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "server/registry/model_store.h"
+#include "server/scheduler/runner.h"
+
+namespace segserve::training {
+
+struct TrainingOptions {
+  std::string data_dir;                 // holds datasets/, runs/, models/
+  std::string default_device = "cpu";   // when the spec names none
+  // at::set_num_threads before training (process-wide); 0 leaves LibTorch's setting.
+  int intra_op_threads = 0;
+  // Loader decode threads per loader.
+  int loader_workers = 2;
+  // NHWC weights and activations. Off by default: with Debian's LibTorch 1.13 training steps
+  // were slower channels-last in C++ on the 2-core CPU (bench/training, docs/PERFORMANCE.md).
+  bool channels_last = false;
+  // Called after the model is registered (and aliases set), e.g. to hot-load it.
+  std::function<void(const registry::StoredVersion&)> on_registered;
+};
+
+class TrainingRunner : public scheduler::Runner {
+ public:
+  explicit TrainingRunner(TrainingOptions options) : options_(std::move(options)) {}
+  // Parses and validates job.spec_json (InvalidArgument / NotFound as ValidateTrainSpec), then
+  // trains from job.last_completed_epoch (or from runs/<id>/latest.ckpt when it is newer),
+  // evaluates and registers. CancelledError when ctx.cancelled() (checked every step; the last
+  // completed epoch's checkpoint is kept).
+  absl::Status Run(const scheduler::Job& job, scheduler::JobContext& ctx) override;
+
+  const TrainingOptions& options() const { return options_; }
+
+ private:
+  const TrainingOptions options_;
+};
+
+}  // namespace segserve::training
