@@ -7,8 +7,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-// LibTorch's glog defines LOG too; in this TU the project's logger is the one wanted.
-#undef LOG
 #include "server/common/log.h"
 
 namespace segserve::model {
