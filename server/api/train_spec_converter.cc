@@ -30,7 +30,7 @@ absl::StatusOr<std::string> EncoderName(int encoder, int index) {
 training::TrainSpec BaseSpec(const v1::TrainSpec& proto) {
   training::TrainSpec spec;
   spec.dataset = proto.dataset();
-  if (proto.epochs() != 0) spec.epochs = proto.epochs();
+  if (proto.has_epochs()) spec.epochs = proto.epochs();
   if (proto.batch_size() != 0) spec.batch_size = proto.batch_size();
   if (proto.learning_rate() != 0) spec.learning_rate = proto.learning_rate();
   if (proto.has_loss()) {

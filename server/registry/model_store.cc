@@ -1,6 +1,10 @@
 #include "server/registry/model_store.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <filesystem>
@@ -62,16 +66,33 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& 
       }
     }
   }
-  auto aliases = common::ReadFile(store->root_ + "/" + kAliasesFile);
-  if (aliases.ok()) {
-    auto json = ParseJson(*aliases, kAliasesFile);
-    if (!json.ok()) return json.status();
-    for (const auto& [alias, target] : json->items()) {
-      store->aliases_[alias] = AliasTarget{target.value("name", ""),
-                                           target.value("version", int64_t{0})};
-    }
+  {
+    std::lock_guard<std::mutex> lock(store->mu_);
+    RETURN_IF_ERROR(store->RefreshAliasesLocked());
   }
   return store;
+}
+
+absl::Status ModelStore::RefreshAliasesLocked() const {
+  const std::string path = root_ + "/" + kAliasesFile;
+  struct stat st {};
+  std::pair<int64_t, int64_t> stamp{0, 0};
+  if (::stat(path.c_str(), &st) == 0) {
+    stamp = {static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+             static_cast<int64_t>(st.st_size)};
+  }
+  if (stamp == aliases_stamp_) return absl::OkStatus();
+  std::map<std::string, AliasTarget> loaded;
+  if (stamp.second > 0) {
+    ASSIGN_OR_RETURN(std::string text, common::ReadFile(path));
+    ASSIGN_OR_RETURN(nlohmann::json json, ParseJson(text, kAliasesFile));
+    for (const auto& [alias, target] : json.items()) {
+      loaded[alias] = AliasTarget{target.value("name", ""), target.value("version", int64_t{0})};
+    }
+  }
+  aliases_ = std::move(loaded);
+  aliases_stamp_ = stamp;
+  return absl::OkStatus();
 }
 
 std::vector<int64_t> ModelStore::Versions(const std::string& name) const {
@@ -144,10 +165,10 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
   ASSIGN_OR_RETURN(model::LoadedCheckpoint parsed, model::ParseCheckpoint(checkpoint_bytes));
   std::lock_guard<std::mutex> lock(mu_);
   const std::vector<int64_t> versions = Versions(name);
-  const int64_t version = versions.empty() ? 1 : versions.back() + 1;
+  int64_t version = versions.empty() ? 1 : versions.back() + 1;
   const std::string model_dir = root_ + "/" + name;
   const std::string tmp_dir =
-      absl::StrCat(model_dir, "/.tmp-", version, "-", ::getpid(), "-", std::random_device{}());
+      absl::StrCat(model_dir, "/.tmp-", ::getpid(), "-", std::random_device{}());
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -159,12 +180,18 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
   RETURN_IF_ERROR(
       common::WriteFileAtomically(tmp_dir + "/" + kCheckpointFile, checkpoint_bytes));
   RETURN_IF_ERROR(common::WriteFileAtomically(tmp_dir + "/" + kMetaFile, meta.dump(2)));
-  const std::string final_dir = absl::StrCat(model_dir, "/", version);
-  std::error_code ec;
-  fs::rename(tmp_dir, final_dir, ec);
-  if (ec) {
-    fs::remove_all(tmp_dir, ec);
-    return absl::InternalError(absl::StrCat("cannot register ", final_dir, ": ", ec.message()));
+  // rename(2) onto an existing (non-empty) version directory fails: another writer took
+  // that number, so take the next one.
+  std::string final_dir;
+  for (int attempt = 0;; ++attempt, ++version) {
+    final_dir = absl::StrCat(model_dir, "/", version);
+    if (::rename(tmp_dir.c_str(), final_dir.c_str()) == 0) break;
+    if ((errno != EEXIST && errno != ENOTEMPTY) || attempt >= 1000) {
+      const std::string error = std::strerror(errno);
+      std::error_code ec;
+      fs::remove_all(tmp_dir, ec);
+      return absl::InternalError(absl::StrCat("cannot register ", final_dir, ": ", error));
+    }
   }
   LOG(INFO) << "registered model " << name << " v" << version;
   return ReadVersion(name, version);
@@ -172,19 +199,23 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
 
 std::map<std::string, AliasTarget> ModelStore::Aliases() const {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = RefreshAliasesLocked(); !s.ok()) {
+    LOG(WARNING) << "keeping the previous aliases: " << s;
+  }
   return aliases_;
 }
 
 absl::Status ModelStore::SetAlias(const std::string& alias, const AliasTarget& target) {
   RETURN_IF_ERROR(ValidateModelName(alias, "alias"));
   std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(RefreshAliasesLocked());
   auto updated = aliases_;
   updated[alias] = target;
   nlohmann::json json = nlohmann::json::object();
   for (const auto& [name, t] : updated) json[name] = {{"name", t.name}, {"version", t.version}};
   RETURN_IF_ERROR(common::WriteFileAtomically(root_ + "/" + kAliasesFile, json.dump(2)));
-  aliases_ = std::move(updated);
-  return absl::OkStatus();
+  aliases_stamp_ = {-1, -1};  // re-read (and re-stamp) on next use
+  return RefreshAliasesLocked();
 }
 
 }  // namespace segserve::registry

@@ -50,11 +50,13 @@ class ModelStore {
   absl::StatusOr<StoredVersion> Get(const std::string& name, int64_t version) const;
 
   // Writes `checkpoint_bytes` (a serialised model::Checkpoint) as the next version of
-  // `name`. Returns the stored version. Concurrent adds get distinct versions.
+  // `name`. Returns the stored version. Concurrent adds, from this or another instance or
+  // process, get distinct versions (the final rename fails on an existing version).
   absl::StatusOr<StoredVersion> AddVersion(const std::string& name,
                                            const std::string& checkpoint_bytes);
 
-  // Aliases: persisted in models/aliases.json.
+  // Aliases: persisted in models/aliases.json. Re-read when the file changes, so several
+  // ModelStore instances (the server's, a training runner's) agree.
   std::map<std::string, AliasTarget> Aliases() const;
   absl::Status SetAlias(const std::string& alias, const AliasTarget& target);
 
@@ -65,9 +67,13 @@ class ModelStore {
   absl::StatusOr<StoredVersion> ReadVersion(const std::string& name, int64_t version) const;
   std::vector<int64_t> Versions(const std::string& name) const;
 
+  // Reloads aliases.json when its modification time or size changed.
+  absl::Status RefreshAliasesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const std::string root_;
   mutable std::mutex mu_;  // serialises writers (version numbers, aliases.json).
-  std::map<std::string, AliasTarget> aliases_ ABSL_GUARDED_BY(mu_);
+  mutable std::map<std::string, AliasTarget> aliases_ ABSL_GUARDED_BY(mu_);
+  mutable std::pair<int64_t, int64_t> aliases_stamp_ ABSL_GUARDED_BY(mu_){-1, -1};
 };
 
 }  // namespace segserve::registry
