@@ -10,4 +10,10 @@ bash scripts/build.sh
 built=$(date +%s)
 echo "test.sh: build finished in $(( built - start )) s"
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 900 -j "$(nproc)"
+# Deployment artefacts (kustomize render + schema, alert rules) and a real Prometheus
+# scraping a real segserve: ~15 s. The container build runs only with
+# SEGSERVE_CONTAINER_TEST=1 (~10-25 min, see docs/deploy.md).
+bash scripts/check-deploy.sh
+bash tests/deploy/prometheus_scrape_test.sh
+bash scripts/container-test.sh
 echo "test.sh: tests finished in $(( $(date +%s) - built )) s (total $(( $(date +%s) - start )) s)"
