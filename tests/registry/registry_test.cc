@@ -1,0 +1,156 @@
+// The model store on a real directory and the registry with the real checkpoint loader;
+// one test double (the ModelLoader seam) stands in for a load that fails.
+#include "server/registry/registry.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "server/common/file_util.h"
+#include "server/model/servable_model.h"
+#include "server/registry/importer.h"
+#include "tests/testing/model_fixture.h"
+#include "tests/testing/server_process.h"
+
+namespace segserve::registry {
+namespace {
+namespace fs = std::filesystem;
+
+model::UnetConfig Config(int level = 1) {
+  model::UnetConfig config;
+  config.encoder = model::EncoderKind::kResNet18;
+  config.skip_prune_level = level;
+  config.classes = 2;
+  return config;
+}
+
+// Fails loads of one chosen version, delegates the rest to the real loader.
+class FailingLoader : public ModelLoader {
+ public:
+  explicit FailingLoader(int64_t failing_version) : failing_version_(failing_version) {}
+  absl::StatusOr<std::shared_ptr<model::ServableModel>> Load(const StoredVersion& stored) override {
+    if (stored.version == failing_version_) return absl::InternalError("injected load failure");
+    return real_.Load(stored);
+  }
+
+ private:
+  int64_t failing_version_;
+  CheckpointModelLoader real_{CheckpointModelLoader::Options{}};
+};
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  testing::TempDir dir_;
+  metrics::Metrics metrics_;
+};
+
+TEST_F(RegistryTest, VersionsCountUpAndNewestWins) {
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 2).ok());
+  auto store = ModelStore::Open(dir_.path());
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->Get("m", 0)->version, 2);
+  EXPECT_EQ((*store)->Get("m", 1)->version, 1);
+  EXPECT_EQ((*store)->Get("m", 3).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*store)->List().size(), 2u);
+}
+
+TEST_F(RegistryTest, ConcurrentAddsFromTwoStoresGetDistinctVersions) {
+  auto a = ModelStore::Open(dir_.path());
+  auto b = ModelStore::Open(dir_.path());
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
+  const std::string bytes = *common::ReadFile((*a)->Get("m", 1)->checkpoint_path);
+  std::vector<int64_t> versions(4);
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 4; ++i) {
+    writers.emplace_back([&, i] {
+      auto stored = (i % 2 ? *a : *b)->AddVersion("m", bytes);
+      versions[i] = stored.ok() ? stored->version : -1;
+    });
+  }
+  for (auto& t : writers) t.join();
+  std::sort(versions.begin(), versions.end());
+  EXPECT_EQ(versions, (std::vector<int64_t>{2, 3, 4, 5}));
+}
+
+TEST_F(RegistryTest, IncompleteVersionsLeftByACrashAreInvisibleAndRemoved) {
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
+  fs::create_directories(dir_.path() + "/models/m/.tmp-123-456");
+  std::ofstream(dir_.path() + "/models/m/.tmp-123-456/model.ckpt") << "half";
+  auto store = ModelStore::Open(dir_.path());
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->List().size(), 1u);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/models/m/.tmp-123-456"));
+}
+
+TEST_F(RegistryTest, AliasesPersistAndAreSeenByOtherInstances) {
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
+  auto a = ModelStore::Open(dir_.path());
+  auto b = ModelStore::Open(dir_.path());
+  ASSERT_TRUE((*a)->SetAlias("l1-pruned", AliasTarget{"m", 0}).ok());
+  EXPECT_EQ((*b)->Aliases().at("l1-pruned").name, "m");
+  auto reopened = ModelStore::Open(dir_.path());
+  EXPECT_EQ((*reopened)->Aliases().at("l1-pruned").name, "m");
+  EXPECT_EQ((*a)->SetAlias("bad alias", AliasTarget{"m", 0}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RegistryTest, ResolveDistinguishesUnknownUnloadedAndLoaded) {
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
+  auto store = ModelStore::Open(dir_.path());
+  CheckpointModelLoader loader({});
+  ModelRegistry registry(**store, loader, metrics_);
+  EXPECT_EQ(registry.Resolve("nope", 0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry.Resolve("m", 0).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(registry.Resolve("../etc", 0).status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(registry.Load("m", 0).ok());
+  ASSERT_TRUE(registry.SetAlias("baseline", AliasTarget{"m", 0}).ok());
+  auto resolved = registry.Resolve("baseline", 0);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ((*resolved)->stored.name, "m");
+  EXPECT_EQ(registry.SetAlias("x", AliasTarget{"missing", 0}).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, AFailedLoadKeepsServingTheOldVersion) {
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 2).ok());
+  auto store = ModelStore::Open(dir_.path());
+  FailingLoader loader(/*failing_version=*/2);
+  ModelRegistry registry(**store, loader, metrics_);
+  ASSERT_TRUE(registry.Load("m", 1).ok());
+  auto held = registry.Resolve("m", 0);
+  ASSERT_TRUE(held.ok());
+  EXPECT_FALSE(registry.Load("m", 2).ok());
+  auto status = registry.Get("m", 2);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->state, LoadState::kFailed);
+  EXPECT_NE(status->load_error.find("injected"), std::string::npos);
+  EXPECT_EQ((*registry.Resolve("m", 0))->stored.version, 1);
+  // Unloading while a request holds the model: the holder keeps a usable model.
+  ASSERT_TRUE(registry.Unload("m", 1).ok());
+  EXPECT_EQ(registry.Resolve("m", 0).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE((*held)->servable, nullptr);
+}
+
+TEST_F(RegistryTest, ImportRejectsWrongKeysWithTheirNames) {
+  auto store = ModelStore::Open(dir_.path());
+  auto state_dict = testing::TestModelStateDict(Config(0), 1);  // L0 weights
+  ASSERT_TRUE(state_dict.ok());
+  ImportRequest request;
+  request.name = "imported";
+  request.config = Config(2);  // L2 has fewer decoder input channels: shapes differ
+  request.state_dict_bytes = *state_dict;
+  auto imported = ImportStateDict(**store, request);
+  ASSERT_EQ(imported.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(imported.status().message().find("decoder.blocks"), std::string::npos)
+      << imported.status();
+  request.config = Config(0);
+  imported = ImportStateDict(**store, request);
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_EQ(imported->version, 1);
+}
+
+}  // namespace
+}  // namespace segserve::registry
