@@ -42,8 +42,7 @@ double Run(const UnetConfig& config, int batch, int size, int steps, bool channe
     loss.backward();
     adam.step();
     (void)loss.item<float>();
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= 2) times.push_back(s);
   }
   std::sort(times.begin(), times.end());
@@ -58,13 +57,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const char* v = argv[i + 1];
-    if (flag == "--threads") threads = std::atoi(v);
-    else if (flag == "--batch") batch = std::atoi(v);
-    else if (flag == "--steps") steps = std::atoi(v);
-    else if (flag == "--size") size = std::atoi(v);
-    else if (flag == "--level") level = std::atoi(v);
-    else if (flag == "--encoder") encoder = v;
-    else if (flag == "--layout") layout = v;
+    if (flag == "--threads")
+      threads = std::atoi(v);
+    else if (flag == "--batch")
+      batch = std::atoi(v);
+    else if (flag == "--steps")
+      steps = std::atoi(v);
+    else if (flag == "--size")
+      size = std::atoi(v);
+    else if (flag == "--level")
+      level = std::atoi(v);
+    else if (flag == "--encoder")
+      encoder = v;
+    else if (flag == "--layout")
+      layout = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;

@@ -54,10 +54,10 @@ absl::StatusOr<ConfusionMatrix> Evaluate(model::Unet& model, data::Loader& loade
     if (cancelled && cancelled()) return absl::CancelledError("evaluation cancelled");
     ASSIGN_OR_RETURN(std::optional<data::Batch> batch, loader.Next());
     if (!batch) break;
-    const torch::Tensor pred =
-        model->forward(BatchImages(*batch, device, channels_last)).argmax(1).to(torch::kCPU,
-                                                                               torch::kUInt8)
-            .contiguous();
+    const torch::Tensor pred = model->forward(BatchImages(*batch, device, channels_last))
+                                   .argmax(1)
+                                   .to(torch::kCPU, torch::kUInt8)
+                                   .contiguous();
     cm.Add(batch->masks.data(), pred.data_ptr<uint8_t>(), batch->masks.size());
   }
   return cm;
@@ -84,7 +84,8 @@ absl::StatusOr<nlohmann::json> ComputeReferenceStats(model::Unet& model, data::L
       const int64_t n = means.size(0), c = means.size(1);
       layers[i].channels = static_cast<int>(c);
       const float* data = means.data_ptr<float>();
-      for (int64_t k = 0; k < n; ++k) layers[i].samples.emplace_back(data + k * c, data + (k + 1) * c);
+      for (int64_t k = 0; k < n; ++k)
+        layers[i].samples.emplace_back(data + k * c, data + (k + 1) * c);
     }
   }
   return ReferenceStatsJson(layers);

@@ -94,8 +94,8 @@ absl::StatusOr<std::string> FinishTraining(
     const std::string field = absl::StrCat("spec.cross_domain[", i, "]");
     std::shared_ptr<const data::Dataset> ds = run.dataset;
     if (!set.dataset.empty() && set.dataset != run.spec.dataset) {
-      ASSIGN_OR_RETURN(std::string dir, ResolveDatasetDir(run.data_dir, set.dataset,
-                                                          field + ".dataset"));
+      ASSIGN_OR_RETURN(std::string dir,
+                       ResolveDatasetDir(run.data_dir, set.dataset, field + ".dataset"));
       data::OpenOptions open;
       open.verify_contents = false;
       ASSIGN_OR_RETURN(data::Dataset other, data::OpenDataset(dir, open));
@@ -123,9 +123,8 @@ absl::StatusOr<std::string> FinishTraining(
 
   // Reference statistics over the training split, as the model sees it when serving.
   ASSIGN_OR_RETURN(auto train_loader, MakeEvalLoader(run, run.dataset, data::Split::kTrain, {}));
-  ASSIGN_OR_RETURN(json reference, internal::ComputeReferenceStats(
-                                       net, *train_loader, run.device, run.channels_last,
-                                       cancelled));
+  ASSIGN_OR_RETURN(json reference, internal::ComputeReferenceStats(net, *train_loader, run.device,
+                                                                   run.channels_last, cancelled));
   if (cancelled && cancelled()) return absl::CancelledError("training cancelled");
 
   json class_names = json::array();
@@ -150,8 +149,8 @@ absl::StatusOr<std::string> FinishTraining(
   for (const std::string& alias : run.spec.set_aliases) {
     RETURN_IF_ERROR(store->SetAlias(alias, {stored.name, stored.version}));
   }
-  LOG(INFO) << "training " << run.job_id << ": registered " << stored.name << " v"
-            << stored.version << " val_iou " << val_iou;
+  LOG(INFO) << "training " << run.job_id << ": registered " << stored.name << " v" << stored.version
+            << " val_iou " << val_iou;
 
   result["model_name"] = stored.name;
   result["model_version"] = stored.version;

@@ -3,11 +3,11 @@
 // server/training (torch types).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"

@@ -32,7 +32,8 @@ absl::Status Read(const json& obj, const char* key, const std::string& field, T*
 }
 
 absl::Status RangeError(const std::string& field, const std::string& limit, double got) {
-  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": must be ", limit, ", got ", got));
+  return absl::InvalidArgumentError(
+      absl::StrCat("spec.", field, ": must be ", limit, ", got ", got));
 }
 
 }  // namespace
@@ -40,8 +41,8 @@ absl::Status RangeError(const std::string& field, const std::string& limit, doub
 json TrainSpecToJson(const TrainSpec& s) {
   json cross = json::array();
   for (const auto& c : s.cross_domain) {
-    cross.push_back({{"label", c.label}, {"dataset", c.dataset}, {"split", c.split},
-                     {"shift", c.shift}});
+    cross.push_back(
+        {{"label", c.label}, {"dataset", c.dataset}, {"split", c.split}, {"shift", c.shift}});
   }
   return json{{"dataset", s.dataset},
               {"encoder", s.encoder},
@@ -146,15 +147,14 @@ std::string CrossDomainLabel(const TrainSpec& spec, const CrossDomainSpec& set) 
   return label;
 }
 
-absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir,
-                                              const std::string& name, const std::string& field) {
+absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir, const std::string& name,
+                                              const std::string& field) {
   if (name.empty()) return absl::InvalidArgumentError(field + ": required");
   if (name.find('/') != std::string::npos || name == "." || name == "..") {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": must be a data set name (no '/', '.' or '..'), got '", name, "'"));
   }
-  ASSIGN_OR_RETURN(std::string dir,
-                   common::ResolveUnderRoot(data_dir, "datasets/" + name, field));
+  ASSIGN_OR_RETURN(std::string dir, common::ResolveUnderRoot(data_dir, "datasets/" + name, field));
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
     return absl::NotFoundError(
@@ -167,12 +167,11 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
   ASSIGN_OR_RETURN(std::string dataset_dir, ResolveDatasetDir(data_dir, s.dataset, "spec.dataset"));
   (void)dataset_dir;
   if (auto kind = model::ParseEncoderKind(s.encoder); !kind.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.encoder: must be resnet18 or resnet34, got '", s.encoder, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.encoder: must be resnet18 or resnet34, got '", s.encoder, "'"));
   }
   if (s.prune_level < 0 || s.prune_level > model::kMaxSkipPruneLevel) {
-    return RangeError("prune_level", absl::StrCat("0..", model::kMaxSkipPruneLevel),
-                      s.prune_level);
+    return RangeError("prune_level", absl::StrCat("0..", model::kMaxSkipPruneLevel), s.prune_level);
   }
   if (s.epochs < 1 || s.epochs > kMaxEpochs) {
     return RangeError("epochs", absl::StrCat("1..", kMaxEpochs), s.epochs);
@@ -194,8 +193,7 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
   }
   if (s.crop_size != 0 &&
       (s.crop_size < kMinCropSize || s.crop_size > kMaxCropSize || s.crop_size % 32 != 0)) {
-    return RangeError("augmentation.crop_size", "0 or a multiple of 32 in 32..2048",
-                      s.crop_size);
+    return RangeError("augmentation.crop_size", "0 or a multiple of 32 in 32..2048", s.crop_size);
   }
   if (s.early_stopping_patience < 0 || s.early_stopping_patience > kMaxPatience) {
     return RangeError("early_stopping_patience", absl::StrCat("0..", kMaxPatience),
@@ -220,7 +218,8 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) {
       return absl::NotFoundError(absl::StrCat("spec.pretrained_encoder: file '",
-                                              s.pretrained_encoder, "' not found under the data directory"));
+                                              s.pretrained_encoder,
+                                              "' not found under the data directory"));
     }
   }
   if (s.cross_domain.size() > static_cast<size_t>(kMaxCrossDomainSets)) {
@@ -252,8 +251,8 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
     RETURN_IF_ERROR(registry::ValidateModelName(DefaultModelName(s), "spec.dataset"));
   }
   for (size_t i = 0; i < s.set_aliases.size(); ++i) {
-    RETURN_IF_ERROR(registry::ValidateModelName(s.set_aliases[i],
-                                                absl::StrCat("spec.set_aliases[", i, "]")));
+    RETURN_IF_ERROR(
+        registry::ValidateModelName(s.set_aliases[i], absl::StrCat("spec.set_aliases[", i, "]")));
   }
   return absl::OkStatus();
 }

@@ -31,14 +31,14 @@ struct CrossDomainSpec {
 };
 
 struct TrainSpec {
-  std::string dataset;              // required: name under <data_dir>/datasets/
+  std::string dataset;               // required: name under <data_dir>/datasets/
   std::string encoder = "resnet34";  // "resnet18" | "resnet34"
-  int prune_level = 1;              // 0..4
-  int epochs = 50;                  // 1..10000
-  int batch_size = 8;               // 1..256
-  double learning_rate = 1e-3;      // Adam, (0, 1]
-  double ce_weight = 1.0;           // 0..100
-  double dice_weight = 1.0;         // 0..100 (not both 0)
+  int prune_level = 1;               // 0..4
+  int epochs = 50;                   // 1..10000
+  int batch_size = 8;                // 1..256
+  double learning_rate = 1e-3;       // Adam, (0, 1]
+  double ce_weight = 1.0;            // 0..100
+  double dice_weight = 1.0;          // 0..100 (not both 0)
   // Augmentation.
   bool flips = true;
   bool rot90 = true;
@@ -82,7 +82,7 @@ std::string CrossDomainLabel(const TrainSpec& spec, const CrossDomainSpec& set);
 absl::Status ValidateTrainSpec(const TrainSpec& spec, const std::string& data_dir);
 
 // <data_dir>/datasets/<name>, confined to data_dir; `field` names the spec field in errors.
-absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir,
-                                              const std::string& name, const std::string& field);
+absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir, const std::string& name,
+                                              const std::string& field);
 
 }  // namespace segserve::training

@@ -3,10 +3,10 @@
 // reference activation statistics. Not part of the public (torch-free) API.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <functional>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"

@@ -180,7 +180,8 @@ absl::Status TrainJob::BuildModel() {
     ASSIGN_OR_RETURN(run_.config.encoder, model::ParseEncoderKind(spec_.encoder));
     run_.config.skip_prune_level = spec_.prune_level;
     run_.config.in_channels = ds.channels;
-    run_.config.classes = std::max(model::kMinClasses, ds.classes.empty() ? 0 : ds.classes.back().id + 1);
+    run_.config.classes =
+        std::max(model::kMinClasses, ds.classes.empty() ? 0 : ds.classes.back().id + 1);
     ASSIGN_OR_RETURN(data::Normalization norm, data::ComputeNormalization(ds, data::Split::kTrain));
     run_.config.mean = norm.mean;
     run_.config.std = norm.std;
@@ -191,17 +192,17 @@ absl::Status TrainJob::BuildModel() {
       run_.model = model::Unet(run_.config);
     }
     if (!spec_.pretrained_encoder.empty()) {
-      ASSIGN_OR_RETURN(std::string path, common::ResolveUnderRoot(options_.data_dir,
-                                                                  spec_.pretrained_encoder,
-                                                                  "spec.pretrained_encoder"));
+      ASSIGN_OR_RETURN(std::string path,
+                       common::ResolveUnderRoot(options_.data_dir, spec_.pretrained_encoder,
+                                                "spec.pretrained_encoder"));
       RETURN_IF_ERROR(model::LoadTorchvisionEncoderFile(run_.model, path).status());
     }
   }
   run_.model->to(run_.device);
   if (run_.channels_last) internal::ToChannelsLast(run_.model);
   run_.model->train();
-  optimizer_ = std::make_unique<torch::optim::Adam>(
-      run_.model->parameters(), torch::optim::AdamOptions(spec_.learning_rate));
+  optimizer_ = std::make_unique<torch::optim::Adam>(run_.model->parameters(),
+                                                    torch::optim::AdamOptions(spec_.learning_rate));
   if (state_.epoch > 0 &&
       !LoadOptimizer(run_.run_dir + "/latest.optim", *optimizer_, state_.epoch)) {
     LOG(WARNING) << "training " << job_.id << ": no optimizer state for epoch " << state_.epoch
@@ -266,8 +267,8 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
     const torch::Tensor x = internal::BatchImages(*batch, run_.device, run_.channels_last);
     const torch::Tensor y = internal::BatchMasks(*batch, run_.device);
     optimizer_->zero_grad();
-    torch::Tensor loss = internal::SegmentationLoss(run_.model->forward(x), y, spec_.ce_weight,
-                                                    spec_.dice_weight);
+    torch::Tensor loss =
+        internal::SegmentationLoss(run_.model->forward(x), y, spec_.ce_weight, spec_.dice_weight);
     loss.backward();
     optimizer_->step();
     const double value = loss.item<double>();
@@ -310,20 +311,19 @@ absl::Status TrainJob::EndEpoch(int epoch, double train_loss, const ConfusionMat
     state_.best_val_iou = last_val_iou_;
     state_.best_epoch = epoch;
     state_.since_improvement = 0;
-    RETURN_IF_ERROR(model::SaveCheckpoint(run_.run_dir + "/best.ckpt", run_.model,
-                                          StateJson(state_, spec_)));
+    RETURN_IF_ERROR(
+        model::SaveCheckpoint(run_.run_dir + "/best.ckpt", run_.model, StateJson(state_, spec_)));
   } else {
     ++state_.since_improvement;
   }
   RETURN_IF_ERROR(SaveOptimizer(run_.run_dir + "/latest.optim", *optimizer_, epoch));
-  RETURN_IF_ERROR(model::SaveCheckpoint(run_.run_dir + "/latest.ckpt", run_.model,
-                                        StateJson(state_, spec_)));
+  RETURN_IF_ERROR(
+      model::SaveCheckpoint(run_.run_dir + "/latest.ckpt", run_.model, StateJson(state_, spec_)));
   RETURN_IF_ERROR(ctx_.MarkEpochCompleted(epoch));
-  LOG(INFO) << "training " << job_.id << ": epoch " << epoch << "/" << spec_.epochs
-            << " loss " << train_loss << " val_iou " << last_val_iou_ << " best "
-            << state_.best_val_iou << " (epoch " << state_.best_epoch << "); train "
-            << train_seconds_ << " s, val " << eval_seconds_ << " s, checkpoints "
-            << Seconds(Clock::now() - t0) << " s so far";
+  LOG(INFO) << "training " << job_.id << ": epoch " << epoch << "/" << spec_.epochs << " loss "
+            << train_loss << " val_iou " << last_val_iou_ << " best " << state_.best_val_iou
+            << " (epoch " << state_.best_epoch << "); train " << train_seconds_ << " s, val "
+            << eval_seconds_ << " s, checkpoints " << Seconds(Clock::now() - t0) << " s so far";
   Report(epoch, steps_per_epoch_, train_loss);
   return absl::OkStatus();
 }
@@ -354,9 +354,8 @@ absl::Status TrainJob::Run() {
   info.best_epoch = state_.best_epoch;
   info.stopped_early = stopped_early;
   info.history = state_.history;
-  ASSIGN_OR_RETURN(std::string result,
-                   FinishTraining(run_, info, options_.on_registered,
-                                  [this] { return cancelled(); }));
+  ASSIGN_OR_RETURN(std::string result, FinishTraining(run_, info, options_.on_registered,
+                                                      [this] { return cancelled(); }));
   ctx_.SetResult(std::move(result));
   return absl::OkStatus();
 }

@@ -30,15 +30,15 @@
 namespace segserve::training {
 
 struct TrainingOptions {
-  std::string data_dir;                 // holds datasets/, runs/, models/
-  std::string default_device = "cpu";   // when the spec names none
+  std::string data_dir;                // holds datasets/, runs/, models/
+  std::string default_device = "cpu";  // when the spec names none
   // at::set_num_threads before training (process-wide); 0 leaves LibTorch's setting.
   int intra_op_threads = 0;
   // Loader decode threads per loader.
   int loader_workers = 2;
-  // NHWC weights and activations. Off by default: with Debian's LibTorch 1.13 training steps
-  // were slower channels-last in C++ on the 2-core CPU (bench/training, docs/PERFORMANCE.md).
-  bool channels_last = false;
+  // NHWC weights and activations: faster at 256x256 with oneDNN (bench/training,
+  // docs/PERFORMANCE.md), slower on tiny images (64x64), where the tests turn it off.
+  bool channels_last = true;
   // Called after the model is registered (and aliases set), e.g. to hot-load it.
   std::function<void(const registry::StoredVersion&)> on_registered;
 };

@@ -138,8 +138,14 @@ TEST_F(TrainSpecTest, OtherLimitsNameTheirField) {
       {[](TrainSpec& s) { s.encoder = "vgg"; }, "spec.encoder"},
       {[](TrainSpec& s) { s.device = "tpu"; }, "spec.device"},
       {[](TrainSpec& s) { s.test_split = "x"; }, "spec.test_split"},
-      {[](TrainSpec& s) { s.cross_domain = {{"", "", "", "blur:2"}}; }, "spec.cross_domain[0].shift"},
-      {[](TrainSpec& s) { s.cross_domain = {{"", "other", "", ""}}; }, "spec.cross_domain[0].dataset"},
+      {[](TrainSpec& s) {
+         s.cross_domain = {{"", "", "", "blur:2"}};
+       },
+       "spec.cross_domain[0].shift"},
+      {[](TrainSpec& s) {
+         s.cross_domain = {{"", "other", "", ""}};
+       },
+       "spec.cross_domain[0].dataset"},
       {[](TrainSpec& s) { s.model_name = "a/b"; }, "spec.model_name"},
       {[](TrainSpec& s) { s.set_aliases = {""}; }, "spec.set_aliases[0]"},
       {[](TrainSpec& s) { s.max_steps_per_epoch = -1; }, "spec.max_steps_per_epoch"},
