@@ -1,0 +1,2 @@
+
+../tinyR/etc/passwdz../x

@@ -1,0 +1,2 @@
+
+tinyzm1‚prod‚staging
