@@ -14,13 +14,6 @@ namespace segserve::api {
 namespace {
 namespace fs = std::filesystem;
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status, RequestId(*context)));
-  return reactor;
-}
-
 const char* ShiftKindName(v1::Shift::Kind kind) {
   switch (kind) {
     case v1::Shift::KIND_BRIGHTNESS: return "brightness";
@@ -58,30 +51,30 @@ grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* con
     (*info->mutable_splits())["val"] = static_cast<int>(dataset->val.size());
     (*info->mutable_splits())["test"] = static_cast<int>(dataset->test.size());
   }
-  return FinishNow(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext* context,
                                                     const v1::GenerateDatasetRequest* request,
                                                     v1::Job* response) {
   if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
-    return FinishNow(context, s);
+    return FinishUnary(context, s);
   }
   const int n = request->n() == 0 ? 500 : request->n();
   const int size = request->size() == 0 ? 256 : request->size();
   if (n < 1 || n > 100000) {
-    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat("n: must be 1..100000, got ", n)));
+    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat("n: must be 1..100000, got ", n)));
   }
   if (size < 32 || size > 2048 || size % 32 != 0) {
-    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
                                   "size: must be a multiple of 32 in 32..2048, got ", size)));
   }
   if (request->shift().level() < 0 || request->shift().level() > 5) {
-    return FinishNow(context, absl::InvalidArgumentError("shift.level: must be 0..5"));
+    return FinishUnary(context, absl::InvalidArgumentError("shift.level: must be 0..5"));
   }
   std::error_code ec;
   if (fs::exists(data_dir_ + "/datasets/" + request->name(), ec)) {
-    return FinishNow(context, absl::AlreadyExistsError(absl::StrCat(
+    return FinishUnary(context, absl::AlreadyExistsError(absl::StrCat(
                                   "name: data set '", request->name(), "' already exists")));
   }
   nlohmann::json spec = {{"name", request->name()},
@@ -94,7 +87,7 @@ grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext*
   }
   auto job = scheduler_.Submit(scheduler::JobKind::kSynth, spec.dump());
   if (job.ok()) JobToProto(*job, response);
-  return FinishNow(context, job.status());
+  return FinishUnary(context, job.status());
 }
 
 }  // namespace segserve::api

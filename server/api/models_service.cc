@@ -10,13 +10,6 @@
 namespace segserve::api {
 namespace {
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status, RequestId(*context)));
-  return reactor;
-}
-
 absl::Status CheckRef(const v1::ModelRef& ref) {
   if (ref.name().empty()) {
     return absl::InvalidArgumentError("model.name: required (a model name or an alias)");
@@ -55,22 +48,22 @@ grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* conte
     (*response->mutable_aliases())[alias] =
         target.version == 0 ? target.name : absl::StrCat(target.name, ":", target.version);
   }
-  return FinishNow(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ModelsService::Get(grpc::CallbackServerContext* context,
                                              const v1::GetModelRequest* request,
                                              v1::ModelInfo* response) {
-  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
   auto status = registry_.Get(request->model().name(), request->model().version());
   if (status.ok()) ModelStatusToProto(*status, response);
-  return FinishNow(context, status.status());
+  return FinishUnary(context, status.status());
 }
 
 grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* context,
                                               const v1::LoadModelRequest* request,
                                               v1::ModelInfo* response) {
-  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
   auto* reactor = context->DefaultReactor();
   const v1::ModelRef ref = request->model();
   RunOnControlPool(context, reactor, [this, ref, response]() -> absl::Status {
@@ -84,22 +77,22 @@ grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* context,
                                                 const v1::UnloadModelRequest* request,
                                                 v1::ModelInfo* response) {
-  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
   auto status = registry_.Unload(request->model().name(), request->model().version());
   if (status.ok()) ModelStatusToProto(*status, response);
-  return FinishNow(context, status.status());
+  return FinishUnary(context, status.status());
 }
 
 grpc::ServerUnaryReactor* ModelsService::Import(grpc::CallbackServerContext* context,
                                                 const v1::ImportModelRequest* request,
                                                 v1::ModelInfo* response) {
   auto config = ConfigFromProto(request->config());
-  if (!config.ok()) return FinishNow(context, config.status());
+  if (!config.ok()) return FinishUnary(context, config.status());
   if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
-    return FinishNow(context, s);
+    return FinishUnary(context, s);
   }
   if (request->state_dict().empty()) {
-    return FinishNow(context, absl::InvalidArgumentError("state_dict: required"));
+    return FinishUnary(context, absl::InvalidArgumentError("state_dict: required"));
   }
   auto* reactor = context->DefaultReactor();
   auto import = std::make_shared<registry::ImportRequest>();
@@ -126,8 +119,8 @@ grpc::ServerUnaryReactor* ModelsService::Import(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* context,
                                                   const v1::SetAliasRequest* request,
                                                   v1::SetAliasResponse* response) {
-  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishNow(context, s);
-  return FinishNow(context, registry_.SetAlias(request->alias(),
+  if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
+  return FinishUnary(context, registry_.SetAlias(request->alias(),
                                                registry::AliasTarget{request->model().name(),
                                                                      request->model().version()}));
 }

@@ -1,6 +1,7 @@
 #include "server/api/status_mapping.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/api/request_id.h"
 #include "server/common/log.h"
 
 namespace segserve::api {
@@ -16,6 +17,13 @@ grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& request
     default:
       return grpc::Status(code, std::string(status.message()));
   }
+}
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status, RequestId(*context)));
+  return reactor;
 }
 
 const char* GrpcCodeName(grpc::StatusCode code) {

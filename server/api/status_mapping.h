@@ -6,6 +6,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
 
 namespace segserve::api {
@@ -14,6 +16,11 @@ namespace segserve::api {
 // not the client's, the message is "internal error (request id <id>)" and the detail is
 // logged; every other code keeps its message (it names the field and the limit).
 grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& request_id);
+
+// Finishes a unary callback call at once with `status` (mapped as above, with the call's
+// request id) and returns the reactor for the handler to return.
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status);
 
 // The gRPC code name as Prometheus labels and logs spell it ("OK", "NOT_FOUND", ...).
 const char* GrpcCodeName(grpc::StatusCode code);

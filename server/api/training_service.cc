@@ -11,13 +11,6 @@
 namespace segserve::api {
 namespace {
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status, RequestId(*context)));
-  return reactor;
-}
-
 absl::Status CheckJobId(const v1::JobRef& ref) {
   if (ref.job_id().empty()) return absl::InvalidArgumentError("job_id: required");
   if (ref.job_id().size() > 128) return absl::InvalidArgumentError("job_id: at most 128 bytes");
@@ -141,9 +134,9 @@ grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerConte
                                                        const v1::TrainSpec* request,
                                                        v1::Job* response) {
   auto specs = TrainSpecsFromProto(*request, data_dir_);
-  if (!specs.ok()) return FinishNow(context, specs.status());
+  if (!specs.ok()) return FinishUnary(context, specs.status());
   if (request->priority() < -100 || request->priority() > 100) {
-    return FinishNow(context, absl::InvalidArgumentError("priority: must be -100..100"));
+    return FinishUnary(context, absl::InvalidArgumentError("priority: must be -100..100"));
   }
   absl::StatusOr<scheduler::Job> job;
   if (specs->children.size() == 1) {
@@ -153,33 +146,33 @@ grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerConte
     job = scheduler_.SubmitSweep(specs->parent, specs->children, request->priority());
   }
   if (job.ok()) ExportJob(*job, response);
-  return FinishNow(context, job.status());
+  return FinishUnary(context, job.status());
 }
 
 grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* context,
                                                   const v1::JobRef* request, v1::Job* response) {
-  if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishUnary(context, s);
   auto job = scheduler_.Get(request->job_id());
   if (job.ok()) ExportJob(*job, response);
-  return FinishNow(context, job.status());
+  return FinishUnary(context, job.status());
 }
 
 grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext* context,
                                                     const v1::ListJobsRequest* request,
                                                     v1::ListJobsResponse* response) {
   if (request->page_size() < 0 || request->page_size() > 1000) {
-    return FinishNow(context, absl::InvalidArgumentError("page_size: must be 0..1000"));
+    return FinishUnary(context, absl::InvalidArgumentError("page_size: must be 0..1000"));
   }
   scheduler::JobFilter filter;
   filter.limit = request->page_size() == 0 ? 100 : request->page_size();
   for (int state : request->states()) {
     auto parsed = StateFromProto(static_cast<v1::JobState>(state));
-    if (!parsed.ok()) return FinishNow(context, parsed.status());
+    if (!parsed.ok()) return FinishUnary(context, parsed.status());
     filter.states.push_back(*parsed);
   }
   if (request->kind() != v1::JOB_KIND_UNSPECIFIED) {
     if (request->kind() < v1::JOB_KIND_TRAIN || request->kind() > v1::JOB_KIND_SYNTH) {
-      return FinishNow(context, absl::InvalidArgumentError("kind: unknown job kind"));
+      return FinishUnary(context, absl::InvalidArgumentError("kind: unknown job kind"));
     }
     filter.kind = static_cast<scheduler::JobKind>(static_cast<int>(request->kind()));
   }
@@ -187,16 +180,16 @@ grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext*
   if (jobs.ok()) {
     for (const auto& job : *jobs) ExportJob(job, response->add_jobs());
   }
-  return FinishNow(context, jobs.status());
+  return FinishUnary(context, jobs.status());
 }
 
 grpc::ServerUnaryReactor* TrainingService::CancelJob(grpc::CallbackServerContext* context,
                                                      const v1::JobRef* request,
                                                      v1::Job* response) {
-  if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishUnary(context, s);
   auto job = scheduler_.Cancel(request->job_id());
   if (job.ok()) ExportJob(*job, response);
-  return FinishNow(context, job.status());
+  return FinishUnary(context, job.status());
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainingService::WatchJob(

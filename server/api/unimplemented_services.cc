@@ -10,7 +10,7 @@ grpc::Status NotYet(const char* method) {
                       std::string(method) + " is not implemented in this segserve build yet");
 }
 
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, const char* method) {
+grpc::ServerUnaryReactor* FinishNotYet(grpc::CallbackServerContext* ctx, const char* method) {
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(NotYet(method));
   return reactor;
@@ -21,7 +21,7 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, const ch
 #define SEGSERVE_UNARY_NOT_YET(Service, Method, Request, Response)                      \
   grpc::ServerUnaryReactor* Service::Method(grpc::CallbackServerContext* ctx, const Request*, \
                                             Response*) {                                 \
-    return FinishUnary(ctx, (std::string(Service::kName) + #Method).c_str());                                      \
+    return FinishNotYet(ctx, (std::string(Service::kName) + #Method).c_str());                                      \
   }
 
 SEGSERVE_UNARY_NOT_YET(UnimplementedSusceptibility, Analyze, v1::AnalyzeRequest,
