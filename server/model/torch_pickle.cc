@@ -1,8 +1,8 @@
 #include "server/model/torch_pickle.h"
 
-#include <caffe2/serialize/in_memory_adapter.h>
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -414,6 +414,89 @@ absl::StatusOr<PyPtr> Unpickler::LoadStorage(const PyValue& pid) {
   return v;
 }
 
+// LibTorch 1.13's MemoryReadAdapter copies whatever range miniz asks for; a zip whose
+// directory points outside the buffer then reads out of bounds. This one clamps.
+class BoundedReadAdapter : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReadAdapter(const std::string& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::string& bytes_;
+};
+
+uint32_t ReadLe(const std::string& bytes, size_t pos, int width) {
+  uint32_t value = 0;
+  for (int i = width - 1; i >= 0; --i) {
+    value = (value << 8) | static_cast<uint8_t>(bytes[pos + static_cast<size_t>(i)]);
+  }
+  return value;
+}
+
+// Checks the zip's central directory before LibTorch's reader sees it: every entry under
+// one "<prefix>/" and a version record present. PyTorchStreamReader throws from its
+// constructor on a missing version record after miniz allocated its state, which then
+// leaks; refusing such files here avoids that.
+absl::Status CheckTorchZipDirectory(const std::string& bytes) {
+  constexpr size_t kEocdSize = 22;
+  if (bytes.size() < kEocdSize) return absl::InvalidArgumentError("zip archive too short");
+  // The end-of-central-directory record is in the last 22 + 65535 bytes.
+  size_t eocd = std::string::npos;
+  const size_t lowest = bytes.size() > kEocdSize + 65535 ? bytes.size() - kEocdSize - 65535 : 0;
+  for (size_t pos = bytes.size() - kEocdSize + 1; pos-- > lowest;) {
+    if (ReadLe(bytes, pos, 4) == 0x06054b50) {
+      eocd = pos;
+      break;
+    }
+  }
+  if (eocd == std::string::npos) return absl::InvalidArgumentError("zip archive has no directory");
+  const uint32_t entries = ReadLe(bytes, eocd + 10, 2);
+  const uint64_t dir_size = ReadLe(bytes, eocd + 12, 4);
+  const uint64_t dir_offset = ReadLe(bytes, eocd + 16, 4);
+  // Zip64 (files over 4 GiB): the bounded reader alone guards those.
+  if (entries == 0xffff || dir_size == 0xffffffff || dir_offset == 0xffffffff) {
+    return absl::OkStatus();
+  }
+  if (dir_offset + dir_size > eocd) {
+    return absl::InvalidArgumentError("zip directory lies outside the archive");
+  }
+  std::string prefix;
+  bool has_version = false;
+  size_t pos = static_cast<size_t>(dir_offset);
+  for (uint32_t i = 0; i < entries; ++i) {
+    if (pos + 46 > eocd || ReadLe(bytes, pos, 4) != 0x02014b50) {
+      return absl::InvalidArgumentError("zip directory entry is malformed");
+    }
+    const size_t name_length = ReadLe(bytes, pos + 28, 2);
+    const size_t extra_length = ReadLe(bytes, pos + 30, 2);
+    const size_t comment_length = ReadLe(bytes, pos + 32, 2);
+    const uint64_t local_offset = ReadLe(bytes, pos + 42, 4);
+    if (pos + 46 + name_length > eocd || local_offset >= dir_offset) {
+      return absl::InvalidArgumentError("zip directory entry points outside the archive");
+    }
+    const std::string name = bytes.substr(pos + 46, name_length);
+    const size_t slash = name.find('/');
+    if (slash == std::string::npos || slash == 0) {
+      return absl::InvalidArgumentError("zip entry outside an archive folder: " + name);
+    }
+    if (prefix.empty()) prefix = name.substr(0, slash);
+    if (name.compare(0, slash, prefix) != 0) {
+      return absl::InvalidArgumentError("zip entries under more than one folder");
+    }
+    const std::string rest = name.substr(slash + 1);
+    if (rest == "version" || rest == ".data/version") has_version = true;
+    pos += 46 + name_length + extra_length + comment_length;
+  }
+  if (!has_version) return absl::InvalidArgumentError("torch.save archive has no version record");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ParseTorchSaveTensorDict(
@@ -423,11 +506,15 @@ absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ParseTorchSav
         "not a torch.save zip archive (legacy non-zip torch.save files are not supported; "
         "re-save with PyTorch >= 1.6 defaults)");
   }
+  if (absl::Status s = CheckTorchZipDirectory(bytes); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("not a readable torch.save archive: ",
+                                                   s.message()));
+  }
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
   std::string pickle;
   try {
     archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
-        std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(), bytes.size()));
+        std::make_shared<BoundedReadAdapter>(bytes));
     if (!archive->hasRecord("data.pkl")) {
       return absl::InvalidArgumentError("torch.save archive has no data.pkl record");
     }
