@@ -13,6 +13,8 @@ const std::vector<Command>& Commands() {
       {"submit-train", "submit a training job or a sweep over prune levels", RunSubmitTrain},
       {"jobs", "list, inspect, cancel and watch jobs", RunJobs},
       {"datasets", "list server-side data sets; generate synthetic ones", RunDatasets},
+      {"susceptibility", "per-layer domain-shift susceptibility of models (table, plot)",
+       RunSusceptibility},
       {"synth", "write a synthetic plasmodium data set locally", RunSynth},
   };
   return commands;

@@ -44,6 +44,8 @@ int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args, s
             std::ostream& err);
 int RunDatasets(const GlobalOptions& global, const std::vector<std::string>& args,
                 std::ostream& out, std::ostream& err);
+int RunSusceptibility(const GlobalOptions& global, const std::vector<std::string>& args,
+                      std::ostream& out, std::ostream& err);
 int RunSynth(const GlobalOptions& global, const std::vector<std::string>& args,
              std::ostream& out, std::ostream& err);
 

@@ -22,7 +22,7 @@ void PrintUsage(std::ostream& out) {
          "  --tls-key FILE       client key (mutual TLS)\n\n"
          "Commands:\n";
   for (const Command& command : Commands()) {
-    out << "  " << command.name << std::string(14 - std::string(command.name).size(), ' ')
+    out << "  " << command.name << std::string(16 - std::string(command.name).size(), ' ')
         << command.summary << "\n";
   }
   out << "\n'segctl COMMAND --help' describes a command. Exit codes: 0 ok, 1 error, 2 usage.\n";

@@ -72,7 +72,7 @@ absl::Status FillSegmentResponse(const inference::SegmentResult& result,
   out->set_height(result.mask.height);
   out->set_width(result.mask.width);
   out->set_tiles(result.tiles);
-  out->set_shift_score(-1);
+  out->set_shift_score(result.shift_score);
   if (options.mask_encoding() == v1::MASK_RAW) {
     out->set_mask_encoding(v1::MASK_RAW);
     out->set_mask(std::string(result.mask.ids.begin(), result.mask.ids.end()));

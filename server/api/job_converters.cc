@@ -3,6 +3,8 @@
 #include <chrono>
 
 #include "nlohmann/json.hpp"
+#include "server/api/susceptibility_service.h"
+#include "server/susceptibility/report_json.h"
 
 namespace segserve::api {
 namespace {
@@ -108,6 +110,9 @@ void JobToProto(const scheduler::Job& job, v1::Job* out) {
   if (result.is_discarded() || !result.is_object()) return;
   if (job.kind == scheduler::JobKind::kSweep) {
     FillSweepRows(result, out);
+  } else if (job.kind == scheduler::JobKind::kAnalysis) {
+    auto reports = susceptibility::ReportsFromJson(result);
+    if (reports.ok()) ReportsToProto(*reports, out->mutable_analysis());
   } else {
     FillTrainResult(result, out);
   }

@@ -57,6 +57,13 @@ ABSL_FLAG(std::string, load_models, "",
 ABSL_FLAG(int, training_slots, 1, "Jobs (training, analysis, generation) run at once. 1..64.");
 ABSL_FLAG(int, max_queued_jobs, 64,
           "Queued jobs beyond which submissions get RESOURCE_EXHAUSTED. 1..100000.");
+ABSL_FLAG(int, max_analyze_images, 256,
+          "Images per set the synchronous Susceptibility.Analyze accepts; larger analyses run "
+          "as jobs (SubmitAnalysis). 1..100000.");
+ABSL_FLAG(int, drift_window, 256,
+          "Images in the sliding window of live domain-shift monitoring "
+          "(segserve_domain_shift_hellinger{model,layer}) for models with training reference "
+          "statistics; 0 turns monitoring off. 0..65535.");
 ABSL_FLAG(bool, bootstrap, true,
           "On an empty --data_dir, generate a synthetic plasmodium data set and train an L0 + "
           "L1 sweep (aliases baseline and l1-pruned). Turn off in production.");
@@ -135,6 +142,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.training_slots = absl::GetFlag(FLAGS_training_slots);
   options.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   options.bootstrap = absl::GetFlag(FLAGS_bootstrap);
+  options.max_analyze_images = absl::GetFlag(FLAGS_max_analyze_images);
+  options.drift_window = absl::GetFlag(FLAGS_drift_window);
   struct IntRange {
     const char* flag;
     int64_t value, low, high;
@@ -148,7 +157,10 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
                             IntRange{"max_stream_inflight", options.max_stream_inflight, 1, 1024},
                             IntRange{"cpu_threads", options.cpu_threads, 1, 256},
                             IntRange{"training_slots", options.training_slots, 1, 64},
-                            IntRange{"max_queued_jobs", options.max_queued_jobs, 1, 100000}}) {
+                            IntRange{"max_queued_jobs", options.max_queued_jobs, 1, 100000},
+                            IntRange{"max_analyze_images", options.max_analyze_images, 1,
+                                     100000},
+                            IntRange{"drift_window", options.drift_window, 0, 65535}}) {
     if (r.value < r.low || r.value > r.high) {
       return absl::InvalidArgumentError(absl::StrCat("--", r.flag, ": must be ", r.low, "..",
                                                      r.high, ", got ", r.value));

@@ -38,7 +38,9 @@ struct ServerOptions {
   // Jobs.
   int training_slots = 1;
   int max_queued_jobs = 64;
-  bool bootstrap = true;  // quick-start data set + L0/L1 sweep on an empty data dir
+  bool bootstrap = true;
+  int max_analyze_images = 256;
+  int drift_window = 256;  // 0 = live domain-shift monitoring off  // per set, for the synchronous Susceptibility.Analyze  // quick-start data set + L0/L1 sweep on an empty data dir
 
   // Models.
   std::vector<std::pair<std::string, std::string>> aliases;  // alias -> name[:version]

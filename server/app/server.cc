@@ -16,7 +16,8 @@
 #include "server/scheduler/sqlite_job_store.h"
 #include "server/training/training_runner.h"
 #include "server/api/segmentation_service.h"
-#include "server/api/unimplemented_services.h"
+#include "server/api/susceptibility_service.h"
+#include "server/susceptibility/analysis_runner.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
@@ -60,6 +61,20 @@ absl::Status SegserveServer::BuildComponents() {
     // An alias may name a model that training will register later: store it as given.
     RETURN_IF_ERROR(model_store_->SetAlias(alias, parsed));
   }
+  if (options_.drift_window > 0) {
+    susceptibility::DriftOptions drift_options;
+    drift_options.window = options_.drift_window;
+    drift_ = std::make_unique<susceptibility::DriftMonitor>(metrics_, drift_options);
+    registry_->SetListener([this](const registry::LoadedModel& model, bool loaded) {
+      const auto& metadata = model.stored.metadata;
+      if (!loaded) {
+        drift_->RemoveModel(model.key());
+      } else if (metadata.contains("reference_stats")) {
+        absl::Status s = drift_->SetReference(model.key(), metadata["reference_stats"]);
+        if (!s.ok()) LOG(WARNING) << "no drift monitoring for " << model.key() << ": " << s;
+      }
+    });
+  }
   cpu_pool_ = std::make_unique<common::ThreadPool>(options_.cpu_threads,
                                                    static_cast<size_t>(options_.max_queue) * 4);
   control_pool_ = std::make_unique<common::ThreadPool>(1, 64);
@@ -68,7 +83,7 @@ absl::Status SegserveServer::BuildComponents() {
   batcher_options.max_queue_delay =
       std::chrono::microseconds(static_cast<int64_t>(options_.max_queue_delay_ms * 1000));
   batcher_options.max_queue = static_cast<size_t>(options_.max_queue);
-  batcher_ = std::make_unique<inference::Batcher>(batcher_options, metrics_);
+  batcher_ = std::make_unique<inference::Batcher>(batcher_options, metrics_, drift_.get());
   inference::EngineOptions engine_options;
   engine_options.default_tile_size = options_.tile_size;
   engine_options.default_tile_overlap = options_.tile_overlap;
@@ -93,6 +108,13 @@ absl::Status SegserveServer::BuildComponents() {
   runners[scheduler::JobKind::kTrain] =
       std::make_shared<training::TrainingRunner>(std::move(training_options));
   runners[scheduler::JobKind::kSynth] = std::make_shared<SynthRunner>(options_.data_dir);
+  susceptibility::AnalysisRunnerOptions analysis_options;
+  analysis_options.data_dir = options_.data_dir;
+  analysis_options.resolve = [this](const std::string& name, int64_t version) {
+    return registry_->Resolve(name, version);
+  };
+  runners[scheduler::JobKind::kAnalysis] =
+      std::make_shared<susceptibility::AnalysisRunner>(std::move(analysis_options));
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.training_slots = options_.training_slots;
   scheduler_options.max_queued_jobs = options_.max_queued_jobs;
@@ -111,7 +133,12 @@ absl::Status SegserveServer::BuildComponents() {
   services_.push_back(
       std::make_unique<api::SegmentationService>(segmentation_options, *registry_, *engine_));
   services_.push_back(std::make_unique<api::ModelsService>(*registry_, *control_pool_));
-  services_.push_back(std::make_unique<api::UnimplementedSusceptibility>());
+  api::SusceptibilityServiceOptions susceptibility_options;
+  susceptibility_options.data_dir = options_.data_dir;
+  susceptibility_options.max_analyze_images = options_.max_analyze_images;
+  susceptibility_options.max_image_pixels = options_.max_image_pixels;
+  services_.push_back(std::make_unique<api::SusceptibilityService>(
+      susceptibility_options, *registry_, *scheduler_, *control_pool_));
   services_.push_back(std::make_unique<api::TrainingService>(*scheduler_, options_.data_dir));
   services_.push_back(std::make_unique<api::DatasetsService>(*scheduler_, options_.data_dir));
   return absl::OkStatus();

@@ -18,6 +18,7 @@
 #include "server/registry/model_store.h"
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
+#include "server/susceptibility/drift_monitor.h"
 
 
 namespace segserve::app {
@@ -57,6 +58,7 @@ class SegserveServer {
   std::unique_ptr<registry::ModelStore> model_store_;
   std::unique_ptr<registry::ModelLoader> model_loader_;
   std::unique_ptr<registry::ModelRegistry> registry_;
+  std::unique_ptr<susceptibility::DriftMonitor> drift_;
   std::unique_ptr<common::ThreadPool> cpu_pool_;
   std::unique_ptr<common::ThreadPool> control_pool_;
   std::unique_ptr<inference::Batcher> batcher_;

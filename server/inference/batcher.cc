@@ -6,6 +6,8 @@
 #include "prometheus/counter.h"
 #include "server/common/log.h"
 #include "server/model/servable_model.h"
+#include "server/susceptibility/channel_means.h"
+#include "server/susceptibility/drift_monitor.h"
 
 namespace segserve::inference {
 namespace {
@@ -18,8 +20,10 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 
 }  // namespace
 
-Batcher::Batcher(const BatcherOptions& options, metrics::Metrics& metrics)
+Batcher::Batcher(const BatcherOptions& options, metrics::Metrics& metrics,
+                 susceptibility::DriftMonitor* drift)
     : options_(options),
+      drift_(drift),
       batch_size_(prometheus::BuildHistogram()
                       .Name("segserve_inference_batch_size")
                       .Help("Work items (images or tiles) per forward pass.")
@@ -155,7 +159,21 @@ void Batcher::Execute(std::vector<WorkItem> batch) {
     std::memcpy(dst + i * channels * plane, live[i].input.data(),
                 sizeof(float) * static_cast<size_t>(channels * plane));
   }
-  auto logits = model.servable->Forward(input);
+  const std::string key = model.key();
+  std::vector<double> scores;
+  absl::StatusOr<torch::Tensor> logits;
+  if (drift_ != nullptr && drift_->HasReference(key)) {
+    auto output = model.servable->ForwardWithTaps(input);
+    if (output.ok()) {
+      auto means = susceptibility::ChannelMeans(*output);
+      if (means.ok()) scores = drift_->ObserveBatch(key, *means);
+      logits = std::move(output->logits);
+    } else {
+      logits = output.status();
+    }
+  } else {
+    logits = model.servable->Forward(input);
+  }
   const double compute_seconds = Seconds(Clock::now() - start);
   batch_size_.Observe(static_cast<double>(live.size()));
   compute_.Observe(compute_seconds);
@@ -174,6 +192,7 @@ void Batcher::Execute(std::vector<WorkItem> batch) {
     result.queue_seconds = Seconds(start - live[i].enqueued);
     result.compute_seconds = compute_seconds;
     result.batch_size = static_cast<int>(live.size());
+    if (i < scores.size()) result.shift_score = scores[i];
     live[i].done(std::move(result));
   }
 }

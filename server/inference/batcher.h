@@ -25,6 +25,10 @@
 #include "server/metrics/metrics.h"
 #include "server/registry/registry.h"
 
+namespace segserve::susceptibility {
+class DriftMonitor;
+}
+
 namespace segserve::inference {
 
 using Clock = std::chrono::steady_clock;
@@ -34,6 +38,7 @@ using CancelFlag = std::atomic<bool>;
 
 struct BatchResult {
   std::vector<float> logits;  // classes x height x width
+  double shift_score = -1;    // this item's domain-shift score; -1 without a reference
   double queue_seconds = 0;
   double compute_seconds = 0;  // the whole batch's forward time
   int batch_size = 0;
@@ -60,7 +65,10 @@ struct BatcherOptions {
 
 class Batcher {
  public:
-  Batcher(const BatcherOptions& options, metrics::Metrics& metrics);
+  // `drift` (optional, not owned): models with reference statistics run with feature taps
+  // and every item updates the live domain-shift monitor.
+  Batcher(const BatcherOptions& options, metrics::Metrics& metrics,
+          susceptibility::DriftMonitor* drift = nullptr);
   // Calls Shutdown.
   ~Batcher();
   Batcher(const Batcher&) = delete;
@@ -86,6 +94,7 @@ class Batcher {
   void Execute(std::vector<WorkItem> batch);
 
   const BatcherOptions options_;
+  susceptibility::DriftMonitor* const drift_;
   prometheus::Histogram& batch_size_;
   prometheus::Histogram& queue_wait_;
   prometheus::Histogram& compute_;

@@ -37,6 +37,8 @@ struct SegmentationEngine::Request {
   std::vector<float> logits;   // classes x H x W (blended sum when tiled)
   std::vector<float> weights;  // H x W weight sums (tiled only)
   SegmentTimings timings;
+  double shift_sum = 0;
+  int shift_count = 0;
 };
 
 SegmentationEngine::SegmentationEngine(const EngineOptions& options, Batcher& batcher,
@@ -218,6 +220,10 @@ void SegmentationEngine::OnTileDone(const std::shared_ptr<Request>& request, siz
       request->timings.queue_seconds = std::max(request->timings.queue_seconds,
                                                 result->queue_seconds);
       request->timings.compute_seconds += result->compute_seconds / result->batch_size;
+      if (result->shift_score >= 0) {
+        request->shift_sum += result->shift_score;
+        ++request->shift_count;
+      }
       ++request->finished_tiles;
       last = request->finished_tiles == request->grid.origins.size();
     }
@@ -286,6 +292,7 @@ void SegmentationEngine::Postprocess(std::shared_ptr<Request> request) {
     result.class_fractions[c] = static_cast<double>(counts[c]) / static_cast<double>(pixels);
   }
   result.timings = request->timings;
+  if (request->shift_count > 0) result.shift_score = request->shift_sum / request->shift_count;
   result.timings.postprocess_seconds = Since(start);
   result.timings.total_seconds = Since(request->start);
   request->done(std::move(result));

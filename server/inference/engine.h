@@ -55,6 +55,9 @@ struct SegmentResult {
   std::vector<float> probabilities;     // classes x H x W when requested
   int classes = 0;
   int tiles = 1;
+  // Domain-shift score against the model's training reference (mean over tiles), in
+  // [0, 1]; -1 when the model has no reference statistics.
+  double shift_score = -1;
   std::string model_name;
   int64_t model_version = 0;
   SegmentTimings timings;

@@ -489,8 +489,35 @@ absl::Status CheckTorchZipDirectory(const std::string& bytes) {
     if (name.compare(0, slash, prefix) != 0) {
       return absl::InvalidArgumentError("zip entries under more than one folder");
     }
+    if (local_offset + 30 > dir_offset || ReadLe(bytes, local_offset, 4) != 0x04034b50) {
+      return absl::InvalidArgumentError("zip entry has no valid local header: " + name);
+    }
     const std::string rest = name.substr(slash + 1);
-    if (rest == "version" || rest == ".data/version") has_version = true;
+    if (rest == "version" || rest == ".data/version") {
+      // LibTorch parses this record in its reader's constructor; check it here (stored,
+      // a decimal number in the supported range) so that constructor cannot throw on it.
+      const uint64_t size = ReadLe(bytes, pos + 20, 4);
+      const uint64_t data = local_offset + 30 + ReadLe(bytes, local_offset + 26, 2) +
+                            ReadLe(bytes, local_offset + 28, 2);
+      if (ReadLe(bytes, local_offset + 8, 2) != 0 || data + size > dir_offset || size == 0 ||
+          size > 20) {
+        return absl::InvalidArgumentError("torch.save archive has an unreadable version record");
+      }
+      uint64_t version = 0;
+      for (uint64_t i = 0; i < size; ++i) {
+        const char c = bytes[data + i];
+        if (c == '\n' && i + 1 == size) break;
+        if (c < '0' || c > '9') {
+          return absl::InvalidArgumentError("torch.save archive version is not a number");
+        }
+        version = version * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (version < 1 || version > 10) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("torch.save archive format version ", version, " is not supported"));
+      }
+      has_version = true;
+    }
     pos += 46 + name_length + extra_length + comment_length;
   }
   if (!has_version) return absl::InvalidArgumentError("torch.save archive has no version record");

@@ -116,16 +116,21 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
   }
   LOG(INFO) << "loading model " << key;
   auto servable = loader_.Load(stored);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!servable.ok()) {
-    transient_[key] = {LoadState::kFailed, std::string(servable.status().message())};
-    LOG(WARNING) << "loading model " << key << " failed: " << servable.status();
-    return servable.status();
-  }
   auto loaded = std::make_shared<LoadedModel>();
-  loaded->stored = stored;
-  loaded->servable = std::move(*servable);
-  loaded_[stored.name][stored.version] = std::move(loaded);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!servable.ok()) {
+      transient_[key] = {LoadState::kFailed, std::string(servable.status().message())};
+      LOG(WARNING) << "loading model " << key << " failed: " << servable.status();
+      return servable.status();
+    }
+    loaded->stored = stored;
+    loaded->servable = std::move(*servable);
+  }
+  // The listener (drift reference) is ready before requests can resolve the version.
+  if (listener_) listener_(*loaded, true);
+  std::lock_guard<std::mutex> lock(mu_);
+  loaded_[stored.name][stored.version] = loaded;
   transient_.erase(key);
   SetLoadedGauge(stored, true);
   LOG(INFO) << "model " << key << " loaded";
@@ -150,10 +155,12 @@ absl::StatusOr<ModelStatus> ModelRegistry::Unload(const std::string& ref_name,
     return absl::FailedPreconditionError(
         absl::StrCat("model '", name, "' version ", version, " is not loaded"));
   }
-  const StoredVersion stored = v->second->stored;
+  const std::shared_ptr<const LoadedModel> unloaded = v->second;
+  const StoredVersion stored = unloaded->stored;
   it->second.erase(v);
   SetLoadedGauge(stored, false);
   LOG(INFO) << "model " << name << ":" << version << " unloaded";
+  if (listener_) listener_(*unloaded, false);
   return StatusOf(stored);
 }
 

@@ -82,6 +82,13 @@ class ModelRegistry {
 
   ModelStore& store() { return store_; }
 
+  // Called when a version is loaded (before requests can resolve it; loaded = true) or
+  // unloaded (false), e.g. to install the model's drift reference. Must not call back into
+  // the registry. Set before serving.
+  void SetListener(std::function<void(const LoadedModel&, bool loaded)> listener) {
+    listener_ = std::move(listener);
+  }
+
  private:
   // Resolves aliases to a model name and version (alias version wins when set).
   void ResolveAlias(std::string* name, int64_t* version) const;
@@ -90,6 +97,7 @@ class ModelRegistry {
 
   ModelStore& store_;
   ModelLoader& loader_;
+  std::function<void(const LoadedModel&, bool)> listener_;
   prometheus::Family<prometheus::Gauge>& loaded_gauge_;
   mutable std::mutex mu_;
   // name -> version -> loaded model.

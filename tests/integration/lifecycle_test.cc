@@ -80,14 +80,13 @@ TEST_F(LifecycleTest, ReflectionListsEveryService) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(LifecycleTest, NotYetImplementedRpcSaysSo) {
+TEST_F(LifecycleTest, AnalyzeWithoutModelsNamesTheField) {
   auto stub = v1::Susceptibility::NewStub(client_->channel());
   auto context = client_->NewContext();
   v1::SusceptibilityReport report;
   grpc::Status status = stub->Analyze(context.get(), v1::AnalyzeRequest(), &report);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(status.error_message().find("segserve.v1.Susceptibility/Analyze"), std::string::npos);
-  EXPECT_NE(status.error_message().find("not implemented"), std::string::npos);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("models"), std::string::npos);
 }
 
 TEST_F(LifecycleTest, MetricsScrapeShowsTheRequestCounterMove) {

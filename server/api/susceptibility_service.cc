@@ -1,0 +1,198 @@
+#include "server/api/susceptibility_service.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "server/api/converters.h"
+#include "server/api/request_id.h"
+#include "server/api/status_mapping.h"
+#include "server/common/file_util.h"
+#include "server/common/status_macros.h"
+#include "server/data/codec.h"
+#include "server/susceptibility/analysis_runner.h"
+#include "server/susceptibility/analyze_datasets.h"
+
+namespace segserve::api {
+namespace {
+
+std::string ShiftText(const v1::Shift& shift) {
+  const char* kind = shift.kind() == v1::Shift::KIND_BRIGHTNESS   ? "brightness"
+                     : shift.kind() == v1::Shift::KIND_CONTRAST   ? "contrast"
+                     : shift.kind() == v1::Shift::KIND_SATURATION ? "saturation"
+                                                                  : nullptr;
+  if (kind == nullptr || shift.level() == 0) return "";
+  return absl::StrCat(kind, ":", shift.level());
+}
+
+absl::Status CheckCommon(const v1::AnalyzeRequest& request) {
+  if (request.models_size() == 0) return absl::InvalidArgumentError("models: at least one");
+  if (request.models_size() > susceptibility::kMaxAnalysisModels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("models: at most ", susceptibility::kMaxAnalysisModels));
+  }
+  for (int i = 0; i < request.models_size(); ++i) {
+    if (request.models(i).name().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("models[", i, "].name: required"));
+    }
+  }
+  return susceptibility::ValidateBins(request.bins());
+}
+
+// The job form of a request: data-set references only.
+absl::StatusOr<susceptibility::AnalysisSpec> SpecFromProto(const v1::AnalyzeRequest& request) {
+  susceptibility::AnalysisSpec spec;
+  for (const auto& model : request.models()) spec.models.push_back({model.name(), model.version()});
+  for (const auto* set : {&request.source(), &request.target()}) {
+    const bool source = set == &request.source();
+    const char* field = source ? "source" : "target";
+    if (set->images_size() > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".images: inline images are for Analyze; a job reads server-side data sets"));
+    }
+    if (set->dataset().name().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".dataset.name: required"));
+    }
+    susceptibility::DatasetRef& ref = source ? spec.source : spec.target;
+    ref.dataset = set->dataset().name();
+    ref.split = set->dataset().split().empty() ? "test" : set->dataset().split();
+    ref.shift = ShiftText(set->dataset().shift());
+    ref.limit = set->limit();
+  }
+  spec.bins = request.bins();
+  // Round trip through the runner's parser: one set of checks, with field names.
+  return susceptibility::ParseAnalysisSpec(susceptibility::AnalysisSpecToJson(spec));
+}
+
+}  // namespace
+
+void ReportsToProto(const std::vector<susceptibility::SusceptibilityReport>& reports,
+                    v1::SusceptibilityReport* out) {
+  for (const auto& report : reports) {
+    auto* model = out->add_models();
+    model->set_model_name(report.model_name);
+    model->set_model_version(report.model_version);
+    for (const auto& layer : report.layers) {
+      auto* l = model->add_layers();
+      l->set_layer(layer.layer);
+      l->set_channels(layer.channels);
+      l->set_mean(layer.mean);
+      l->set_median(layer.median);
+      l->set_max(layer.max);
+      l->set_null_mean(std::isnan(layer.null_mean) ? -1 : layer.null_mean);
+      for (double d : layer.per_channel) l->add_per_channel(d);
+    }
+    out->set_source_images(static_cast<int32_t>(report.source_images));
+    out->set_target_images(static_cast<int32_t>(report.target_images));
+    out->set_bins(report.bins);
+  }
+}
+
+SusceptibilityService::SusceptibilityService(SusceptibilityServiceOptions options,
+                                             registry::ModelRegistry& registry,
+                                             scheduler::Scheduler& scheduler,
+                                             common::ThreadPool& control_pool)
+    : options_(std::move(options)),
+      registry_(registry),
+      scheduler_(scheduler),
+      control_pool_(control_pool) {}
+
+grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerContext* context,
+                                                         const v1::AnalyzeRequest* request,
+                                                         v1::SusceptibilityReport* response) {
+  if (absl::Status s = CheckCommon(*request); !s.ok()) return FinishUnary(context, s);
+  std::vector<std::shared_ptr<const registry::LoadedModel>> models;
+  for (const auto& ref : request->models()) {
+    auto model = registry_.Resolve(ref.name(), ref.version());
+    if (!model.ok()) return FinishUnary(context, model.status());
+    models.push_back(*model);
+  }
+  susceptibility::ImageSet sets[2];
+  for (int s = 0; s < 2; ++s) {
+    const v1::ImageSet& in = s == 0 ? request->source() : request->target();
+    const char* field = s == 0 ? "source" : "target";
+    const int limit = options_.max_analyze_images;
+    if (in.images_size() > 0) {
+      if (in.images_size() > limit) {
+        return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                        field, ".images: at most ", limit,
+                                        " inline images per set (--max_analyze_images); use "
+                                        "SubmitAnalysis with a server-side data set")));
+      }
+      for (int i = 0; i < in.images_size(); ++i) {
+        auto image = ImageFromProto(in.images(i), options_.max_image_pixels);
+        if (!image.ok()) {
+          return FinishUnary(context, absl::Status(image.status().code(),
+                                                   absl::StrCat(field, ".", image.status().message())));
+        }
+        if (image->decoded.has_value()) {
+          sets[s].images.push_back(std::move(*image->decoded));
+        } else {
+          auto decoded = data::DecodeImage(image->encoded, options_.max_image_pixels);
+          if (!decoded.ok()) return FinishUnary(context, decoded.status());
+          sets[s].images.push_back(std::move(*decoded));
+        }
+      }
+    } else {
+      if (in.dataset().name().empty()) {
+        return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                        field, ": give images or dataset.name")));
+      }
+      auto dir = common::ResolveUnderRoot(options_.data_dir,
+                                          "datasets/" + in.dataset().name(),
+                                          absl::StrCat(field, ".dataset.name"));
+      if (!dir.ok()) return FinishUnary(context, dir.status());
+      sets[s].dataset_dir = *dir;
+      sets[s].split = in.dataset().split().empty() ? "test" : in.dataset().split();
+      sets[s].shift = ShiftText(in.dataset().shift());
+      const int wanted = in.limit() > 0 ? in.limit() : limit + 1;
+      if (wanted > limit) {
+        return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                        field, ".limit: Analyze reads at most ", limit,
+                                        " images per set (--max_analyze_images); set a limit "
+                                        "or use SubmitAnalysis for the whole data set")));
+      }
+      sets[s].limit = wanted;
+    }
+  }
+  auto* reactor = context->DefaultReactor();
+  const std::string request_id = RequestId(*context);
+  susceptibility::AnalysisOptions analysis;
+  analysis.bins = request->bins();
+  auto shared_sets = std::make_shared<std::pair<susceptibility::ImageSet, susceptibility::ImageSet>>(
+      std::move(sets[0]), std::move(sets[1]));
+  const bool scheduled = control_pool_.TrySchedule([=] {
+    auto reports = susceptibility::AnalyzeDatasets(models, shared_sets->first,
+                                                   shared_sets->second, analysis);
+    if (reports.ok()) ReportsToProto(*reports, response);
+    reactor->Finish(ToGrpcStatus(reports.status(), request_id));
+  });
+  if (!scheduled) {
+    reactor->Finish(ToGrpcStatus(
+        absl::ResourceExhaustedError("too many analyses queued; retry later"), request_id));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SusceptibilityService::SubmitAnalysis(
+    grpc::CallbackServerContext* context, const v1::AnalyzeRequest* request,
+    v1::AnalysisJob* response) {
+  if (absl::Status s = CheckCommon(*request); !s.ok()) return FinishUnary(context, s);
+  auto spec = SpecFromProto(*request);
+  if (!spec.ok()) return FinishUnary(context, spec.status());
+  for (const auto& model : spec->models) {
+    auto resolved = registry_.Resolve(model.name, model.version);
+    if (!resolved.ok()) return FinishUnary(context, resolved.status());
+  }
+  for (const auto* ref : {&spec->source, &spec->target}) {
+    auto dir = common::ResolveUnderRoot(options_.data_dir, "datasets/" + ref->dataset,
+                                        ref == &spec->source ? "source.dataset.name"
+                                                             : "target.dataset.name");
+    if (!dir.ok()) return FinishUnary(context, dir.status());
+  }
+  auto job = scheduler_.Submit(scheduler::JobKind::kAnalysis,
+                               susceptibility::AnalysisSpecToJson(*spec));
+  if (job.ok()) response->set_job_id(job->id);
+  return FinishUnary(context, job.status());
+}
+
+}  // namespace segserve::api

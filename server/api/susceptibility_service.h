@@ -1,0 +1,45 @@
+// File: server/api/susceptibility_service.h — segserve.v1.Susceptibility: per-layer
+// Hellinger analysis of served models on two image sets, synchronously for small inline
+// or data-set inputs (Analyze, on the control pool) or as an ANALYSIS job (SubmitAnalysis).
+#pragma once
+
+#include <string>
+
+#include "segserve/v1/susceptibility.grpc.pb.h"
+#include "server/common/thread_pool.h"
+#include "server/registry/registry.h"
+#include "server/scheduler/scheduler.h"
+#include "server/susceptibility/analyzer.h"
+
+namespace segserve::api {
+
+struct SusceptibilityServiceOptions {
+  std::string data_dir;
+  int max_analyze_images = 256;  // per set, for the unary Analyze
+  int64_t max_image_pixels = 4096ll * 4096;
+};
+
+class SusceptibilityService final : public v1::Susceptibility::CallbackService {
+ public:
+  SusceptibilityService(SusceptibilityServiceOptions options, registry::ModelRegistry& registry,
+                        scheduler::Scheduler& scheduler, common::ThreadPool& control_pool);
+
+  grpc::ServerUnaryReactor* Analyze(grpc::CallbackServerContext* context,
+                                    const v1::AnalyzeRequest* request,
+                                    v1::SusceptibilityReport* response) override;
+  grpc::ServerUnaryReactor* SubmitAnalysis(grpc::CallbackServerContext* context,
+                                           const v1::AnalyzeRequest* request,
+                                           v1::AnalysisJob* response) override;
+
+ private:
+  const SusceptibilityServiceOptions options_;
+  registry::ModelRegistry& registry_;
+  scheduler::Scheduler& scheduler_;
+  common::ThreadPool& control_pool_;
+};
+
+// Reports (one per model) into the response message.
+void ReportsToProto(const std::vector<susceptibility::SusceptibilityReport>& reports,
+                    v1::SusceptibilityReport* out);
+
+}  // namespace segserve::api
