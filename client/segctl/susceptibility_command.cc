@@ -74,7 +74,7 @@ void PrintReport(std::ostream& out, const v1::SusceptibilityReport& report) {
 }
 
 absl::Status Plot(const v1::SusceptibilityReport& report, const std::string& path) {
-  const int width = 960, height = 540, left = 80, right = 220, top = 50, bottom = 130;
+  const int width = 1100, height = 520, left = 80, right = 360, top = 50, bottom = 90;
   cv::Mat canvas(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
   const int plot_w = width - left - right, plot_h = height - top - bottom;
   auto y_of = [&](double v) { return top + static_cast<int>((1.0 - v) * plot_h); };
