@@ -122,6 +122,26 @@ else
   done
 fi
 podman "${STO[@]}" --runtime runc exec "$NAME" segctl health >/dev/null || fail "segctl health inside"
+# One Segment call from the host: import a small U-net's state dict (built by the host's
+# Python reference, as a user's weights file would arrive) and segment a synthetic image.
+if [ -x "$segctl_host" ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  work=$(mktemp -d)
+  /usr/bin/python3 -c "
+import sys, torch
+sys.path.insert(0, 'tests/model')
+import reference_unet as r
+torch.manual_seed(0)
+torch.save(r.Unet('resnet18', skip_prune_level=1, in_channels=3, classes=3).state_dict(), '$work/w.pt')
+"
+  "$segctl_host" --server "127.0.0.1:$gport" models import --file "$work/w.pt" --name ct-l1 \
+    --encoder resnet18 --prune-level 1 --classes 3 --load >/dev/null || fail "model import"
+  "$segctl_host" synth --out "$work/smears" --n 1 --size 128 >/dev/null
+  "$segctl_host" --server "127.0.0.1:$gport" segment --model ct-l1 --out "$work/masks" \
+    "$work/smears/images" >/dev/null || fail "Segment from the host"
+  [ -s "$work/masks/synth_00000.png" ] || fail "no mask written"
+  echo "container-test: host Segment call: mask written"
+  rm -rf "$work"
+fi
 podman "${STO[@]}" --runtime runc healthcheck run "$NAME" || fail "image HEALTHCHECK"
 echo "container-test: image HEALTHCHECK: healthy"
 uid=$(podman "${STO[@]}" --runtime runc exec "$NAME" id -u)
