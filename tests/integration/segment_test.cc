@@ -305,6 +305,29 @@ TEST_F(SegmentTest, ExpiredDeadlineIsDeadlineExceededAndTheWorkIsSkipped) {
   EXPECT_EQ(Metric(images), big_response.tiles() + 1);
 }
 
+TEST_F(SegmentTest, ClientCancellationSkipsTheQueuedWork) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max_batch_size=1"}));
+  auto big = RawRequest("l1-pruned", NoiseImage(1024, 1024, 3, 13));
+  v1::SegmentResponse big_response;
+  std::thread blocker([&] { EXPECT_TRUE(Segment(big, &big_response).ok()); });
+  const std::string images = R"(segserve_images_total{model="plasmo-l1"})";
+  while (Metric(images) < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  grpc::ClientContext context;
+  v1::SegmentResponse response;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    context.TryCancel();
+  });
+  const grpc::Status status =
+      stub_->Segment(&context, RawRequest("l1-pruned", NoiseImage(64, 64, 3, 14)), &response);
+  canceller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  blocker.join();
+  v1::SegmentResponse after;
+  ASSERT_TRUE(Segment(RawRequest("l1-pruned", NoiseImage(64, 64, 3, 15)), &after).ok());
+  EXPECT_EQ(Metric(images), big_response.tiles() + 1) << "the cancelled request was computed";
+}
+
 TEST_F(SegmentTest, LargeImageThroughTilesMatchesTheWholeImage) {
   ASSERT_NO_FATAL_FAILURE(StartServer({"--tile_size=256"}));
   const data::Image image = NoiseImage(640, 896, 3, 12);
