@@ -23,7 +23,7 @@ BUILD_PKGS=(
 # Reference implementations and probes used only by tests and benchmarks.
 TEST_PKGS=(
   python3 python3-torch python3-torchvision python3-numpy python3-grpcio python3-protobuf
-  curl procps sqlite3 prometheus
+  curl procps sqlite3 prometheus openssl
 )
 
 case "$profile" in

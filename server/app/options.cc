@@ -30,6 +30,13 @@ ABSL_FLAG(std::string, port_file, "",
           "If set, write {\"grpc_port\":N,\"metrics_port\":M} to this file once serving "
           "(for scripts and tests that use port 0).");
 
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for TLS on the gRPC port (with --tls_key). Metrics stay "
+          "plaintext on --metrics_listen.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require and verify client certificates (mutual TLS). Needs "
+          "--tls_cert.");
 ABSL_FLAG(int, max_batch_size, 8, "Largest batch the dynamic batcher forms. 1..256.");
 ABSL_FLAG(double, max_queue_delay_ms, 2,
           "How long the first request of a batch waits for companions, in ms. 0..1000.");
@@ -128,6 +135,15 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--log_level: expected debug, info, warning or error, got '",
                      absl::GetFlag(FLAGS_log_level), "'"));
+  }
+  options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key: give both or neither");
+  }
+  if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls_client_ca: needs --tls_cert and --tls_key");
   }
   options.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   options.max_queue_delay_ms = absl::GetFlag(FLAGS_max_queue_delay_ms);

@@ -22,6 +22,10 @@ struct ServerOptions {
   common::LogLevel log_level = common::LogLevel::kInfo;
   double drain_seconds = 10;   // graceful-shutdown budget for in-flight calls.
   std::string port_file;       // where to write the bound ports (JSON), if set.
+  // TLS on the gRPC port (PEM files); tls_client_ca additionally requires client certs.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
 
   // Inference.
   int max_batch_size = 8;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/api/interceptor.h"
 #include "server/api/datasets_service.h"
@@ -153,6 +154,21 @@ void SegserveServer::BecomeReadyAsync() {
   });
 }
 
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> SegserveServer::Credentials() const {
+  if (options_.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  ASSIGN_OR_RETURN(std::string cert, common::ReadFile(options_.tls_cert));
+  ASSIGN_OR_RETURN(std::string key, common::ReadFile(options_.tls_key));
+  grpc::SslServerCredentialsOptions ssl(
+      options_.tls_client_ca.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  if (!options_.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, common::ReadFile(options_.tls_client_ca));
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
 absl::Status SegserveServer::Start() {
   for (const char* sub : {"", "/models", "/datasets", "/runs"}) {
     RETURN_IF_ERROR(common::MakeDirectories(options_.data_dir + sub));
@@ -168,8 +184,8 @@ absl::Status SegserveServer::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen_address, grpc::InsecureServerCredentials(),
-                           &grpc_port_);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials());
+  builder.AddListeningPort(options_.listen_address, credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

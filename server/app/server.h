@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "server/app/options.h"
 #include "server/common/thread_pool.h"
@@ -47,6 +48,8 @@ class SegserveServer {
   explicit SegserveServer(const ServerOptions& options);
   absl::Status Start();
   absl::Status BuildComponents();
+  // Plaintext, TLS or mutual TLS, from the --tls_* flags.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() const;
   // Loads the startup models on the control pool, then turns health SERVING.
   void BecomeReadyAsync();
 
