@@ -13,6 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-30}
+# FUZZ_RUNS=N: a fixed number of executions with a fixed seed instead of a time budget, so
+# the pass is repeatable (CI uses it: a CI run must not fail on chance).
+if [[ -n "${FUZZ_RUNS:-}" ]]; then
+  budget=(-runs="$FUZZ_RUNS" -seed=1)
+else
+  budget=(-max_total_time="$seconds")
+fi
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
 targets=${FUZZ_TARGETS:-"image raw_tensor request dataset checkpoint"}
 
@@ -65,8 +72,8 @@ for t in $targets; do
   corpus="$work/corpus_$t"
   mkdir -p "$corpus" "$work/artifacts_$t"
   cp tests/fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
-  echo "fuzz.sh: $t: fuzzing for ${seconds} s ($(ls "$corpus" | wc -l) seeds)"
-  if "$bin" $(options_for "$t") -max_total_time="$seconds" -rss_limit_mb=4096 \
+  echo "fuzz.sh: $t: fuzzing with ${budget[*]} ($(ls "$corpus" | wc -l) seeds)"
+  if "$bin" $(options_for "$t") "${budget[@]}" -rss_limit_mb=4096 \
       -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts_$t/" \
       "$corpus" > "$work/$t.log" 2>&1; then
     grep -E '^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::peak_rss' "$work/$t.log" \
@@ -90,4 +97,4 @@ if (( ${#failed[@]} )); then
   echo "fuzz.sh: FAILED: ${failed[*]}"
   exit 1
 fi
-echo "fuzz.sh: all targets clean ($targets; ${seconds} s each)"
+echo "fuzz.sh: all targets clean ($targets; ${budget[*]})"

@@ -1,5 +1,7 @@
 #include "server/data/dataset.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -118,6 +120,22 @@ absl::StatusOr<std::map<std::string, std::string>> ListImageFiles(const std::str
   }
   return files;
 }
+
+
+int JsonInt(const nlohmann::json &value) {
+  if (value.is_number_unsigned()) {
+    const uint64_t x = value.get<uint64_t>();
+    if (x <= static_cast<uint64_t>(std::numeric_limits<int>::max())) return static_cast<int>(x);
+  } else if (value.is_number_integer()) {
+    const int64_t x = value.get<int64_t>();
+    if (x >= std::numeric_limits<int>::min() && x <= std::numeric_limits<int>::max()) {
+      return static_cast<int>(x);
+    }
+  }
+  throw nlohmann::json::type_error::create(302, "expected an integer within int's range",
+                                           &value);
+}
+
 
 namespace {
 
@@ -241,9 +259,9 @@ absl::StatusOr<Dataset> OpenNative(const std::string &root, const OpenOptions &o
   std::string domain;
   try {
     ds.name = j.value("name", fs::path(root).filename().string());
-    ds.channels = j.at("channels").get<int>();
+    ds.channels = internal::JsonInt(j.at("channels"));
     for (const json &c : j.at("classes")) {
-      ds.classes.push_back({c.at("id").get<int>(), c.at("name").get<std::string>()});
+      ds.classes.push_back({internal::JsonInt(c.at("id")), c.at("name").get<std::string>()});
     }
     domain = j.value("domain", std::string());
     if (j.contains("image_domains"))

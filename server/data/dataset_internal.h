@@ -14,6 +14,11 @@
 
 namespace segserve::data::internal {
 
+// `value` as an int. nlohmann's get<int>() static_casts floats (undefined behaviour out of
+// range, found by the manifest fuzzer): accept only JSON integers within int's range.
+// Throws nlohmann::json::type_error (the manifest parsers' error path) otherwise.
+int JsonInt(const nlohmann::json &value);
+
 // Parses a JSON file; NotFound when absent, InvalidArgument naming the file
 // when malformed.
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string &path);

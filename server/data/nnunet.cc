@@ -22,7 +22,7 @@ absl::StatusOr<std::vector<ClassInfo>> ParseLabels(const std::string &root, cons
   for (const auto &[key, value] : labels.items()) {
     int id = 0;
     if (value.is_number_integer()) {
-      classes.push_back({value.get<int>(), key});
+      classes.push_back({internal::JsonInt(value), key});
     } else if (value.is_string() && absl::SimpleAtoi(key, &id)) {
       classes.push_back({id, value.get<std::string>()});
     } else {
