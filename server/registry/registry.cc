@@ -43,12 +43,16 @@ void ModelRegistry::SetLoadedGauge(const StoredVersion& stored, bool loaded) {
       .Set(loaded ? 1 : 0);
 }
 
-void ModelRegistry::ResolveAlias(std::string* name, int64_t* version) const {
+absl::StatusOr<AliasTarget> ModelRegistry::ResolveRef(const std::string& name,
+                                                      int64_t version) const {
+  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
+  AliasTarget ref{name, version};
   const auto aliases = store_.Aliases();
-  auto it = aliases.find(*name);
-  if (it == aliases.end()) return;
-  *name = it->second.name;
-  if (it->second.version != 0) *version = it->second.version;
+  auto it = aliases.find(name);
+  if (it == aliases.end()) return ref;
+  ref.name = it->second.name;
+  if (it->second.version != 0) ref.version = it->second.version;
+  return ref;
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Resolve(
@@ -56,10 +60,9 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Resolve(
   if (ref_version < 0) {
     return absl::InvalidArgumentError("model.version: must be >= 0 (0 = newest)");
   }
-  std::string name = ref_name;
-  int64_t version = ref_version;
-  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
-  ResolveAlias(&name, &version);
+  ASSIGN_OR_RETURN(const AliasTarget ref, ResolveRef(ref_name, ref_version));
+  const std::string& name = ref.name;
+  int64_t version = ref.version;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = loaded_.find(name);
@@ -104,10 +107,9 @@ ModelStatus ModelRegistry::StatusOf(const StoredVersion& stored) const {
 }
 
 absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int64_t ref_version) {
-  std::string name = ref_name;
-  int64_t version = ref_version;
-  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
-  ResolveAlias(&name, &version);
+  ASSIGN_OR_RETURN(const AliasTarget ref, ResolveRef(ref_name, ref_version));
+  const std::string& name = ref.name;
+  int64_t version = ref.version;
   ASSIGN_OR_RETURN(StoredVersion stored, store_.Get(name, version));
   const std::string key = absl::StrCat(stored.name, ":", stored.version);
   {
@@ -139,10 +141,9 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
 
 absl::StatusOr<ModelStatus> ModelRegistry::Unload(const std::string& ref_name,
                                                   int64_t ref_version) {
-  std::string name = ref_name;
-  int64_t version = ref_version;
-  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
-  ResolveAlias(&name, &version);
+  ASSIGN_OR_RETURN(const AliasTarget ref, ResolveRef(ref_name, ref_version));
+  const std::string& name = ref.name;
+  int64_t version = ref.version;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = loaded_.find(name);
   if (it == loaded_.end() || it->second.empty()) {
@@ -175,10 +176,9 @@ std::vector<ModelStatus> ModelRegistry::List() const {
 
 absl::StatusOr<ModelStatus> ModelRegistry::Get(const std::string& ref_name,
                                                int64_t ref_version) const {
-  std::string name = ref_name;
-  int64_t version = ref_version;
-  RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
-  ResolveAlias(&name, &version);
+  ASSIGN_OR_RETURN(const AliasTarget ref, ResolveRef(ref_name, ref_version));
+  const std::string& name = ref.name;
+  int64_t version = ref.version;
   ASSIGN_OR_RETURN(StoredVersion stored, store_.Get(name, version));
   std::lock_guard<std::mutex> lock(mu_);
   return StatusOf(stored);

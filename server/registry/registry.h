@@ -90,8 +90,9 @@ class ModelRegistry {
   }
 
  private:
-  // Resolves aliases to a model name and version (alias version wins when set).
-  void ResolveAlias(std::string* name, int64_t* version) const;
+  // Validates a reference's name and resolves aliases to a model name and version (the
+  // alias's version wins when set). InvalidArgument naming "model.name".
+  absl::StatusOr<AliasTarget> ResolveRef(const std::string& name, int64_t version) const;
   ModelStatus StatusOf(const StoredVersion& stored) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetLoadedGauge(const StoredVersion& stored, bool loaded);
 
