@@ -40,10 +40,10 @@ std::map<double, double> BatchBuckets(const std::string& exposition) {
     if (line.rfind(prefix, 0) != 0) continue;
     const auto end = line.find('"', prefix.size());
     const std::string le = line.substr(prefix.size(), end - prefix.size());
-    double bound = le == "+Inf" ? 1e9 : 0;
-    if (le != "+Inf") absl::SimpleAtod(le, &bound);
+    double bound = 1e9;
+    if (le != "+Inf" && !absl::SimpleAtod(le, &bound)) continue;
     double value = 0;
-    absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value);
+    if (!absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) continue;
     buckets[bound] = value;
   }
   return buckets;

@@ -131,7 +131,7 @@ int RunSegment(const GlobalOptions& global, const std::vector<std::string>& argv
   v1::SegmentResponse response;
   while (stream->Read(&response)) {
     size_t index = 0;
-    absl::SimpleAtoi(response.request_id(), &index);
+    if (!absl::SimpleAtoi(response.request_id(), &index)) index = files->size() - 1;
     const std::string& file = (*files)[std::min(index, files->size() - 1)];
     const std::string stem = fs::path(file).stem().string();
     ++done;

@@ -22,7 +22,9 @@ std::string MakeTempDir() {
 void RandomiseBatchNorm(Unet& model, uint64_t seed) {
   torch::manual_seed(seed);
   torch::NoGradGuard no_grad;
-  for (auto& [name, tensor] : GetStateDict(*model)) {
+  for (auto& entry : GetStateDict(*model)) {
+    const std::string& name = entry.first;
+    torch::Tensor& tensor = entry.second;
     auto ends_with = [&](const std::string& suffix) {
       return name.size() >= suffix.size() &&
              name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
