@@ -102,7 +102,8 @@ PY
 podman "${STO[@]}" --runtime runc run -d --name "$NAME" --network host \
   --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --health-interval=disable \
   -e SEGSERVE_ADDR="127.0.0.1:$gport" \
-  "$IMG" --listen="127.0.0.1:$gport" --metrics_listen="127.0.0.1:$mport" --drain_seconds=5 >/dev/null
+  "$IMG" --listen="127.0.0.1:$gport" --metrics_listen="127.0.0.1:$mport" --drain_seconds=5 \
+  --auth_disabled >/dev/null
 
 fail() {
   echo "container-test: FAIL: $*" >&2

@@ -20,7 +20,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -
 for round in 1 2; do
   for window in 256 0; do
     "$build/server/app/segserve" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-      --data_dir="$work/var" --port_file="$work/ports.json" --bootstrap=false --threads=2 \
+      --data_dir="$work/var" --port_file="$work/ports.json" --bootstrap=false --auth_disabled --threads=2 \
       --drift_window=$window --log_level=warning &
     pid=$!
     for _ in $(seq 300); do [ -s "$work/ports.json" ] && break; sleep 0.1; done

@@ -37,7 +37,7 @@ inproc1=$(echo "$inproc" | sed -n 's/^1=//p')
 
 # 3. The server, with the same thread count.
 "$build/server/app/segserve" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-  --data_dir="$work/var" --port_file="$work/ports.json" --bootstrap=false --threads=2 \
+  --data_dir="$work/var" --port_file="$work/ports.json" --bootstrap=false --auth_disabled --threads=2 \
   --max_batch_size=8 --max_queue_delay_ms=5 --log_level=warning &
 server_pid=$!
 for _ in $(seq 200); do [ -s "$work/ports.json" ] && break; sleep 0.1; done

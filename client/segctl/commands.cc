@@ -16,6 +16,7 @@ const std::vector<Command>& Commands() {
       {"susceptibility", "per-layer domain-shift susceptibility of models (table, plot)",
        RunSusceptibility},
       {"synth", "write a synthetic plasmodium data set locally", RunSynth},
+      {"auth", "make bearer tokens and lines of the server's tokens file", RunAuth},
   };
   return commands;
 }

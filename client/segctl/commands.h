@@ -49,6 +49,9 @@ int RunSusceptibility(const GlobalOptions& global, const std::vector<std::string
 int RunSynth(const GlobalOptions& global, const std::vector<std::string>& args,
              std::ostream& out, std::ostream& err);
 
+int RunAuth(const GlobalOptions& global, const std::vector<std::string>& args, std::ostream& out,
+            std::ostream& err);
+
 // Prints `status` as "segctl: <CODE>: <message>" and returns kExitError.
 int ReportError(std::ostream& err, const absl::Status& status);
 

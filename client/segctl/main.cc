@@ -1,8 +1,10 @@
 // segctl: the command-line client of segserve.
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/segctl/args.h"
@@ -17,6 +19,7 @@ void PrintUsage(std::ostream& out) {
          "  --server HOST:PORT   segserve address (default $SEGSERVE_ADDR or localhost:50051)\n"
          "  --timeout SECONDS    deadline of each call (default 30)\n"
          "  --token TOKEN        bearer token (default $SEGSERVE_TOKEN)\n"
+         "  --token-file FILE    read the bearer token from FILE (keeps it out of ps)\n"
          "  --tls-ca FILE        trust this CA and use TLS\n"
          "  --tls-cert FILE      client certificate (mutual TLS)\n"
          "  --tls-key FILE       client key (mutual TLS)\n\n"
@@ -41,7 +44,7 @@ int Main(int argc, char** argv) {
   // Global options end at the first positional (the command).
   size_t command_at = 0;
   std::vector<std::string> global_args;
-  static const std::set<std::string> kGlobalValues = {"server", "timeout", "token",
+  static const std::set<std::string> kGlobalValues = {"server", "timeout", "token", "token-file",
                                                       "tls-ca", "tls-cert", "tls-key"};
   while (command_at < all.size() && all[command_at].rfind("--", 0) == 0) {
     global_args.push_back(all[command_at]);
@@ -70,6 +73,15 @@ int Main(int argc, char** argv) {
   const char* env_token = std::getenv("SEGSERVE_TOKEN");
   global.client.target = global_parsed->Get("server", env_addr ? env_addr : "localhost:50051");
   global.client.token = global_parsed->Get("token", env_token ? env_token : "");
+  if (global_parsed->Has("token-file")) {
+    std::ifstream in(global_parsed->Get("token-file"));
+    if (!in || !std::getline(in, global.client.token)) {
+      std::cerr << "segctl: --token-file: cannot read '" << global_parsed->Get("token-file")
+                << "'\n";
+      return kExitUsage;
+    }
+    global.client.token = std::string(absl::StripAsciiWhitespace(global.client.token));
+  }
   global.client.tls_ca = global_parsed->Get("tls-ca");
   global.client.tls_cert = global_parsed->Get("tls-cert");
   global.client.tls_key = global_parsed->Get("tls-key");

@@ -25,12 +25,16 @@ const char* ShiftKindName(v1::Shift::Kind kind) {
 
 }  // namespace
 
-DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir)
-    : scheduler_(scheduler), data_dir_(std::move(data_dir)) {}
+DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir,
+                                 AccessControl& access)
+    : scheduler_(scheduler), data_dir_(std::move(data_dir)), access_(access) {}
 
 grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* context,
                                                 const v1::ListDatasetsRequest*,
                                                 v1::ListDatasetsResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   std::error_code ec;
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(data_dir_ + "/datasets", ec)) {
@@ -57,6 +61,9 @@ grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext* context,
                                                     const v1::GenerateDatasetRequest* request,
                                                     v1::Job* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kTrainer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
     return FinishUnary(context, s);
   }

@@ -5,13 +5,14 @@
 #include <string>
 
 #include "segserve/v1/datasets.grpc.pb.h"
+#include "server/api/access_control.h"
 #include "server/scheduler/scheduler.h"
 
 namespace segserve::api {
 
 class DatasetsService final : public v1::Datasets::CallbackService {
  public:
-  DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir);
+  DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access);
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const v1::ListDatasetsRequest* request,
@@ -23,6 +24,7 @@ class DatasetsService final : public v1::Datasets::CallbackService {
  private:
   scheduler::Scheduler& scheduler_;
   const std::string data_dir_;
+  AccessControl& access_;
 };
 
 }  // namespace segserve::api

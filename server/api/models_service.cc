@@ -20,8 +20,9 @@ absl::Status CheckRef(const v1::ModelRef& ref) {
 
 }  // namespace
 
-ModelsService::ModelsService(registry::ModelRegistry& registry, common::ThreadPool& control_pool)
-    : registry_(registry), control_pool_(control_pool) {}
+ModelsService::ModelsService(registry::ModelRegistry& registry, common::ThreadPool& control_pool,
+                             AccessControl& access)
+    : registry_(registry), control_pool_(control_pool), access_(access) {}
 
 void ModelsService::RunOnControlPool(grpc::CallbackServerContext* context,
                                      grpc::ServerUnaryReactor* reactor,
@@ -40,6 +41,9 @@ void ModelsService::RunOnControlPool(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* context,
                                               const v1::ListModelsRequest* request,
                                               v1::ListModelsResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   for (const auto& status : registry_.List()) {
     if (!request->name().empty() && status.stored.name != request->name()) continue;
     ModelStatusToProto(status, response->add_models());
@@ -54,6 +58,9 @@ grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* ModelsService::Get(grpc::CallbackServerContext* context,
                                              const v1::GetModelRequest* request,
                                              v1::ModelInfo* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
   auto status = registry_.Get(request->model().name(), request->model().version());
   if (status.ok()) ModelStatusToProto(*status, response);
@@ -63,6 +70,9 @@ grpc::ServerUnaryReactor* ModelsService::Get(grpc::CallbackServerContext* contex
 grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* context,
                                               const v1::LoadModelRequest* request,
                                               v1::ModelInfo* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kAdmin); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
   auto* reactor = context->DefaultReactor();
   const v1::ModelRef ref = request->model();
@@ -77,6 +87,9 @@ grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* context,
                                                 const v1::UnloadModelRequest* request,
                                                 v1::ModelInfo* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kAdmin); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
   auto status = registry_.Unload(request->model().name(), request->model().version());
   if (status.ok()) ModelStatusToProto(*status, response);
@@ -86,6 +99,9 @@ grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* ModelsService::Import(grpc::CallbackServerContext* context,
                                                 const v1::ImportModelRequest* request,
                                                 v1::ModelInfo* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kAdmin); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   auto config = ConfigFromProto(request->config());
   if (!config.ok()) return FinishUnary(context, config.status());
   if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
@@ -119,6 +135,9 @@ grpc::ServerUnaryReactor* ModelsService::Import(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* context,
                                                   const v1::SetAliasRequest* request,
                                                   v1::SetAliasResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kAdmin); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
   return FinishUnary(context, registry_.SetAlias(request->alias(),
                                                registry::AliasTarget{request->model().name(),

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "segserve/v1/models.grpc.pb.h"
+#include "server/api/access_control.h"
 #include "server/common/thread_pool.h"
 #include "server/registry/registry.h"
 
@@ -11,7 +12,8 @@ namespace segserve::api {
 
 class ModelsService final : public v1::Models::CallbackService {
  public:
-  ModelsService(registry::ModelRegistry& registry, common::ThreadPool& control_pool);
+  ModelsService(registry::ModelRegistry& registry, common::ThreadPool& control_pool,
+                AccessControl& access);
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const v1::ListModelsRequest* request,
@@ -39,6 +41,7 @@ class ModelsService final : public v1::Models::CallbackService {
 
   registry::ModelRegistry& registry_;
   common::ThreadPool& control_pool_;
+  AccessControl& access_;
 };
 
 }  // namespace segserve::api

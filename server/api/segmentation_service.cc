@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/api/converters.h"
+#include "server/api/failed_reactors.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
 
@@ -48,8 +49,10 @@ class SegmentReactor final : public grpc::ServerUnaryReactor {
 class SegmentStreamReactor final
     : public grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse> {
  public:
-  SegmentStreamReactor(SegmentationService& service, grpc::CallbackServerContext* context)
+  SegmentStreamReactor(SegmentationService& service, grpc::CallbackServerContext* context,
+                       std::unique_ptr<StreamSlot> slot)
       : service_(service),
+        slot_(std::move(slot)),
         context_(context),
         stream_id_(RequestId(*context)),
         cancelled_(std::make_shared<inference::CancelFlag>(false)) {
@@ -159,6 +162,7 @@ class SegmentStreamReactor final
   }
 
   SegmentationService& service_;
+  std::unique_ptr<StreamSlot> slot_;  // counts against the client's stream limit
   grpc::CallbackServerContext* context_;
   const std::string stream_id_;
   std::shared_ptr<inference::CancelFlag> cancelled_;
@@ -180,8 +184,9 @@ class SegmentStreamReactor final
 
 SegmentationService::SegmentationService(const SegmentationServiceOptions& options,
                                          registry::ModelRegistry& registry,
-                                         inference::SegmentationEngine& engine)
-    : options_(options), registry_(registry), engine_(engine) {}
+                                         inference::SegmentationEngine& engine,
+                                         AccessControl& access)
+    : options_(options), registry_(registry), engine_(engine), access_(access) {}
 
 void SegmentationService::Start(const v1::SegmentRequest& request, const std::string& request_id,
                                 inference::Clock::time_point deadline,
@@ -232,12 +237,20 @@ void SegmentationService::Start(const v1::SegmentRequest& request, const std::st
 grpc::ServerUnaryReactor* SegmentationService::Segment(grpc::CallbackServerContext* context,
                                                        const v1::SegmentRequest* request,
                                                        v1::SegmentResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kSegmenter); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   return new SegmentReactor(*this, context, request, response);
 }
 
 grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
 SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
-  return new SegmentStreamReactor(*this, context);
+  using FailedStream = FailedBidiReactor<v1::SegmentRequest, v1::SegmentResponse>;
+  auto caller = access_.Authorize(*context, auth::Role::kSegmenter);
+  if (!caller.ok()) return new FailedStream(ToGrpcStatus(caller.status(), RequestId(*context)));
+  auto slot = access_.OpenStream(*caller);
+  if (!slot.ok()) return new FailedStream(ToGrpcStatus(slot.status(), RequestId(*context)));
+  return new SegmentStreamReactor(*this, context, std::move(*slot));
 }
 
 }  // namespace segserve::api

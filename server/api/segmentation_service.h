@@ -5,6 +5,7 @@
 #pragma once
 
 #include "segserve/v1/segmentation.grpc.pb.h"
+#include "server/api/access_control.h"
 #include "server/inference/engine.h"
 #include "server/registry/registry.h"
 
@@ -18,7 +19,7 @@ struct SegmentationServiceOptions {
 class SegmentationService final : public v1::Segmentation::CallbackService {
  public:
   SegmentationService(const SegmentationServiceOptions& options, registry::ModelRegistry& registry,
-                      inference::SegmentationEngine& engine);
+                      inference::SegmentationEngine& engine, AccessControl& access);
 
   grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
                                     const v1::SegmentRequest* request,
@@ -38,6 +39,7 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   const SegmentationServiceOptions options_;
   registry::ModelRegistry& registry_;
   inference::SegmentationEngine& engine_;
+  AccessControl& access_;
 };
 
 }  // namespace segserve::api

@@ -90,15 +90,20 @@ void ReportsToProto(const std::vector<susceptibility::SusceptibilityReport>& rep
 SusceptibilityService::SusceptibilityService(SusceptibilityServiceOptions options,
                                              registry::ModelRegistry& registry,
                                              scheduler::Scheduler& scheduler,
-                                             common::ThreadPool& control_pool)
+                                             common::ThreadPool& control_pool,
+                                             AccessControl& access)
     : options_(std::move(options)),
       registry_(registry),
       scheduler_(scheduler),
-      control_pool_(control_pool) {}
+      control_pool_(control_pool),
+      access_(access) {}
 
 grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerContext* context,
                                                          const v1::AnalyzeRequest* request,
                                                          v1::SusceptibilityReport* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kSegmenter); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckCommon(*request); !s.ok()) return FinishUnary(context, s);
   std::vector<std::shared_ptr<const registry::LoadedModel>> models;
   for (const auto& ref : request->models()) {
@@ -176,6 +181,9 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* SusceptibilityService::SubmitAnalysis(
     grpc::CallbackServerContext* context, const v1::AnalyzeRequest* request,
     v1::AnalysisJob* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kSegmenter); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckCommon(*request); !s.ok()) return FinishUnary(context, s);
   auto spec = SpecFromProto(*request);
   if (!spec.ok()) return FinishUnary(context, spec.status());

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "segserve/v1/susceptibility.grpc.pb.h"
+#include "server/api/access_control.h"
 #include "server/common/thread_pool.h"
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
@@ -22,7 +23,8 @@ struct SusceptibilityServiceOptions {
 class SusceptibilityService final : public v1::Susceptibility::CallbackService {
  public:
   SusceptibilityService(SusceptibilityServiceOptions options, registry::ModelRegistry& registry,
-                        scheduler::Scheduler& scheduler, common::ThreadPool& control_pool);
+                        scheduler::Scheduler& scheduler, common::ThreadPool& control_pool,
+                        AccessControl& access);
 
   grpc::ServerUnaryReactor* Analyze(grpc::CallbackServerContext* context,
                                     const v1::AnalyzeRequest* request,
@@ -36,6 +38,7 @@ class SusceptibilityService final : public v1::Susceptibility::CallbackService {
   registry::ModelRegistry& registry_;
   scheduler::Scheduler& scheduler_;
   common::ThreadPool& control_pool_;
+  AccessControl& access_;
 };
 
 // Reports (one per model) into the response message.

@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/failed_reactors.h"
 #include "server/api/job_converters.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
@@ -21,8 +22,11 @@ absl::Status CheckJobId(const v1::JobRef& ref) {
 // so a late notification after OnDone finds alive == false.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
-  WatchReactor(std::unique_ptr<scheduler::Subscription> subscription)
-      : subscription_(std::move(subscription)), state_(std::make_shared<State>()) {
+  WatchReactor(std::unique_ptr<scheduler::Subscription> subscription,
+               std::unique_ptr<StreamSlot> slot)
+      : subscription_(std::move(subscription)),
+        slot_(std::move(slot)),
+        state_(std::make_shared<State>()) {
     state_->reactor = this;
     auto state = state_;
     subscription_->SetNotify([state] {
@@ -102,6 +106,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   }
 
   std::unique_ptr<scheduler::Subscription> subscription_;
+  std::unique_ptr<StreamSlot> slot_;  // counts against the client's stream limit
   std::shared_ptr<State> state_;
   std::mutex mu_;
   v1::JobEvent outgoing_;
@@ -111,11 +116,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   bool cancelled_ = false;
 };
 
-class FailedWatch final : public grpc::ServerWriteReactor<v1::JobEvent> {
- public:
-  explicit FailedWatch(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
+using FailedWatch = FailedWriteReactor<v1::JobEvent>;
 
 }  // namespace
 
@@ -127,12 +128,16 @@ void ExportJob(const scheduler::Job& job, v1::Job* out) {
   }
 }
 
-TrainingService::TrainingService(scheduler::Scheduler& scheduler, std::string data_dir)
-    : scheduler_(scheduler), data_dir_(std::move(data_dir)) {}
+TrainingService::TrainingService(scheduler::Scheduler& scheduler, std::string data_dir,
+                                 AccessControl& access)
+    : scheduler_(scheduler), data_dir_(std::move(data_dir)), access_(access) {}
 
 grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerContext* context,
                                                        const v1::TrainSpec* request,
                                                        v1::Job* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kTrainer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   auto specs = TrainSpecsFromProto(*request, data_dir_);
   if (!specs.ok()) return FinishUnary(context, specs.status());
   if (request->priority() < -100 || request->priority() > 100) {
@@ -151,6 +156,9 @@ grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* context,
                                                   const v1::JobRef* request, v1::Job* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishUnary(context, s);
   auto job = scheduler_.Get(request->job_id());
   if (job.ok()) ExportJob(*job, response);
@@ -160,6 +168,9 @@ grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext* context,
                                                     const v1::ListJobsRequest* request,
                                                     v1::ListJobsResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (request->page_size() < 0 || request->page_size() > 1000) {
     return FinishUnary(context, absl::InvalidArgumentError("page_size: must be 0..1000"));
   }
@@ -186,6 +197,9 @@ grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* TrainingService::CancelJob(grpc::CallbackServerContext* context,
                                                      const v1::JobRef* request,
                                                      v1::Job* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kTrainer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
   if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishUnary(context, s);
   auto job = scheduler_.Cancel(request->job_id());
   if (job.ok()) ExportJob(*job, response);
@@ -194,6 +208,8 @@ grpc::ServerUnaryReactor* TrainingService::CancelJob(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainingService::WatchJob(
     grpc::CallbackServerContext* context, const v1::JobRef* request) {
+  auto caller = access_.Authorize(*context, auth::Role::kViewer);
+  if (!caller.ok()) return new FailedWatch(ToGrpcStatus(caller.status(), RequestId(*context)));
   if (absl::Status s = CheckJobId(*request); !s.ok()) {
     return new FailedWatch(ToGrpcStatus(s, RequestId(*context)));
   }
@@ -201,7 +217,9 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainingService::WatchJob(
   if (!subscription.ok()) {
     return new FailedWatch(ToGrpcStatus(subscription.status(), RequestId(*context)));
   }
-  return new WatchReactor(std::move(*subscription));
+  auto slot = access_.OpenStream(*caller);
+  if (!slot.ok()) return new FailedWatch(ToGrpcStatus(slot.status(), RequestId(*context)));
+  return new WatchReactor(std::move(*subscription), std::move(*slot));
 }
 
 }  // namespace segserve::api

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "segserve/v1/training.grpc.pb.h"
+#include "server/api/access_control.h"
 #include "server/scheduler/scheduler.h"
 
 namespace segserve::api {
@@ -12,7 +13,7 @@ namespace segserve::api {
 class TrainingService final : public v1::Training::CallbackService {
  public:
   // `data_dir`: where data sets and pretrained files named in specs must live.
-  TrainingService(scheduler::Scheduler& scheduler, std::string data_dir);
+  TrainingService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access);
 
   grpc::ServerUnaryReactor* SubmitTrain(grpc::CallbackServerContext* context,
                                         const v1::TrainSpec* request, v1::Job* response) override;
@@ -29,6 +30,7 @@ class TrainingService final : public v1::Training::CallbackService {
  private:
   scheduler::Scheduler& scheduler_;
   const std::string data_dir_;
+  AccessControl& access_;
 };
 
 // A job as the API shows it (train spec included when the job is a training job/sweep).

@@ -20,7 +20,8 @@ constexpr char kUsage[] =
     "[--data_dir=./var] [--device=cpu]\n\n"
     "Serves segserve.v1 (Segmentation, Susceptibility, Models, Training, Datasets),\n"
     "grpc.health.v1.Health and server reflection; Prometheus metrics at /metrics.\n"
-    "SIGTERM/SIGINT: health goes NOT_SERVING, in-flight calls drain, exit 0.";
+    "SIGTERM/SIGINT: health goes NOT_SERVING, in-flight calls drain, exit 0.\n"
+    "SIGHUP: re-read --auth_tokens_file (a bad file keeps the tokens in force).";
 
 bool IsOurFlagFile(absl::string_view path) {
   return absl::StrContains(path, "server/app/") || absl::StrContains(path, "server/");
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -61,7 +63,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   int received = 0;
-  sigwait(&signals, &received);
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    absl::Status reloaded = (*server)->ReloadAuth();
+    if (reloaded.ok()) {
+      LOG(INFO) << "SIGHUP: auth tokens reloaded";
+    } else {
+      LOG(ERROR) << "SIGHUP: auth tokens not reloaded, the previous ones stay in force: "
+                 << reloaded.message();
+    }
+  }
   LOG(INFO) << "received " << (received == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown();
   server->reset();

@@ -37,6 +37,17 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle: require and verify client certificates (mutual TLS). Needs "
           "--tls_cert.");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Bearer tokens with roles (viewer, segmenter, trainer, admin), one 'name role "
+          "sha256:<hex>' line each (`segctl auth new-token` makes one). Re-read on SIGHUP. "
+          "Health and reflection stay open. One of --auth_tokens_file and --auth_disabled is "
+          "required.");
+ABSL_FLAG(bool, auth_disabled, false,
+          "Serve without authentication: every caller may do everything. For loopback "
+          "quick starts and tests only.");
+ABSL_FLAG(int, max_streams_per_client, 32,
+          "Concurrent SegmentStream + WatchJob streams one client may hold (client = token "
+          "name, or the peer IP with --auth_disabled). 1..100000.");
 ABSL_FLAG(int, max_batch_size, 8, "Largest batch the dynamic batcher forms. 1..256.");
 ABSL_FLAG(double, max_queue_delay_ms, 2,
           "How long the first request of a batch waits for companions, in ms. 0..1000.");
@@ -145,6 +156,16 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls_client_ca: needs --tls_cert and --tls_key");
   }
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  options.auth_disabled = absl::GetFlag(FLAGS_auth_disabled);
+  if (options.auth_tokens_file.empty() == !options.auth_disabled) {
+    return absl::InvalidArgumentError(
+        options.auth_disabled
+            ? "--auth_disabled and --auth_tokens_file: give one, not both"
+            : "authentication: give --auth_tokens_file=FILE (README, 'Security') or, for a "
+              "loopback quick start, --auth_disabled");
+  }
+  options.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   options.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   options.max_queue_delay_ms = absl::GetFlag(FLAGS_max_queue_delay_ms);
   options.max_queue = absl::GetFlag(FLAGS_max_queue);
@@ -171,6 +192,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
                             IntRange{"max_tiles_per_request", options.max_tiles_per_request, 1,
                                      100000},
                             IntRange{"max_stream_inflight", options.max_stream_inflight, 1, 1024},
+                            IntRange{"max_streams_per_client", options.max_streams_per_client,
+                                     1, 100000},
                             IntRange{"cpu_threads", options.cpu_threads, 1, 256},
                             IntRange{"training_slots", options.training_slots, 1, 64},
                             IntRange{"max_queued_jobs", options.max_queued_jobs, 1, 100000},

@@ -26,6 +26,10 @@ struct ServerOptions {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // Bearer tokens (server/auth/token_file.h); exactly one of the two must be set.
+  std::string auth_tokens_file;
+  bool auth_disabled = false;
+  int max_streams_per_client = 32;  // SegmentStream + WatchJob streams per client
 
   // Inference.
   int max_batch_size = 8;
@@ -42,9 +46,9 @@ struct ServerOptions {
   // Jobs.
   int training_slots = 1;
   int max_queued_jobs = 64;
-  bool bootstrap = true;
-  int max_analyze_images = 256;
-  int drift_window = 256;  // 0 = live domain-shift monitoring off  // per set, for the synchronous Susceptibility.Analyze  // quick-start data set + L0/L1 sweep on an empty data dir
+  bool bootstrap = true;          // quick-start data set + L0/L1 sweep on an empty data dir
+  int max_analyze_images = 256;  // per set, for the synchronous Susceptibility.Analyze
+  int drift_window = 256;  // 0 = live domain-shift monitoring off
 
   // Models.
   std::vector<std::pair<std::string, std::string>> aliases;  // alias -> name[:version]

@@ -10,7 +10,9 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
+#include "server/api/access_control.h"
 #include "server/app/options.h"
+#include "server/auth/token_authenticator.h"
 #include "server/common/thread_pool.h"
 #include "server/inference/batcher.h"
 #include "server/inference/engine.h"
@@ -20,7 +22,6 @@
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
 #include "server/susceptibility/drift_monitor.h"
-
 
 namespace segserve::app {
 
@@ -44,10 +45,15 @@ class SegserveServer {
   // options.drain_seconds, then are cancelled. Idempotent; safe from any thread.
   void Shutdown();
 
+  // Re-reads --auth_tokens_file (SIGHUP). On error the tokens in force stay.
+  absl::Status ReloadAuth();
+
  private:
   explicit SegserveServer(const ServerOptions& options);
   absl::Status Start();
   absl::Status BuildComponents();
+  // Tokens (or --auth_disabled) and the per-client stream limit.
+  absl::Status BuildAccessControl();
   // Plaintext, TLS or mutual TLS, from the --tls_* flags.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() const;
   // Loads the startup models on the control pool, then turns health SERVING.
@@ -57,6 +63,10 @@ class SegserveServer {
   metrics::Metrics metrics_;
   std::unique_ptr<metrics::HttpExposer> exposer_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
+  std::unique_ptr<auth::TokenAuthenticator> authenticator_;  // null: --auth_disabled
+  std::unique_ptr<api::AccessControl> access_;
+  prometheus::Family<prometheus::Counter>* auth_reloads_ = nullptr;
+  prometheus::Gauge* auth_tokens_ = nullptr;
   // Components, in construction order (destroyed in reverse, after the gRPC server).
   std::unique_ptr<registry::ModelStore> model_store_;
   std::unique_ptr<registry::ModelLoader> model_loader_;

@@ -40,9 +40,13 @@ fail() {
   exit 1
 }
 
-# segserve on free loopback ports; it writes them to the port file once serving.
+# segserve on free loopback ports, with a tokens file as in production; it writes the
+# ports to the port file once serving.
+"$SEGCTL" auth new-token --name scrape-test --role viewer --append "$tmp/tokens" \
+  >"$tmp/viewer.token" 2>/dev/null || fail "segctl auth new-token"
 "$SEGSERVE" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$tmp/data" \
-  --port_file="$tmp/ports.json" --drain_seconds=1 >"$tmp/segserve.log" 2>&1 &
+  --auth_tokens_file="$tmp/tokens" --port_file="$tmp/ports.json" --drain_seconds=1 \
+  >"$tmp/segserve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 150); do [ -s "$tmp/ports.json" ] && break; sleep 0.1; done
 [ -s "$tmp/ports.json" ] || fail "segserve wrote no port file in 15 s"
@@ -89,6 +93,14 @@ echo "prometheus_scrape_test: up=$up, Health/Check OK = $first after $(( $(date 
 for _ in 1 2 3 4 5; do "$SEGCTL" --server "127.0.0.1:$gport" health >/dev/null || fail "segctl health"; done
 second=$(wait_for 20 "v >= $first + 5" "$q") || fail "counter did not move by 5 within 20 s (still '$(query "$q")')"
 echo "prometheus_scrape_test: counter moved $first -> $second"
+# Auth: a call with the token passes, one without is refused and counted.
+"$SEGCTL" --server "127.0.0.1:$gport" --token-file "$tmp/viewer.token" models list >/dev/null \
+  || fail "segctl models list with a viewer token"
+! "$SEGCTL" --server "127.0.0.1:$gport" models list >/dev/null 2>&1 \
+  || fail "segctl models list without a token was not refused"
+wait_for 20 'v >= 1' 'segserve_auth_failures_total{job="segserve",reason="missing_token"}' >/dev/null \
+  || fail "Prometheus saw no segserve_auth_failures_total{reason=\"missing_token\"} >= 1"
+echo "prometheus_scrape_test: auth refusal counted in Prometheus"
 # The latency histogram is scraped too (the p99 alert depends on it).
 wait_for 10 'v > 0' 'sum(segserve_grpc_request_duration_seconds_count{job="segserve"})' >/dev/null \
   || fail "no segserve_grpc_request_duration_seconds_count in Prometheus"

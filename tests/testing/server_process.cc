@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -41,6 +42,11 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
                                    "--port_file=" + port_file,
                                    "--threads=1",
                                    "--bootstrap=false"};
+  // Tests that are not about auth run without it; auth tests pass --auth_tokens_file.
+  const bool auth_flag_given = std::any_of(extra_flags.begin(), extra_flags.end(), [](auto& f) {
+    return f.rfind("--auth_", 0) == 0;
+  });
+  if (!auth_flag_given) args.push_back("--auth_disabled");
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   std::unique_ptr<ServerProcess> process(new ServerProcess());
   process->pid_ = fork();

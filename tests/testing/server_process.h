@@ -30,7 +30,8 @@ class TempDir {
 class ServerProcess {
  public:
   // Starts `binary` with the given data dir and extra flags; returns once the server has
-  // written its port file (or fails after `startup_timeout`).
+  // written its port file (or fails after `startup_timeout`). Without an --auth_* flag
+  // among `extra_flags` the server runs with --auth_disabled.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::string& binary, const std::string& data_dir,
       const std::vector<std::string>& extra_flags = {},

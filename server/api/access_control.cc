@@ -1,0 +1,119 @@
+#include "server/api/access_control.h"
+
+#include <iterator>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace segserve::api {
+
+std::string PeerHost(const std::string& peer) {
+  absl::string_view rest(peer);
+  if (absl::ConsumePrefix(&rest, "ipv4:")) {
+    return std::string(rest.substr(0, rest.rfind(':')));
+  }
+  if (absl::ConsumePrefix(&rest, "ipv6:") && absl::StartsWith(rest, "[")) {
+    const size_t close = rest.find(']');
+    if (close != absl::string_view::npos) return std::string(rest.substr(1, close - 1));
+  }
+  return peer;
+}
+
+StreamSlot::~StreamSlot() { owner_->CloseStream(client_); }
+
+AccessControl::AccessControl(const AccessControlOptions& options,
+                             const auth::TokenAuthenticator* authenticator,
+                             metrics::Metrics& metrics)
+    : options_(options),
+      authenticator_(authenticator),
+      failures_(prometheus::BuildCounter()
+                    .Name("segserve_auth_failures_total")
+                    .Help("Requests refused by authentication or authorisation, by reason "
+                          "(missing_token, malformed_header, invalid_token, permission_denied)")
+                    .Register(*metrics.registry())),
+      allowed_(prometheus::BuildCounter()
+                   .Name("segserve_auth_allowed_total")
+                   .Help("Requests allowed, by the caller's role (auth disabled: role=\"none\")")
+                   .Register(*metrics.registry())),
+      stream_rejections_(prometheus::BuildCounter()
+                             .Name("segserve_stream_limit_rejections_total")
+                             .Help("Streams refused because the client already held "
+                                   "--max_streams_per_client open streams")
+                             .Register(*metrics.registry())
+                             .Add({})),
+      open_streams_(prometheus::BuildGauge()
+                        .Name("segserve_open_streams")
+                        .Help("SegmentStream and WatchJob streams open now")
+                        .Register(*metrics.registry())
+                        .Add({})) {
+  // Every reason is exported from the start, so rate() works before the first failure.
+  for (const char* reason :
+       {"missing_token", "malformed_header", "invalid_token", "permission_denied"}) {
+    failures_.Add({{"reason", reason}});
+  }
+}
+
+void AccessControl::CountFailure(const char* reason) {
+  failures_.Add({{"reason", reason}}).Increment();
+}
+
+absl::StatusOr<Caller> AccessControl::Authorize(const grpc::ServerContextBase& context,
+                                                auth::Role needed) {
+  if (authenticator_ == nullptr) {
+    allowed_.Add({{"role", "none"}}).Increment();
+    return Caller{absl::StrCat("peer:", PeerHost(context.peer())), auth::Role::kAdmin};
+  }
+  std::string_view header;
+  const auto& metadata = context.client_metadata();
+  const auto range = metadata.equal_range("authorization");
+  if (range.first != range.second) {
+    if (std::next(range.first) != range.second) {
+      CountFailure("malformed_header");
+      return absl::UnauthenticatedError("authorization: sent more than once");
+    }
+    header = std::string_view(range.first->second.data(), range.first->second.size());
+  }
+  auth::AuthFailure failure = auth::AuthFailure::kMissing;
+  absl::StatusOr<auth::Identity> identity = authenticator_->Authenticate(header, &failure);
+  if (!identity.ok()) {
+    CountFailure(auth::AuthFailureReason(failure));
+    return identity.status();
+  }
+  if (!auth::Permits(identity->role, needed)) {
+    CountFailure("permission_denied");
+    return absl::PermissionDeniedError(
+        absl::StrCat("token '", identity->name, "' has role ", auth::RoleName(identity->role),
+                     "; this method needs ", auth::RoleName(needed), " or above"));
+  }
+  allowed_.Add({{"role", auth::RoleName(identity->role)}}).Increment();
+  return Caller{identity->name, identity->role};
+}
+
+absl::StatusOr<std::unique_ptr<StreamSlot>> AccessControl::OpenStream(const Caller& caller) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    int& open = streams_[caller.client];
+    if (open >= options_.max_streams_per_client) {
+      if (open == 0) streams_.erase(caller.client);
+      stream_rejections_.Increment();
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "max_streams_per_client=", options_.max_streams_per_client, ": client '", caller.client,
+          "' already has that many streams open; close one or retry later"));
+    }
+    ++open;
+  }
+  open_streams_.Increment();
+  return std::make_unique<StreamSlot>(this, caller.client);
+}
+
+void AccessControl::CloseStream(const std::string& client) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = streams_.find(client);
+    if (it != streams_.end() && --it->second <= 0) streams_.erase(it);
+  }
+  open_streams_.Decrement();
+}
+
+}  // namespace segserve::api

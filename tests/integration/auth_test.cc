@@ -1,0 +1,327 @@
+// Black-box auth of the real segserve binary with a tokens file: every segserve.v1 method
+// refuses callers without a token (UNAUTHENTICATED) and callers whose role is too low
+// (PERMISSION_DENIED); health stays open; SIGHUP re-reads the file; each refusal is
+// counted in /metrics; the per-client stream limit.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "client/lib/client.h"
+#include "client/lib/http_get.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "segserve/v1/datasets.grpc.pb.h"
+#include "segserve/v1/models.grpc.pb.h"
+#include "segserve/v1/segmentation.grpc.pb.h"
+#include "segserve/v1/susceptibility.grpc.pb.h"
+#include "segserve/v1/training.grpc.pb.h"
+#include "server/auth/token_file.h"
+#include "tests/testing/server_process.h"
+
+namespace segserve {
+namespace {
+
+using auth::Role;
+
+// One token per role; names are the role names.
+constexpr Role kRoles[] = {Role::kViewer, Role::kSegmenter, Role::kTrainer, Role::kAdmin};
+std::string TokenOf(Role role) { return std::string("secret-token-of-") + auth::RoleName(role); }
+
+std::string TokensFile() {
+  std::string contents = "# test tokens\n";
+  for (Role role : kRoles) {
+    contents += auth::TokenLine(auth::RoleName(role), role, TokenOf(role)) + "\n";
+  }
+  return contents;
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream(path, std::ios::trunc) << contents;
+}
+
+// A call of one method with an empty (or minimal) request, as `token` (empty: none).
+using Call = std::function<grpc::Status(grpc::ClientContext*)>;
+
+struct Method {
+  std::string name;
+  Role needed;
+  Call call;
+};
+
+template <typename Request, typename Response, typename Stub, typename Fn>
+Call Unary(std::shared_ptr<Stub> stub, Fn fn) {
+  return [stub, fn](grpc::ClientContext* context) {
+    Request request;
+    Response response;
+    return ((*stub).*fn)(context, request, &response);
+  };
+}
+
+std::vector<Method> AllMethods(const std::shared_ptr<grpc::Channel>& channel) {
+  auto models = std::shared_ptr<v1::Models::Stub>(v1::Models::NewStub(channel));
+  auto datasets = std::shared_ptr<v1::Datasets::Stub>(v1::Datasets::NewStub(channel));
+  auto segmentation = std::shared_ptr<v1::Segmentation::Stub>(v1::Segmentation::NewStub(channel));
+  auto susceptibility =
+      std::shared_ptr<v1::Susceptibility::Stub>(v1::Susceptibility::NewStub(channel));
+  auto training = std::shared_ptr<v1::Training::Stub>(v1::Training::NewStub(channel));
+  using M = v1::Models::Stub;
+  using T = v1::Training::Stub;
+  return {
+      {"Models/List", Role::kViewer,
+       Unary<v1::ListModelsRequest, v1::ListModelsResponse>(models, &M::List)},
+      {"Models/Get", Role::kViewer, Unary<v1::GetModelRequest, v1::ModelInfo>(models, &M::Get)},
+      {"Models/Load", Role::kAdmin, Unary<v1::LoadModelRequest, v1::ModelInfo>(models, &M::Load)},
+      {"Models/Unload", Role::kAdmin,
+       Unary<v1::UnloadModelRequest, v1::ModelInfo>(models, &M::Unload)},
+      {"Models/Import", Role::kAdmin,
+       Unary<v1::ImportModelRequest, v1::ModelInfo>(models, &M::Import)},
+      {"Models/SetAlias", Role::kAdmin,
+       Unary<v1::SetAliasRequest, v1::SetAliasResponse>(models, &M::SetAlias)},
+      {"Datasets/List", Role::kViewer,
+       Unary<v1::ListDatasetsRequest, v1::ListDatasetsResponse>(datasets,
+                                                                &v1::Datasets::Stub::List)},
+      {"Datasets/Generate", Role::kTrainer,
+       Unary<v1::GenerateDatasetRequest, v1::Job>(datasets, &v1::Datasets::Stub::Generate)},
+      {"Segmentation/Segment", Role::kSegmenter,
+       Unary<v1::SegmentRequest, v1::SegmentResponse>(segmentation,
+                                                      &v1::Segmentation::Stub::Segment)},
+      {"Segmentation/SegmentStream", Role::kSegmenter,
+       [segmentation](grpc::ClientContext* context) {
+         auto stream = segmentation->SegmentStream(context);
+         stream->WritesDone();
+         v1::SegmentResponse response;
+         while (stream->Read(&response)) {
+         }
+         return stream->Finish();
+       }},
+      {"Susceptibility/Analyze", Role::kSegmenter,
+       Unary<v1::AnalyzeRequest, v1::SusceptibilityReport>(susceptibility,
+                                                           &v1::Susceptibility::Stub::Analyze)},
+      {"Susceptibility/SubmitAnalysis", Role::kSegmenter,
+       Unary<v1::AnalyzeRequest, v1::AnalysisJob>(susceptibility,
+                                                  &v1::Susceptibility::Stub::SubmitAnalysis)},
+      {"Training/SubmitTrain", Role::kTrainer,
+       Unary<v1::TrainSpec, v1::Job>(training, &T::SubmitTrain)},
+      {"Training/GetJob", Role::kViewer, Unary<v1::JobRef, v1::Job>(training, &T::GetJob)},
+      {"Training/ListJobs", Role::kViewer,
+       Unary<v1::ListJobsRequest, v1::ListJobsResponse>(training, &T::ListJobs)},
+      {"Training/CancelJob", Role::kTrainer, Unary<v1::JobRef, v1::Job>(training, &T::CancelJob)},
+      {"Training/WatchJob", Role::kViewer,
+       [training](grpc::ClientContext* context) {
+         v1::JobRef request;
+         auto stream = training->WatchJob(context, request);
+         v1::JobEvent event;
+         while (stream->Read(&event)) {
+         }
+         return stream->Finish();
+       }},
+  };
+}
+
+class AuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override { WriteFile(tokens_path_, TokensFile()); }
+
+  void Start(std::vector<std::string> flags = {}) {
+    flags.push_back("--auth_tokens_file=" + tokens_path_);
+    auto server = testing::ServerProcess::Start(testing::SegserveBinary(), dir_.path(), flags);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = grpc::CreateChannel(server_->grpc_target(), grpc::InsecureChannelCredentials());
+  }
+
+  grpc::Status CallAs(const Method& method, const std::string& authorization) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+    return method.call(&context);
+  }
+
+  double Metric(const std::string& series) {
+    auto exposition = client::HttpGet(server_->metrics_port(), "/metrics");
+    EXPECT_TRUE(exposition.ok()) << exposition.status();
+    return exposition.ok() ? client::SampleValue(*exposition, series) : -1;
+  }
+
+  testing::TempDir dir_;
+  const std::string tokens_path_ = dir_.path() + "/tokens";
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_F(AuthTest, ServerRefusesToStartWithoutAnAuthChoice) {
+  const std::string command = testing::SegserveBinary() +
+                              " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " +
+                              "--bootstrap=false --data_dir=" + dir_.path() + "/var 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[1024];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(output.find("--auth_tokens_file"), std::string::npos) << output;
+  EXPECT_NE(output.find("--auth_disabled"), std::string::npos) << output;
+}
+
+TEST_F(AuthTest, EveryMethodRefusesCallersWithoutAValidToken) {
+  Start();
+  const auto methods = AllMethods(channel_);
+  for (const Method& method : methods) {
+    for (const std::string& header :
+         {std::string(), std::string("Bearer not-a-token"), std::string("Basic abc")}) {
+      grpc::Status status = CallAs(method, header);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << method.name << " with '" << header << "': " << status.error_message();
+    }
+  }
+  const double n = static_cast<double>(methods.size());
+  EXPECT_EQ(Metric("segserve_auth_failures_total{reason=\"missing_token\"}"), n);
+  EXPECT_EQ(Metric("segserve_auth_failures_total{reason=\"invalid_token\"}"), n);
+  EXPECT_EQ(Metric("segserve_auth_failures_total{reason=\"malformed_header\"}"), n);
+}
+
+TEST_F(AuthTest, HealthStaysOpenForProbes) {
+  Start();
+  client::ClientOptions options;
+  options.target = server_->grpc_target();
+  auto client = client::Client::Create(options);
+  ASSERT_TRUE(client.ok());
+  auto health = (*client)->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, client::ServingStatus::kServing);
+}
+
+TEST_F(AuthTest, EachRoleReachesExactlyItsMethods) {
+  Start();
+  int denied = 0;
+  for (const Method& method : AllMethods(channel_)) {
+    for (Role role : kRoles) {
+      grpc::Status status = CallAs(method, "Bearer " + TokenOf(role));
+      if (auth::Permits(role, method.needed)) {
+        // Past auth: the empty request itself is what the method answers (OK or a field
+        // error), never an auth code.
+        EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << method.name;
+        EXPECT_NE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << method.name << " as " << auth::RoleName(role) << ": " << status.error_message();
+      } else {
+        ++denied;
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << method.name << " as " << auth::RoleName(role);
+        EXPECT_NE(status.error_message().find(auth::RoleName(method.needed)), std::string::npos)
+            << status.error_message();
+      }
+    }
+  }
+  EXPECT_EQ(Metric("segserve_auth_failures_total{reason=\"permission_denied\"}"), denied);
+  EXPECT_GT(Metric("segserve_auth_allowed_total{role=\"admin\"}"), 0);
+}
+
+TEST_F(AuthTest, SighupReloadsTokensAndABadFileKeepsTheOldOnes) {
+  Start();
+  const Method list = AllMethods(channel_).front();
+  ASSERT_EQ(list.name, "Models/List");
+  const std::string fresh = "Bearer a-token-added-later";
+  EXPECT_EQ(CallAs(list, fresh).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  WriteFile(tokens_path_,
+            TokensFile() + auth::TokenLine("later", Role::kViewer, "a-token-added-later") + "\n");
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  // The reload happens on the signal thread: poll (bounded) for the new token to work.
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  for (int i = 0; i < 200 && code != grpc::StatusCode::OK; ++i) {
+    code = CallAs(list, fresh).error_code();
+    if (code != grpc::StatusCode::OK) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  EXPECT_EQ(Metric("segserve_auth_reloads_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(Metric("segserve_auth_tokens"), 5);
+
+  WriteFile(tokens_path_, "viewer nonsense-role sha256:abc\n");
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  double errors = 0;
+  for (int i = 0; i < 200 && errors == 0; ++i) {
+    errors = Metric("segserve_auth_reloads_total{result=\"error\"}");
+    if (errors == 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(errors, 1);
+  EXPECT_EQ(CallAs(list, fresh).error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(CallAs(list, "Bearer " + TokenOf(Role::kViewer)).error_code(), grpc::StatusCode::OK);
+}
+
+TEST_F(AuthTest, StreamsPerClientAreLimited) {
+  Start({"--max_streams_per_client=2"});
+  auto stub = v1::Segmentation::NewStub(channel_);
+  using Stream = grpc::ClientReaderWriter<v1::SegmentRequest, v1::SegmentResponse>;
+  struct Open {
+    std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<Stream> stream;
+  };
+  auto open = [&](Role role) {
+    Open o;
+    o.context->AddMetadata("authorization", "Bearer " + TokenOf(role));
+    o.stream = stub->SegmentStream(o.context.get());
+    return o;
+  };
+  auto finish = [](Open& o) {
+    o.stream->WritesDone();
+    v1::SegmentResponse response;
+    while (o.stream->Read(&response)) {
+    }
+    return o.stream->Finish();
+  };
+  // Two open streams of the segmenter; the server has counted them once the reactors ran.
+  Open first = open(Role::kSegmenter);
+  Open second = open(Role::kSegmenter);
+  for (int i = 0; i < 200 && Metric("segserve_open_streams") < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(Metric("segserve_open_streams"), 2);
+  Open third = open(Role::kSegmenter);
+  grpc::Status refused = finish(third);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("max_streams_per_client=2"), std::string::npos)
+      << refused.error_message();
+  EXPECT_EQ(Metric("segserve_stream_limit_rejections_total"), 1);
+  // Another client is not affected.
+  Open other = open(Role::kAdmin);
+  EXPECT_TRUE(finish(other).ok());
+  // Closing a stream frees its slot.
+  EXPECT_TRUE(finish(first).ok());
+  for (int i = 0; i < 200 && Metric("segserve_open_streams") > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  Open again = open(Role::kSegmenter);
+  EXPECT_TRUE(finish(again).ok());
+  EXPECT_TRUE(finish(second).ok());
+}
+
+TEST_F(AuthTest, SegctlSendsTheTokenFromAFile) {
+  Start();
+  const std::string token_file = dir_.path() + "/viewer.token";
+  WriteFile(token_file, TokenOf(Role::kViewer) + "\n");
+  auto run = [&](const std::string& args) {
+    const std::string command =
+        testing::SegctlBinary() + " --server " + server_->grpc_target() + " " + args + " 2>&1";
+    FILE* pipe = popen(command.c_str(), "r");
+    std::string output;
+    char buffer[1024];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+    return std::make_pair(WEXITSTATUS(pclose(pipe)), output);
+  };
+  auto [code, output] = run("--token-file " + token_file + " models list");
+  EXPECT_EQ(code, 0) << output;
+  std::tie(code, output) = run("models list");
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("UNAUTHENTICATED"), std::string::npos) << output;
+  std::tie(code, output) = run("--token-file " + token_file + " models unload x");
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("PERMISSION_DENIED"), std::string::npos) << output;
+}
+
+}  // namespace
+}  // namespace segserve
