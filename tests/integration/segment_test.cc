@@ -210,6 +210,24 @@ TEST_F(SegmentTest, BadInputsAreInvalidArgumentNamingTheFieldAndTheServerKeepsSe
   EXPECT_TRUE(Segment(PngRequest("l1-pruned", image), &response).ok());
 }
 
+TEST_F(SegmentTest, SizeLimitsAnswerClearlyAndTheServerKeepsServing) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--max_tiles_per_request=4", "--tile_size=64", "--max_message_bytes=1048576"}));
+  v1::SegmentResponse response;
+  // 256x256 in 64 px tiles with the default overlap needs more than 4 tiles.
+  grpc::Status tiles = Segment(PngRequest("l1-pruned", NoiseImage(256, 256, 3, 5)), &response);
+  EXPECT_EQ(tiles.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << tiles.error_message();
+  EXPECT_NE(tiles.error_message().find("--max_tiles_per_request"), std::string::npos)
+      << tiles.error_message();
+  // A message over --max_message_bytes is refused by gRPC before it is parsed.
+  auto big = RawRequest("l1-pruned", NoiseImage(32, 32, 3, 6));
+  big.mutable_image()->mutable_raw()->set_data(std::string(2 << 20, '\0'));
+  grpc::Status message = Segment(big, &response);
+  EXPECT_EQ(message.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << message.error_message();
+  EXPECT_NE(message.error_message().find("1048576"), std::string::npos) << message.error_message();
+  EXPECT_TRUE(Segment(PngRequest("l1-pruned", NoiseImage(64, 64, 3, 7)), &response).ok());
+}
+
 TEST_F(SegmentTest, UnknownModelIsNotFoundAndUnloadedModelIsFailedPrecondition) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::SegmentResponse response;
