@@ -21,6 +21,9 @@ struct ClientOptions {
   std::string tls_cert;    // client certificate PEM (mutual TLS).
   std::string tls_key;     // client key PEM (mutual TLS).
   int64_t max_message_bytes = 64ll << 20;
+  // A connection of this channel's own: gRPC otherwise shares one TCP connection among
+  // channels to the same target with the same arguments (load tests want one per client).
+  bool dedicated_connection = false;
 };
 
 // grpc::Status -> absl::Status with the same code and message.
