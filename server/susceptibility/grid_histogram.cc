@@ -12,8 +12,19 @@ int64_t FloorDiv(int64_t a, int64_t b) {
   return q;
 }
 
+// Index of x's fine bin at exponent e. A value far outside the current window (a first
+// value near 0 set a tiny e, then 1e5 arrives) would not fit in int64: it is clamped to
+// +-2^62, which is outside every window and sends the caller to Grow().
 int64_t FineIndex(float x, int e) {
-  return static_cast<int64_t>(std::floor(std::ldexp(static_cast<double>(x), -e)));
+  constexpr double kLimit = 4611686018427387904.0;  // 2^62
+  const double v = std::floor(std::ldexp(static_cast<double>(x), -e));
+  return static_cast<int64_t>(std::clamp(v, -kLimit, kLimit));
+}
+
+// floor(v / 2^shift) for shift >= 0; shifts of 64 and more are defined here (0 or -1).
+int64_t FloorShift(int64_t v, int shift) {
+  if (shift >= 63) return v < 0 ? -1 : 0;
+  return v >> shift;  // arithmetic shift = floor division
 }
 
 // Resolution floor: bins never narrower than 2^-20 of the largest magnitude (float means
@@ -56,7 +67,7 @@ void GridHistogram::Grow(int channel, float lo, float hi) {
       std::fill(c, c + fine_bins_, 0u);
       for (int i = 0; i < fine_bins_; ++i) {
         if (old[i] == 0) continue;
-        const int64_t g = (s.start + i) >> (e - s.e);  // arithmetic shift = floor division
+        const int64_t g = FloorShift(s.start + i, e - s.e);
         c[g - start] += old[i];
       }
     }

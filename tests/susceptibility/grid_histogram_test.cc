@@ -89,6 +89,22 @@ TEST(GridHistogramTest, GrowsAcrossOrdersOfMagnitudeWithoutLosingCounts) {
   EXPECT_GT(g.lo + g.width * g.bins, 1e4);
 }
 
+// Regression (UBSan in the test build): a first value of 0 sets the finest exponent, so a
+// later 1e30 overflowed int64 in the bin index and re-binning shifted by > 63 bits.
+TEST(GridHistogramTest, ExtremeJumpsAfterAZeroKeepEveryCount) {
+  GridHistogram h(1, 2, 64);
+  const std::vector<float> xs = {0.f, 1e-30f, 7.f, 1e30f, -3e38f, 3e38f, 0.f, -1e-20f};
+  for (size_t i = 0; i < xs.size(); ++i) h.Add(static_cast<int>(i % 2), &xs[i]);
+  const ChannelGrid g = h.Finish(0, 8);
+  uint32_t total = 0;
+  for (const auto& set : g.counts) {
+    for (uint32_t n : set) total += n;
+  }
+  EXPECT_EQ(total, xs.size());
+  EXPECT_LE(g.lo, -3e38);
+  EXPECT_GE(g.lo + g.width * g.bins, 3e38);
+}
+
 TEST(GridHistogramTest, NonFiniteValuesAreSkippedAndCounted) {
   GridHistogram h(2, 1, 64);
   const float v[2] = {std::nanf(""), 1.0f};
