@@ -20,10 +20,11 @@ BUILD_PKGS=(
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libopenblas0-pthread
 )
-# Reference implementations and probes used only by tests and benchmarks.
+# Reference implementations and probes used only by tests and benchmarks; clang and its
+# runtimes for the sanitizer + libFuzzer build the tests run in (scripts/test.sh).
 TEST_PKGS=(
   python3 python3-torch python3-torchvision python3-numpy python3-grpcio python3-protobuf
-  curl procps sqlite3 prometheus openssl
+  curl procps sqlite3 prometheus openssl clang libclang-rt-14-dev llvm
 )
 
 case "$profile" in
