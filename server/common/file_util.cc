@@ -40,7 +40,10 @@ absl::Status FsyncPath(const std::string& path, int flags) {
 absl::Status MakeDirectories(const std::string& path) {
   std::error_code ec;
   fs::create_directories(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("mkdir ", path, ": ", ec.message()));
+  if (ec) {
+    errno = ec.value();
+    return ErrnoStatus("mkdir", path);
+  }
   return absl::OkStatus();
 }
 
@@ -77,6 +80,10 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
     ::unlink(tmp.c_str());
     return s;
   }
+  return SyncDirectory(dir);
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
   return FsyncPath(dir, O_RDONLY | O_DIRECTORY);
 }
 

@@ -11,8 +11,13 @@ namespace segserve::common {
 
 // Writes `contents` to `path` durably: a temporary file in the same directory, fsync,
 // rename over `path`, fsync of the directory. Readers see the old file or the new one,
-// never a partial one. Creates missing parent directories.
+// never a partial one. Creates missing parent directories. Here and in MakeDirectories and
+// SyncDirectory a full disk or quota (ENOSPC, EDQUOT) is ResourceExhausted "<what> <path>: no
+// space left on device", and the temporary file is removed; other errors are Internal.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// fsync of a directory, so that renames and creations in it survive a power loss.
+absl::Status SyncDirectory(const std::string& dir);
 
 // Reads a whole file. NotFound when absent, Internal on other I/O errors.
 absl::StatusOr<std::string> ReadFile(const std::string& path);

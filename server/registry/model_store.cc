@@ -1,5 +1,6 @@
 #include "server/registry/model_store.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/sha256.h"
@@ -30,6 +32,33 @@ absl::StatusOr<nlohmann::json> ParseJson(const std::string& text, const std::str
   nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return absl::DataLossError(absl::StrCat(what, ": invalid JSON"));
   return json;
+}
+
+// Drawn once per process: tells this process's temporaries from those of an earlier
+// process that had the same pid (containers restart with the same pids).
+uint64_t Incarnation() {
+  static const uint64_t incarnation = std::random_device{}();
+  return incarnation;
+}
+
+// ".tmp-<pid>-<incarnation>-<random>": a version being written.
+std::string TempDirName() {
+  return absl::StrCat(".tmp-", ::getpid(), "-", Incarnation(), "-", std::random_device{}());
+}
+
+// True for a temporary no live writer owns: its process is gone, or it is an earlier
+// incarnation of our pid. Temporaries of other live processes (a second server or tool on
+// the same data dir) are left to them. Unparsable ".tmp-" names are stale.
+bool IsStaleTemp(const std::string& filename) {
+  std::vector<std::string> parts = absl::StrSplit(filename.substr(5), '-');
+  int64_t pid = 0;
+  uint64_t incarnation = 0;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &pid) ||
+      !absl::SimpleAtoi(parts[1], &incarnation) || pid <= 0) {
+    return true;
+  }
+  if (pid == ::getpid()) return incarnation != Incarnation();
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
 
 }  // namespace
@@ -56,15 +85,23 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& 
   const std::string root = data_dir + "/models";
   RETURN_IF_ERROR(common::MakeDirectories(root));
   std::unique_ptr<ModelStore> store(new ModelStore(fs::absolute(root).lexically_normal().string()));
+  // A crash (kill -9, power loss) while a version was written leaves its temporary
+  // directory; it was never visible (List and Get read only numbered directories).
   std::error_code ec;
+  std::vector<fs::path> stale;
   for (const auto& model_dir : fs::directory_iterator(store->root_, ec)) {
     if (!model_dir.is_directory()) continue;
-    for (const auto& entry : fs::directory_iterator(model_dir.path(), ec)) {
-      if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
-        LOG(WARNING) << "removing incomplete model version " << entry.path().string();
-        fs::remove_all(entry.path(), ec);
-      }
+    std::error_code inner;
+    for (const auto& entry : fs::directory_iterator(model_dir.path(), inner)) {
+      const std::string filename = entry.path().filename().string();
+      if (filename.rfind(".tmp-", 0) == 0 && IsStaleTemp(filename)) stale.push_back(entry.path());
     }
+  }
+  for (const fs::path& path : stale) {
+    LOG(WARNING) << "removing incomplete model version " << path.string()
+                 << " (left by an interrupted import or registration)";
+    fs::remove_all(path, ec);
+    if (ec) LOG(WARNING) << "cannot remove " << path.string() << ": " << ec.message();
   }
   {
     std::lock_guard<std::mutex> lock(store->mu_);
@@ -167,8 +204,7 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
   const std::vector<int64_t> versions = Versions(name);
   int64_t version = versions.empty() ? 1 : versions.back() + 1;
   const std::string model_dir = root_ + "/" + name;
-  const std::string tmp_dir =
-      absl::StrCat(model_dir, "/.tmp-", ::getpid(), "-", std::random_device{}());
+  const std::string tmp_dir = absl::StrCat(model_dir, "/", TempDirName());
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -177,9 +213,16 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
                          {"checkpoint_bytes", static_cast<int64_t>(checkpoint_bytes.size())},
                          {"checkpoint_sha256", common::Sha256Hex(checkpoint_bytes)},
                          {"created_unix_seconds", now}};
-  RETURN_IF_ERROR(
-      common::WriteFileAtomically(tmp_dir + "/" + kCheckpointFile, checkpoint_bytes));
-  RETURN_IF_ERROR(common::WriteFileAtomically(tmp_dir + "/" + kMetaFile, meta.dump(2)));
+  // A failed write (a full disk) leaves nothing behind: the partial version is removed.
+  absl::Status written =
+      common::WriteFileAtomically(tmp_dir + "/" + kCheckpointFile, checkpoint_bytes);
+  if (written.ok()) written = common::WriteFileAtomically(tmp_dir + "/" + kMetaFile, meta.dump(2));
+  if (!written.ok()) {
+    std::error_code ec;
+    fs::remove_all(tmp_dir, ec);
+    return absl::Status(written.code(),
+                        absl::StrCat("cannot store model '", name, "': ", written.message()));
+  }
   // rename(2) onto an existing (non-empty) version directory fails: another writer took
   // that number, so take the next one.
   std::string final_dir;
@@ -192,6 +235,11 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
       fs::remove_all(tmp_dir, ec);
       return absl::InternalError(absl::StrCat("cannot register ", final_dir, ": ", error));
     }
+  }
+  // The rename is the commit: make it durable before the version is reported.
+  if (absl::Status synced = common::SyncDirectory(model_dir); !synced.ok()) {
+    LOG(WARNING) << "registered model " << name << " v" << version
+                 << " may not survive a power loss: " << synced;
   }
   LOG(INFO) << "registered model " << name << " v" << version;
   return ReadVersion(name, version);

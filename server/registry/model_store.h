@@ -40,7 +40,8 @@ struct AliasTarget {
 
 class ModelStore {
  public:
-  // Creates <data_dir>/models if missing and removes temporaries left by a crash.
+  // Creates <data_dir>/models if missing and removes temporaries left by a crashed writer
+  // (a process that is gone, or an earlier process with our pid); a live writer's are kept.
   static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& data_dir);
 
   // Every complete version, sorted by name then version. Broken entries are skipped with
@@ -52,6 +53,7 @@ class ModelStore {
   // Writes `checkpoint_bytes` (a serialised model::Checkpoint) as the next version of
   // `name`. Returns the stored version. Concurrent adds, from this or another instance or
   // process, get distinct versions (the final rename fails on an existing version).
+  // ResourceExhausted naming the model when the disk is full; nothing is left behind.
   absl::StatusOr<StoredVersion> AddVersion(const std::string& name,
                                            const std::string& checkpoint_bytes);
 

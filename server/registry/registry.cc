@@ -81,6 +81,15 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Resolve(
     }
     return stored.status();
   }
+  {
+    // A version whose load failed (e.g. a checkpoint that fails its checksum) says why.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto t = transient_.find(absl::StrCat(name, ":", stored->version));
+    if (t != transient_.end() && t->second.first == LoadState::kFailed) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model '", name, "' version ", stored->version, " failed to load: ", t->second.second));
+    }
+  }
   return absl::FailedPreconditionError(absl::StrCat("model '", name, "' version ",
                                                     stored->version,
                                                     " is not loaded (Models.Load loads it)"));

@@ -57,7 +57,8 @@ class ModelRegistry {
 
   // Resolves a reference: `name` may be an alias; version 0 = newest loaded version.
   // NotFound for unknown names/versions, FailedPrecondition when it exists but is not
-  // loaded. InvalidArgument for malformed names (field "model.name").
+  // loaded (with the load error when its load failed, e.g. a checksum mismatch).
+  // InvalidArgument for malformed names (field "model.name").
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Resolve(const std::string& name,
                                                              int64_t version) const;
 

@@ -2,6 +2,8 @@
 // one test double (the ModelLoader seam) stands in for a load that fails.
 #include "server/registry/registry.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -85,6 +87,26 @@ TEST_F(RegistryTest, IncompleteVersionsLeftByACrashAreInvisibleAndRemoved) {
   EXPECT_FALSE(fs::exists(dir_.path() + "/models/m/.tmp-123-456"));
 }
 
+TEST_F(RegistryTest, OpenRemovesOnlyTemporariesWhoseWriterIsGone) {
+  // ".tmp-<pid>-<incarnation>-<random>": a writer that is gone (no such pid), one that is
+  // alive in another process (our parent), and one with our pid but another incarnation
+  // (a crashed earlier process that had the same pid, as in a restarted container).
+  const std::string dir = dir_.path() + "/models/m/";
+  const std::string gone = ".tmp-999999999-1-1";
+  const std::string live = ".tmp-" + std::to_string(::getppid()) + "-1-1";
+  const std::string earlier_us = ".tmp-" + std::to_string(::getpid()) + "-1-1";
+  for (const auto& name : {gone, live, earlier_us}) fs::create_directories(dir + name);
+  ASSERT_TRUE(ModelStore::Open(dir_.path()).ok());
+  EXPECT_FALSE(fs::exists(dir + gone));
+  EXPECT_TRUE(fs::exists(dir + live)) << "a live writer's version was removed";
+  EXPECT_FALSE(fs::exists(dir + earlier_us));
+  // A second store in this process (as a training run opens) keeps our own writes.
+  auto store = ModelStore::Open(dir_.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
+  EXPECT_EQ((*store)->List().size(), 1u);
+}
+
 TEST_F(RegistryTest, AliasesPersistAndAreSeenByOtherInstances) {
   ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
   auto a = ModelStore::Open(dir_.path());
@@ -132,6 +154,11 @@ TEST_F(RegistryTest, AFailedLoadKeepsServingTheOldVersion) {
   ASSERT_TRUE(registry.Unload("m", 1).ok());
   EXPECT_EQ(registry.Resolve("m", 0).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE((*held)->servable, nullptr);
+  // A request for the version that failed is told why.
+  auto failed = registry.Resolve("m", 2);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(failed.status().message().find("failed to load: injected"), std::string::npos)
+      << failed.status();
 }
 
 TEST_F(RegistryTest, ImportRejectsWrongKeysWithTheirNames) {
