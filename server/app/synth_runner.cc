@@ -34,7 +34,11 @@ absl::Status SynthRunner::Run(const scheduler::Job& job, scheduler::JobContext& 
   scheduler::JobProgress progress;
   progress.fraction = 0;
   ctx.ReportProgress(progress);
-  RETURN_IF_ERROR(data::GenerateSyntheticDataset(tmp_dir, options));
+  if (absl::Status generated = data::GenerateSyntheticDataset(tmp_dir, options); !generated.ok()) {
+    // A full disk must not leave a partial data set behind (it was never visible).
+    fs::remove_all(tmp_dir, ec);
+    return generated;
+  }
   if (ctx.cancelled()) {
     fs::remove_all(tmp_dir, ec);
     return absl::CancelledError("cancelled");

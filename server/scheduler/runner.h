@@ -37,6 +37,11 @@ class JobContext {
   // Counts training images (segserve_training_images_total; its rate is throughput).
   virtual void AddTrainingImages(int64_t images) = 0;
 
+  // Something the job's owner should know that does not stop the job, e.g. a damaged
+  // checkpoint it recovered from: logged, sent to watchers as an event message, and kept as
+  // the job's reason while it runs. The default ignores it (test doubles).
+  virtual void Note(const std::string& /*message*/) {}
+
   // The job's result (opaque JSON object, e.g. model name/version and metrics); stored
   // with the job when Run returns OK. Sweep tables are built from the children's results.
   virtual void SetResult(std::string result_json) = 0;

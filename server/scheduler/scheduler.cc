@@ -7,6 +7,7 @@
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/scheduler/scheduler_internal.h"
+#include "server/scheduler/sqlite_job_store.h"
 #include "server/scheduler/sweep.h"
 
 namespace segserve::scheduler {
@@ -35,9 +36,38 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::unique_ptr<Job
                                                      clock ? clock : common::Clock::Real(),
                                                      metrics));
   RETURN_IF_ERROR(scheduler->Recover());
+  scheduler->metrics_.SetStoreHealthy(true);
   for (int i = 0; i < options.training_slots; ++i) {
     scheduler->workers_.emplace_back([s = scheduler.get()] { s->WorkerLoop(); });
   }
+  return scheduler;
+}
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::OpenSqlite(const std::string& path,
+                                                                 RunnerMap runners,
+                                                                 SchedulerOptions options,
+                                                                 common::Clock* clock,
+                                                                 metrics::Metrics* metrics) {
+  absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(path);
+  if (store.ok()) {
+    return Create(std::move(*store), std::move(runners), options, clock, metrics);
+  }
+  if (store.status().code() != absl::StatusCode::kDataLoss) return store.status();
+  // Starting with an empty history would lose every accepted job, refusing to start would
+  // take segmentation down with it: keep the file for the operator and serve the rest.
+  LOG(ERROR) << "job store failed its integrity check; job services are unavailable, "
+                "everything else serves: "
+             << store.status().message();
+  constexpr size_t kMaxDetail = 400;  // quick_check may list a hundred problems
+  std::string detail(store.status().message());
+  if (detail.size() > kMaxDetail) detail = detail.substr(0, kMaxDetail) + " ...";
+  std::unique_ptr<Scheduler> scheduler(new Scheduler(
+      nullptr, std::move(runners), options, clock ? clock : common::Clock::Real(), metrics));
+  scheduler->unavailable_ = absl::FailedPreconditionError(
+      absl::StrCat("job services are unavailable: jobs.db failed its integrity check: ", detail,
+                   ". Nothing was deleted: the file is kept at ", path,
+                   "; see docs/RELIABILITY.md (Faults, corrupted jobs.db) to recover its jobs"));
+  scheduler->metrics_.SetStoreHealthy(false);
   return scheduler;
 }
 
@@ -114,6 +144,7 @@ absl::Status Scheduler::CheckRoomLocked(int64_t jobs) {
 }
 
 absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int priority) {
+  RETURN_IF_ERROR(unavailable_);
   if (kind == JobKind::kSweep) {
     return absl::InvalidArgumentError("SWEEP jobs are submitted with SubmitSweep");
   }
@@ -140,6 +171,7 @@ absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int p
 absl::StatusOr<Job> Scheduler::SubmitSweep(std::string parent_spec_json,
                                            std::vector<std::string> child_spec_jsons, int priority,
                                            JobKind child_kind) {
+  RETURN_IF_ERROR(unavailable_);
   if (child_spec_jsons.empty()) {
     return absl::InvalidArgumentError("a sweep needs at least one configuration");
   }
@@ -184,11 +216,13 @@ absl::StatusOr<Job> Scheduler::LoadLocked(const JobId& id) {
 }
 
 absl::StatusOr<Job> Scheduler::Get(const JobId& id) {
+  RETURN_IF_ERROR(unavailable_);
   std::lock_guard<std::mutex> lock(mu_);
   return LoadLocked(id);
 }
 
 absl::StatusOr<std::vector<Job>> Scheduler::List(const JobFilter& filter) {
+  RETURN_IF_ERROR(unavailable_);
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->List(filter));
   for (Job& job : jobs) {
@@ -199,6 +233,7 @@ absl::StatusOr<std::vector<Job>> Scheduler::List(const JobFilter& filter) {
 }
 
 absl::StatusOr<Job> Scheduler::Cancel(const JobId& id) {
+  RETURN_IF_ERROR(unavailable_);
   Outbox out;
   absl::StatusOr<Job> result;
   {
@@ -249,6 +284,7 @@ absl::Status Scheduler::CancelOneLocked(Job job, Outbox& out) {
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Scheduler::Watch(const JobId& id) {
+  RETURN_IF_ERROR(unavailable_);
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(Job job, LoadLocked(id));
   JobEvent initial;

@@ -62,6 +62,21 @@ class Scheduler {
                                                            SchedulerOptions options,
                                                            common::Clock* clock,
                                                            metrics::Metrics* metrics);
+
+  // Opens the SQLite job store at `path` and creates the scheduler on it. A file that
+  // fails its integrity check (the store's DataLoss) is neither used nor modified: the
+  // scheduler starts *unavailable* instead, so the rest of the server keeps serving —
+  // every call below answers FailedPrecondition naming the problem, the file and the
+  // recovery steps (docs/RELIABILITY.md), and segserve_job_store_healthy is 0. Other
+  // errors (unreadable file, newer schema) are returned.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> OpenSqlite(const std::string& path,
+                                                               RunnerMap runners,
+                                                               SchedulerOptions options,
+                                                               common::Clock* clock,
+                                                               metrics::Metrics* metrics);
+
+  // OK, or why the job services are unavailable (see OpenSqlite).
+  const absl::Status& availability() const { return unavailable_; }
   // Shutdown(), then releases the store.
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
@@ -123,6 +138,7 @@ class Scheduler {
   void Finish(const std::shared_ptr<RunningJob>& run, const absl::Status& status,
               std::string result_json);
   void OnProgress(RunningJob& run, const JobProgress& progress);
+  void OnNote(RunningJob& run, const std::string& message);
   absl::Status OnEpochCompleted(RunningJob& run, int epoch);
 
   absl::StatusOr<Job> LoadLocked(const JobId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -136,7 +152,8 @@ class Scheduler {
   void Flush(Outbox& out);
   TimePoint WallNow() const { return clock_->WallNow(); }
 
-  const std::unique_ptr<JobStore> store_;
+  const std::unique_ptr<JobStore> store_;  // Null when unavailable.
+  absl::Status unavailable_;               // Set only before any call is served.
   const RunnerMap runners_;
   const SchedulerOptions options_;
   common::Clock* const clock_;

@@ -30,7 +30,18 @@ SchedulerMetrics::SchedulerMetrics(metrics::Metrics* metrics) {
                   .Name("segserve_training_val_iou")
                   .Help("Latest validation mean IoU of each running job.")
                   .Register(registry);
+  store_healthy_ = &prometheus::BuildGauge()
+                        .Name("segserve_job_store_healthy")
+                        .Help(
+                            "1 when jobs.db opened and passed its integrity check; 0 when "
+                            "the job services are unavailable (docs/RELIABILITY.md).")
+                        .Register(registry)
+                        .Add({});
   for (JobState s : kAllJobStates) jobs_->Add({{"state", JobStateName(s)}});
+}
+
+void SchedulerMetrics::SetStoreHealthy(bool healthy) {
+  if (store_healthy_) store_healthy_->Set(healthy ? 1 : 0);
 }
 
 void SchedulerMetrics::SetStateCounts(const std::map<JobState, int64_t>& counts) {

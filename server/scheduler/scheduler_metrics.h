@@ -1,7 +1,8 @@
 // File: server/scheduler/scheduler_metrics.h — the scheduler's Prometheus families:
 // segserve_training_jobs{state}, segserve_job_queue_depth,
 // segserve_training_images_total, segserve_training_epoch{job},
-// segserve_training_val_iou{job}. Per-job series exist while the job runs.
+// segserve_training_val_iou{job}, segserve_job_store_healthy. Per-job series exist while the
+// job runs.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,8 @@ class SchedulerMetrics {
   void AddTrainingImages(int64_t images);
   void SetJobProgress(const JobId& job, int epoch, double val_iou);
   void RemoveJob(const JobId& job);
+  // segserve_job_store_healthy: 1 when the job store opened and passed its integrity check.
+  void SetStoreHealthy(bool healthy);
 
  private:
   prometheus::Family<prometheus::Gauge>* jobs_ = nullptr;
@@ -37,6 +40,7 @@ class SchedulerMetrics {
   prometheus::Counter* images_ = nullptr;
   prometheus::Family<prometheus::Gauge>* epoch_ = nullptr;
   prometheus::Family<prometheus::Gauge>* val_iou_ = nullptr;
+  prometheus::Gauge* store_healthy_ = nullptr;
   std::mutex mu_;  // Family::Add/Remove are thread-safe; this keeps Remove after Add.
 };
 

@@ -173,6 +173,19 @@ void Scheduler::OnProgress(RunningJob& run, const JobProgress& progress) {
   Flush(out);
 }
 
+void Scheduler::OnNote(RunningJob& run, const std::string& message) {
+  Outbox out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    LOG(WARNING) << "job " << run.job.id << ": " << message;
+    run.job.reason = message;
+    absl::Status status = store_->Update(run.job);
+    if (!status.ok()) LOG(WARNING) << "job " << run.job.id << ": " << status;
+    EmitLocked(run.job, /*terminal=*/false, message, out);
+  }
+  Flush(out);
+}
+
 absl::Status Scheduler::OnEpochCompleted(RunningJob& run, int epoch) {
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(store_->UpdateLastCompletedEpoch(run.job.id, epoch));

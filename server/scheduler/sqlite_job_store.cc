@@ -230,7 +230,11 @@ absl::Status SqliteJobStore::Insert(const std::vector<Job>& jobs) {
       return status;
     }
   }
-  return Exec("COMMIT");
+  // A COMMIT that fails (SQLITE_FULL on a full disk) may leave the transaction open; end
+  // it, or every later BEGIN would fail until a restart.
+  absl::Status committed = Exec("COMMIT");
+  if (!committed.ok()) Exec("ROLLBACK").IgnoreError();
+  return committed;
 }
 
 absl::Status SqliteJobStore::Update(const Job& job) {

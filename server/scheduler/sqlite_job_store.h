@@ -23,9 +23,9 @@ class SqliteJobStore : public JobStore {
   // Opens (creating if absent) the database at `path`; its directory must exist.
   // Errors:
   //  - DataLoss when the file is not a database or fails PRAGMA quick_check. Nothing is
-  //    modified; the caller decides (server/app should refuse to start and tell the
-  //    operator to move the file aside or restore a backup: silently starting with an
-  //    empty history would lose jobs).
+  //    modified; the caller decides (Scheduler::OpenSqlite keeps the file and leaves the
+  //    job services unavailable: silently starting with an empty history would lose jobs;
+  //    scripts/recover-jobs-db.sh rebuilds the file from its readable rows).
   //  - FailedPrecondition when the schema version is newer than this build knows.
   //  - Internal / Unavailable for other SQLite errors (e.g. locked, unreadable).
   static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);

@@ -4,6 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/scheduler/scheduler.h"
@@ -14,6 +17,7 @@ namespace segserve::scheduler {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using testing::ScriptedRunner;
 using testing::Spec;
 using testing::TempDir;
@@ -186,6 +190,50 @@ TEST(Recovery, GracefulShutdownRequeuesRunningJobsWhichResumeAtNextStart) {
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->state, JobState::kSucceeded);
   EXPECT_THAT(resumed_runner->epochs_run("a"), ElementsAre(3, 4));
+}
+
+TEST(Recovery, CorruptStoreLeavesJobServicesUnavailableAndTheFileUntouched) {
+  TempDir dir;
+  {
+    auto scheduler = Open(dir, std::make_shared<ScriptedRunner>(), nullptr);
+    ASSERT_TRUE(scheduler.ok());
+    ASSERT_TRUE((*scheduler)->Submit(JobKind::kTrain, Spec("kept", 1, 1)).ok());
+  }  // Closing checkpoints the WAL into jobs.db.
+  {
+    std::fstream file(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(4096 + 8);  // The jobs table's b-tree root.
+    const std::string garbage(1000, '\x7f');
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  const auto size_before = std::filesystem::file_size(dir.db());
+  metrics::Metrics metrics;
+  auto runner = std::make_shared<ScriptedRunner>();
+  auto scheduler =
+      Scheduler::OpenSqlite(dir.db(), {{JobKind::kTrain, runner}}, {}, nullptr, &metrics);
+  ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+  const absl::Status& why = (*scheduler)->availability();
+  EXPECT_EQ(why.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(why.message()), HasSubstr("jobs.db failed its integrity check"));
+  EXPECT_THAT(std::string(why.message()), HasSubstr(dir.db()));
+  EXPECT_EQ((*scheduler)->Submit(JobKind::kTrain, Spec("new")).status(), why);
+  EXPECT_EQ((*scheduler)->Get("job-0").status(), why);
+  EXPECT_EQ((*scheduler)->List({}).status(), why);
+  EXPECT_EQ((*scheduler)->Cancel("job-0").status(), why);
+  EXPECT_EQ((*scheduler)->Watch("job-0").status(), why);
+  EXPECT_EQ(testing::MetricValue(metrics, "segserve_job_store_healthy"), 0);
+  EXPECT_TRUE(runner->started().empty());
+  scheduler->reset();
+  EXPECT_EQ(std::filesystem::file_size(dir.db()), size_before);
+}
+
+TEST(Recovery, SoundStoreReportsItselfHealthy) {
+  TempDir dir;
+  metrics::Metrics metrics;
+  auto scheduler = Scheduler::OpenSqlite(
+      dir.db(), {{JobKind::kTrain, std::make_shared<ScriptedRunner>()}}, {}, nullptr, &metrics);
+  ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+  EXPECT_TRUE((*scheduler)->availability().ok());
+  EXPECT_EQ(testing::MetricValue(metrics, "segserve_job_store_healthy"), 1);
 }
 
 }  // namespace
