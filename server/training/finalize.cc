@@ -3,6 +3,7 @@
 #include "server/training/finalize.h"
 
 #include <chrono>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/file_util.h"
@@ -145,7 +146,20 @@ absl::StatusOr<std::string> FinishTraining(
   ASSIGN_OR_RETURN(std::string bytes, model::SerializeCheckpoint(net, metadata));
   ASSIGN_OR_RETURN(auto store, registry::ModelStore::Open(run.data_dir));
   const std::string name = ModelNameOf(run.spec);
-  ASSIGN_OR_RETURN(registry::StoredVersion stored, store->AddVersion(name, bytes));
+  // A crash between AddVersion and registered.json must not register the model twice: a
+  // version whose metadata names this job is the one registered before the crash.
+  std::optional<registry::StoredVersion> earlier;
+  for (registry::StoredVersion& version : store->List()) {
+    if (version.name == name && version.metadata.value("source_job_id", "") == run.job_id) {
+      earlier = std::move(version);
+    }
+  }
+  if (earlier) {
+    LOG(WARNING) << "training " << run.job_id << ": " << name << " v" << earlier->version
+                 << " was registered before an interruption; not registering it again";
+  }
+  ASSIGN_OR_RETURN(registry::StoredVersion stored,
+                   earlier ? std::move(*earlier) : store->AddVersion(name, bytes));
   for (const std::string& alias : run.spec.set_aliases) {
     RETURN_IF_ERROR(store->SetAlias(alias, {stored.name, stored.version}));
   }

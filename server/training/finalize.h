@@ -55,7 +55,8 @@ absl::StatusOr<std::unique_ptr<data::Loader>> MakeEvalLoader(
 absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
 
 // Loads best.ckpt, evaluates it on the test split and every cross-domain set, computes the
-// reference statistics over the training split, registers it (AddVersion, aliases), calls
+// reference statistics over the training split, registers it (AddVersion, aliases; a
+// version whose source_job_id is this job, left by a crash, is reused instead), calls
 // `on_registered`, records runs/<job>/registered.json and returns the job's result JSON:
 // {model_name, model_version, val_iou, test_iou, cross_domain_iou: {label: iou}, epochs_run,
 //  best_epoch, stopped_early}.

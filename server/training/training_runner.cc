@@ -91,6 +91,30 @@ bool LoadOptimizer(const std::string& path, torch::optim::Adam& optimizer, int e
   }
 }
 
+// Removes what a kill -9 during an atomic write left in the run directory (only this job
+// writes there): "<file>.tmp.<pid>.<random>", as large as a checkpoint.
+void RemoveTemporaries(const std::string& run_dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> stale;
+  for (const auto& entry : std::filesystem::directory_iterator(run_dir, ec)) {
+    if (entry.path().filename().string().find(".tmp.") != std::string::npos) {
+      stale.push_back(entry.path());
+    }
+  }
+  for (const auto& path : stale) {
+    LOG(WARNING) << "training: removing " << path.string() << " (an interrupted write)";
+    std::filesystem::remove(path, ec);
+  }
+}
+
+// Renames a damaged file to <path>.damaged (replacing an older one).
+absl::Status SetAside(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::rename(path, path + ".damaged", ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot set aside ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
 class TrainJob {
  public:
   TrainJob(const TrainingOptions& options, const scheduler::Job& job, scheduler::JobContext& ctx)
@@ -100,6 +124,8 @@ class TrainJob {
 
  private:
   absl::Status SetUp();
+  // Restores model and state from runs/<job>/ (true), or leaves a fresh start (false).
+  absl::StatusOr<bool> Resume();
   absl::Status BuildModel();
   absl::Status TrainEpoch(int epoch);
   absl::Status EndEpoch(int epoch, double train_loss, const ConfusionMatrix& val);
@@ -142,6 +168,7 @@ absl::Status TrainJob::SetUp() {
   ASSIGN_OR_RETURN(run_.run_dir,
                    common::ResolveUnderRoot(options_.data_dir, "runs/" + job_.id, "job_id"));
   RETURN_IF_ERROR(common::MakeDirectories(run_.run_dir));
+  RemoveTemporaries(run_.run_dir);
   ASSIGN_OR_RETURN(std::string ds_dir,
                    ResolveDatasetDir(options_.data_dir, spec_.dataset, "spec.dataset"));
   data::OpenOptions open;
@@ -156,26 +183,59 @@ absl::Status TrainJob::SetUp() {
   return BuildModel();
 }
 
-absl::Status TrainJob::BuildModel() {
+absl::StatusOr<bool> TrainJob::Resume() {
   const std::string latest = run_.run_dir + "/latest.ckpt";
+  const std::string best = run_.run_dir + "/best.ckpt";
   std::error_code ec;
-  if (std::filesystem::exists(latest, ec)) {
-    ASSIGN_OR_RETURN(model::LoadedCheckpoint ckpt, model::LoadCheckpoint(latest));
-    state_ = StateFromJson(ckpt.info.metadata);
-    if (state_.epoch < job_.last_completed_epoch) {
-      return absl::DataLossError(absl::StrCat("runs/", job_.id, "/latest.ckpt holds epoch ",
-                                              state_.epoch, " but epoch ",
-                                              job_.last_completed_epoch, " was completed"));
-    }
-    run_.config = ckpt.info.config;
-    run_.model = ckpt.model;
-    LOG(INFO) << "training " << job_.id << ": resuming after epoch " << state_.epoch;
-  } else {
+  if (!std::filesystem::exists(latest, ec)) {
     if (job_.last_completed_epoch > 0) {
       return absl::DataLossError(absl::StrCat("runs/", job_.id,
                                               "/latest.ckpt is missing; cannot resume after epoch ",
                                               job_.last_completed_epoch));
     }
+    return false;
+  }
+  absl::StatusOr<model::LoadedCheckpoint> ckpt = model::LoadCheckpoint(latest);
+  if (ckpt.ok()) {
+    state_ = StateFromJson(ckpt->info.metadata);
+    if (state_.epoch < job_.last_completed_epoch) {
+      return absl::DataLossError(absl::StrCat("runs/", job_.id, "/latest.ckpt holds epoch ",
+                                              state_.epoch, " but epoch ",
+                                              job_.last_completed_epoch, " was completed"));
+    }
+  } else {
+    // A damaged checkpoint (checksum mismatch, truncation) is never trained on: fall back
+    // to best.ckpt, an earlier complete state, or else to epoch 0. The damaged files are
+    // kept for whoever investigates, not deleted.
+    if (ckpt.status().code() != absl::StatusCode::kDataLoss) return ckpt.status();
+    RETURN_IF_ERROR(SetAside(latest));
+    std::string note = absl::StrCat("runs/", job_.id, "/latest.ckpt is damaged (",
+                                    ckpt.status().message(), "); kept as latest.ckpt.damaged");
+    ckpt = std::filesystem::exists(best, ec) ? model::LoadCheckpoint(best)
+                                             : absl::NotFoundError("best.ckpt");
+    if (!ckpt.ok()) {
+      if (ckpt.status().code() == absl::StatusCode::kDataLoss) {
+        RETURN_IF_ERROR(SetAside(best));
+        absl::StrAppend(&note, "; best.ckpt is damaged too (kept as best.ckpt.damaged)");
+      } else if (ckpt.status().code() != absl::StatusCode::kNotFound) {
+        return ckpt.status();
+      }
+      ctx_.Note(absl::StrCat(note, "; training restarts from epoch 0"));
+      return false;
+    }
+    state_ = StateFromJson(ckpt->info.metadata);
+    ctx_.Note(absl::StrCat(note, "; resuming from best.ckpt after epoch ", state_.epoch));
+  }
+  run_.config = ckpt->info.config;
+  run_.model = ckpt->model;
+  LOG(INFO) << "training " << job_.id << ": resuming after epoch " << state_.epoch;
+  return true;
+}
+
+absl::Status TrainJob::BuildModel() {
+  ASSIGN_OR_RETURN(const bool resumed, Resume());
+  if (!resumed) {
+    state_ = RunState{};
     const data::Dataset& ds = *run_.dataset;
     ASSIGN_OR_RETURN(run_.config.encoder, model::ParseEncoderKind(spec_.encoder));
     run_.config.skip_prune_level = spec_.prune_level;

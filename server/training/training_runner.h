@@ -10,7 +10,12 @@
 //   latest.optim  Adam state after that epoch (torch::save archive with its epoch)
 //   best.ckpt     model of the epoch with the best validation IoU
 //   registered.json  {"name", "version"} once the model is in the store (a re-run after a
-//                 crash reuses it instead of registering twice)
+//                 crash reuses it instead of registering twice; a crash between the store
+//                 and this file is caught by the version's source_job_id)
+//   *.damaged     a checkpoint that failed its checksum on resume, kept for inspection:
+//                 the job resumes from best.ckpt instead (an earlier complete state) or,
+//                 when that is damaged or absent too, from epoch 0, and says so in a job
+//                 event (JobContext::Note); it never trains on a damaged file
 //
 // Determinism (CPU): the same spec and seed give the same losses and weights for the same
 // intra_op_threads — initialisation draws from torch's global generator seeded under a lock,
