@@ -189,6 +189,10 @@ std::string FileDigest(const std::string& path) {
   return bytes.ok() ? common::Sha256Hex(*bytes) : "";
 }
 
+std::string StatusText(const grpc::Status& status) {
+  return absl::StrCat(status.error_code(), ": ", status.error_message());
+}
+
 void Report(const std::string& line) {
   std::printf("[fault] %s\n", line.c_str());
   std::fflush(stdout);

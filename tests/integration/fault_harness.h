@@ -57,6 +57,9 @@ absl::Status Overwrite(const std::string& path, int64_t offset, int64_t length, 
 // SHA-256 of a file's bytes ("" when unreadable).
 std::string FileDigest(const std::string& path);
 
+// "<code>: <message>" of a gRPC status, for failure messages.
+std::string StatusText(const grpc::Status& status);
+
 // Prints "[fault] <line>" at once (the figures docs/RELIABILITY.md quotes).
 void Report(const std::string& line);
 
