@@ -15,7 +15,6 @@
 #include "server/api/training_service.h"
 #include "server/app/bootstrap.h"
 #include "server/app/synth_runner.h"
-#include "server/scheduler/sqlite_job_store.h"
 #include "server/training/training_runner.h"
 #include "server/api/segmentation_service.h"
 #include "server/api/susceptibility_service.h"
@@ -139,10 +138,9 @@ absl::Status SegserveServer::BuildComponents() {
   engine_options.max_inflight_tiles = std::max(2 * options_.max_batch_size, 4);
   engine_ = std::make_unique<inference::SegmentationEngine>(engine_options, *batcher_, *cpu_pool_);
 
-  // Jobs: a corrupted job store stops the start-up (falling back to an empty history would
-  // silently lose accepted jobs); the message says how to recover.
-  ASSIGN_OR_RETURN(std::unique_ptr<scheduler::SqliteJobStore> job_store,
-                   scheduler::SqliteJobStore::Open(options_.data_dir + "/jobs.db"));
+  // Jobs: a corrupted job store is kept as it is and the job services answer
+  // FAILED_PRECONDITION saying how to recover (an empty history would silently lose accepted
+  // jobs); segmentation and models keep serving.
   training::TrainingOptions training_options;
   training_options.data_dir = options_.data_dir;
   training_options.default_device = options_.device;
@@ -165,9 +163,10 @@ absl::Status SegserveServer::BuildComponents() {
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.training_slots = options_.training_slots;
   scheduler_options.max_queued_jobs = options_.max_queued_jobs;
-  ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::Create(std::move(job_store),
-                                                            std::move(runners), scheduler_options,
-                                                            nullptr, &metrics_));
+  ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::OpenSqlite(options_.data_dir + "/jobs.db",
+                                                                std::move(runners),
+                                                                scheduler_options, nullptr,
+                                                                &metrics_));
   if (options_.bootstrap) {
     BootstrapOptions bootstrap_options;
     bootstrap_options.data_dir = options_.data_dir;

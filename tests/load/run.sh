@@ -8,17 +8,12 @@
 #   tests/load/run.sh --target=127.0.0.1:50051 --server_pid=1234 --model=NAME
 #       (a running server: --token for auth; no overload phase unless --overload_s)
 # The JSON result goes to $OUT (default build/load_result.json) and stdout (LOAD_RESULT).
-# Builds share ./build with other work: ninja runs under /tmp/segserve-build.lock.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BUILD_DIR="${BUILD_DIR:-build}"
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  if [[ -f "$BUILD_DIR/build.ninja" ]]; then
-    flock /tmp/segserve-build.lock ninja -C "$BUILD_DIR" -j"${JOBS:-2}" segserve_load segserve
-  else
-    bash scripts/build.sh segserve_load segserve
-  fi
+  BUILD_DIR="$BUILD_DIR" bash scripts/build.sh segserve_load segserve
 fi
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
