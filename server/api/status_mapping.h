@@ -12,9 +12,10 @@
 
 namespace segserve::api {
 
-// Client-facing status for `status`. For INTERNAL, UNKNOWN and DATA_LOSS faults that are
-// not the client's, the message is "internal error (request id <id>)" and the detail is
-// logged; every other code keeps its message (it names the field and the limit).
+// Client-facing status for `status`. For INTERNAL and UNKNOWN the message is "internal
+// error (request id <id>)" and the detail is logged; every other code keeps its message
+// (it names the field and the limit; DATA_LOSS says which stored file failed its checksum,
+// which an operator needs and which reveals nothing the caller could not list).
 grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& request_id);
 
 // Finishes a unary callback call at once with `status` (mapped as above, with the call's
