@@ -3,7 +3,6 @@
 // (PERMISSION_DENIED); health stays open; SIGHUP re-reads the file; each refusal is
 // counted in /metrics; the per-client stream limit.
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <fstream>
 #include <functional>
@@ -19,6 +18,7 @@
 #include "segserve/v1/susceptibility.grpc.pb.h"
 #include "segserve/v1/training.grpc.pb.h"
 #include "server/auth/token_file.h"
+#include "tests/testing/commands.h"
 #include "tests/testing/server_process.h"
 
 namespace segserve {
@@ -153,18 +153,12 @@ class AuthTest : public ::testing::Test {
 };
 
 TEST_F(AuthTest, ServerRefusesToStartWithoutAnAuthChoice) {
-  const std::string command = testing::SegserveBinary() +
-                              " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " +
-                              "--bootstrap=false --data_dir=" + dir_.path() + "/var 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[1024];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_NE(output.find("--auth_tokens_file"), std::string::npos) << output;
-  EXPECT_NE(output.find("--auth_disabled"), std::string::npos) << output;
+  testing::CommandResult r = testing::RunCommand(
+      testing::SegserveBinary() + " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " +
+      "--bootstrap=false --data_dir=" + dir_.path() + "/var");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--auth_tokens_file"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--auth_disabled"), std::string::npos) << r.output;
 }
 
 TEST_F(AuthTest, EveryMethodRefusesCallersWithoutAValidToken) {
@@ -304,14 +298,9 @@ TEST_F(AuthTest, SegctlSendsTheTokenFromAFile) {
   const std::string token_file = dir_.path() + "/viewer.token";
   WriteFile(token_file, TokenOf(Role::kViewer) + "\n");
   auto run = [&](const std::string& args) {
-    const std::string command =
-        testing::SegctlBinary() + " --server " + server_->grpc_target() + " " + args + " 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    std::string output;
-    char buffer[1024];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-    return std::make_pair(WEXITSTATUS(pclose(pipe)), output);
+    testing::CommandResult r = testing::RunCommand(testing::SegctlBinary() + " --server " +
+                                                   server_->grpc_target() + " " + args);
+    return std::make_pair(r.exit_code, r.output);
   };
   auto [code, output] = run("--token-file " + token_file + " models list");
   EXPECT_EQ(code, 0) << output;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/lib/http_get.h"
 #include "server/common/file_util.h"
+#include "tests/testing/commands.h"
 #include "server/common/sha256.h"
 
 namespace segserve::fault {
@@ -397,21 +398,7 @@ grpc::Status FaultTest::ListJobs(v1::ListJobsResponse* response) {
 
 v1::Job FaultTest::WaitTerminal(const std::string& id,
                                 const std::function<void(const v1::JobEvent&)>& on_event) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + seconds(300));
-  v1::JobRef ref;
-  ref.set_job_id(id);
-  auto reader = training_->WatchJob(&context, ref);
-  v1::JobEvent event;
-  v1::Job last;
-  while (reader->Read(&event)) {
-    last = event.job();
-    if (on_event) on_event(event);
-    if (event.terminal()) break;
-  }
-  context.TryCancel();
-  reader->Finish();
-  return last;
+  return testing::WatchUntilTerminal(*training_, id, seconds(300), on_event);
 }
 
 void FaultTest::MakeDataset(const std::string& name, int n) {

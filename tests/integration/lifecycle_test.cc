@@ -1,7 +1,6 @@
 // Black-box lifecycle of the real segserve binary: start on port 0, health, an RPC of a
 // later issue, /metrics over HTTP, segctl, and graceful SIGTERM.
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <set>
 #include <thread>
@@ -12,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "segserve/v1/susceptibility.grpc.pb.h"
 #include "client/lib/http_get.h"
+#include "tests/testing/commands.h"
 #include "tests/testing/server_process.h"
 
 namespace segserve {
@@ -32,17 +32,11 @@ class LifecycleTest : public ::testing::Test {
     client_ = std::move(*client::Client::Create(options));
   }
 
-  // Runs segctl with `args`; returns {exit code, stdout}.
+  // Runs segctl with `args`; returns {exit code, stdout + stderr}.
   std::pair<int, std::string> Segctl(const std::string& args) {
-    const std::string command = testing::SegctlBinary() + " --server " +
-                                server_->grpc_target() + " " + args + " 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    std::string output;
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-    const int status = pclose(pipe);
-    return {WEXITSTATUS(status), output};
+    testing::CommandResult r = testing::RunCommand(testing::SegctlBinary() + " --server " +
+                                                   server_->grpc_target() + " " + args);
+    return {r.exit_code, r.output};
   }
 
   testing::TempDir dir_;
@@ -108,14 +102,10 @@ TEST_F(LifecycleTest, SegctlHealthPrintsServingAndExitsZero) {
 }
 
 TEST_F(LifecycleTest, SegctlReportsUnreachableServerWithExitOne) {
-  const std::string command =
-      testing::SegctlBinary() + " --server 127.0.0.1:1 --timeout 2 health 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  char buffer[4096];
-  const size_t n = fread(buffer, 1, sizeof(buffer), pipe);
-  const int status = pclose(pipe);
-  EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(std::string(buffer, n).find("UNAVAILABLE"), std::string::npos);
+  testing::CommandResult r =
+      testing::RunCommand(testing::SegctlBinary() + " --server 127.0.0.1:1 --timeout 2 health");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("UNAVAILABLE"), std::string::npos) << r.output;
 }
 
 TEST_F(LifecycleTest, SegctlUsageErrorsExitTwo) {

@@ -12,6 +12,7 @@
 #include "segserve/v1/models.grpc.pb.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 #include "segserve/v1/training.grpc.pb.h"
+#include "tests/testing/commands.h"
 #include "tests/testing/server_process.h"
 
 namespace segserve {
@@ -77,21 +78,7 @@ class TrainingTest : public ::testing::Test {
   // Watches until the terminal event; `on_event` sees every event.
   v1::Job WaitTerminal(const std::string& id,
                        const std::function<void(const v1::JobEvent&)>& on_event = nullptr) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + seconds(600));
-    v1::JobRef ref;
-    ref.set_job_id(id);
-    auto reader = training_->WatchJob(&context, ref);
-    v1::JobEvent event;
-    v1::Job last;
-    while (reader->Read(&event)) {
-      last = event.job();
-      if (on_event) on_event(event);
-      if (event.terminal()) break;
-    }
-    context.TryCancel();
-    reader->Finish();
-    return last;
+    return testing::WatchUntilTerminal(*training_, id, seconds(600), on_event);
   }
 
   testing::TempDir dir_;

@@ -1,0 +1,27 @@
+// File: tests/testing/commands.h — helpers black-box tests share: run a command line and
+// capture what it prints, and follow a job's WatchJob stream to its end.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "segserve/v1/training.grpc.pb.h"
+
+namespace segserve::testing {
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when the command did not exit normally
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `command` with /bin/sh, stderr merged into stdout.
+CommandResult RunCommand(const std::string& command);
+
+// Reads job `id`'s events until the terminal one (or `timeout`); `on_event` sees each.
+// Returns the job as of the last event.
+v1::Job WatchUntilTerminal(v1::Training::Stub& training, const std::string& id,
+                           std::chrono::seconds timeout,
+                           const std::function<void(const v1::JobEvent&)>& on_event = nullptr);
+
+}  // namespace segserve::testing
