@@ -23,6 +23,7 @@ class InterceptorTest : public ::testing::Test {
     options.data_dir = dir_.path();
     options.drain_seconds = 1;
     options.bootstrap = false;
+    options.auth_disabled = true;
     auto server = app::SegserveServer::Create(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);

@@ -12,14 +12,34 @@ ABSL_DECLARE_FLAG(int, threads);
 ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
 ABSL_DECLARE_FLAG(std::string, log_level);
 ABSL_DECLARE_FLAG(double, drain_seconds);
+ABSL_DECLARE_FLAG(bool, auth_disabled);
+ABSL_DECLARE_FLAG(std::string, auth_tokens_file);
+ABSL_DECLARE_FLAG(int, max_streams_per_client);
 
 namespace segserve::app {
 namespace {
 
 class OptionsTest : public ::testing::Test {
  protected:
-  absl::FlagSaver saver_;  // every test starts from the defaults.
+  // Every test starts from the defaults, plus the one choice segserve insists on.
+  OptionsTest() { absl::SetFlag(&FLAGS_auth_disabled, true); }
+  absl::FlagSaver saver_;
 };
+
+TEST_F(OptionsTest, AuthMustBeChosenExplicitlyAndOnlyOnce) {
+  absl::SetFlag(&FLAGS_auth_disabled, false);
+  auto neither = OptionsFromFlags();
+  ASSERT_EQ(neither.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(neither.status().message().find("--auth_tokens_file"), std::string::npos);
+  EXPECT_NE(neither.status().message().find("--auth_disabled"), std::string::npos);
+  absl::SetFlag(&FLAGS_auth_tokens_file, std::string("/etc/segserve/tokens"));
+  auto tokens = OptionsFromFlags();
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  EXPECT_EQ(tokens->auth_tokens_file, "/etc/segserve/tokens");
+  EXPECT_FALSE(tokens->auth_disabled);
+  absl::SetFlag(&FLAGS_auth_disabled, true);
+  EXPECT_EQ(OptionsFromFlags().status().code(), absl::StatusCode::kInvalidArgument);
+}
 
 TEST_F(OptionsTest, DefaultsAreTheDocumentedOnes) {
   auto options = OptionsFromFlags();
@@ -77,7 +97,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlagCase{"UnknownLogLevel", [] { absl::SetFlag(&FLAGS_log_level, "loud"); },
                     "--log_level"},
         BadFlagCase{"NegativeDrain", [] { absl::SetFlag(&FLAGS_drain_seconds, -1.0); },
-                    "--drain_seconds"}),
+                    "--drain_seconds"},
+        BadFlagCase{"NoStreams", [] { absl::SetFlag(&FLAGS_max_streams_per_client, 0); },
+                    "--max_streams_per_client"}),
     [](const ::testing::TestParamInfo<BadFlagCase>& info) { return info.param.name; });
 
 }  // namespace
