@@ -1,10 +1,12 @@
 #include "server/api/access_control.h"
 
 #include <iterator>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/common/log.h"
 
 namespace segserve::api {
 
@@ -54,8 +56,22 @@ AccessControl::AccessControl(const AccessControlOptions& options,
   }
 }
 
-void AccessControl::CountFailure(const char* reason) {
+void AccessControl::Refused(const grpc::ServerContextBase& context, const char* reason) {
   failures_.Add({{"reason", reason}}).Increment();
+  int64_t unlogged = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_refusal_log_ < std::chrono::seconds(1)) {
+      ++unlogged_refusals_;
+      return;
+    }
+    last_refusal_log_ = now;
+    unlogged = std::exchange(unlogged_refusals_, 0);
+  }
+  LOG(WARNING) << "auth: refused a call from " << context.peer() << " (" << reason << ")"
+               << (unlogged > 0 ? absl::StrCat("; ", unlogged, " more refusals not logged")
+                                : std::string());
 }
 
 absl::StatusOr<Caller> AccessControl::Authorize(const grpc::ServerContextBase& context,
@@ -69,7 +85,7 @@ absl::StatusOr<Caller> AccessControl::Authorize(const grpc::ServerContextBase& c
   const auto range = metadata.equal_range("authorization");
   if (range.first != range.second) {
     if (std::next(range.first) != range.second) {
-      CountFailure("malformed_header");
+      Refused(context, "malformed_header");
       return absl::UnauthenticatedError("authorization: sent more than once");
     }
     header = std::string_view(range.first->second.data(), range.first->second.size());
@@ -77,11 +93,11 @@ absl::StatusOr<Caller> AccessControl::Authorize(const grpc::ServerContextBase& c
   auth::AuthFailure failure = auth::AuthFailure::kMissing;
   absl::StatusOr<auth::Identity> identity = authenticator_->Authenticate(header, &failure);
   if (!identity.ok()) {
-    CountFailure(auth::AuthFailureReason(failure));
+    Refused(context, auth::AuthFailureReason(failure));
     return identity.status();
   }
   if (!auth::Permits(identity->role, needed)) {
-    CountFailure("permission_denied");
+    Refused(context, "permission_denied");
     return absl::PermissionDeniedError(
         absl::StrCat("token '", identity->name, "' has role ", auth::RoleName(identity->role),
                      "; this method needs ", auth::RoleName(needed), " or above"));

@@ -5,6 +5,7 @@
 // method without a token to prove none is missed). Health and reflection stay open.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,7 +66,9 @@ class AccessControl {
  private:
   friend class StreamSlot;
   void CloseStream(const std::string& client);
-  void CountFailure(const char* reason);
+  // Counts the refusal and logs it with the peer, at most one line a second (a guessing
+  // client must not flood the log); the line says how many were not logged.
+  void Refused(const grpc::ServerContextBase& context, const char* reason);
 
   const AccessControlOptions options_;
   const auth::TokenAuthenticator* authenticator_;
@@ -75,6 +78,8 @@ class AccessControl {
   prometheus::Gauge& open_streams_;
   std::mutex mu_;
   std::map<std::string, int> streams_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_refusal_log_ ABSL_GUARDED_BY(mu_);
+  int64_t unlogged_refusals_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The IP of a gRPC peer string ("ipv4:127.0.0.1:5000" -> "127.0.0.1", "ipv6:[::1]:5000"
