@@ -22,8 +22,18 @@ bool IsUsableRequestId(const grpc::string_ref& id) {
 
 class RequestInterceptor : public grpc::experimental::Interceptor {
  public:
-  RequestInterceptor(grpc::experimental::ServerRpcInfo* info, metrics::Metrics& metrics)
-      : method_(info->method()), metrics_(metrics), start_(std::chrono::steady_clock::now()) {}
+  RequestInterceptor(grpc::experimental::ServerRpcInfo* info, metrics::Metrics& metrics,
+                     std::atomic<int64_t>* inflight)
+      : method_(info->method()),
+        metrics_(metrics),
+        inflight_(inflight),
+        start_(std::chrono::steady_clock::now()) {
+    if (inflight_ != nullptr) inflight_->fetch_add(1);
+  }
+  // gRPC destroys a call's interceptors when the call is over.
+  ~RequestInterceptor() override {
+    if (inflight_ != nullptr) inflight_->fetch_sub(1);
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
@@ -59,6 +69,7 @@ class RequestInterceptor : public grpc::experimental::Interceptor {
  private:
   const std::string method_;
   metrics::Metrics& metrics_;
+  std::atomic<int64_t>* inflight_;
   const std::chrono::steady_clock::time_point start_;
   std::string request_id_;
 };
@@ -67,7 +78,7 @@ class RequestInterceptor : public grpc::experimental::Interceptor {
 
 grpc::experimental::Interceptor* RequestInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new RequestInterceptor(info, metrics_);
+  return new RequestInterceptor(info, metrics_, inflight_);
 }
 
 }  // namespace segserve::api

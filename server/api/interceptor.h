@@ -2,6 +2,9 @@
 // and future, a request id, an access-log line and its Prometheus request metrics.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 #include "grpcpp/support/server_interceptor.h"
 #include "server/metrics/metrics.h"
 
@@ -9,12 +12,16 @@ namespace segserve::api {
 
 class RequestInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit RequestInterceptorFactory(metrics::Metrics& metrics) : metrics_(metrics) {}
+  // `inflight`, when given, counts the calls that have started and not yet finished.
+  explicit RequestInterceptorFactory(metrics::Metrics& metrics,
+                                     std::atomic<int64_t>* inflight = nullptr)
+      : metrics_(metrics), inflight_(inflight) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
 
  private:
   metrics::Metrics& metrics_;
+  std::atomic<int64_t>* inflight_;
 };
 
 }  // namespace segserve::api

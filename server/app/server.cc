@@ -1,10 +1,12 @@
 #include "server/app/server.h"
 
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -237,7 +239,8 @@ absl::Status SegserveServer::Start() {
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
-  interceptors.push_back(std::make_unique<api::RequestInterceptorFactory>(metrics_));
+  interceptors.push_back(
+      std::make_unique<api::RequestInterceptorFactory>(metrics_, &inflight_calls_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
 
   for (auto& service : services_) builder.RegisterService(service.get());
@@ -273,7 +276,24 @@ void SegserveServer::Shutdown() {
     const auto deadline =
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(static_cast<int64_t>(options_.drain_seconds * 1000));
+    // gRPC's graceful shutdown also waits for every client connection to close, idle ones
+    // included (clients notice the GOAWAY only when they next look, seconds later), and
+    // only closes them at the deadline. Once no call is in flight, nothing is left to
+    // drain: close the connections at once.
+    std::atomic<bool> drained{false};
+    std::thread closer([this, deadline, &drained] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let Shutdown begin
+      while (!drained.load() && std::chrono::system_clock::now() < deadline) {
+        if (inflight_calls_.load() == 0) {
+          grpc_server_cancel_all_calls(server_->c_server());
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
     server_->Shutdown(deadline);
+    drained.store(true);
+    closer.join();
     server_->Wait();
     LOG(INFO) << "shutdown complete";
   });

@@ -3,6 +3,7 @@
 // their lifetime. Used by main and, in-process, by tests.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -83,6 +84,7 @@ class SegserveServer {
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   std::once_flag shutdown_once_;
+  std::atomic<int64_t> inflight_calls_{0};  // counted by the request interceptor
 };
 
 }  // namespace segserve::app

@@ -140,5 +140,23 @@ TEST_F(LifecycleTest, SigtermTurnsHealthNotServingDrainsAndExitsZero) {
   EXPECT_LT(seconds, 3.0 + 5.0);
 }
 
+// gRPC's graceful shutdown waits for idle client connections until the drain deadline;
+// the server closes them as soon as no call is in flight, so a restart with idle clients
+// does not take --drain_seconds.
+TEST(LifecycleShutdownTest, IdleClientConnectionsDoNotHoldTheDrain) {
+  testing::TempDir dir;
+  auto server = testing::ServerProcess::Start(testing::SegserveBinary(), dir.path(),
+                                              {"--drain_seconds=60"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  client::ClientOptions options;
+  options.target = (*server)->grpc_target();
+  auto client = client::Client::Create(options);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Health().ok());  // the connection stays open, idle
+  auto code = (*server)->Stop(SIGTERM, std::chrono::seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status() << " (still draining after 20 s of 60)";
+  EXPECT_EQ(*code, 0);
+}
+
 }  // namespace
 }  // namespace segserve
