@@ -49,10 +49,16 @@ AccessControl::AccessControl(const AccessControlOptions& options,
                         .Help("SegmentStream and WatchJob streams open now")
                         .Register(*metrics.registry())
                         .Add({})) {
-  // Every reason is exported from the start, so rate() works before the first failure.
+  // Every label value is exported from the start, so rate() works before the first event;
+  // the allowed counters are looked up once here, not on every call.
   for (const char* reason :
        {"missing_token", "malformed_header", "invalid_token", "permission_denied"}) {
     failures_.Add({{"reason", reason}});
+  }
+  allowed_by_role_[0] = &allowed_.Add({{"role", "none"}});
+  for (auth::Role role :
+       {auth::Role::kViewer, auth::Role::kSegmenter, auth::Role::kTrainer, auth::Role::kAdmin}) {
+    allowed_by_role_[static_cast<int>(role)] = &allowed_.Add({{"role", auth::RoleName(role)}});
   }
 }
 
@@ -77,7 +83,7 @@ void AccessControl::Refused(const grpc::ServerContextBase& context, const char* 
 absl::StatusOr<Caller> AccessControl::Authorize(const grpc::ServerContextBase& context,
                                                 auth::Role needed) {
   if (authenticator_ == nullptr) {
-    allowed_.Add({{"role", "none"}}).Increment();
+    allowed_by_role_[0]->Increment();
     return Caller{absl::StrCat("peer:", PeerHost(context.peer())), auth::Role::kAdmin};
   }
   std::string_view header;
@@ -102,7 +108,7 @@ absl::StatusOr<Caller> AccessControl::Authorize(const grpc::ServerContextBase& c
         absl::StrCat("token '", identity->name, "' has role ", auth::RoleName(identity->role),
                      "; this method needs ", auth::RoleName(needed), " or above"));
   }
-  allowed_.Add({{"role", auth::RoleName(identity->role)}}).Increment();
+  allowed_by_role_[static_cast<int>(identity->role)]->Increment();
   return Caller{identity->name, identity->role};
 }
 

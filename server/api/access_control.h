@@ -74,6 +74,7 @@ class AccessControl {
   const auth::TokenAuthenticator* authenticator_;
   prometheus::Family<prometheus::Counter>& failures_;
   prometheus::Family<prometheus::Counter>& allowed_;
+  prometheus::Counter* allowed_by_role_[5] = {};  // [0]: auth disabled; [Role]: that role
   prometheus::Counter& stream_rejections_;
   prometheus::Gauge& open_streams_;
   std::mutex mu_;
