@@ -140,11 +140,7 @@ class AuthTest : public ::testing::Test {
     return method.call(&context);
   }
 
-  double Metric(const std::string& series) {
-    auto exposition = client::HttpGet(server_->metrics_port(), "/metrics");
-    EXPECT_TRUE(exposition.ok()) << exposition.status();
-    return exposition.ok() ? client::SampleValue(*exposition, series) : -1;
-  }
+  double Metric(const std::string& series) { return server_->Metric(series); }
 
   testing::TempDir dir_;
   const std::string tokens_path_ = dir_.path() + "/tokens";

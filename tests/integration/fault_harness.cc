@@ -410,20 +410,9 @@ void FaultTest::MakeDataset(const std::string& name, int n) {
 }
 
 v1::TrainSpec FaultTest::TinySpec(const std::string& dataset, int epochs, int steps) {
-  v1::TrainSpec spec;
-  spec.set_dataset(dataset);
-  spec.add_encoders(v1::ENCODER_RESNET18);
-  spec.add_prune_levels(1);
-  spec.set_epochs(epochs);
-  spec.set_batch_size(4);
-  spec.set_learning_rate(3e-3f);
-  spec.set_max_steps_per_epoch(steps);
-  return spec;
+  return testing::TinyTrainSpec(dataset, epochs, steps);
 }
 
-double FaultTest::Metric(const std::string& series) {
-  auto body = client::HttpGet(server_->metrics_port(), "/metrics");
-  return body.ok() ? client::SampleValue(*body, series) : -2;
-}
+double FaultTest::Metric(const std::string& series) { return server_->Metric(series); }
 
 }  // namespace segserve::fault

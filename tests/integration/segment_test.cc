@@ -96,10 +96,7 @@ class SegmentTest : public ::testing::Test {
     return stub_->Segment(context.get(), request, response);
   }
 
-  double Metric(const std::string& series) {
-    auto body = client::HttpGet(server_->metrics_port(), "/metrics");
-    return body.ok() ? client::SampleValue(*body, series) : -2;
-  }
+  double Metric(const std::string& series) { return server_->Metric(series); }
 
   testing::TempDir dir_;
   std::unique_ptr<testing::ServerProcess> server_;

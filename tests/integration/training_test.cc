@@ -50,15 +50,8 @@ class TrainingTest : public ::testing::Test {
     EXPECT_EQ(WaitTerminal(job.job_id()).state(), v1::JOB_STATE_SUCCEEDED);
   }
 
-  v1::TrainSpec TinySpec(const std::string& dataset, int epochs) {
-    v1::TrainSpec spec;
-    spec.set_dataset(dataset);
-    spec.add_encoders(v1::ENCODER_RESNET18);
-    spec.add_prune_levels(1);
-    spec.set_epochs(epochs);
-    spec.set_batch_size(4);
-    spec.set_learning_rate(3e-3f);
-    return spec;
+  static v1::TrainSpec TinySpec(const std::string& dataset, int epochs) {
+    return testing::TinyTrainSpec(dataset, epochs);
   }
 
   grpc::Status Submit(const v1::TrainSpec& spec, v1::Job* job) {

@@ -17,6 +17,18 @@ CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
+v1::TrainSpec TinyTrainSpec(const std::string& dataset, int epochs, int max_steps) {
+  v1::TrainSpec spec;
+  spec.set_dataset(dataset);
+  spec.add_encoders(v1::ENCODER_RESNET18);
+  spec.add_prune_levels(1);
+  spec.set_epochs(epochs);
+  spec.set_batch_size(4);
+  spec.set_learning_rate(3e-3f);
+  if (max_steps > 0) spec.set_max_steps_per_epoch(max_steps);
+  return spec;
+}
+
 v1::Job WatchUntilTerminal(v1::Training::Stub& training, const std::string& id,
                            std::chrono::seconds timeout,
                            const std::function<void(const v1::JobEvent&)>& on_event) {

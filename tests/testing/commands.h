@@ -18,6 +18,10 @@ struct CommandResult {
 // Runs `command` with /bin/sh, stderr merged into stdout.
 CommandResult RunCommand(const std::string& command);
 
+// A tiny training spec: one ResNet18 L1 configuration, batch 4, learning rate 3e-3, and
+// (when > 0) at most `max_steps` steps per epoch.
+v1::TrainSpec TinyTrainSpec(const std::string& dataset, int epochs, int max_steps = 0);
+
 // Reads job `id`'s events until the terminal one (or `timeout`); `on_event` sees each.
 // Returns the job as of the last event.
 v1::Job WatchUntilTerminal(v1::Training::Stub& training, const std::string& id,

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "client/lib/http_get.h"
 #include "test_paths.h"
 
 namespace segserve::testing {
@@ -28,6 +29,11 @@ TempDir::~TempDir() {
 }
 
 std::string SegserveBinary() { return std::string(SEGSERVE_BINARY_DIR) + "/server/app/segserve"; }
+double ServerProcess::Metric(const std::string& series) const {
+  auto body = client::HttpGet(metrics_port_, "/metrics");
+  return body.ok() ? client::SampleValue(*body, series) : -2;
+}
+
 std::string SegctlBinary() { return std::string(SEGSERVE_BINARY_DIR) + "/client/segctl/segctl"; }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(

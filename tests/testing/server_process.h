@@ -43,6 +43,9 @@ class ServerProcess {
   int metrics_port() const { return metrics_port_; }
   std::string grpc_target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   pid_t pid() const { return pid_; }
+  // One sample of the server's /metrics: -1 when the series is absent, -2 when the scrape
+  // failed.
+  double Metric(const std::string& series) const;
 
   // Sends `signal` and waits up to `timeout` for exit. Returns the exit code, or
   // DeadlineExceeded when still running, or Internal when killed by a signal.
