@@ -1,6 +1,9 @@
 // segserve: serves U-net segmentation, susceptibility analysis and training over gRPC.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <iostream>
 
@@ -22,6 +25,27 @@ constexpr char kUsage[] =
     "grpc.health.v1.Health and server reflection; Prometheus metrics at /metrics.\n"
     "SIGTERM/SIGINT: health goes NOT_SERVING, in-flight calls drain, exit 0.\n"
     "SIGHUP: re-read --auth_tokens_file (a bad file keeps the tokens in force).";
+
+int g_signal_pipe[2] = {-1, -1};
+
+// Async-signal-safe: one byte per signal into the pipe.
+extern "C" void OnSignal(int sig) {
+  const int saved_errno = errno;
+  const unsigned char byte = static_cast<unsigned char>(sig);
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);
+  errno = saved_errno;
+}
+
+// The next signal caught by OnSignal (blocks); SIGTERM if the pipe fails.
+int NextSignal() {
+  unsigned char byte = 0;
+  while (true) {
+    const ssize_t n = read(g_signal_pipe[0], &byte, 1);
+    if (n == 1) return byte;
+    if (n < 0 && errno == EINTR) continue;
+    return SIGTERM;
+  }
+}
 
 bool IsOurFlagFile(absl::string_view path) {
   return absl::StrContains(path, "server/app/") || absl::StrContains(path, "server/");
@@ -47,13 +71,24 @@ int main(int argc, char** argv) {
   }
   segserve::common::SetLogLevel(options->log_level);
 
-  // Signals are taken synchronously by this thread; every other thread (gRPC, torch)
-  // inherits the blocked mask, so SIGTERM never interrupts them.
+  // Signals go through a self-pipe read by this thread. Threads created from here on
+  // inherit a mask that blocks them, so SIGTERM never interrupts gRPC or torch; threads
+  // that libraries start before main (two, measured) do not block them, and a signal the
+  // kernel hands to one of those must still be caught, never kill the process.
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    std::cerr << "segserve: cannot create the signal pipe\n";
+    return 1;
+  }
   sigset_t signals;
   sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    sigaddset(&signals, sig);
+    sigaction(sig, &action, nullptr);
+  }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -62,8 +97,9 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "cannot start: " << server.status().ToString();
     return 1;
   }
+  pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
   int received = 0;
-  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+  while ((received = NextSignal()) == SIGHUP) {
     absl::Status reloaded = (*server)->ReloadAuth();
     if (reloaded.ok()) {
       LOG(INFO) << "SIGHUP: auth tokens reloaded";

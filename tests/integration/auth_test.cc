@@ -242,6 +242,29 @@ TEST_F(AuthTest, SighupReloadsTokensAndABadFileKeepsTheOldOnes) {
   EXPECT_EQ(CallAs(list, "Bearer " + TokenOf(Role::kViewer)).error_code(), grpc::StatusCode::OK);
 }
 
+// Regression: a SIGHUP that arrived while the main thread was still reloading went to a
+// thread a library started before main, where the default action killed the server.
+TEST_F(AuthTest, ABurstOfSighupsNeverKillsTheServer) {
+  Start();
+  const Method list = AllMethods(channel_).front();
+  // Spread out, so that many arrive while the main thread is busy with the previous one.
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(kill(server_->pid(), SIGHUP), 0) << "after " << i << " signals";
+    std::this_thread::sleep_for(std::chrono::microseconds(100 + 50 * (i % 7)));
+  }
+  // Each reload is counted; wait (bounded) until the burst has been handled.
+  double reloads = 0;
+  for (int i = 0; i < 200 && reloads < 1; ++i) {
+    reloads = Metric("segserve_auth_reloads_total{result=\"ok\"}");
+    if (reloads < 1) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_GE(reloads, 1);
+  EXPECT_EQ(CallAs(list, "Bearer " + TokenOf(Role::kViewer)).error_code(), grpc::StatusCode::OK);
+  auto code = server_->Stop(SIGTERM, std::chrono::seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+}
+
 TEST_F(AuthTest, StreamsPerClientAreLimited) {
   Start({"--max_streams_per_client=2"});
   auto stub = v1::Segmentation::NewStub(channel_);
