@@ -10,7 +10,7 @@ profile="${1:-test}"
 RUNTIME_PKGS=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libtorch1.13 libopencv-core406
   libopencv-imgproc406 libopencv-imgcodecs406 libabsl20220623 libprometheus-cpp-core1.0
-  libprometheus-cpp-pull1.0 libsqlite3-0 libopenblas0-pthread ca-certificates
+  libprometheus-cpp-pull1.0 libsqlite3-0 libopenblas0-pthread libssl3 ca-certificates
 )
 # Everything needed to build segserve and segctl.
 BUILD_PKGS=(
@@ -18,6 +18,7 @@ BUILD_PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+  libssl-dev
   libopenblas0-pthread
 )
 # Reference implementations and probes used only by tests and benchmarks; clang and its

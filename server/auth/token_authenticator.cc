@@ -14,6 +14,9 @@ namespace {
 // Tokens longer than this are not ours; reject before hashing attacker-sized input.
 constexpr size_t kMaxTokenBytes = 512;
 
+// 0-15 for a lower-case hex digit (ParseTokenFile accepts no others).
+uint8_t HexValue(char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); }
+
 }  // namespace
 
 const char* AuthFailureReason(AuthFailure failure) {
@@ -33,8 +36,16 @@ absl::StatusOr<std::shared_ptr<const TokenAuthenticator::Table>> TokenAuthentica
   ASSIGN_OR_RETURN(std::string contents, common::ReadFile(path));
   ASSIGN_OR_RETURN(std::vector<TokenEntry> entries, ParseTokenFile(contents, path));
   auto table = std::make_shared<Table>();
+  table->reserve(entries.size());
   for (TokenEntry& entry : entries) {
-    (*table)[entry.sha256_hex] = Identity{std::move(entry.name), entry.role};
+    Entry stored;
+    // ParseTokenFile checked: 64 lower-case hex digits, no duplicate hashes.
+    for (size_t i = 0; i < stored.token_sha256.size(); ++i) {
+      stored.token_sha256[i] = static_cast<uint8_t>(HexValue(entry.sha256_hex[2 * i]) << 4 |
+                                                    HexValue(entry.sha256_hex[2 * i + 1]));
+    }
+    stored.identity = Identity{std::move(entry.name), entry.role};
+    table->push_back(std::move(stored));
   }
   return std::shared_ptr<const Table>(std::move(table));
 }
@@ -84,13 +95,23 @@ absl::StatusOr<Identity> TokenAuthenticator::Authenticate(std::string_view autho
     std::lock_guard<std::mutex> lock(mu_);
     table = table_;
   }
-  // Looking up the hash (not the token) means no comparison ever touches the secret.
-  auto it = table->find(common::Sha256Hex(std::string_view(token.data(), token.size())));
-  if (it == table->end()) {
+  // Every stored hash is compared in constant time and the scan never stops early: how long
+  // a refusal takes says nothing about how close a guess was, nor which entry matched.
+  const common::Sha256Digest presented =
+      common::Sha256Of(std::string_view(token.data(), token.size()));
+  const std::string_view presented_bytes(reinterpret_cast<const char*>(presented.data()),
+                                         presented.size());
+  const Entry* match = nullptr;
+  for (const Entry& entry : *table) {
+    const std::string_view stored(reinterpret_cast<const char*>(entry.token_sha256.data()),
+                                  entry.token_sha256.size());
+    if (common::ConstantTimeEquals(presented_bytes, stored)) match = &entry;
+  }
+  if (match == nullptr) {
     *failure = AuthFailure::kUnknownToken;
     return absl::UnauthenticatedError("authorization: invalid token");
   }
-  return it->second;
+  return match->identity;
 }
 
 }  // namespace segserve::auth

@@ -1,17 +1,20 @@
 // File: server/auth/token_authenticator.h — checks bearer tokens against the tokens file.
-// The presented token is hashed (SHA-256) and looked up; the table is swapped whole on
-// Reload (SIGHUP), so a bad edit of the file keeps the tokens that were in force.
+// The presented token is hashed (SHA-256) and compared with every stored hash in constant
+// time (CRYPTO_memcmp, no early exit), so neither the token nor its hash can be learnt from
+// response times; the table is swapped whole on Reload (SIGHUP), so a bad edit of the file
+// keeps the tokens that were in force.
 #pragma once
 
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "server/auth/role.h"
+#include "server/common/sha256.h"
 
 namespace segserve::auth {
 
@@ -41,7 +44,11 @@ class TokenAuthenticator {
   const std::string& path() const { return path_; }
 
  private:
-  using Table = std::unordered_map<std::string, Identity>;  // sha256 hex -> identity
+  struct Entry {
+    common::Sha256Digest token_sha256;
+    Identity identity;
+  };
+  using Table = std::vector<Entry>;
   explicit TokenAuthenticator(std::string path) : path_(std::move(path)) {}
   static absl::StatusOr<std::shared_ptr<const Table>> ReadTable(const std::string& path);
 

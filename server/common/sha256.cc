@@ -1,119 +1,78 @@
 #include "server/common/sha256.h"
 
-#include <cstring>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <cstdlib>
+#include <cstdio>
 
 namespace segserve::common {
 namespace {
 
-constexpr uint32_t kRound[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+// OpenSSL fails only when out of memory or misconfigured (no SHA-256 provider); a checksum
+// that silently came out wrong would be worse than stopping.
+void CheckOpenSsl(int ok, const char* call) {
+  if (ok == 1) return;
+  std::fprintf(stderr, "segserve: OpenSSL %s failed for SHA-256\n", call);
+  std::abort();
+}
 
-inline uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+// Fetched once: EVP_sha256() would look the implementation up again on every init.
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
 
 }  // namespace
 
-Sha256::Sha256()
-    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-             0x5be0cd19} {}
+struct Sha256::Context {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~Context() { EVP_MD_CTX_free(ctx); }
+};
 
-void Sha256::Compress(const uint8_t* block) {
-  uint32_t w[64];
-  for (int i = 0; i < 16; ++i) {
-    w[i] = (uint32_t{block[4 * i]} << 24) | (uint32_t{block[4 * i + 1]} << 16) |
-           (uint32_t{block[4 * i + 2]} << 8) | uint32_t{block[4 * i + 3]};
-  }
-  for (int i = 16; i < 64; ++i) {
-    const uint32_t s0 = Rotr(w[i - 15], 7) ^ Rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-    const uint32_t s1 = Rotr(w[i - 2], 17) ^ Rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-  }
-  uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
-  uint32_t e = state_[4], f = state_[5], g = state_[6], h = state_[7];
-  for (int i = 0; i < 64; ++i) {
-    const uint32_t s1 = Rotr(e, 6) ^ Rotr(e, 11) ^ Rotr(e, 25);
-    const uint32_t ch = (e & f) ^ (~e & g);
-    const uint32_t t1 = h + s1 + ch + kRound[i] + w[i];
-    const uint32_t s0 = Rotr(a, 2) ^ Rotr(a, 13) ^ Rotr(a, 22);
-    const uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-    const uint32_t t2 = s0 + maj;
-    h = g;
-    g = f;
-    f = e;
-    e = d + t1;
-    d = c;
-    c = b;
-    b = a;
-    a = t1 + t2;
-  }
-  state_[0] += a;
-  state_[1] += b;
-  state_[2] += c;
-  state_[3] += d;
-  state_[4] += e;
-  state_[5] += f;
-  state_[6] += g;
-  state_[7] += h;
+Sha256::Sha256() : context_(std::make_unique<Context>()) {
+  CheckOpenSsl(context_->ctx != nullptr ? 1 : 0, "EVP_MD_CTX_new");
+  CheckOpenSsl(Sha256Md() != nullptr ? 1 : 0, "EVP_MD_fetch");
+  CheckOpenSsl(EVP_DigestInit_ex(context_->ctx, Sha256Md(), nullptr), "EVP_DigestInit_ex");
 }
+
+Sha256::~Sha256() = default;
 
 void Sha256::Update(std::string_view data) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
-  size_t len = data.size();
-  total_bytes_ += len;
-  if (buffered_ > 0) {
-    const size_t take = std::min(len, 64 - buffered_);
-    std::memcpy(buffer_.data() + buffered_, bytes, take);
-    buffered_ += take;
-    bytes += take;
-    len -= take;
-    if (buffered_ < 64) return;
-    Compress(buffer_.data());
-    buffered_ = 0;
-  }
-  while (len >= 64) {
-    Compress(bytes);
-    bytes += 64;
-    len -= 64;
-  }
-  std::memcpy(buffer_.data(), bytes, len);
-  buffered_ = len;
+  if (data.empty()) return;
+  CheckOpenSsl(EVP_DigestUpdate(context_->ctx, data.data(), data.size()), "EVP_DigestUpdate");
 }
 
-std::array<uint8_t, 32> Sha256::Finish() {
-  const uint64_t bit_length = total_bytes_ * 8;
-  const uint8_t pad = 0x80;
-  Update(std::string_view(reinterpret_cast<const char*>(&pad), 1));
-  const uint8_t zero = 0;
-  while (buffered_ != 56) Update(std::string_view(reinterpret_cast<const char*>(&zero), 1));
-  uint8_t length_bytes[8];
-  for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<uint8_t>(bit_length >> (56 - 8 * i));
-  Update(std::string_view(reinterpret_cast<const char*>(length_bytes), 8));
-  std::array<uint8_t, 32> digest{};
-  for (int i = 0; i < 8; ++i) {
-    for (int j = 0; j < 4; ++j) digest[4 * i + j] = static_cast<uint8_t>(state_[i] >> (24 - 8 * j));
-  }
+Sha256Digest Sha256::Finish() {
+  Sha256Digest digest{};
+  unsigned int size = 0;
+  CheckOpenSsl(EVP_DigestFinal_ex(context_->ctx, digest.data(), &size), "EVP_DigestFinal_ex");
+  CheckOpenSsl(size == digest.size() ? 1 : 0, "EVP_DigestFinal_ex size");
   return digest;
 }
 
-std::string Sha256Hex(std::string_view data) {
+Sha256Digest Sha256Of(std::string_view data) {
   Sha256 hasher;
   hasher.Update(data);
-  const auto digest = hasher.Finish();
+  return hasher.Finish();
+}
+
+std::string DigestHex(const Sha256Digest& digest) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(64, '0');
+  std::string out(2 * digest.size(), '0');
   for (size_t i = 0; i < digest.size(); ++i) {
     out[2 * i] = kHex[digest[i] >> 4];
     out[2 * i + 1] = kHex[digest[i] & 0xf];
   }
   return out;
+}
+
+std::string Sha256Hex(std::string_view data) { return DigestHex(Sha256Of(data)); }
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace segserve::common

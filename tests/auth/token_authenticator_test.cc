@@ -1,9 +1,11 @@
 #include "server/auth/token_authenticator.h"
 
 #include <fstream>
+#include <sstream>
 
 #include "gtest/gtest.h"
 #include "server/auth/token_file.h"
+#include "test_paths.h"
 #include "tests/testing/server_process.h"
 
 namespace segserve::auth {
@@ -76,6 +78,57 @@ TEST_F(TokenAuthenticatorTest, AMissingOrEmptyFileIsAStartupError) {
   auto authenticator = TokenAuthenticator::FromFile(path_);
   ASSERT_FALSE(authenticator.ok());
   EXPECT_NE(std::string(authenticator.status().message()).find("no tokens"), std::string::npos);
+}
+
+TEST_F(TokenAuthenticatorTest, AcceptsATokensFileWrittenByEarlierBuilds) {
+  // A line as `segctl auth new-token` wrote it with the hand-written SHA-256 (token "test").
+  Write("legacy viewer sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n");
+  auto authenticator = TokenAuthenticator::FromFile(path_);
+  ASSERT_TRUE(authenticator.ok()) << authenticator.status();
+  AuthFailure failure;
+  auto identity = (*authenticator)->Authenticate("Bearer test", &failure);
+  ASSERT_TRUE(identity.ok()) << identity.status();
+  EXPECT_EQ(identity->name, "legacy");
+}
+
+TEST_F(TokenAuthenticatorTest, EveryTokenOfALongFileFindsItsOwnIdentity) {
+  // The scan over all entries never stops early; each token still maps to its own line.
+  std::string contents;
+  for (int i = 0; i < 40; ++i) {
+    contents += TokenLine("user" + std::to_string(i), i % 2 ? Role::kAdmin : Role::kViewer,
+                          "token-" + std::to_string(i)) +
+                "\n";
+  }
+  Write(contents);
+  auto authenticator = TokenAuthenticator::FromFile(path_);
+  ASSERT_TRUE(authenticator.ok()) << authenticator.status();
+  EXPECT_EQ((*authenticator)->size(), 40u);
+  AuthFailure failure;
+  for (int i : {0, 1, 20, 39}) {
+    auto identity = (*authenticator)->Authenticate("Bearer token-" + std::to_string(i), &failure);
+    ASSERT_TRUE(identity.ok()) << i << ": " << identity.status();
+    EXPECT_EQ(identity->name, "user" + std::to_string(i));
+    EXPECT_EQ(identity->role, i % 2 ? Role::kAdmin : Role::kViewer);
+  }
+  EXPECT_FALSE((*authenticator)->Authenticate("Bearer token-40", &failure).ok());
+}
+
+// Timing cannot be measured reliably in a unit test, so this pins the implementation: the
+// authenticator compares hashes through common::ConstantTimeEquals (CRYPTO_memcmp) and does
+// no map lookup or operator== on them.
+TEST(TokenAuthenticatorSourceTest, TokenHashesAreComparedInConstantTime) {
+  std::ifstream in(std::string(SEGSERVE_SOURCE_DIR) + "/server/auth/token_authenticator.cc");
+  ASSERT_TRUE(in) << "cannot read server/auth/token_authenticator.cc";
+  std::stringstream source;
+  source << in.rdbuf();
+  const std::string text = source.str();
+  EXPECT_NE(text.find("common::ConstantTimeEquals("), std::string::npos);
+  EXPECT_EQ(text.find("->find("), std::string::npos);
+  EXPECT_EQ(text.find("unordered_map"), std::string::npos);
+  std::ifstream sha(std::string(SEGSERVE_SOURCE_DIR) + "/server/common/sha256.cc");
+  std::stringstream sha_source;
+  sha_source << sha.rdbuf();
+  EXPECT_NE(sha_source.str().find("CRYPTO_memcmp("), std::string::npos);
 }
 
 }  // namespace

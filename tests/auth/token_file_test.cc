@@ -55,6 +55,14 @@ TEST(TokenFileTest, TokenLineRoundTripsAndGeneratedTokensDiffer) {
   EXPECT_EQ((*entries)[0].role, Role::kSegmenter);
 }
 
+// The line format is what operators' files already hold: the hash of "test" below is the
+// example in token_file.h, written by the hand-written SHA-256 segserve had before OpenSSL.
+TEST(TokenFileTest, TokenLineFormatIsUnchanged) {
+  EXPECT_EQ(TokenLine("pipeline-a", Role::kSegmenter, "test"),
+            "pipeline-a segmenter "
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+}
+
 TEST(RoleTest, RolesAreOrdered) {
   EXPECT_TRUE(Permits(Role::kAdmin, Role::kViewer));
   EXPECT_TRUE(Permits(Role::kTrainer, Role::kSegmenter));

@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "server/common/file_util.h"
 #include "server/model/state_dict.h"
+#include "test_paths.h"
 #include "tests/model/test_util.h"
 
 namespace segserve::model {
@@ -62,6 +63,22 @@ TEST(CheckpointTest, InfoReadsConfigAndMetadataOnly) {
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->config.classes, 3);
   EXPECT_EQ(info->metadata["metrics"]["val_iou"], 0.8125);
+}
+
+// tests/model/testdata/sha256_v0_checkpoint.segckpt: a small checkpoint (header, two tensors,
+// 24 payload bytes) whose trailer the hand-written SHA-256 wrote before segserve moved to
+// OpenSSL (sha256sum of the body agrees). Checkpoints on disk from those builds must load.
+TEST(CheckpointTest, ChecksumWrittenByThePreviousSha256StillVerifies) {
+  const std::string path =
+      std::string(SEGSERVE_SOURCE_DIR) + "/tests/model/testdata/sha256_v0_checkpoint.segckpt";
+  auto info = ReadCheckpointInfo(path);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->config.classes, 2);
+  EXPECT_EQ(info->metadata["metrics"]["val_iou"], 0.8125);
+  auto bytes = common::ReadFile(path);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_THAT(*bytes, ::testing::EndsWith(
+                          "sha256:81ede39a9935c44b811427edf47b77d310889cec340be1d182ba3dba26ae2d8e"));
 }
 
 TEST(CheckpointTest, AlteredByteIsDataLoss) {
