@@ -4,16 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <algorithm>
 #include <filesystem>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "server/common/dir_util.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/sha256.h"
@@ -27,6 +29,7 @@ namespace {
 constexpr char kCheckpointFile[] = "model.ckpt";
 constexpr char kMetaFile[] = "meta.json";
 constexpr char kAliasesFile[] = "aliases.json";
+constexpr char kHighestFile[] = ".highest_version";
 
 absl::StatusOr<nlohmann::json> ParseJson(const std::string& text, const std::string& what) {
   nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -89,8 +92,11 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& 
   // directory; it was never visible (List and Get read only numbered directories).
   std::error_code ec;
   std::vector<fs::path> stale;
+  // A crash during a delete leaves a tombstone: the delete was committed by its rename.
+  common::RemoveTombstones(store->root_);
   for (const auto& model_dir : fs::directory_iterator(store->root_, ec)) {
     if (!model_dir.is_directory()) continue;
+    common::RemoveTombstones(model_dir.path().string());
     std::error_code inner;
     for (const auto& entry : fs::directory_iterator(model_dir.path(), inner)) {
       const std::string filename = entry.path().filename().string();
@@ -160,6 +166,7 @@ absl::StatusOr<StoredVersion> ModelStore::ReadVersion(const std::string& name,
   stored.checkpoint_bytes = meta.value("checkpoint_bytes", int64_t{0});
   stored.checkpoint_sha256 = meta.value("checkpoint_sha256", "");
   stored.created_unix_seconds = meta.value("created_unix_seconds", int64_t{0});
+  stored.disk_bytes = common::DirectoryBytes(dir);
   return stored;
 }
 
@@ -167,7 +174,8 @@ std::vector<StoredVersion> ModelStore::List() const {
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root_, ec)) {
-    if (entry.is_directory()) names.push_back(entry.path().filename().string());
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name[0] != '.') names.push_back(name);  // no tombstones
   }
   std::sort(names.begin(), names.end());
   std::vector<StoredVersion> out;
@@ -202,7 +210,7 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
   ASSIGN_OR_RETURN(model::LoadedCheckpoint parsed, model::ParseCheckpoint(checkpoint_bytes));
   std::lock_guard<std::mutex> lock(mu_);
   const std::vector<int64_t> versions = Versions(name);
-  int64_t version = versions.empty() ? 1 : versions.back() + 1;
+  int64_t version = std::max(versions.empty() ? 0 : versions.back(), HighestDeleted(name)) + 1;
   const std::string model_dir = root_ + "/" + name;
   const std::string tmp_dir = absl::StrCat(model_dir, "/", TempDirName());
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -264,6 +272,109 @@ absl::Status ModelStore::SetAlias(const std::string& alias, const AliasTarget& t
   RETURN_IF_ERROR(common::WriteFileAtomically(root_ + "/" + kAliasesFile, json.dump(2)));
   aliases_stamp_ = {-1, -1};  // re-read (and re-stamp) on next use
   return RefreshAliasesLocked();
+}
+
+}  // namespace segserve::registry
+
+namespace segserve::registry {
+
+int64_t ModelStore::HighestDeleted(const std::string& name) const {
+  auto text = common::ReadFile(absl::StrCat(root_, "/", name, "/", kHighestFile));
+  int64_t highest = 0;
+  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &highest)) return 0;
+  return highest;
+}
+
+absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDelete(const std::string& name,
+                                                                  int64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PlanDeleteLocked(name, version);
+}
+
+absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const std::string& name,
+                                                                        int64_t version) const {
+  RETURN_IF_ERROR(ValidateModelName(name, "name"));
+  if (version < 1 && version != kAllVersions) {
+    return absl::InvalidArgumentError("version: must be >= 1 (or every version)");
+  }
+  const std::vector<int64_t> versions = Versions(name);
+  if (versions.empty()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  if (version != kAllVersions && !std::binary_search(versions.begin(), versions.end(), version)) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+  }
+  if (absl::Status s = RefreshAliasesLocked(); !s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot check the aliases before deleting: ", s.message()));
+  }
+  std::vector<std::string> blocking;
+  for (const auto& [alias, target] : aliases_) {
+    if (target.name != name) continue;
+    if (version == kAllVersions) {
+      blocking.push_back(absl::StrCat("'", alias, "' -> ", name,
+                                      target.version ? absl::StrCat(":", target.version) : ""));
+    } else if (target.version == version) {
+      blocking.push_back(absl::StrCat("'", alias, "' -> ", name, ":", version));
+    } else if (target.version == 0 && version == versions.back()) {
+      blocking.push_back(
+          absl::StrCat("'", alias, "' -> ", name, " (its newest version, ", version, ")"));
+    }
+  }
+  if (!blocking.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", name, "'", version == kAllVersions ? "" : absl::StrCat(" version ", version),
+        " is the target of alias ", absl::StrJoin(blocking, ", alias "),
+        "; point the alias at another model (Models.SetAlias) first"));
+  }
+  std::vector<StoredVersion> planned;
+  for (int64_t v : versions) {
+    if (version != kAllVersions && v != version) continue;
+    absl::StatusOr<StoredVersion> stored = ReadVersion(name, v);
+    if (stored.ok()) {
+      planned.push_back(std::move(*stored));
+    } else {
+      // A broken version (unreadable meta.json) can still be deleted.
+      StoredVersion broken;
+      broken.name = name;
+      broken.version = v;
+      broken.disk_bytes = common::DirectoryBytes(absl::StrCat(root_, "/", name, "/", v));
+      planned.push_back(std::move(broken));
+    }
+  }
+  return planned;
+}
+
+absl::StatusOr<std::vector<StoredVersion>> ModelStore::Delete(const std::string& name,
+                                                              int64_t version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(std::vector<StoredVersion> planned, PlanDeleteLocked(name, version));
+  const std::string model_dir = absl::StrCat(root_, "/", name);
+  if (version != kAllVersions) {
+    // Remember the number before it disappears, so it is never handed out again.
+    const int64_t highest = std::max(HighestDeleted(name), version);
+    RETURN_IF_ERROR(common::WriteFileAtomically(absl::StrCat(model_dir, "/", kHighestFile),
+                                                absl::StrCat(highest)));
+  }
+  std::vector<StoredVersion> deleted;
+  for (StoredVersion& stored : planned) {
+    absl::StatusOr<int64_t> removed =
+        common::RemoveDirectoryDurably(absl::StrCat(model_dir, "/", stored.version));
+    if (!removed.ok()) {
+      return absl::Status(
+          removed.status().code(),
+          absl::StrCat("deleting model ", name, " v", stored.version, " failed after deleting ",
+                       deleted.size(), " version(s): ", removed.status().message()));
+    }
+    LOG(INFO) << "deleted model " << name << " v" << stored.version << " (" << *removed
+              << " bytes)";
+    deleted.push_back(std::move(stored));
+  }
+  if (version == kAllVersions) {
+    // Nothing of the name is left but, perhaps, .highest_version: the name starts afresh.
+    std::error_code ec;
+    fs::remove(absl::StrCat(model_dir, "/", kHighestFile), ec);
+    fs::remove(model_dir, ec);  // fails harmlessly when a writer just created a temporary
+  }
+  return deleted;
 }
 
 }  // namespace segserve::registry

@@ -3,6 +3,10 @@
 // copy of its config and metadata for cheap listing). Versions are integers >= 1. A new
 // version is written into a hidden temporary directory and renamed into place, so a crash
 // never leaves a half-written version visible. Aliases live in models/aliases.json.
+// Deleting is the mirror image: the version directory is renamed to a hidden tombstone
+// (".deleted-...", parent fsynced) and then removed; Open removes leftover tombstones. So a
+// crash leaves a version whole or gone. models/<name>/.highest_version remembers the
+// highest version number a delete removed, so numbers are not handed out twice.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +35,7 @@ struct StoredVersion {
   int64_t checkpoint_bytes = 0;
   std::string checkpoint_sha256;
   int64_t created_unix_seconds = 0;
+  int64_t disk_bytes = 0;  // files of the version directory (apparent sizes)
 };
 
 struct AliasTarget {
@@ -62,12 +67,33 @@ class ModelStore {
   std::map<std::string, AliasTarget> Aliases() const;
   absl::Status SetAlias(const std::string& alias, const AliasTarget& target);
 
+  // Delete's `version` for every version of a name.
+  static constexpr int64_t kAllVersions = -1;
+
+  // The versions Delete(name, version) would remove (version >= 1, or kAllVersions), or
+  // why it may not: NotFound (no such model or version), FailedPrecondition naming every
+  // alias that points at them — an alias pinned to the version; an alias to the name's
+  // newest (version 0) when `version` is the newest now (deleting it would silently move
+  // the alias to an older model); any alias to the name for kAllVersions.
+  absl::StatusOr<std::vector<StoredVersion>> PlanDelete(const std::string& name,
+                                                        int64_t version) const;
+  // Checks as PlanDelete, under the writers' lock, then removes each version's directory
+  // atomically (tombstone rename + fsync, then its files). Returns the deleted versions.
+  // A deleted version number is not reused: AddVersion continues above it (after
+  // kAllVersions the name starts again at 1).
+  absl::StatusOr<std::vector<StoredVersion>> Delete(const std::string& name, int64_t version);
+
   const std::string& root() const { return root_; }
 
  private:
   explicit ModelStore(std::string root) : root_(std::move(root)) {}
   absl::StatusOr<StoredVersion> ReadVersion(const std::string& name, int64_t version) const;
   std::vector<int64_t> Versions(const std::string& name) const;
+  // The highest version a delete removed (models/<name>/.highest_version), 0 when none.
+  int64_t HighestDeleted(const std::string& name) const;
+  absl::StatusOr<std::vector<StoredVersion>> PlanDeleteLocked(const std::string& name,
+                                                              int64_t version) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reloads aliases.json when its modification time or size changed.
   absl::Status RefreshAliasesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -141,6 +141,11 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
   // The listener (drift reference) is ready before requests can resolve the version.
   if (listener_) listener_(*loaded, true);
   std::lock_guard<std::mutex> lock(mu_);
+  if (deleting_.count(key)) {
+    transient_.erase(key);
+    if (listener_) listener_(*loaded, false);
+    return absl::NotFoundError(absl::StrCat("model ", key, " was deleted while it loaded"));
+  }
   loaded_[stored.name][stored.version] = loaded;
   transient_.erase(key);
   SetLoadedGauge(stored, true);
@@ -172,6 +177,58 @@ absl::StatusOr<ModelStatus> ModelRegistry::Unload(const std::string& ref_name,
   LOG(INFO) << "model " << name << ":" << version << " unloaded";
   if (listener_) listener_(*unloaded, false);
   return StatusOf(stored);
+}
+
+absl::StatusOr<std::vector<StoredVersion>> ModelRegistry::Delete(const std::string& name,
+                                                                 int64_t version) {
+  RETURN_IF_ERROR(ValidateModelName(name, "name"));
+  {
+    const auto aliases = store_.Aliases();
+    auto alias = aliases.find(name);
+    if (alias != aliases.end() &&
+        store_.Get(name, 0).status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(absl::StrCat(
+          "'", name, "' is an alias (-> ", alias->second.name,
+          "), not a model; delete the model by its name, after pointing the alias elsewhere"));
+    }
+  }
+  // Refuse early (aliases, unknown versions) before anything is unloaded; the store checks
+  // again under its lock when it deletes.
+  ASSIGN_OR_RETURN(std::vector<StoredVersion> planned, store_.PlanDelete(name, version));
+  std::vector<std::shared_ptr<const LoadedModel>> unloaded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loaded_.find(name);
+    for (const StoredVersion& stored : planned) {
+      deleting_.insert(absl::StrCat(name, ":", stored.version));
+      if (it == loaded_.end()) continue;
+      auto v = it->second.find(stored.version);
+      if (v == it->second.end()) continue;
+      unloaded.push_back(v->second);
+      it->second.erase(v);
+      SetLoadedGauge(stored, false);
+    }
+  }
+  for (const auto& model : unloaded) {
+    LOG(INFO) << "model " << model->key() << " unloaded before its delete";
+    if (listener_) listener_(*model, false);
+  }
+  absl::StatusOr<std::vector<StoredVersion>> deleted = store_.Delete(name, version);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const StoredVersion& stored : planned) {
+    const std::string key = absl::StrCat(name, ":", stored.version);
+    deleting_.erase(key);
+    if (!deleted.ok()) continue;
+    transient_.erase(key);
+  }
+  if (deleted.ok()) {
+    for (const StoredVersion& stored : *deleted) {
+      auto& gauge =
+          loaded_gauge_.Add({{"model", stored.name}, {"version", std::to_string(stored.version)}});
+      loaded_gauge_.Remove(&gauge);
+    }
+  }
+  return deleted;
 }
 
 std::vector<ModelStatus> ModelRegistry::List() const {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,14 @@ class ModelRegistry {
   // shared_ptr. FailedPrecondition when not loaded.
   absl::StatusOr<ModelStatus> Unload(const std::string& name, int64_t version);
 
+  // Deletes a stored version (version >= 1) or every version of `name`
+  // (ModelStore::kAllVersions). `name` must be a model name, not an alias (NotFound saying
+  // so). Refused with FailedPrecondition naming the alias when one points at it (see
+  // ModelStore::PlanDelete). Loaded versions are unpublished first: requests holding their
+  // shared_ptr finish on it, later Resolve calls get NotFound; a Load racing with the
+  // delete is not published. Blocking (removes files): call from a worker thread.
+  absl::StatusOr<std::vector<StoredVersion>> Delete(const std::string& name, int64_t version);
+
   // Every stored version with its state, and the alias table.
   std::vector<ModelStatus> List() const;
   absl::StatusOr<ModelStatus> Get(const std::string& name, int64_t version) const;
@@ -105,6 +114,8 @@ class ModelRegistry {
   // name -> version -> loaded model.
   std::map<std::string, std::map<int64_t, std::shared_ptr<const LoadedModel>>> loaded_
       ABSL_GUARDED_BY(mu_);
+  // Versions being deleted ("name:version"): a load finishing meanwhile is not published.
+  std::set<std::string> deleting_ ABSL_GUARDED_BY(mu_);
   // "name:version" -> state for versions that are loading or failed.
   std::map<std::string, std::pair<LoadState, std::string>> transient_ ABSL_GUARDED_BY(mu_);
 };

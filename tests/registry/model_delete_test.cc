@@ -1,0 +1,146 @@
+// Deleting model versions (issue 19) on a real store directory with the real checkpoint
+// loader: alias refusals, unloading before the files go, in-flight holders finishing on
+// their shared_ptr, tombstones left by a crash, and version numbers never handed out twice.
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "server/common/dir_util.h"
+#include "server/model/servable_model.h"
+#include "server/registry/registry.h"
+#include "tests/testing/model_fixture.h"
+#include "tests/testing/server_process.h"
+
+namespace segserve::registry {
+namespace {
+namespace fs = std::filesystem;
+
+model::UnetConfig Config() {
+  model::UnetConfig config;
+  config.encoder = model::EncoderKind::kResNet18;
+  config.skip_prune_level = 1;
+  config.classes = 2;
+  return config;
+}
+
+class ModelDeleteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (uint64_t seed : {1, 2, 3}) {
+      ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), seed).ok());
+    }
+    auto store = ModelStore::Open(dir_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    registry_ = std::make_unique<ModelRegistry>(*store_, loader_, metrics_);
+  }
+  std::string VersionDir(int64_t version) const {
+    return dir_.path() + "/models/m/" + std::to_string(version);
+  }
+
+  testing::TempDir dir_;
+  metrics::Metrics metrics_;
+  CheckpointModelLoader loader_{CheckpointModelLoader::Options{}};
+  std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<ModelRegistry> registry_;
+};
+
+TEST_F(ModelDeleteTest, DeletesOneVersionAndItsFiles) {
+  auto deleted = registry_->Delete("m", 2);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  ASSERT_EQ(deleted->size(), 1u);
+  EXPECT_EQ((*deleted)[0].version, 2);
+  EXPECT_GT((*deleted)[0].disk_bytes, 0);
+  EXPECT_FALSE(fs::exists(VersionDir(2)));
+  EXPECT_TRUE(fs::exists(VersionDir(1)));
+  EXPECT_EQ(store_->Get("m", 2).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->List().size(), 2u);
+  EXPECT_TRUE(common::RemoveTombstones(dir_.path() + "/models/m") == 0) << "tombstone left";
+  EXPECT_EQ(registry_->Delete("m", 2).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelDeleteTest, RefusedWhileAnAliasIsPinnedToTheVersion) {
+  ASSERT_TRUE(registry_->SetAlias("baseline", AliasTarget{"m", 1}).ok());
+  auto refused = registry_->Delete("m", 1);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("'baseline'"), std::string::npos) << refused.status();
+  EXPECT_TRUE(fs::exists(VersionDir(1)));
+  EXPECT_TRUE(registry_->Delete("m", 2).ok()) << "an unaliased version is deletable";
+}
+
+TEST_F(ModelDeleteTest, AnAliasToTheNewestBlocksOnlyTheNewestVersion) {
+  ASSERT_TRUE(registry_->SetAlias("l1-pruned", AliasTarget{"m", 0}).ok());
+  auto refused = registry_->Delete("m", 3);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("'l1-pruned'"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("newest"), std::string::npos);
+  EXPECT_TRUE(registry_->Delete("m", 1).ok()) << "older versions stay deletable";
+  auto all = registry_->Delete("m", ModelStore::kAllVersions);
+  EXPECT_EQ(all.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(all.status().message().find("'l1-pruned'"), std::string::npos);
+  EXPECT_EQ(store_->List().size(), 2u);
+}
+
+TEST_F(ModelDeleteTest, AnAliasNameIsNotAModelName) {
+  ASSERT_TRUE(registry_->SetAlias("baseline", AliasTarget{"m", 1}).ok());
+  auto refused = registry_->Delete("baseline", 1);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(refused.status().message().find("alias"), std::string::npos);
+}
+
+TEST_F(ModelDeleteTest, ALoadedVersionIsUnloadedHoldersFinishLaterResolvesAreNotFound) {
+  ASSERT_TRUE(registry_->Load("m", 3).ok());
+  auto held = registry_->Resolve("m", 3);  // an in-flight request's reference
+  ASSERT_TRUE(held.ok()) << held.status();
+  std::vector<std::string> unloaded;
+  registry_->SetListener([&](const LoadedModel& model, bool loaded) {
+    if (!loaded) unloaded.push_back(model.key());
+  });
+  ASSERT_TRUE(registry_->Delete("m", 3).ok());
+  EXPECT_EQ(unloaded, std::vector<std::string>{"m:3"});
+  EXPECT_FALSE(fs::exists(VersionDir(3)));
+  // The holder's model still runs although its files are gone.
+  auto input = torch::zeros({1, 3, 64, 64});
+  auto output = (*held)->servable->Forward(input);
+  ASSERT_TRUE(output.ok()) << output.status();
+  EXPECT_EQ(output->size(1), 2);
+  EXPECT_EQ(registry_->Resolve("m", 3).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_->Get("m", 3).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelDeleteTest, AllVersionsGoAndTheNameStartsAgain) {
+  ASSERT_TRUE(registry_->Load("m", 0).ok());
+  auto deleted = registry_->Delete("m", ModelStore::kAllVersions);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->size(), 3u);
+  EXPECT_TRUE(store_->List().empty());
+  EXPECT_FALSE(fs::exists(dir_.path() + "/models/m"));
+  EXPECT_EQ(registry_->Resolve("m", 0).status().code(), absl::StatusCode::kNotFound);
+  auto again = testing::AddTestModel(dir_.path(), "m", Config(), 4);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->version, 1);
+}
+
+TEST_F(ModelDeleteTest, ADeletedNewestVersionNumberIsNotReused) {
+  ASSERT_TRUE(registry_->Delete("m", 3).ok());
+  auto next = testing::AddTestModel(dir_.path(), "m", Config(), 5);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->version, 4);
+  EXPECT_EQ(store_->List().size(), 3u) << ".highest_version is not a model";
+}
+
+TEST_F(ModelDeleteTest, TombstonesLeftByACrashAreRemovedAtOpenAndNeverListed) {
+  // A crash after the rename, while the files were being removed.
+  fs::rename(VersionDir(2), dir_.path() + "/models/m/.deleted-2-123");
+  fs::create_directories(dir_.path() + "/models/.deleted-old-9/1");
+  std::ofstream(dir_.path() + "/models/.deleted-old-9/1/meta.json") << "{}";
+  EXPECT_EQ(store_->List().size(), 2u) << "a tombstone is never listed";
+  auto reopened = ModelStore::Open(dir_.path());
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_FALSE(fs::exists(dir_.path() + "/models/m/.deleted-2-123"));
+  EXPECT_FALSE(fs::exists(dir_.path() + "/models/.deleted-old-9"));
+  EXPECT_EQ((*reopened)->List().size(), 2u);
+}
+
+}  // namespace
+}  // namespace segserve::registry
