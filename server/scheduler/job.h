@@ -70,6 +70,7 @@ struct JobFilter {
   std::vector<JobState> states;    // empty = all.
   std::optional<JobKind> kind;     // unset = all.
   std::optional<JobId> parent_id;  // only children of this sweep.
+  std::optional<TimePoint> finished_before;  // only jobs finished (non-zero) at or before.
   int limit = 100;                 // clamped to 1..1000.
 };
 

@@ -38,6 +38,9 @@ class JobStore {
   // Number of jobs per state, and the number of QUEUED non-sweep jobs (the queue depth).
   virtual absl::StatusOr<std::map<JobState, int64_t>> CountByState() = 0;
   virtual absl::StatusOr<int64_t> CountRunnableQueued() = 0;
+  // Removes the jobs' records in one transaction (unknown ids are ignored). The caller
+  // decides what may go (Scheduler::Purge never passes a queued or running job).
+  virtual absl::Status Delete(const std::vector<JobId>& ids) = 0;
 };
 
 }  // namespace segserve::scheduler

@@ -308,6 +308,62 @@ void Scheduler::Flush(Outbox& out) {
   out.events.clear();
 }
 
+absl::StatusOr<std::vector<Job>> Scheduler::Purge(TimePoint finished_before) {
+  RETURN_IF_ERROR(unavailable_);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Job> purged;
+  // Batches of the newest matching jobs until none is left (each batch is deleted).
+  while (true) {
+    JobFilter filter;
+    filter.states = {JobState::kSucceeded, JobState::kFailed, JobState::kCancelled};
+    filter.finished_before = finished_before;
+    filter.parent_id = JobId();  // top-level jobs: children go with their sweep
+    filter.limit = 1000;
+    ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->List(filter));
+    std::vector<Job> batch;
+    for (Job& job : jobs) {
+      if (running_.count(job.id)) continue;
+      if (job.kind == JobKind::kSweep) {
+        ASSIGN_OR_RETURN(std::vector<Job> children, store_->Children(job.id));
+        bool all_finished = true;
+        for (const Job& child : children) all_finished &= IsTerminal(child.state);
+        if (!all_finished) continue;
+        for (Job& child : children) batch.push_back(std::move(child));
+      }
+      batch.push_back(std::move(job));
+    }
+    if (batch.empty()) break;
+    std::vector<JobId> ids;
+    for (const Job& job : batch) ids.push_back(job.id);
+    RETURN_IF_ERROR(store_->Delete(ids));
+    for (Job& job : batch) {
+      metrics_.RemoveJob(job.id);
+      purged.push_back(std::move(job));
+    }
+    if (jobs.size() < 1000) break;
+  }
+  if (!purged.empty()) {
+    ASSIGN_OR_RETURN(auto counts, store_->CountByState());
+    metrics_.SetStateCounts(counts);
+    LOG(INFO) << "purged " << purged.size() << " finished job(s)";
+  }
+  return purged;
+}
+
+absl::StatusOr<std::vector<Job>> Scheduler::ActiveJobs() {
+  RETURN_IF_ERROR(unavailable_);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Job> active;
+  for (JobState state : {JobState::kQueued, JobState::kRunning}) {
+    JobFilter filter;
+    filter.states = {state};
+    filter.limit = 1000;
+    ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->List(filter));
+    for (Job& job : jobs) active.push_back(std::move(job));
+  }
+  return active;
+}
+
 void Scheduler::Shutdown() {
   std::call_once(shutdown_once_, [this] {
     {

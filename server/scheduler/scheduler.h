@@ -18,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -50,6 +51,10 @@ struct SchedulerOptions {
   // Progress is persisted at most this often (always at epoch ends and state changes);
   // watchers see every report.
   std::chrono::milliseconds progress_persist_interval{5000};
+  // Called on the worker thread after a job reached a terminal state and was persisted,
+  // before watchers get its terminal event (not for sweep parents), e.g. to apply
+  // run-directory retention. Must not block long; may call Get/List, not Cancel/Submit.
+  std::function<void(const Job&)> on_finished;
 };
 
 class Scheduler {
@@ -114,6 +119,16 @@ class Scheduler {
   // Streams also end, without a terminal event, at Shutdown. Closing or dropping the
   // Subscription never affects the job. NotFound for unknown ids.
   absl::StatusOr<std::unique_ptr<Subscription>> Watch(const JobId& id);
+
+  // Removes the records of finished jobs that finished at or before `finished_before`: top-level
+  // jobs only, a sweep together with its children (a sweep is finished only when every
+  // child is). QUEUED and RUNNING jobs are never touched. Returns the removed jobs (children
+  // included) so the caller can remove their files.
+  absl::StatusOr<std::vector<Job>> Purge(TimePoint finished_before);
+
+  // QUEUED and RUNNING jobs (sweep parents included), e.g. to tell whether a data set is
+  // in use. At most 1000 of each state.
+  absl::StatusOr<std::vector<Job>> ActiveJobs();
 
   // Stops taking jobs, interrupts running ones (ctx.cancelled()), waits for their runners
   // to return and re-queues them; ends watch streams. Idempotent; later submissions get

@@ -1,6 +1,7 @@
 // The worker side of Scheduler: starting jobs, progress from runners, finishing jobs and
 // their sweep parents. The public API side is in scheduler.cc.
 #include <exception>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
@@ -104,6 +105,7 @@ std::shared_ptr<Scheduler::RunningJob> Scheduler::StartNextLocked(Outbox& out) {
 void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Status& status,
                        std::string result_json) {
   Outbox out;
+  std::optional<Job> finished;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = run->job;
@@ -150,7 +152,11 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
         LOG(ERROR) << "scheduler: sweep " << job.parent_id << ": " << parent;
       }
     }
+    if (IsTerminal(job.state)) finished = job;
   }
+  // Before watchers hear of the end: whoever sees the terminal event sees its effects
+  // (e.g. run-directory retention applied).
+  if (finished && options_.on_finished) options_.on_finished(*finished);
   Flush(out);
 }
 

@@ -347,12 +347,14 @@ absl::StatusOr<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
   }
   if (filter.kind) sql += " AND kind=?";
   if (filter.parent_id) sql += " AND parent_id=?";
+  if (filter.finished_before) sql += " AND finished_ms>0 AND finished_ms<=?";
   sql += " ORDER BY seq DESC LIMIT ?";
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepared(sql));
   int index = 1;
   for (JobState s : filter.states) BindText(stmt, index++, JobStateName(s));
   if (filter.kind) BindText(stmt, index++, JobKindName(*filter.kind));
   if (filter.parent_id) BindText(stmt, index++, *filter.parent_id);
+  if (filter.finished_before) sqlite3_bind_int64(stmt, index++, ToMillis(*filter.finished_before));
   sqlite3_bind_int(stmt, index, std::clamp(filter.limit, 1, 1000));
   ASSIGN_OR_RETURN(std::vector<Job> jobs, QueryJobs(stmt));
   for (Job& job : jobs) RETURN_IF_ERROR(FillChildIds(job));
@@ -402,6 +404,24 @@ absl::StatusOr<int64_t> SqliteJobStore::CountRunnableQueued() {
   ResetOnExit reset(stmt);
   if (sqlite3_step(stmt) != SQLITE_ROW) return Error("count queued jobs");
   return sqlite3_column_int64(stmt, 0);
+}
+
+absl::Status SqliteJobStore::Delete(const std::vector<JobId>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepared("DELETE FROM jobs WHERE id=?"));
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  for (const JobId& id : ids) {
+    ResetOnExit reset(stmt);
+    BindText(stmt, 1, id);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+      absl::Status status = Error("delete job " + id);
+      Exec("ROLLBACK").IgnoreError();
+      return status;
+    }
+  }
+  absl::Status committed = Exec("COMMIT");
+  if (!committed.ok()) Exec("ROLLBACK").IgnoreError();
+  return committed;
 }
 
 }  // namespace segserve::scheduler

@@ -43,6 +43,7 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<std::vector<Job>> Children(const JobId& parent_id) override;
   absl::StatusOr<std::map<JobState, int64_t>> CountByState() override;
   absl::StatusOr<int64_t> CountRunnableQueued() override;
+  absl::Status Delete(const std::vector<JobId>& ids) override;
 
   const std::string& path() const { return path_; }
 
