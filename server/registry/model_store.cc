@@ -4,17 +4,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/dir_util.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
@@ -84,64 +89,14 @@ absl::Status ValidateModelName(const std::string& name, const std::string& field
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& data_dir) {
-  const std::string root = data_dir + "/models";
-  RETURN_IF_ERROR(common::MakeDirectories(root));
-  std::unique_ptr<ModelStore> store(new ModelStore(fs::absolute(root).lexically_normal().string()));
-  // A crash (kill -9, power loss) while a version was written leaves its temporary
-  // directory; it was never visible (List and Get read only numbered directories).
-  std::error_code ec;
-  std::vector<fs::path> stale;
-  // A crash during a delete leaves a tombstone: the delete was committed by its rename.
-  common::RemoveTombstones(store->root_);
-  for (const auto& model_dir : fs::directory_iterator(store->root_, ec)) {
-    if (!model_dir.is_directory()) continue;
-    common::RemoveTombstones(model_dir.path().string());
-    std::error_code inner;
-    for (const auto& entry : fs::directory_iterator(model_dir.path(), inner)) {
-      const std::string filename = entry.path().filename().string();
-      if (filename.rfind(".tmp-", 0) == 0 && IsStaleTemp(filename)) stale.push_back(entry.path());
-    }
-  }
-  for (const fs::path& path : stale) {
-    LOG(WARNING) << "removing incomplete model version " << path.string()
-                 << " (left by an interrupted import or registration)";
-    fs::remove_all(path, ec);
-    if (ec) LOG(WARNING) << "cannot remove " << path.string() << ": " << ec.message();
-  }
-  {
-    std::lock_guard<std::mutex> lock(store->mu_);
-    RETURN_IF_ERROR(store->RefreshAliasesLocked());
-  }
-  return store;
-}
 
-absl::Status ModelStore::RefreshAliasesLocked() const {
-  const std::string path = root_ + "/" + kAliasesFile;
-  struct stat st {};
-  std::pair<int64_t, int64_t> stamp{0, 0};
-  if (::stat(path.c_str(), &st) == 0) {
-    stamp = {static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-             static_cast<int64_t>(st.st_size)};
-  }
-  if (stamp == aliases_stamp_) return absl::OkStatus();
-  std::map<std::string, AliasTarget> loaded;
-  if (stamp.second > 0) {
-    ASSIGN_OR_RETURN(std::string text, common::ReadFile(path));
-    ASSIGN_OR_RETURN(nlohmann::json json, ParseJson(text, kAliasesFile));
-    for (const auto& [alias, target] : json.items()) {
-      loaded[alias] = AliasTarget{target.value("name", ""), target.value("version", int64_t{0})};
-    }
-  }
-  aliases_ = std::move(loaded);
-  aliases_stamp_ = stamp;
-  return absl::OkStatus();
-}
+namespace {
 
-std::vector<int64_t> ModelStore::Versions(const std::string& name) const {
+// Numbered version directories of `name` on disk, ascending.
+std::vector<int64_t> VersionsOnDisk(const std::string& root, const std::string& name) {
   std::vector<int64_t> versions;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(root_ + "/" + name, ec)) {
+  for (const auto& entry : fs::directory_iterator(root + "/" + name, ec)) {
     int64_t version = 0;
     if (entry.is_directory() && absl::SimpleAtoi(entry.path().filename().string(), &version) &&
         version > 0) {
@@ -152,9 +107,9 @@ std::vector<int64_t> ModelStore::Versions(const std::string& name) const {
   return versions;
 }
 
-absl::StatusOr<StoredVersion> ModelStore::ReadVersion(const std::string& name,
-                                                      int64_t version) const {
-  const std::string dir = absl::StrCat(root_, "/", name, "/", version);
+absl::StatusOr<StoredVersion> ReadVersion(const std::string& root, const std::string& name,
+                                          int64_t version) {
+  const std::string dir = absl::StrCat(root, "/", name, "/", version);
   ASSIGN_OR_RETURN(std::string meta_text, common::ReadFile(dir + "/" + kMetaFile));
   ASSIGN_OR_RETURN(nlohmann::json meta, ParseJson(meta_text, dir + "/" + kMetaFile));
   StoredVersion stored;
@@ -170,37 +125,236 @@ absl::StatusOr<StoredVersion> ModelStore::ReadVersion(const std::string& name,
   return stored;
 }
 
-std::vector<StoredVersion> ModelStore::List() const {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(root_, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name[0] != '.') names.push_back(name);  // no tombstones
+// The highest version a delete removed (models/<name>/.highest_version), 0 when none.
+int64_t HighestDeleted(const std::string& root, const std::string& name) {
+  auto text = common::ReadFile(absl::StrCat(root, "/", name, "/", kHighestFile));
+  int64_t highest = 0;
+  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &highest)) return 0;
+  return highest;
+}
+
+// (modification time in ns, size) of aliases.json; (0, 0) when it does not exist.
+std::pair<int64_t, int64_t> AliasesStamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {0, 0};
+  return {static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+          static_cast<int64_t>(st.st_size)};
+}
+
+absl::StatusOr<AliasTable> ReadAliasesFile(const std::string& path) {
+  AliasTable loaded;
+  if (AliasesStamp(path).second == 0) return loaded;
+  ASSIGN_OR_RETURN(std::string text, common::ReadFile(path));
+  ASSIGN_OR_RETURN(nlohmann::json json, ParseJson(text, kAliasesFile));
+  for (const auto& [alias, target] : json.items()) {
+    loaded[alias] = AliasTarget{target.value("name", ""), target.value("version", int64_t{0})};
   }
-  std::sort(names.begin(), names.end());
-  std::vector<StoredVersion> out;
-  for (const auto& name : names) {
-    for (int64_t version : Versions(name)) {
-      auto stored = ReadVersion(name, version);
+  return loaded;
+}
+
+}  // namespace
+
+// The tables of one directory, shared by every ModelStore of it in this process.
+struct ModelStore::Shared {
+  explicit Shared(std::string root_dir) : root(std::move(root_dir)) {}
+  ~Shared() {
+    {
+      absl::MutexLock lock(&stop_mu);
+      stop = true;
+    }
+    if (refresher.joinable()) refresher.join();
+  }
+
+  absl::Status Refresh() ABSL_LOCKS_EXCLUDED(mu, refresh_mu);
+  void RefreshLoop(absl::Duration interval, std::function<void()> after_refresh);
+
+  // Publishes a write of this process; a scan running meanwhile is discarded.
+  void PublishVersion(StoredVersion stored) ABSL_LOCKS_EXCLUDED(mu) {
+    absl::MutexLock lock(&mu);
+    versions[stored.name][stored.version] = std::move(stored);
+    ++generation;
+  }
+
+  const std::string root;
+  absl::Mutex add_mu;          // this process's AddVersion calls, one at a time
+  absl::Mutex alias_write_mu;  // read-modify-write of aliases.json
+  absl::Mutex refresh_mu;      // one scan at a time
+  std::set<std::string> warned ABSL_GUARDED_BY(refresh_mu);  // broken versions reported
+  // The tables. Held only for lookups and swaps, never across I/O.
+  mutable absl::Mutex mu;
+  std::map<std::string, std::map<int64_t, StoredVersion>> versions ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const AliasTable> aliases ABSL_GUARDED_BY(mu) = std::make_shared<AliasTable>();
+  std::pair<int64_t, int64_t> aliases_stamp ABSL_GUARDED_BY(mu){-1, -1};
+  uint64_t generation ABSL_GUARDED_BY(mu) = 0;  // bumped by every write of this process
+
+  absl::Mutex stop_mu;
+  bool stop ABSL_GUARDED_BY(stop_mu) = false;
+  std::thread refresher;
+};
+
+absl::Status ModelStore::Shared::Refresh() {
+  absl::MutexLock scan_lock(&refresh_mu);
+  uint64_t generation_at_start = 0;
+  std::set<std::pair<std::string, int64_t>> known;
+  std::pair<int64_t, int64_t> known_stamp;
+  {
+    absl::MutexLock lock(&mu);
+    generation_at_start = generation;
+    known_stamp = aliases_stamp;
+    for (const auto& [name, by_version] : versions) {
+      for (const auto& entry : by_version) known.emplace(name, entry.first);
+    }
+  }
+  // The scan, without the table lock.
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string filename = entry.path().filename().string();
+    if (entry.is_directory() && filename[0] != '.') names.push_back(filename);
+  }
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot list ", root, ": ", ec.message()));
+  std::set<std::pair<std::string, int64_t>> present;
+  std::vector<StoredVersion> added;
+  for (const std::string& name : names) {
+    for (int64_t version : VersionsOnDisk(root, name)) {
+      present.emplace(name, version);
+      if (known.count({name, version})) continue;
+      auto stored = ReadVersion(root, name, version);
       if (stored.ok()) {
-        out.push_back(std::move(*stored));
-      } else {
+        added.push_back(std::move(*stored));
+      } else if (warned.insert(absl::StrCat(name, ":", version)).second) {
         LOG(WARNING) << "skipping model " << name << " v" << version << ": " << stored.status();
       }
     }
+  }
+  const std::string aliases_path = root + "/" + kAliasesFile;
+  const std::pair<int64_t, int64_t> stamp = AliasesStamp(aliases_path);
+  std::optional<AliasTable> new_aliases;
+  if (stamp != known_stamp) {
+    auto read = ReadAliasesFile(aliases_path);
+    if (read.ok()) {
+      new_aliases = std::move(*read);
+    } else {
+      LOG(WARNING) << "keeping the previous aliases: " << read.status();
+    }
+  }
+  absl::MutexLock lock(&mu);
+  if (generation != generation_at_start) return absl::OkStatus();  // a newer write won
+  for (auto name_it = versions.begin(); name_it != versions.end();) {
+    auto& by_version = name_it->second;
+    for (auto it = by_version.begin(); it != by_version.end();) {
+      it = present.count({name_it->first, it->first}) ? std::next(it) : by_version.erase(it);
+    }
+    name_it = by_version.empty() ? versions.erase(name_it) : std::next(name_it);
+  }
+  for (StoredVersion& stored : added) {
+    const std::string name = stored.name;
+    const int64_t version = stored.version;
+    versions[name][version] = std::move(stored);
+  }
+  if (new_aliases) {
+    aliases = std::make_shared<const AliasTable>(std::move(*new_aliases));
+    aliases_stamp = stamp;
+  }
+  return absl::OkStatus();
+}
+
+void ModelStore::Shared::RefreshLoop(absl::Duration interval,
+                                     std::function<void()> after_refresh) {
+  for (;;) {
+    {
+      absl::MutexLock lock(&stop_mu);
+      if (stop_mu.AwaitWithTimeout(absl::Condition(&stop), interval)) return;
+    }
+    if (absl::Status s = Refresh(); !s.ok()) LOG(WARNING) << "model store refresh: " << s;
+    if (after_refresh) after_refresh();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& data_dir,
+                                                            ModelStoreOptions options) {
+  const std::string relative_root = data_dir + "/models";
+  RETURN_IF_ERROR(common::MakeDirectories(relative_root));
+  const std::string root = fs::absolute(relative_root).lexically_normal().string();
+  // A crash (kill -9, power loss) while a version was written leaves its temporary
+  // directory; it was never visible (only numbered directories are read).
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  // A crash during a delete leaves a tombstone: the delete was committed by its rename.
+  common::RemoveTombstones(root);
+  for (const auto& model_dir : fs::directory_iterator(root, ec)) {
+    if (!model_dir.is_directory()) continue;
+    common::RemoveTombstones(model_dir.path().string());
+    std::error_code inner;
+    for (const auto& entry : fs::directory_iterator(model_dir.path(), inner)) {
+      const std::string filename = entry.path().filename().string();
+      if (filename.rfind(".tmp-", 0) == 0 && IsStaleTemp(filename)) stale.push_back(entry.path());
+    }
+  }
+  for (const fs::path& path : stale) {
+    LOG(WARNING) << "removing incomplete model version " << path.string()
+                 << " (left by an interrupted import or registration)";
+    fs::remove_all(path, ec);
+    if (ec) LOG(WARNING) << "cannot remove " << path.string() << ": " << ec.message();
+  }
+
+  // One Shared per directory in this process.
+  static absl::Mutex registry_mu(absl::kConstInit);
+  static auto* shared_by_root = new std::map<std::string, std::weak_ptr<Shared>>();
+  std::shared_ptr<Shared> shared;
+  bool created = false;
+  {
+    absl::MutexLock lock(&registry_mu);
+    for (auto it = shared_by_root->begin(); it != shared_by_root->end();) {
+      it = it->second.expired() ? shared_by_root->erase(it) : std::next(it);
+    }
+    auto it = shared_by_root->find(root);
+    if (it != shared_by_root->end()) shared = it->second.lock();
+    if (shared == nullptr) {
+      shared = std::make_shared<Shared>(root);
+      (*shared_by_root)[root] = shared;
+      created = true;
+    }
+  }
+  // Reopening reads the current state too (the caller may have written meanwhile).
+  RETURN_IF_ERROR(shared->Refresh());
+  if (created && options.refresh_interval > absl::ZeroDuration()) {
+    Shared* raw = shared.get();
+    shared->refresher = std::thread([raw, interval = options.refresh_interval,
+                                     hook = options.after_refresh_for_testing] {
+      raw->RefreshLoop(interval, hook);
+    });
+  }
+  return std::unique_ptr<ModelStore>(new ModelStore(std::move(shared), std::move(options)));
+}
+
+ModelStore::~ModelStore() = default;
+
+const std::string& ModelStore::root() const { return shared_->root; }
+
+absl::Status ModelStore::Refresh() { return shared_->Refresh(); }
+
+std::vector<StoredVersion> ModelStore::List() const {
+  std::vector<StoredVersion> out;
+  absl::MutexLock lock(&shared_->mu);
+  for (const auto& [name, by_version] : shared_->versions) {
+    for (const auto& entry : by_version) out.push_back(entry.second);
   }
   return out;
 }
 
 absl::StatusOr<StoredVersion> ModelStore::Get(const std::string& name, int64_t version) const {
   RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
-  const std::vector<int64_t> versions = Versions(name);
-  if (versions.empty()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
-  if (version == 0) version = versions.back();
-  if (!std::binary_search(versions.begin(), versions.end(), version)) {
+  absl::MutexLock lock(&shared_->mu);
+  auto it = shared_->versions.find(name);
+  if (it == shared_->versions.end() || it->second.empty()) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  }
+  auto v = version == 0 ? std::prev(it->second.end()) : it->second.find(version);
+  if (v == it->second.end()) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
   }
-  return ReadVersion(name, version);
+  return v->second;
 }
 
 absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
@@ -208,10 +362,13 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
   RETURN_IF_ERROR(ValidateModelName(name, "name"));
   // Parse before storing: a checkpoint that does not load is never registered.
   ASSIGN_OR_RETURN(model::LoadedCheckpoint parsed, model::ParseCheckpoint(checkpoint_bytes));
-  std::lock_guard<std::mutex> lock(mu_);
-  const std::vector<int64_t> versions = Versions(name);
-  int64_t version = std::max(versions.empty() ? 0 : versions.back(), HighestDeleted(name)) + 1;
-  const std::string model_dir = root_ + "/" + name;
+  const std::string& root = shared_->root;
+  // Serialises this process's writers only; readers use the tables under shared_->mu.
+  absl::MutexLock add_lock(&shared_->add_mu);
+  const std::vector<int64_t> versions = VersionsOnDisk(root, name);
+  int64_t version =
+      std::max(versions.empty() ? 0 : versions.back(), HighestDeleted(root, name)) + 1;
+  const std::string model_dir = root + "/" + name;
   const std::string tmp_dir = absl::StrCat(model_dir, "/", TempDirName());
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -231,6 +388,7 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
     return absl::Status(written.code(),
                         absl::StrCat("cannot store model '", name, "': ", written.message()));
   }
+  if (options_.before_commit_for_testing) options_.before_commit_for_testing(name);
   // rename(2) onto an existing (non-empty) version directory fails: another writer took
   // that number, so take the next one.
   std::string final_dir;
@@ -250,44 +408,39 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
                  << " may not survive a power loss: " << synced;
   }
   LOG(INFO) << "registered model " << name << " v" << version;
-  return ReadVersion(name, version);
+  ASSIGN_OR_RETURN(StoredVersion stored, ReadVersion(root, name, version));
+  shared_->PublishVersion(stored);
+  return stored;
 }
 
-std::map<std::string, AliasTarget> ModelStore::Aliases() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (absl::Status s = RefreshAliasesLocked(); !s.ok()) {
-    LOG(WARNING) << "keeping the previous aliases: " << s;
-  }
-  return aliases_;
+AliasTable ModelStore::Aliases() const { return *SharedAliases(); }
+
+std::shared_ptr<const AliasTable> ModelStore::SharedAliases() const {
+  absl::MutexLock lock(&shared_->mu);
+  return shared_->aliases;
 }
 
 absl::Status ModelStore::SetAlias(const std::string& alias, const AliasTarget& target) {
   RETURN_IF_ERROR(ValidateModelName(alias, "alias"));
-  std::lock_guard<std::mutex> lock(mu_);
-  RETURN_IF_ERROR(RefreshAliasesLocked());
-  auto updated = aliases_;
+  absl::MutexLock write_lock(&shared_->alias_write_mu);
+  // Start from the file, not the table: another process may have changed it.
+  const std::string path = shared_->root + "/" + kAliasesFile;
+  ASSIGN_OR_RETURN(AliasTable updated, ReadAliasesFile(path));
   updated[alias] = target;
   nlohmann::json json = nlohmann::json::object();
   for (const auto& [name, t] : updated) json[name] = {{"name", t.name}, {"version", t.version}};
-  RETURN_IF_ERROR(common::WriteFileAtomically(root_ + "/" + kAliasesFile, json.dump(2)));
-  aliases_stamp_ = {-1, -1};  // re-read (and re-stamp) on next use
-  return RefreshAliasesLocked();
-}
-
-}  // namespace segserve::registry
-
-namespace segserve::registry {
-
-int64_t ModelStore::HighestDeleted(const std::string& name) const {
-  auto text = common::ReadFile(absl::StrCat(root_, "/", name, "/", kHighestFile));
-  int64_t highest = 0;
-  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &highest)) return 0;
-  return highest;
+  RETURN_IF_ERROR(common::WriteFileAtomically(path, json.dump(2)));
+  const std::pair<int64_t, int64_t> stamp = AliasesStamp(path);
+  absl::MutexLock lock(&shared_->mu);
+  shared_->aliases = std::make_shared<const AliasTable>(std::move(updated));
+  shared_->aliases_stamp = stamp;
+  ++shared_->generation;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDelete(const std::string& name,
                                                                   int64_t version) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock alias_lock(&shared_->alias_write_mu);
   return PlanDeleteLocked(name, version);
 }
 
@@ -297,17 +450,19 @@ absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const st
   if (version < 1 && version != kAllVersions) {
     return absl::InvalidArgumentError("version: must be >= 1 (or every version)");
   }
-  const std::vector<int64_t> versions = Versions(name);
+  const std::string& root = shared_->root;
+  const std::vector<int64_t> versions = VersionsOnDisk(root, name);
   if (versions.empty()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
   if (version != kAllVersions && !std::binary_search(versions.begin(), versions.end(), version)) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
   }
-  if (absl::Status s = RefreshAliasesLocked(); !s.ok()) {
+  absl::StatusOr<AliasTable> aliases = ReadAliasesFile(root + "/" + kAliasesFile);
+  if (!aliases.ok()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot check the aliases before deleting: ", s.message()));
+        absl::StrCat("cannot check the aliases before deleting: ", aliases.status().message()));
   }
   std::vector<std::string> blocking;
-  for (const auto& [alias, target] : aliases_) {
+  for (const auto& [alias, target] : *aliases) {
     if (target.name != name) continue;
     if (version == kAllVersions) {
       blocking.push_back(absl::StrCat("'", alias, "' -> ", name,
@@ -328,7 +483,7 @@ absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const st
   std::vector<StoredVersion> planned;
   for (int64_t v : versions) {
     if (version != kAllVersions && v != version) continue;
-    absl::StatusOr<StoredVersion> stored = ReadVersion(name, v);
+    absl::StatusOr<StoredVersion> stored = ReadVersion(root, name, v);
     if (stored.ok()) {
       planned.push_back(std::move(*stored));
     } else {
@@ -336,7 +491,7 @@ absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const st
       StoredVersion broken;
       broken.name = name;
       broken.version = v;
-      broken.disk_bytes = common::DirectoryBytes(absl::StrCat(root_, "/", name, "/", v));
+      broken.disk_bytes = common::DirectoryBytes(absl::StrCat(root, "/", name, "/", v));
       planned.push_back(std::move(broken));
     }
   }
@@ -345,29 +500,43 @@ absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const st
 
 absl::StatusOr<std::vector<StoredVersion>> ModelStore::Delete(const std::string& name,
                                                               int64_t version) {
-  std::lock_guard<std::mutex> lock(mu_);
+  // Writers of this process wait; readers keep answering from the tables meanwhile.
+  absl::MutexLock add_lock(&shared_->add_mu);
+  absl::MutexLock alias_lock(&shared_->alias_write_mu);
   ASSIGN_OR_RETURN(std::vector<StoredVersion> planned, PlanDeleteLocked(name, version));
-  const std::string model_dir = absl::StrCat(root_, "/", name);
+  const std::string model_dir = absl::StrCat(shared_->root, "/", name);
   if (version != kAllVersions) {
     // Remember the number before it disappears, so it is never handed out again.
-    const int64_t highest = std::max(HighestDeleted(name), version);
+    const int64_t highest = std::max(HighestDeleted(shared_->root, name), version);
     RETURN_IF_ERROR(common::WriteFileAtomically(absl::StrCat(model_dir, "/", kHighestFile),
                                                 absl::StrCat(highest)));
   }
   std::vector<StoredVersion> deleted;
+  absl::Status failed = absl::OkStatus();
   for (StoredVersion& stored : planned) {
     absl::StatusOr<int64_t> removed =
         common::RemoveDirectoryDurably(absl::StrCat(model_dir, "/", stored.version));
     if (!removed.ok()) {
-      return absl::Status(
+      failed = absl::Status(
           removed.status().code(),
           absl::StrCat("deleting model ", name, " v", stored.version, " failed after deleting ",
                        deleted.size(), " version(s): ", removed.status().message()));
+      break;
     }
     LOG(INFO) << "deleted model " << name << " v" << stored.version << " (" << *removed
               << " bytes)";
     deleted.push_back(std::move(stored));
   }
+  {
+    absl::MutexLock lock(&shared_->mu);
+    auto it = shared_->versions.find(name);
+    if (it != shared_->versions.end()) {
+      for (const StoredVersion& stored : deleted) it->second.erase(stored.version);
+      if (it->second.empty()) shared_->versions.erase(it);
+    }
+    ++shared_->generation;
+  }
+  if (!failed.ok()) return failed;
   if (version == kAllVersions) {
     // Nothing of the name is left but, perhaps, .highest_version: the name starts afresh.
     std::error_code ec;

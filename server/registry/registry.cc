@@ -47,9 +47,9 @@ absl::StatusOr<AliasTarget> ModelRegistry::ResolveRef(const std::string& name,
                                                       int64_t version) const {
   RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
   AliasTarget ref{name, version};
-  const auto aliases = store_.Aliases();
-  auto it = aliases.find(name);
-  if (it == aliases.end()) return ref;
+  const std::shared_ptr<const AliasTable> aliases = store_.SharedAliases();
+  auto it = aliases->find(name);
+  if (it == aliases->end()) return ref;
   ref.name = it->second.name;
   if (it->second.version != 0) ref.version = it->second.version;
   return ref;
@@ -107,7 +107,7 @@ ModelStatus ModelRegistry::StatusOf(const StoredVersion& stored) const {
     status.state = t->second.first;
     status.load_error = t->second.second;
   }
-  for (const auto& [alias, target] : store_.Aliases()) {
+  for (const auto& [alias, target] : *store_.SharedAliases()) {
     if (target.name == stored.name && (target.version == 0 || target.version == stored.version)) {
       status.aliases.push_back(alias);
     }
@@ -119,7 +119,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
   ASSIGN_OR_RETURN(const AliasTarget ref, ResolveRef(ref_name, ref_version));
   const std::string& name = ref.name;
   int64_t version = ref.version;
-  ASSIGN_OR_RETURN(StoredVersion stored, store_.Get(name, version));
+  ASSIGN_OR_RETURN(StoredVersion stored, GetFresh(name, version));
   const std::string key = absl::StrCat(stored.name, ":", stored.version);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -250,8 +250,17 @@ absl::StatusOr<ModelStatus> ModelRegistry::Get(const std::string& ref_name,
   return StatusOf(stored);
 }
 
+absl::StatusOr<StoredVersion> ModelRegistry::GetFresh(const std::string& name,
+                                                      int64_t version) const {
+  auto stored = store_.Get(name, version);
+  if (stored.ok() || stored.status().code() != absl::StatusCode::kNotFound) return stored;
+  // Perhaps another process (a training run, a tool) wrote it since the last refresh.
+  if (absl::Status s = store_.Refresh(); !s.ok()) LOG(WARNING) << "model store refresh: " << s;
+  return store_.Get(name, version);
+}
+
 absl::Status ModelRegistry::SetAlias(const std::string& alias, const AliasTarget& target) {
-  RETURN_IF_ERROR(store_.Get(target.name, target.version).status());
+  RETURN_IF_ERROR(GetFresh(target.name, target.version).status());
   return store_.SetAlias(alias, target);
 }
 

@@ -56,7 +56,9 @@ class ModelRegistry {
  public:
   ModelRegistry(ModelStore& store, ModelLoader& loader, metrics::Metrics& metrics);
 
-  // Resolves a reference: `name` may be an alias; version 0 = newest loaded version.
+  // Resolves a reference: `name` may be an alias; version 0 = newest loaded version. No
+  // file-system call: the store's tables and the loaded versions are in memory, and no
+  // lock taken here is held across a write (AddVersion, SetAlias) or a model load.
   // NotFound for unknown names/versions, FailedPrecondition when it exists but is not
   // loaded (with the load error when its load failed, e.g. a checksum mismatch).
   // InvalidArgument for malformed names (field "model.name").
@@ -103,6 +105,9 @@ class ModelRegistry {
   // Validates a reference's name and resolves aliases to a model name and version (the
   // alias's version wins when set). InvalidArgument naming "model.name".
   absl::StatusOr<AliasTarget> ResolveRef(const std::string& name, int64_t version) const;
+  // The store's entry, refreshing the store from disk first when it is unknown (control
+  // path only: Load and SetAlias; never Resolve).
+  absl::StatusOr<StoredVersion> GetFresh(const std::string& name, int64_t version) const;
   ModelStatus StatusOf(const StoredVersion& stored) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetLoadedGauge(const StoredVersion& stored, bool loaded);
 
