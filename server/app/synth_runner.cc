@@ -1,6 +1,8 @@
 #include "server/app/synth_runner.h"
 
+#include <chrono>
 #include <filesystem>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -10,6 +12,9 @@
 
 namespace segserve::app {
 namespace fs = std::filesystem;
+namespace {
+constexpr std::chrono::milliseconds kProgressInterval{500};
+}  // namespace
 
 absl::Status SynthRunner::Run(const scheduler::Job& job, scheduler::JobContext& ctx) {
   const nlohmann::json spec = nlohmann::json::parse(job.spec_json, nullptr, false);
@@ -32,8 +37,27 @@ absl::Status SynthRunner::Run(const scheduler::Job& job, scheduler::JobContext& 
   }
   fs::remove_all(tmp_dir, ec);
   scheduler::JobProgress progress;
-  progress.fraction = 0;
+  progress.steps = options.count;
   ctx.ReportProgress(progress);
+  // Images written of n, rate and ETA (shown by `segctl datasets generate --wait`), at
+  // most every kProgressInterval: every report is an event to each watcher.
+  const auto start = std::chrono::steady_clock::now();
+  auto last_report = start;
+  std::mutex progress_mu;
+  options.on_image_written = [&](int written) {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    const auto now = std::chrono::steady_clock::now();
+    if (written < options.count && now - last_report < kProgressInterval) return;
+    last_report = now;
+    const double seconds = std::chrono::duration<double>(now - start).count();
+    scheduler::JobProgress p;
+    p.step = written;
+    p.steps = options.count;
+    p.fraction = static_cast<double>(written) / options.count;
+    p.images_per_second = seconds > 0 ? written / seconds : 0;
+    p.eta_seconds = p.images_per_second > 0 ? (options.count - written) / p.images_per_second : 0;
+    ctx.ReportProgress(p);
+  };
   if (absl::Status generated = data::GenerateSyntheticDataset(tmp_dir, options); !generated.ok()) {
     // A full disk must not leave a partial data set behind (it was never visible).
     fs::remove_all(tmp_dir, ec);
@@ -45,6 +69,7 @@ absl::Status SynthRunner::Run(const scheduler::Job& job, scheduler::JobContext& 
   }
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot publish ", final_dir, ": ", ec.message()));
+  progress.step = options.count;
   progress.fraction = 1;
   ctx.ReportProgress(progress);
   ctx.SetResult(nlohmann::json{{"dataset", options.name}, {"images", options.count}}.dump());

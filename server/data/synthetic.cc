@@ -414,6 +414,7 @@ absl::Status GenerateSyntheticDataset(const std::string &out_dir,
   ASSIGN_OR_RETURN(std::unique_ptr<DatasetWriter> writer,
                    DatasetWriter::Create(out_dir, std::move(manifest)));
   std::atomic<int> next{0};
+  std::atomic<int> written{0};
   std::mutex mu;
   absl::Status first_error;
   const auto work = [&] {
@@ -422,7 +423,10 @@ absl::Status GenerateSyntheticDataset(const std::string &out_dir,
         ASSIGN_OR_RETURN(SyntheticSample sample,
                          GenerateSyntheticSample(options.seed, i, options.sample));
         RETURN_IF_ERROR(ApplyShift(options.shift, &sample.image));
-        return writer->Add(ids[i], sample.image, sample.mask);
+        RETURN_IF_ERROR(writer->Add(ids[i], sample.image, sample.mask));
+        const int done = ++written;
+        if (options.on_image_written) options.on_image_written(done);
+        return absl::OkStatus();
       }();
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ struct SyntheticDatasetOptions {
   Shift shift;  // baked into every image; recorded as the data set's domain label
   SplitRatios ratios{0.7, 0.15, 0.15, 0};  // resolved into explicit lists (seed = seed)
   int threads = 2;
+  // Called after each image is written with the number written so far (from the
+  // generator's threads, possibly concurrently); for progress reports.
+  std::function<void(int written)> on_image_written;
 };
 
 // Writes a native data set (see dataset.h) with ids synth_00000.. into
