@@ -8,6 +8,8 @@ find_package(SQLite3 REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 # libcrypto: SHA-256 and constant-time comparison (server/common/sha256).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+# segctl's command line (libcli11-dev, header-only).
+find_package(CLI11 CONFIG REQUIRED)
 # OpenCV: only core/imgproc/imgcodecs are installed (the full libopencv-dev pulls ~60 more
 # packages), and OpenCVConfig.cmake ships with the full one, so find the pieces directly.
 find_path(OpenCV_INCLUDE_DIR opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)

@@ -8,23 +8,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "client/segctl/args.h"
 #include "client/segctl/commands.h"
 #include "server/auth/token_file.h"
 #include "server/common/file_util.h"
 
 namespace segserve::segctl {
 namespace {
-
-constexpr char kUsage[] =
-    "usage: segctl auth new-token --name NAME --role ROLE [--append FILE]\n"
-    "       segctl auth hash-token --name NAME --role ROLE   (token on stdin)\n\n"
-    "new-token prints a new random token (stdout, line 1) and its tokens-file line\n"
-    "(line 2); --append adds the line to FILE (created 0600) instead of printing it.\n"
-    "hash-token prints the tokens-file line for an existing token read from stdin.\n"
-    "ROLE: viewer (list, get, watch), segmenter (+ segment, analyze), trainer (+ submit,\n"
-    "cancel, generate data sets), admin (+ load, unload, import, aliases).\n"
-    "The server re-reads its tokens file on SIGHUP.\n";
 
 // Appends `line` to the tokens file: the whole file is rewritten atomically so that a
 // concurrent SIGHUP never sees half a line.
@@ -46,36 +35,14 @@ absl::Status AppendLine(const std::string& path, const std::string& line) {
   return absl::OkStatus();
 }
 
-}  // namespace
+struct Options {
+  std::string name, role, append;
+};
 
-int RunAuth(const GlobalOptions&, const std::vector<std::string>& argv, std::ostream& out,
-            std::ostream& err) {
-  auto args = Args::Parse(argv, {"name", "role", "append"}, {"help"});
-  if (!args.ok()) {
-    err << "segctl auth: " << args.status().message() << "\n" << kUsage;
-    return kExitUsage;
-  }
-  if (args->Has("help")) {
-    out << kUsage;
-    return kExitOk;
-  }
-  if (args->positional().size() != 1 ||
-      (args->positional()[0] != "new-token" && args->positional()[0] != "hash-token")) {
-    err << kUsage;
-    return kExitUsage;
-  }
-  const std::string name = args->Get("name");
-  if (!auth::IsValidTokenName(name)) {
-    err << "segctl auth: --name: 1-64 characters of [A-Za-z0-9._@-] required\n";
-    return kExitUsage;
-  }
-  std::optional<auth::Role> role = auth::ParseRole(args->Get("role"));
-  if (!role) {
-    err << "segctl auth: --role: viewer, segmenter, trainer or admin required\n";
-    return kExitUsage;
-  }
+int MakeLine(const Options& o, bool new_token, std::ostream& out, std::ostream& err) {
+  const std::optional<auth::Role> role = auth::ParseRole(o.role);  // checked while parsing
   std::string token;
-  if (args->positional()[0] == "new-token") {
+  if (new_token) {
     auto generated = auth::GenerateToken();
     if (!generated.ok()) return ReportError(err, generated.status());
     token = *generated;
@@ -87,19 +54,65 @@ int RunAuth(const GlobalOptions&, const std::vector<std::string>& argv, std::ost
       return kExitUsage;
     }
   }
-  const std::string line = auth::TokenLine(name, *role, token);
-  if (args->Has("append")) {
-    if (absl::Status s = AppendLine(args->Get("append"), line); !s.ok()) {
-      return ReportError(err, s);
-    }
-    if (args->positional()[0] == "new-token") out << token << "\n";
-    err << "added '" << name << "' (" << auth::RoleName(*role) << ") to " << args->Get("append")
+  const std::string line = auth::TokenLine(o.name, *role, token);
+  if (!o.append.empty()) {
+    if (absl::Status s = AppendLine(o.append, line); !s.ok()) return ReportError(err, s);
+    if (new_token) out << token << "\n";
+    err << "added '" << o.name << "' (" << auth::RoleName(*role) << ") to " << o.append
         << "; send SIGHUP to segserve to load it\n";
     return kExitOk;
   }
-  if (args->positional()[0] == "new-token") out << token << "\n";
+  if (new_token) out << token << "\n";
   out << line << "\n";
   return kExitOk;
+}
+
+void AddTokenCommand(CLI::App* auth, Invocation& invocation, bool new_token) {
+  auto o = std::make_shared<Options>();
+  CLI::App* command =
+      new_token ? auth->add_subcommand("new-token",
+                                       "print a new random token and its tokens-file line")
+                : auth->add_subcommand("hash-token",
+                                       "print the tokens-file line of a token read from stdin");
+  command->add_option("--name", o->name, "the token's name (1-64 of [A-Za-z0-9._@-])")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            return auth::IsValidTokenName(value) ? "" : "1-64 characters of [A-Za-z0-9._@-]";
+          },
+          "NAME", "token_name"));
+  command->add_option("--role", o->role, "what the token may do")
+      ->required()
+      ->check(CLI::IsMember({"viewer", "segmenter", "trainer", "admin"}));
+  command->add_option("--append", o->append,
+                      "add the line to this tokens file (created 0600) instead of printing it");
+  if (new_token) {
+    SetExamples(command,
+                {"segctl auth new-token --name pipeline-a --role segmenter --append var/tokens",
+                 "segctl auth new-token --name ops --role admin"},
+                "Prints the token (stdout, line 1) and, without --append, its line (line 2).\n"
+                "The server re-reads its tokens file on SIGHUP.");
+  } else {
+    SetExamples(command, {"segctl auth hash-token --name ci --role trainer < ci.token"});
+  }
+  SetAction(command, invocation,
+            [o, new_token](const GlobalOptions&, std::ostream& out, std::ostream& err) {
+              return MakeLine(*o, new_token, out, err);
+            });
+}
+
+}  // namespace
+
+void AddAuthCommands(CLI::App& segctl, Invocation& invocation) {
+  CLI::App* auth = segctl.add_subcommand(
+      "auth", "make bearer tokens and lines of the server's tokens file");
+  auth->require_subcommand(1);
+  SetExamples(auth, {"segctl auth new-token --name pipeline-a --role segmenter --append var/tokens"},
+              "ROLE: viewer (list, get, watch), segmenter (+ segment, analyze), trainer\n"
+              "(+ submit, cancel, generate data sets), admin (+ load, unload, import, aliases).\n"
+              "Nothing here talks to the server.");
+  AddTokenCommand(auth, invocation, true);
+  AddTokenCommand(auth, invocation, false);
 }
 
 }  // namespace segserve::segctl

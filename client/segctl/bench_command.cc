@@ -13,7 +13,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/lib/http_get.h"
-#include "client/segctl/args.h"
 #include "client/segctl/commands.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 
@@ -21,14 +20,6 @@ namespace segserve::segctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr char kBenchUsage[] =
-    "usage: segctl bench --model MODEL [--concurrency 8] [--duration 10] [--size 256]\n"
-    "                    [--channels 3] [--rate 0] [--warmup 2] [--metrics HOST:PORT]\n"
-    "  Sends raw-tensor Segment calls of SIZE x SIZE random images from CONCURRENCY\n"
-    "  clients for DURATION seconds (after WARMUP seconds not counted). --rate caps the\n"
-    "  total request rate (requests/s; 0 = as fast as answers come back). Prints images/s,\n"
-    "  latency p50/p90/p99 and, with --metrics, the server's batch-size distribution.\n";
 
 // Cumulative `segserve_inference_batch_size_bucket{le=...}` counts from an exposition.
 std::map<double, double> BatchBuckets(const std::string& exposition) {
@@ -55,73 +46,44 @@ double Percentile(std::vector<double>& sorted, double p) {
   return sorted[index];
 }
 
-}  // namespace
 
-int RunBench(const GlobalOptions& global, const std::vector<std::string>& argv,
-             std::ostream& out, std::ostream& err) {
-  auto args = Args::Parse(
-      argv, {"model", "concurrency", "duration", "size", "channels", "rate", "warmup", "metrics"},
-      {"help"});
-  if (!args.ok()) {
-    err << "segctl bench: " << args.status().message() << "\n" << kBenchUsage;
-    return kExitUsage;
-  }
-  if (args->Has("help")) {
-    out << kBenchUsage;
-    return kExitOk;
-  }
-  auto concurrency = args->GetInt("concurrency", 8);
-  auto duration = args->GetDouble("duration", 10);
-  auto size = args->GetInt("size", 256);
-  auto channels = args->GetInt("channels", 3);
-  auto rate = args->GetDouble("rate", 0);
-  auto warmup = args->GetDouble("warmup", 2);
-  for (const absl::Status& s : {concurrency.status(), duration.status(), size.status(),
-                                channels.status(), rate.status(), warmup.status()}) {
-    if (!s.ok()) {
-      err << "segctl bench: " << s.message() << "\n";
-      return kExitUsage;
-    }
-  }
-  if (!args->Has("model") || *concurrency < 1 || *concurrency > 1024 || *duration <= 0 ||
-      *size < 1 || *channels < 1 || *channels > 4 || *rate < 0 || *warmup < 0) {
-    err << "segctl bench: --model is required; concurrency 1..1024, duration > 0\n"
-        << kBenchUsage;
-    return kExitUsage;
-  }
+struct Options {
+  std::string model;
+  int concurrency = 8, size = 256, channels = 3;
+  double duration = 10, rate = 0, warmup = 2;
+  std::string metrics;
+};
+
+int Bench(const Options& o, const GlobalOptions& global, std::ostream& out, std::ostream& err) {
   auto client = client::Client::Create(global.client);
   if (!client.ok()) return ReportError(err, client.status());
 
   v1::SegmentRequest request;
-  request.mutable_model()->set_name(args->Get("model"));
+  request.mutable_model()->set_name(o.model);
   request.mutable_options()->set_mask_encoding(v1::MASK_RAW);
   auto* raw = request.mutable_image()->mutable_raw();
-  raw->set_height(static_cast<int>(*size));
-  raw->set_width(static_cast<int>(*size));
-  raw->set_channels(static_cast<int>(*channels));
+  raw->set_height(o.size);
+  raw->set_width(o.size);
+  raw->set_channels(o.channels);
   raw->set_dtype(v1::DTYPE_UINT8);
-  std::string pixels(static_cast<size_t>(*size * *size * *channels), '\0');
+  std::string pixels(static_cast<size_t>(o.size * o.size * o.channels), '\0');
   std::mt19937 rng(1);
   for (char& p : pixels) p = static_cast<char>(rng() & 0xff);
   raw->set_data(pixels);
 
   std::string metrics_host;
   int metrics_port = 0;
-  if (args->Has("metrics")) {
-    const std::string target = args->Get("metrics");
-    const auto colon = target.rfind(':');
-    metrics_host = target.substr(0, colon);
+  if (!o.metrics.empty()) {  // HOST:PORT, checked while parsing
+    const auto colon = o.metrics.rfind(':');
+    metrics_host = o.metrics.substr(0, colon);
     if (metrics_host == "localhost") metrics_host = "127.0.0.1";
-    if (colon == std::string::npos || !absl::SimpleAtoi(target.substr(colon + 1), &metrics_port)) {
-      err << "segctl bench: --metrics must be HOST:PORT\n";
-      return kExitUsage;
-    }
+    if (!absl::SimpleAtoi(o.metrics.substr(colon + 1), &metrics_port)) metrics_port = 0;
   }
 
   const auto start = Clock::now();
-  const auto measure_from = start + std::chrono::milliseconds(static_cast<int64_t>(*warmup * 1000));
-  const auto stop_at = measure_from + std::chrono::milliseconds(static_cast<int64_t>(*duration * 1000));
-  const double interval = *rate > 0 ? 1.0 / *rate : 0;
+  const auto measure_from = start + std::chrono::milliseconds(static_cast<int64_t>(o.warmup * 1000));
+  const auto stop_at = measure_from + std::chrono::milliseconds(static_cast<int64_t>(o.duration * 1000));
+  const double interval = o.rate > 0 ? 1.0 / o.rate : 0;
   std::atomic<int64_t> ticket{0};
   std::mutex mu;
   std::vector<double> latencies;
@@ -130,7 +92,7 @@ int RunBench(const GlobalOptions& global, const std::vector<std::string>& argv,
   bool scraped_before = false;
   std::atomic<bool> measuring{false};
   std::vector<std::thread> workers;
-  for (int w = 0; w < *concurrency; ++w) {
+  for (int w = 0; w < o.concurrency; ++w) {
     workers.emplace_back([&] {
       auto stub = v1::Segmentation::NewStub((*client)->channel());
       while (true) {
@@ -163,11 +125,11 @@ int RunBench(const GlobalOptions& global, const std::vector<std::string>& argv,
   for (auto& worker : workers) worker.join();
   (void)measuring;
   std::sort(latencies.begin(), latencies.end());
-  const double images_per_second = latencies.size() / *duration;
-  out << std::fixed << std::setprecision(2) << "model " << args->Get("model") << "  "
-      << *size << "x" << *size << "x" << *channels << "  concurrency " << *concurrency
-      << (interval > 0 ? absl::StrCat("  rate ", *rate, "/s") : "") << "\n";
-  out << "images/s " << images_per_second << "  (" << latencies.size() << " ok in " << *duration
+  const double images_per_second = latencies.size() / o.duration;
+  out << std::fixed << std::setprecision(2) << "model " << o.model << "  "
+      << o.size << "x" << o.size << "x" << o.channels << "  concurrency " << o.concurrency
+      << (interval > 0 ? absl::StrCat("  rate ", o.rate, "/s") : "") << "\n";
+  out << "images/s " << images_per_second << "  (" << latencies.size() << " ok in " << o.duration
       << " s)\n";
   out << std::setprecision(1) << "latency ms  p50 " << Percentile(latencies, 0.50) * 1000
       << "  p90 " << Percentile(latencies, 0.90) * 1000 << "  p99 "
@@ -193,6 +155,46 @@ int RunBench(const GlobalOptions& global, const std::vector<std::string>& argv,
     out << "\n";
   }
   return errors.empty() ? kExitOk : kExitError;
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& segctl, Invocation& invocation) {
+  auto o = std::make_shared<Options>();
+  CLI::App* bench =
+      segctl.add_subcommand("bench", "load-test Segment: images/s and latency percentiles");
+  bench->add_option("--model", o->model, "model name, name:version or alias")->required();
+  bench->add_option("--concurrency", o->concurrency, "parallel clients")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  bench->add_option("--duration", o->duration, "seconds measured")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  bench->add_option("--size", o->size, "random SIZE x SIZE images")
+      ->check(CLI::Range(1, 8192))
+      ->capture_default_str();
+  bench->add_option("--channels", o->channels, "image channels")
+      ->check(CLI::Range(1, 4))
+      ->capture_default_str();
+  bench->add_option("--rate", o->rate, "cap on total requests/s (0 = as fast as answered)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  bench->add_option("--warmup", o->warmup, "seconds before measuring")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  bench->add_option("--metrics", o->metrics,
+                    "scrape the server's /metrics here for the batch-size distribution")
+      ->check(HostPortValidator());
+  SetExamples(bench,
+              {"segctl bench --model l1-pruned --concurrency 8 --duration 10 --metrics "
+               "localhost:9090",
+               "segctl --timeout 120 bench --model baseline --rate 50 --duration 30"},
+              "Sends raw-tensor Segment calls from CONCURRENCY clients; prints images/s and\n"
+              "latency p50/p90/p99.");
+  SetAction(bench, invocation,
+            [o](const GlobalOptions& global, std::ostream& out, std::ostream& err) {
+              return Bench(*o, global, out, err);
+            });
 }
 
 }  // namespace segserve::segctl

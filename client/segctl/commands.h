@@ -1,58 +1,21 @@
-// File: client/segctl/commands.h — the subcommands of segctl. Each takes the arguments
-// after its name and returns the process exit code: 0 ok, 1 server or runtime error,
-// 2 usage error.
+// File: client/segctl/commands.h — the command groups of segctl, one file each
+// (health_command.cc, models_command.cc, ...). Each adds its commands, their options and
+// --help examples to the root app; BuildSegctl (cli.cc) calls them in --help order.
 #pragma once
 
-#include <iosfwd>
-#include <string>
-#include <vector>
-
-#include "client/lib/client.h"
+#include "client/segctl/cli.h"
 
 namespace segserve::segctl {
 
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitError = 1;
-inline constexpr int kExitUsage = 2;
-
-// Options given before the subcommand, shared by all of them.
-struct GlobalOptions {
-  client::ClientOptions client;
-};
-
-struct Command {
-  const char* name;
-  const char* summary;
-  int (*run)(const GlobalOptions& global, const std::vector<std::string>& args,
-             std::ostream& out, std::ostream& err);
-};
-
-// All subcommands, in the order --help lists them.
-const std::vector<Command>& Commands();
-
-int RunHealth(const GlobalOptions& global, const std::vector<std::string>& args,
-              std::ostream& out, std::ostream& err);
-int RunModels(const GlobalOptions& global, const std::vector<std::string>& args,
-              std::ostream& out, std::ostream& err);
-int RunSegment(const GlobalOptions& global, const std::vector<std::string>& args,
-               std::ostream& out, std::ostream& err);
-int RunBench(const GlobalOptions& global, const std::vector<std::string>& args,
-             std::ostream& out, std::ostream& err);
-int RunSubmitTrain(const GlobalOptions& global, const std::vector<std::string>& args,
-                   std::ostream& out, std::ostream& err);
-int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args, std::ostream& out,
-            std::ostream& err);
-int RunDatasets(const GlobalOptions& global, const std::vector<std::string>& args,
-                std::ostream& out, std::ostream& err);
-int RunSusceptibility(const GlobalOptions& global, const std::vector<std::string>& args,
-                      std::ostream& out, std::ostream& err);
-int RunSynth(const GlobalOptions& global, const std::vector<std::string>& args,
-             std::ostream& out, std::ostream& err);
-
-int RunAuth(const GlobalOptions& global, const std::vector<std::string>& args, std::ostream& out,
-            std::ostream& err);
-
-// Prints `status` as "segctl: <CODE>: <message>" and returns kExitError.
-int ReportError(std::ostream& err, const absl::Status& status);
+void AddHealthCommand(CLI::App& segctl, Invocation& invocation);
+void AddModelsCommands(CLI::App& segctl, Invocation& invocation);
+void AddSegmentCommand(CLI::App& segctl, Invocation& invocation);
+void AddBenchCommand(CLI::App& segctl, Invocation& invocation);
+void AddSubmitTrainCommand(CLI::App& segctl, Invocation& invocation);
+void AddJobsCommands(CLI::App& segctl, Invocation& invocation);
+void AddDatasetsCommands(CLI::App& segctl, Invocation& invocation);
+void AddSusceptibilityCommand(CLI::App& segctl, Invocation& invocation);
+void AddSynthCommand(CLI::App& segctl, Invocation& invocation);
+void AddAuthCommands(CLI::App& segctl, Invocation& invocation);
 
 }  // namespace segserve::segctl

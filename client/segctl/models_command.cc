@@ -1,29 +1,20 @@
-// `segctl models list|get|load|unload|import|alias`.
-#include <iomanip>
+// `segctl models list|get|load|unload|alias|import`.
+#include <ctime>
 #include <iostream>
+#include <map>
+#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/segctl/args.h"
+#include "absl/strings/str_join.h"
 #include "client/segctl/commands.h"
+#include "client/segctl/model_output.h"
+#include "client/segctl/table.h"
 #include "segserve/v1/models.grpc.pb.h"
 #include "server/common/file_util.h"
 
 namespace segserve::segctl {
 namespace {
-
-constexpr char kModelsUsage[] =
-    "usage: segctl models list [--name NAME]\n"
-    "       segctl models get NAME[:VERSION]\n"
-    "       segctl models load NAME[:VERSION]\n"
-    "       segctl models unload NAME[:VERSION]\n"
-    "       segctl models alias ALIAS NAME[:VERSION]\n"
-    "       segctl models import --file STATE_DICT.pt --name NAME [--encoder resnet34]\n"
-    "                            [--prune-level 1] [--in-channels 3] [--classes 2]\n"
-    "                            [--encoder-only] [--load]\n"
-    "  NAME may be an alias (baseline, l1-pruned). import sends a state dict saved with\n"
-    "  torch.save(model.state_dict(), f) from segmentation_models_pytorch's Unet (or, with\n"
-    "  --encoder-only, a torchvision ResNet) and stores it as the model's next version.\n";
 
 const char* StateName(v1::LoadState state) {
   switch (state) {
@@ -38,11 +29,19 @@ const char* EncoderName(v1::Encoder encoder) {
   return encoder == v1::ENCODER_RESNET18 ? "resnet18" : "resnet34";
 }
 
+std::string ConfigText(const v1::ModelConfig& config) {
+  return absl::StrCat(EncoderName(config.encoder()), " L", config.skip_prune_level(),
+                      " in=", config.in_channels(), " classes=", config.classes());
+}
+
 // "name" or "name:version".
 absl::StatusOr<v1::ModelRef> ParseRef(const std::string& text) {
   v1::ModelRef ref;
   const auto colon = text.rfind(':');
   ref.set_name(text.substr(0, colon));
+  if (ref.name().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no model name in '", text, "'"));
+  }
   if (colon != std::string::npos) {
     int64_t version = 0;
     if (!absl::SimpleAtoi(text.substr(colon + 1), &version) || version < 1) {
@@ -53,142 +52,257 @@ absl::StatusOr<v1::ModelRef> ParseRef(const std::string& text) {
   return ref;
 }
 
-void PrintModel(std::ostream& out, const v1::ModelInfo& m) {
+const CLI::Validator& RefValidator() {
+  static const CLI::Validator validator(
+      [](std::string& value) -> std::string {
+        auto ref = ParseRef(value);
+        return ref.ok() ? std::string() : std::string(ref.status().message());
+      },
+      "NAME[:VERSION]", "model_ref");
+  return validator;
+}
+
+// One line: what load/unload/import answer.
+void PrintModelLine(std::ostream& out, const v1::ModelInfo& m) {
   out << m.name() << ":" << m.version() << "  " << StateName(m.state()) << "  "
-      << EncoderName(m.config().encoder()) << " L" << m.config().skip_prune_level() << "  in="
-      << m.config().in_channels() << " classes=" << m.config().classes();
-  if (m.aliases_size() > 0) {
-    out << "  aliases=";
-    for (int i = 0; i < m.aliases_size(); ++i) out << (i ? "," : "") << m.aliases(i);
-  }
-  for (const auto& [key, value] : m.metrics()) out << "  " << key << "=" << value;
+      << ConfigText(m.config());
+  if (m.aliases_size() > 0) out << "  aliases=" << absl::StrJoin(m.aliases(), ",");
   if (!m.load_error().empty()) out << "  error=" << m.load_error();
   out << "\n";
 }
 
-int Import(client::Client& client, const std::vector<std::string>& argv, std::ostream& out,
-           std::ostream& err) {
-  auto args = Args::Parse(argv, {"file", "name", "encoder", "prune-level", "in-channels", "classes"},
-                          {"encoder-only", "load"});
-  if (!args.ok()) {
-    err << "segctl models import: " << args.status().message() << "\n" << kModelsUsage;
-    return kExitUsage;
-  }
-  if (!args->Has("file") || !args->Has("name")) {
-    err << "segctl models import: --file and --name are required\n" << kModelsUsage;
-    return kExitUsage;
-  }
-  v1::ImportModelRequest request;
-  request.set_name(args->Get("name"));
-  const std::string encoder = args->Get("encoder", "resnet34");
-  if (encoder != "resnet18" && encoder != "resnet34") {
-    err << "segctl models import: --encoder must be resnet18 or resnet34\n";
-    return kExitUsage;
-  }
-  request.mutable_config()->set_encoder(encoder == "resnet18" ? v1::ENCODER_RESNET18
-                                                              : v1::ENCODER_RESNET34);
-  auto level = args->GetInt("prune-level", 1);
-  auto in_channels = args->GetInt("in-channels", 3);
-  auto classes = args->GetInt("classes", 2);
-  for (const auto* value : {&level, &in_channels, &classes}) {
-    if (!value->ok()) {
-      err << "segctl models import: " << value->status().message() << "\n";
-      return kExitUsage;
-    }
-  }
-  request.mutable_config()->set_skip_prune_level(static_cast<int>(*level));
-  request.mutable_config()->set_in_channels(static_cast<int>(*in_channels));
-  request.mutable_config()->set_classes(static_cast<int>(*classes));
-  request.set_non_strict(args->Has("encoder-only"));
-  request.set_load(args->Has("load"));
-  auto bytes = common::ReadFile(args->Get("file"));
-  if (!bytes.ok()) return ReportError(err, bytes.status());
-  request.set_state_dict(std::move(*bytes));
-  auto stub = v1::Models::NewStub(client.channel());
-  auto context = client.NewContext();
-  v1::ModelInfo info;
-  grpc::Status status = stub->Import(context.get(), request, &info);
-  if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
-  PrintModel(out, info);
-  return kExitOk;
+// Adds `models VERB REF` (get, load, unload).
+void AddRefCommand(CLI::App* models, Invocation& invocation, const char* verb,
+                   const char* description) {
+  auto ref = std::make_shared<std::string>();
+  CLI::App* command = models->add_subcommand(verb, description);
+  command->add_option("model", *ref, "model name, name:version or alias")
+      ->required()
+      ->check(RefValidator());
+  SetExamples(command, {absl::StrCat("segctl models ", verb, " l1-pruned"),
+                        absl::StrCat("segctl models ", verb, " plasmodium-resnet18-l1:2")});
+  const std::string name = verb;
+  SetAction(command, invocation,
+            [ref, name](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              auto parsed = ParseRef(*ref);
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              auto stub = v1::Models::NewStub((*client)->channel());
+              auto context = (*client)->NewContext();
+              v1::ModelInfo info;
+              grpc::Status status;
+              if (name == "get") {
+                v1::GetModelRequest request;
+                *request.mutable_model() = *parsed;
+                status = stub->Get(context.get(), request, &info);
+              } else if (name == "load") {
+                v1::LoadModelRequest request;
+                *request.mutable_model() = *parsed;
+                status = stub->Load(context.get(), request, &info);
+              } else {
+                v1::UnloadModelRequest request;
+                *request.mutable_model() = *parsed;
+                status = stub->Unload(context.get(), request, &info);
+              }
+              if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
+              if (name == "get") {
+                PrintModelDetails(out, info);
+              } else {
+                PrintModelLine(out, info);
+              }
+              return kExitOk;
+            });
+}
+
+void AddList(CLI::App* models, Invocation& invocation) {
+  auto name = std::make_shared<std::string>();
+  CLI::App* list = models->add_subcommand("list", "registered models: version, state, config, "
+                                                  "test IoU, aliases");
+  list->add_option("--name", *name, "only this model name");
+  SetExamples(list, {"segctl models list", "segctl models list --name plasmodium-resnet18-l1"},
+              "'segctl models get NAME:VERSION' shows all metrics of one model.");
+  SetAction(list, invocation,
+            [name](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              auto stub = v1::Models::NewStub((*client)->channel());
+              auto context = (*client)->NewContext();
+              v1::ListModelsRequest request;
+              request.set_name(*name);
+              v1::ListModelsResponse response;
+              grpc::Status status = stub->List(context.get(), request, &response);
+              if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
+              if (response.models_size() == 0) {
+                out << "no models in the store\n";
+              } else {
+                PrintModelTable(out, response);
+              }
+              const std::map<std::string, std::string> aliases(response.aliases().begin(),
+                                                               response.aliases().end());
+              for (const auto& [alias, target] : aliases) {
+                out << "alias " << alias << " -> " << target << "\n";
+              }
+              return kExitOk;
+            });
+}
+
+void AddAlias(CLI::App* models, Invocation& invocation) {
+  struct Options {
+    std::string alias, target;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* alias = models->add_subcommand("alias", "point ALIAS at a model version");
+  alias->add_option("alias", o->alias, "alias name (e.g. baseline)")->required();
+  alias->add_option("model", o->target, "model name or name:version")
+      ->required()
+      ->check(RefValidator());
+  SetExamples(alias, {"segctl models alias baseline mymodel",
+                      "segctl models alias l1-pruned plasmodium-resnet18-l1:3"});
+  SetAction(alias, invocation,
+            [o](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              auto stub = v1::Models::NewStub((*client)->channel());
+              auto context = (*client)->NewContext();
+              v1::SetAliasRequest request;
+              request.set_alias(o->alias);
+              *request.mutable_model() = *ParseRef(o->target);
+              v1::SetAliasResponse response;
+              grpc::Status status = stub->SetAlias(context.get(), request, &response);
+              if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
+              out << "alias " << o->alias << " -> " << o->target << "\n";
+              return kExitOk;
+            });
+}
+
+void AddImport(CLI::App* models, Invocation& invocation) {
+  struct Options {
+    std::string file, name, encoder = "resnet34";
+    int prune_level = 1, in_channels = 3, classes = 2;
+    bool encoder_only = false, load = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* import = models->add_subcommand(
+      "import", "store a PyTorch state dict as the next version of a model");
+  import->add_option("--file", o->file, "state dict saved with torch.save(model.state_dict(), f)")
+      ->required();
+  import->add_option("--name", o->name, "model name")->required();
+  import->add_option("--encoder", o->encoder, "encoder of the U-net")
+      ->check(CLI::IsMember({"resnet18", "resnet34"}))
+      ->capture_default_str();
+  import->add_option("--prune-level", o->prune_level, "skip connections pruned (0..4)")
+      ->check(CLI::Range(0, 4))
+      ->capture_default_str();
+  import->add_option("--in-channels", o->in_channels, "input channels (1..4)")
+      ->check(CLI::Range(1, 4))
+      ->capture_default_str();
+  import->add_option("--classes", o->classes, "output classes (>= 2)")
+      ->check(CLI::Range(2, 1000))
+      ->capture_default_str();
+  import->add_flag("--encoder-only", o->encoder_only,
+                   "the file is a torchvision ResNet: load the encoder alone");
+  import->add_flag("--load", o->load, "load the new version for serving at once");
+  SetExamples(import,
+              {"segctl models import --file w.pt --name mymodel --encoder resnet34 "
+               "--prune-level 0 --classes 2 --load",
+               "segctl models import --file resnet34.pth --name pre --encoder-only"},
+              "The file comes from segmentation_models_pytorch's Unet (or, with\n"
+              "--encoder-only, a torchvision ResNet); nothing is downloaded.");
+  SetAction(import, invocation,
+            [o](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              v1::ImportModelRequest request;
+              request.set_name(o->name);
+              request.mutable_config()->set_encoder(
+                  o->encoder == "resnet18" ? v1::ENCODER_RESNET18 : v1::ENCODER_RESNET34);
+              request.mutable_config()->set_skip_prune_level(o->prune_level);
+              request.mutable_config()->set_in_channels(o->in_channels);
+              request.mutable_config()->set_classes(o->classes);
+              request.set_non_strict(o->encoder_only);
+              request.set_load(o->load);
+              auto bytes = common::ReadFile(o->file);
+              if (!bytes.ok()) return ReportError(err, bytes.status());
+              request.set_state_dict(std::move(*bytes));
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              auto stub = v1::Models::NewStub((*client)->channel());
+              auto context = (*client)->NewContext();
+              v1::ModelInfo info;
+              grpc::Status status = stub->Import(context.get(), request, &info);
+              if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
+              PrintModelLine(out, info);
+              return kExitOk;
+            });
 }
 
 }  // namespace
 
-int RunModels(const GlobalOptions& global, const std::vector<std::string>& argv,
-              std::ostream& out, std::ostream& err) {
-  if (argv.empty() || argv[0] == "--help" || argv[0] == "help") {
-    (argv.empty() ? err : out) << kModelsUsage;
-    return argv.empty() ? kExitUsage : kExitOk;
+void PrintModelDetails(std::ostream& out, const v1::ModelInfo& m) {
+  Table fields({"field", "value"});
+  fields.AddRow({"model", absl::StrCat(m.name(), ":", m.version())});
+  fields.AddRow({"state", StateName(m.state())});
+  fields.AddRow({"config", ConfigText(m.config())});
+  fields.AddRow({"aliases", m.aliases_size() ? absl::StrJoin(m.aliases(), ",") : "-"});
+  if (m.created_unix_seconds() > 0) {
+    const std::time_t created = static_cast<std::time_t>(m.created_unix_seconds());
+    char text[32];
+    std::tm tm{};
+    gmtime_r(&created, &tm);
+    std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fields.AddRow({"created", text});
   }
-  auto client = client::Client::Create(global.client);
-  if (!client.ok()) return ReportError(err, client.status());
-  const std::string verb = argv[0];
-  const std::vector<std::string> rest(argv.begin() + 1, argv.end());
-  auto stub = v1::Models::NewStub((*client)->channel());
-  auto context = (*client)->NewContext();
-  if (verb == "import") return Import(**client, rest, out, err);
-  if (verb == "list") {
-    auto args = Args::Parse(rest, {"name"}, {});
-    if (!args.ok()) {
-      err << "segctl models list: " << args.status().message() << "\n";
-      return kExitUsage;
+  fields.AddRow({"source job", m.source_job_id().empty() ? "- (imported)" : m.source_job_id()});
+  fields.AddRow({"reference stats", m.has_reference_stats() ? "yes" : "no"});
+  if (m.checkpoint_bytes() > 0) {
+    fields.AddRow({"checkpoint", absl::StrCat(m.checkpoint_bytes(), " bytes, sha256:",
+                                              m.checkpoint_sha256())});
+  }
+  if (!m.load_error().empty()) fields.AddRow({"load error", m.load_error()});
+  const std::map<std::string, double> metrics(m.metrics().begin(), m.metrics().end());
+  // Header-less key/value listing: skip the "field value" header line.
+  std::ostringstream text;
+  fields.Print(text);
+  const std::string printed = text.str();
+  out << printed.substr(printed.find('\n') + 1);
+  if (!metrics.empty()) {
+    out << "\n";
+    Table table({"metric", "value"});
+    table.AlignRight(1);
+    for (const auto& [key, value] : metrics) table.AddRow({key, FormatMetric(value)});
+    table.Print(out);
+  }
+}
+
+void PrintModelTable(std::ostream& out, const v1::ListModelsResponse& response) {
+  Table table({"NAME", "VERSION", "STATE", "CONFIG", "TEST IoU", "ALIASES"});
+  table.AlignRight(1);
+  table.AlignRight(4);
+  for (const auto& m : response.models()) {
+    auto test = m.metrics().find("test_iou");
+    table.AddRow({m.name(), absl::StrCat(m.version()), StateName(m.state()), ConfigText(m.config()),
+                  test == m.metrics().end() ? "-" : FormatMetric(test->second),
+                  absl::StrJoin(m.aliases(), ",")});
+  }
+  table.Print(out);
+  for (const auto& m : response.models()) {
+    if (!m.load_error().empty()) {
+      out << m.name() << ":" << m.version() << ": load failed: " << m.load_error() << "\n";
     }
-    v1::ListModelsRequest request;
-    request.set_name(args->Get("name"));
-    v1::ListModelsResponse response;
-    grpc::Status status = stub->List(context.get(), request, &response);
-    if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
-    if (response.models_size() == 0) out << "no models in the store\n";
-    for (const auto& model : response.models()) PrintModel(out, model);
-    for (const auto& [alias, target] : response.aliases()) {
-      out << "alias " << alias << " -> " << target << "\n";
-    }
-    return kExitOk;
   }
-  if (verb == "alias") {
-    if (rest.size() != 2) {
-      err << kModelsUsage;
-      return kExitUsage;
-    }
-    auto ref = ParseRef(rest[1]);
-    if (!ref.ok()) return ReportError(err, ref.status());
-    v1::SetAliasRequest request;
-    request.set_alias(rest[0]);
-    *request.mutable_model() = *ref;
-    v1::SetAliasResponse response;
-    grpc::Status status = stub->SetAlias(context.get(), request, &response);
-    if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
-    out << "alias " << rest[0] << " -> " << rest[1] << "\n";
-    return kExitOk;
-  }
-  if (rest.size() != 1 || (verb != "get" && verb != "load" && verb != "unload")) {
-    err << "segctl models: unknown or incomplete command\n" << kModelsUsage;
-    return kExitUsage;
-  }
-  auto ref = ParseRef(rest[0]);
-  if (!ref.ok()) {
-    err << "segctl models: " << ref.status().message() << "\n";
-    return kExitUsage;
-  }
-  v1::ModelInfo info;
-  grpc::Status status;
-  if (verb == "get") {
-    v1::GetModelRequest request;
-    *request.mutable_model() = *ref;
-    status = stub->Get(context.get(), request, &info);
-  } else if (verb == "load") {
-    v1::LoadModelRequest request;
-    *request.mutable_model() = *ref;
-    status = stub->Load(context.get(), request, &info);
-  } else {
-    v1::UnloadModelRequest request;
-    *request.mutable_model() = *ref;
-    status = stub->Unload(context.get(), request, &info);
-  }
-  if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
-  PrintModel(out, info);
-  return kExitOk;
+}
+
+void AddModelsCommands(CLI::App& segctl, Invocation& invocation) {
+  CLI::App* models =
+      segctl.add_subcommand("models", "list, inspect, load, unload, alias and import models");
+  models->require_subcommand(1);
+  SetExamples(models, {"segctl models list", "segctl models get l1-pruned",
+                       "segctl models alias baseline mymodel"},
+              "MODEL may be a name, name:version or an alias (baseline, l1-pruned).");
+  AddList(models, invocation);
+  AddRefCommand(models, invocation, "get", "one model version: config, state, all metrics");
+  AddRefCommand(models, invocation, "load", "load a model version for serving");
+  AddRefCommand(models, invocation, "unload", "unload a model version");
+  AddAlias(models, invocation);
+  AddImport(models, invocation);
 }
 
 }  // namespace segserve::segctl

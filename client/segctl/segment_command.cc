@@ -12,7 +12,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/segctl/args.h"
 #include "client/segctl/commands.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 #include "server/common/file_util.h"
@@ -22,14 +21,6 @@
 namespace segserve::segctl {
 namespace {
 namespace fs = std::filesystem;
-
-constexpr char kSegmentUsage[] =
-    "usage: segctl segment --model MODEL [--out DIR] [--overlay] [--tile-size N]\n"
-    "                      [--tile-overlap F] IMAGE|DIR...\n"
-    "  Segments PNG/JPEG/TIFF files (folders are searched for them) through one\n"
-    "  SegmentStream. Writes DIR/<name>.png (class ids) and, with --overlay,\n"
-    "  DIR/<name>_overlay.png; prints the class fractions of each image.\n"
-    "  MODEL is a model name, name:version, or an alias such as l1-pruned.\n";
 
 bool IsImageFile(const fs::path& path) {
   const std::string ext = absl::AsciiStrToLower(path.extension().string());
@@ -68,42 +59,25 @@ void DrawProgress(size_t done, size_t total) {
   if (done == total) std::cerr << "\n";
 }
 
-}  // namespace
+struct Options {
+  std::string model, out = "masks";
+  bool overlay = false;
+  int tile_size = 0;
+  double tile_overlap = 0;
+  std::vector<std::string> inputs;
+};
 
-int RunSegment(const GlobalOptions& global, const std::vector<std::string>& argv,
-               std::ostream& out, std::ostream& err) {
-  auto args = Args::Parse(argv, {"model", "out", "tile-size", "tile-overlap"}, {"overlay", "help"});
-  if (!args.ok()) {
-    err << "segctl segment: " << args.status().message() << "\n" << kSegmentUsage;
-    return kExitUsage;
-  }
-  if (args->Has("help")) {
-    out << kSegmentUsage;
-    return kExitOk;
-  }
-  if (!args->Has("model") || args->positional().empty()) {
-    err << "segctl segment: --model and at least one IMAGE are required\n" << kSegmentUsage;
-    return kExitUsage;
-  }
-  auto tile_size = args->GetInt("tile-size", 0);
-  auto tile_overlap = args->GetDouble("tile-overlap", 0);
-  if (!tile_size.ok() || !tile_overlap.ok()) {
-    err << "segctl segment: "
-        << (tile_size.ok() ? tile_overlap.status() : tile_size.status()).message() << "\n";
-    return kExitUsage;
-  }
-  auto files = CollectFiles(args->positional());
+int Segment(const Options& o, const GlobalOptions& global, std::ostream& out, std::ostream& err) {
+  auto files = CollectFiles(o.inputs);
   if (!files.ok()) return ReportError(err, files.status());
-  const std::string out_dir = args->Get("out", "masks");
+  const std::string& out_dir = o.out;
   if (absl::Status s = common::MakeDirectories(out_dir); !s.ok()) return ReportError(err, s);
-  const bool overlay = args->Has("overlay");
-  std::string model_name = args->Get("model");
+  const bool overlay = o.overlay;
+  std::string model_name = o.model;
   int64_t model_version = 0;
   if (auto colon = model_name.rfind(':'); colon != std::string::npos) {
-    if (!absl::SimpleAtoi(model_name.substr(colon + 1), &model_version)) {
-      err << "segctl segment: bad version in --model " << model_name << "\n";
-      return kExitUsage;
-    }
+    // Checked while parsing.
+    if (!absl::SimpleAtoi(model_name.substr(colon + 1), &model_version)) model_version = 0;
     model_name.resize(colon);
   }
 
@@ -118,8 +92,8 @@ int RunSegment(const GlobalOptions& global, const std::vector<std::string>& argv
       request.set_request_id(std::to_string(i));
       request.mutable_model()->set_name(model_name);
       request.mutable_model()->set_version(model_version);
-      request.mutable_options()->set_tile_size(static_cast<int>(*tile_size));
-      request.mutable_options()->set_tile_overlap(static_cast<float>(*tile_overlap));
+      request.mutable_options()->set_tile_size(o.tile_size);
+      request.mutable_options()->set_tile_overlap(static_cast<float>(o.tile_overlap));
       auto bytes = common::ReadFile((*files)[i]);
       if (bytes.ok()) request.mutable_image()->set_encoded(std::move(*bytes));
       if (!stream->Write(request)) break;
@@ -173,6 +147,53 @@ int RunSegment(const GlobalOptions& global, const std::vector<std::string>& argv
   if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
   out << done - failed << " of " << files->size() << " images segmented into " << out_dir << "\n";
   return failed == 0 && done == files->size() ? kExitOk : kExitError;
+}
+
+// MODEL, MODEL:VERSION or an alias.
+const CLI::Validator& ModelValidator() {
+  static const CLI::Validator validator(
+      [](std::string& value) -> std::string {
+        const auto colon = value.rfind(':');
+        int64_t version = 0;
+        if (colon == 0 || value.empty()) return "needs a model name";
+        if (colon != std::string::npos &&
+            (!absl::SimpleAtoi(value.substr(colon + 1), &version) || version < 1)) {
+          return "bad version in '" + value + "'";
+        }
+        return std::string();
+      },
+      "MODEL[:VERSION]", "model");
+  return validator;
+}
+
+}  // namespace
+
+void AddSegmentCommand(CLI::App& segctl, Invocation& invocation) {
+  auto o = std::make_shared<Options>();
+  CLI::App* segment =
+      segctl.add_subcommand("segment", "segment image files; write masks and overlays");
+  segment->add_option("--model", o->model, "model name, name:version or alias")
+      ->required()
+      ->check(ModelValidator());
+  segment->add_option("--out", o->out, "folder for the masks")->capture_default_str();
+  segment->add_flag("--overlay", o->overlay, "also write DIR/<name>_overlay.png");
+  segment->add_option("--tile-size", o->tile_size, "tile size: 0 (server default) or a multiple of 32 in 64..2048")
+      ->check(CLI::Range(0, 2048))
+      ->capture_default_str();
+  segment->add_option("--tile-overlap", o->tile_overlap, "tile overlap fraction, 0..0.75")
+      ->check(CLI::Range(0.0, 0.75))
+      ->capture_default_str();
+  segment->add_option("images", o->inputs, "PNG/JPEG/TIFF files or folders of them")
+      ->required();
+  SetExamples(segment,
+              {"segctl segment --model l1-pruned --out masks --overlay smears/images",
+               "segctl segment --model baseline:2 --tile-size 256 big.tif"},
+              "Sends all images through one SegmentStream; writes DIR/<name>.png (class\n"
+              "ids) and prints the class fractions of each image.");
+  SetAction(segment, invocation,
+            [o](const GlobalOptions& global, std::ostream& out, std::ostream& err) {
+              return Segment(*o, global, out, err);
+            });
 }
 
 }  // namespace segserve::segctl

@@ -10,24 +10,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "client/segctl/args.h"
 #include "client/segctl/commands.h"
 #include "segserve/v1/susceptibility.grpc.pb.h"
 #include "segserve/v1/training.grpc.pb.h"
 
 namespace segserve::segctl {
 namespace {
-
-constexpr char kUsage[] =
-    "usage: segctl susceptibility --model M[,M2...] --source DATASET[:SPLIT]\n"
-    "                             --target DATASET[:SPLIT][:SHIFT:LEVEL] [--bins N]\n"
-    "                             [--limit N] [--plot out.png]\n"
-    "  Per-layer Hellinger distance between the models' feature distributions on the\n"
-    "  source and target sets (server-side data sets; SHIFT is brightness, contrast or\n"
-    "  saturation, LEVEL 1..5, applied to the target on the fly). Runs as a job and prints\n"
-    "  'layer: mean (null ...)' per model; --plot draws one curve per model.\n"
-    "  Example: segctl susceptibility --model baseline,l1-pruned --source plasmodium-synth\n"
-    "           --target plasmodium-synth:test:brightness:4 --plot susceptibility.png\n";
 
 absl::StatusOr<v1::ImageSet> ParseSet(const std::string& text, int64_t limit) {
   std::vector<std::string> parts = absl::StrSplit(text, ':');
@@ -129,40 +117,30 @@ absl::Status Plot(const v1::SusceptibilityReport& report, const std::string& pat
   return absl::OkStatus();
 }
 
-}  // namespace
 
-int RunSusceptibility(const GlobalOptions& global, const std::vector<std::string>& argv,
-                      std::ostream& out, std::ostream& err) {
-  auto args = Args::Parse(argv, {"model", "source", "target", "bins", "limit", "plot"}, {"help"});
-  if (!args.ok()) {
-    err << "segctl susceptibility: " << args.status().message() << "\n" << kUsage;
-    return kExitUsage;
-  }
-  if (args->Has("help")) {
-    out << kUsage;
-    return kExitOk;
-  }
-  auto bins = args->GetInt("bins", 0);
-  auto limit = args->GetInt("limit", 0);
-  if (!args->Has("model") || !args->Has("source") || !args->Has("target") || !bins.ok() ||
-      !limit.ok()) {
-    err << "segctl susceptibility: --model, --source and --target are required\n" << kUsage;
-    return kExitUsage;
-  }
+struct Options {
+  std::vector<std::string> models;
+  std::string source, target, plot;
+  int bins = 0, limit = 0;
+};
+
+// DATASET[:SPLIT][:SHIFT:LEVEL].
+const CLI::Validator& SetValidator() {
+  static const CLI::Validator validator(
+      [](std::string& value) -> std::string {
+        auto set = ParseSet(value, 0);
+        return set.ok() ? std::string() : std::string(set.status().message());
+      },
+      "DATASET[:SPLIT][:SHIFT:LEVEL]", "image_set");
+  return validator;
+}
+
+int Analyze(const Options& o, const GlobalOptions& global, std::ostream& out, std::ostream& err) {
   v1::AnalyzeRequest request;
-  for (absl::string_view name : absl::StrSplit(args->Get("model"), ',', absl::SkipEmpty())) {
-    request.add_models()->set_name(std::string(name));
-  }
-  auto source = ParseSet(args->Get("source"), *limit);
-  auto target = ParseSet(args->Get("target"), *limit);
-  if (!source.ok() || !target.ok()) {
-    err << "segctl susceptibility: "
-        << (source.ok() ? target.status() : source.status()).message() << "\n";
-    return kExitUsage;
-  }
-  *request.mutable_source() = *source;
-  *request.mutable_target() = *target;
-  request.set_bins(static_cast<int>(*bins));
+  for (const std::string& name : o.models) request.add_models()->set_name(name);
+  *request.mutable_source() = *ParseSet(o.source, o.limit);  // checked while parsing
+  *request.mutable_target() = *ParseSet(o.target, o.limit);
+  request.set_bins(o.bins);
 
   auto client = client::Client::Create(global.client);
   if (!client.ok()) return ReportError(err, client.status());
@@ -198,13 +176,45 @@ int RunSusceptibility(const GlobalOptions& global, const std::vector<std::string
   grpc::Status status = training->GetJob(context.get(), ref, &done);
   if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
   PrintReport(out, done.analysis());
-  if (args->Has("plot")) {
-    if (absl::Status s = Plot(done.analysis(), args->Get("plot")); !s.ok()) {
-      return ReportError(err, s);
-    }
-    out << "\nplot written to " << args->Get("plot") << "\n";
+  if (!o.plot.empty()) {
+    if (absl::Status s = Plot(done.analysis(), o.plot); !s.ok()) return ReportError(err, s);
+    out << "\nplot written to " << o.plot << "\n";
   }
   return kExitOk;
+}
+
+}  // namespace
+
+void AddSusceptibilityCommand(CLI::App& segctl, Invocation& invocation) {
+  auto o = std::make_shared<Options>();
+  CLI::App* command = segctl.add_subcommand(
+      "susceptibility", "per-layer domain-shift susceptibility of models (table, plot)");
+  command->add_option("--model", o->models, "model(s), comma-separated")
+      ->required()
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  command->add_option("--source", o->source, "source images DATASET[:SPLIT]")
+      ->required()
+      ->check(SetValidator());
+  command->add_option("--target", o->target,
+                      "target images DATASET[:SPLIT][:SHIFT:LEVEL] (shift applied on the fly)")
+      ->required()
+      ->check(SetValidator());
+  command->add_option("--bins", o->bins, "histogram bins (0 = server default)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--limit", o->limit, "images per set (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--plot", o->plot, "draw one curve per model into this PNG");
+  SetExamples(command,
+              {"segctl susceptibility --model baseline,l1-pruned --source plasmodium-synth "
+               "--target plasmodium-synth:test:brightness:4 --plot susceptibility.png"},
+              "Per-layer Hellinger distance between the models' feature distributions on the\n"
+              "source and target sets (server-side data sets; SHIFT is brightness, contrast\n"
+              "or saturation, LEVEL 0..5). Runs as a job; prints a table per model.");
+  SetAction(command, invocation,
+            [o](const GlobalOptions& global, std::ostream& out, std::ostream& err) {
+              return Analyze(*o, global, out, err);
+            });
 }
 
 }  // namespace segserve::segctl

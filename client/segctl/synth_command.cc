@@ -1,114 +1,76 @@
-#include "client/segctl/synth_command.h"
-
+// `segctl synth`: writes a synthetic plasmodium data set locally (no server needed).
 #include <chrono>
 #include <cstdint>
-#include <string_view>
+#include <iostream>
 
-#include "absl/strings/numbers.h"
+#include "client/segctl/commands.h"
 #include "server/data/shift.h"
 #include "server/data/synthetic.h"
 
 namespace segserve::segctl {
-namespace {
 
-constexpr char kUsage[] =
-    "usage: segctl synth --out DIR [--n 500] [--size 256] [--seed 1]\n"
-    "                    [--shift KIND:LEVEL] [--name NAME] [--threads 2]\n"
-    "\n"
-    "Writes a synthetic plasmodium (malaria) thin-smear data set to DIR:\n"
-    "images/*.png, masks/*.png (0 background, 1 red blood cell, 2 parasite) "
-    "and\n"
-    "dataset.json with a 70/15/15 train/val/test split. The same flags always "
-    "give\n"
-    "byte-identical files.\n"
-    "\n"
-    "  --out DIR        output folder (must not already hold a data set)\n"
-    "  --n N            number of images, 1..1000000 (default 500)\n"
-    "  --size PX        width and height in pixels, 16..4096 (default 256)\n"
-    "  --seed S         random seed, unsigned 64-bit (default 1)\n"
-    "  --shift K:L      bake a domain shift into every image: brightness, "
-    "contrast or\n"
-    "                   saturation at level 0..5, e.g. brightness:3 (default "
-    "none)\n"
-    "  --name NAME      data-set name in dataset.json (default "
-    "plasmodium-synth)\n"
-    "  --threads T      generator threads, 1..64 (default 2)\n";
-
-int Usage(std::ostream &err, std::string_view problem) {
-  err << "segctl synth: " << problem << "\n\n" << kUsage;
-  return 2;
-}
-
-}  // namespace
-
-int RunSynthCommand(const std::vector<std::string> &args, std::ostream &out, std::ostream &err) {
-  data::SyntheticDatasetOptions options;
-  std::string out_dir;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    if (flag == "--help" || flag == "-h") {
-      out << kUsage;
-      return 0;
-    }
-    std::string value;
-    const size_t eq = flag.find('=');
-    if (flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return Usage(err, "missing value for " + flag);
-    }
-    int number = 0;
-    if (flag == "--out") {
-      out_dir = value;
-    } else if (flag == "--n") {
-      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 1000000) {
-        return Usage(err, "--n must be an integer in 1..1000000 (got '" + value + "')");
-      }
-      options.count = number;
-    } else if (flag == "--size") {
-      if (!absl::SimpleAtoi(value, &number) || number < 16 || number > 4096) {
-        return Usage(err, "--size must be an integer in 16..4096 (got '" + value + "')");
-      }
-      options.sample.size = number;
-      options.sample.cell_radius = std::min(options.sample.cell_radius, number / 2.0);
-    } else if (flag == "--seed") {
-      uint64_t seed = 0;
-      if (!absl::SimpleAtoi(value, &seed)) {
-        return Usage(err, "--seed must be an unsigned 64-bit integer (got '" + value + "')");
-      }
-      options.seed = seed;
-    } else if (flag == "--shift") {
-      absl::StatusOr<data::Shift> shift = data::ParseShift(value, "--shift");
-      if (!shift.ok()) return Usage(err, std::string(shift.status().message()));
-      options.shift = *shift;
-    } else if (flag == "--name") {
-      if (value.empty()) return Usage(err, "--name must not be empty");
-      options.name = value;
-    } else if (flag == "--threads") {
-      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 64) {
-        return Usage(err, "--threads must be an integer in 1..64 (got '" + value + "')");
-      }
-      options.threads = number;
-    } else {
-      return Usage(err, "unknown flag " + flag);
-    }
-  }
-  if (out_dir.empty()) return Usage(err, "--out is required");
-  const auto start = std::chrono::steady_clock::now();
-  const absl::Status status = data::GenerateSyntheticDataset(out_dir, options);
-  if (!status.ok()) {
-    err << "segctl synth: " << status.message() << "\n";
-    return 1;
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  out << "wrote " << options.count << " images (" << options.sample.size << "x"
-      << options.sample.size << ", seed " << options.seed << ", shift "
-      << data::ShiftToString(options.shift) << ") to " << out_dir << " in " << seconds << " s\n";
-  return 0;
+void AddSynthCommand(CLI::App& segctl, Invocation& invocation) {
+  struct Options {
+    std::string out;
+    data::SyntheticDatasetOptions generator;
+    int size = 256;
+    std::string shift;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* synth =
+      segctl.add_subcommand("synth", "write a synthetic plasmodium data set locally");
+  synth->add_option("--out", o->out, "output folder (must not already hold a data set)")
+      ->required();
+  synth->add_option("--n", o->generator.count, "number of images")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  synth->add_option("--size", o->size, "width and height in pixels")
+      ->check(CLI::Range(16, 4096))
+      ->capture_default_str();
+  synth->add_option("--seed", o->generator.seed, "random seed, unsigned 64-bit")
+      ->capture_default_str();
+  synth->add_option("--shift", o->shift,
+                    "bake a domain shift into every image: brightness, contrast or saturation "
+                    "at level 0..5, e.g. brightness:3")
+      ->check(ShiftValidator());
+  synth->add_option("--name", o->generator.name, "data-set name in dataset.json")
+      ->check(CLI::Validator(
+          [](std::string& value) { return value.empty() ? "must not be empty" : ""; }, "NAME",
+          "non_empty"))
+      ->capture_default_str();
+  synth->add_option("--threads", o->generator.threads, "generator threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  SetExamples(synth,
+              {"segctl synth --out smears --n 8 --seed 7",
+               "segctl synth --out dark --n 500 --size 256 --shift brightness:3 --name dark"},
+              "Writes images/*.png, masks/*.png (0 background, 1 red blood cell, 2 parasite)\n"
+              "and dataset.json with a 70/15/15 train/val/test split. The same options always\n"
+              "give byte-identical files.");
+  SetAction(synth, invocation,
+            [o](const GlobalOptions&, std::ostream& out, std::ostream& err) -> int {
+              data::SyntheticDatasetOptions options = o->generator;
+              options.sample.size = o->size;
+              options.sample.cell_radius = std::min(options.sample.cell_radius, o->size / 2.0);
+              if (!o->shift.empty()) {
+                auto shift = data::ParseShift(o->shift, "--shift");
+                if (!shift.ok()) return ReportError(err, shift.status());
+                options.shift = *shift;
+              }
+              const auto start = std::chrono::steady_clock::now();
+              const absl::Status status = data::GenerateSyntheticDataset(o->out, options);
+              if (!status.ok()) {
+                err << "segctl synth: " << status.message() << "\n";
+                return kExitError;
+              }
+              const double seconds =
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+              out << "wrote " << options.count << " images (" << options.sample.size << "x"
+                  << options.sample.size << ", seed " << options.seed << ", shift "
+                  << data::ShiftToString(options.shift) << ") to " << o->out << " in " << seconds
+                  << " s\n";
+              return kExitOk;
+            });
 }
 
 }  // namespace segserve::segctl

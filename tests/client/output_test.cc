@@ -1,0 +1,163 @@
+// segctl's tables: columns sized to content, sorted cross-domain columns, wrapping.
+#include <sstream>
+
+#include "absl/strings/str_split.h"
+#include "client/segctl/job_output.h"
+#include "client/segctl/model_output.h"
+#include "client/segctl/table.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace segserve::segctl {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::vector<std::string> Lines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+TEST(Table, ColumnsAreAsWideAsTheirWidestCell) {
+  Table table({"A", "LONG HEADER", "N"});
+  table.AlignRight(2);
+  table.AddRow({"analysis", "x", "1"});
+  table.AddRow({"a", "", "100"});
+  std::ostringstream out;
+  table.Print(out);
+  EXPECT_THAT(Lines(out.str()), ElementsAre("A         LONG HEADER    N", "analysis  x              1",
+                                            "a                      100"));
+}
+
+TEST(Table, WideTablesWrapIntoBlocksRepeatingTheKeyColumns) {
+  std::vector<std::string> header = {"key"};
+  for (int i = 0; i < 12; ++i) header.push_back("column" + std::to_string(i));
+  Table table(header);
+  std::vector<std::string> row = {"k1"};
+  for (int i = 0; i < 12; ++i) row.push_back("0.1234");
+  table.AddRow(row);
+  std::ostringstream out;
+  table.PrintWrapped(out, 50, 1);
+  int blocks = 0;
+  for (const std::string& line : Lines(out.str())) {
+    EXPECT_LE(line.size(), 50u) << line;
+    if (line.rfind("key", 0) == 0) ++blocks;
+  }
+  EXPECT_GE(blocks, 2);
+  EXPECT_THAT(out.str(), HasSubstr("column11"));
+}
+
+v1::Job AnalysisJob() {
+  v1::Job job;
+  job.set_job_id("5e1c2a");
+  job.set_kind(v1::JOB_KIND_ANALYSIS);
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  return job;
+}
+
+TEST(JobOutput, JobListKeepsKindAndStateApart) {
+  v1::Job train;
+  train.set_job_id("1");
+  train.set_kind(v1::JOB_KIND_TRAIN);
+  train.set_state(v1::JOB_STATE_RUNNING);
+  train.mutable_progress()->set_epoch(3);
+  train.mutable_progress()->set_epochs(50);
+  std::ostringstream out;
+  PrintJobTable(out, {AnalysisJob(), train});
+  EXPECT_THAT(out.str(), Not(HasSubstr("analysisSUCCEEDED")));
+  const auto lines = Lines(out.str());
+  ASSERT_EQ(lines.size(), 3u);
+  // STATE starts in the same column on every line.
+  const size_t state_column = lines[0].find("STATE");
+  EXPECT_EQ(lines[1].find("SUCCEEDED"), state_column);
+  EXPECT_EQ(lines[2].find("RUNNING"), state_column);
+  EXPECT_THAT(lines[2], HasSubstr("epoch 3/50"));
+}
+
+v1::Job Sweep() {
+  v1::Job job;
+  job.set_job_id("sweep1");
+  job.set_kind(v1::JOB_KIND_SWEEP);
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  for (int level = 0; level < 2; ++level) {
+    auto* row = job.add_sweep();
+    row->set_encoder(v1::ENCODER_RESNET18);
+    row->set_prune_level(level);
+    row->set_state(v1::JOB_STATE_SUCCEEDED);
+    row->set_model_name("m");
+    row->set_model_version(level + 1);
+    for (const char* label : {"contrast:4", "brightness:1", "contrast:5", "saturation:5",
+                              "brightness:10", "other-set", "brightness:2"}) {
+      (*row->mutable_cross_domain_iou())[label] = 0.5;
+    }
+  }
+  return job;
+}
+
+TEST(JobOutput, CrossDomainColumnsAreSortedByKindThenLevel) {
+  EXPECT_THAT(SortedCrossDomainLabels(Sweep()),
+              ElementsAre("brightness:1", "brightness:2", "brightness:10", "contrast:4",
+                          "contrast:5", "saturation:5", "other-set"));
+  std::ostringstream out;
+  PrintSweepTable(out, Sweep(), 1000);
+  const std::string header = Lines(out.str())[0];
+  EXPECT_LT(header.find("brightness:10"), header.find("contrast:4"));
+  EXPECT_LT(header.find("contrast:5"), header.find("saturation:5"));
+}
+
+TEST(JobOutput, SweepTableWrapsToTheTerminalWidth) {
+  std::ostringstream out;
+  PrintSweepTable(out, Sweep(), 60);
+  for (const std::string& line : Lines(out.str())) EXPECT_LE(line.size(), 60u) << line;
+  EXPECT_THAT(out.str(), HasSubstr("other-set"));
+  EXPECT_THAT(out.str(), HasSubstr("m:2"));
+}
+
+TEST(JobOutput, DataSetJobsShowImagesWrittenAndEta) {
+  v1::Job job;
+  job.set_kind(v1::JOB_KIND_SYNTH);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.mutable_progress()->set_step(120);
+  job.mutable_progress()->set_steps(500);
+  job.mutable_progress()->set_fraction(0.24);
+  job.mutable_progress()->set_images_per_second(40);
+  job.mutable_progress()->set_eta_seconds(9.5);
+  EXPECT_EQ(ProgressLine(job), "RUNNING  images 120/500 (24%)  40.0 img/s  ETA 9 s");
+}
+
+TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
+  v1::ListModelsResponse response;
+  for (int version : {1, 2}) {
+    auto* m = response.add_models();
+    m->set_name("plasmodium-resnet18-l1");
+    m->set_version(version);
+    m->mutable_config()->set_encoder(v1::ENCODER_RESNET18);
+    m->mutable_config()->set_skip_prune_level(1);
+    m->mutable_config()->set_in_channels(3);
+    m->mutable_config()->set_classes(3);
+    (*m->mutable_metrics())["test_iou"] = 0.75;
+    for (int i = 0; i < 30; ++i) {
+      (*m->mutable_metrics())["cross_domain_iou/brightness:" + std::to_string(i)] = 0.5;
+    }
+  }
+  response.mutable_models(1)->add_aliases("l1-pruned");
+  std::ostringstream out;
+  PrintModelTable(out, response);
+  const auto lines = Lines(out.str());
+  ASSERT_EQ(lines.size(), 3u);
+  for (const std::string& line : lines) EXPECT_LE(line.size(), 100u) << line;
+  EXPECT_THAT(lines[0], HasSubstr("TEST IoU"));
+  EXPECT_THAT(lines[2], HasSubstr("0.7500"));
+  EXPECT_THAT(lines[2], HasSubstr("l1-pruned"));
+  EXPECT_THAT(lines[2], Not(HasSubstr("cross_domain")));
+
+  std::ostringstream details;
+  PrintModelDetails(details, response.models(0));
+  const std::string text = details.str();
+  EXPECT_LT(text.find("cross_domain_iou/brightness:0 "), text.find("cross_domain_iou/brightness:1 "));
+  EXPECT_LT(text.find("cross_domain_iou/brightness:9"), text.find("test_iou"));
+}
+
+}  // namespace
+}  // namespace segserve::segctl
