@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <ostream>
 #include <set>
@@ -128,7 +129,9 @@ void PrintJob(std::ostream& out, const v1::Job& job, size_t width) {
   if (!job.model_name().empty()) out << "  -> " << ModelText(job.model_name(), job.model_version());
   if (!job.reason().empty()) out << "  (" << job.reason() << ")";
   out << "\n";
-  const std::map<std::string, double> metrics(job.metrics().begin(), job.metrics().end());
+  std::vector<std::pair<std::string, double>> metrics(job.metrics().begin(), job.metrics().end());
+  std::sort(metrics.begin(), metrics.end(),
+            [](const auto& a, const auto& b) { return NaturalLess(a.first, b.first); });
   for (const auto& [key, value] : metrics) out << "  " << key << " = " << value << "\n";
   for (const auto& child : job.child_job_ids()) out << "  child " << child << "\n";
   PrintSweepTable(out, job, width);
@@ -144,9 +147,11 @@ std::string ProgressLine(const v1::Job& job) {
                           p.epoch(), p.epochs(), p.step(), p.steps(), p.loss(), p.val_iou(),
                           p.images_per_second(), static_cast<int64_t>(p.eta_seconds()));
   } else if (job.kind() == v1::JOB_KIND_SYNTH && p.steps() > 0) {
-    absl::StrAppendFormat(&line, "  images %d/%d (%.0f%%)  %.1f img/s  ETA %d s", p.step(),
-                          p.steps(), p.fraction() * 100, p.images_per_second(),
-                          static_cast<int64_t>(p.eta_seconds()));
+    absl::StrAppendFormat(&line, "  images %d/%d (%.0f%%)  %.1f img/s", p.step(), p.steps(),
+                          p.fraction() * 100, p.images_per_second());
+    if (p.step() < p.steps() && p.step() > 0) {
+      absl::StrAppendFormat(&line, "  ETA %.0f s", std::ceil(p.eta_seconds()));
+    }
   } else if (job.kind() == v1::JOB_KIND_SWEEP) {
     absl::StrAppendFormat(&line, "  %.0f%% of %d configurations", p.fraction() * 100,
                           job.child_job_ids_size());

@@ -1,4 +1,5 @@
 // `segctl models list|get|load|unload|alias|import`.
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -257,7 +258,9 @@ void PrintModelDetails(std::ostream& out, const v1::ModelInfo& m) {
                                               m.checkpoint_sha256())});
   }
   if (!m.load_error().empty()) fields.AddRow({"load error", m.load_error()});
-  const std::map<std::string, double> metrics(m.metrics().begin(), m.metrics().end());
+  std::vector<std::pair<std::string, double>> metrics(m.metrics().begin(), m.metrics().end());
+  std::sort(metrics.begin(), metrics.end(),
+            [](const auto& a, const auto& b) { return NaturalLess(a.first, b.first); });
   // Header-less key/value listing: skip the "field value" header line.
   std::ostringstream text;
   fields.Print(text);

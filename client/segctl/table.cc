@@ -97,6 +97,32 @@ size_t TerminalWidth() {
   return 100;
 }
 
+bool NaturalLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  while (i < a.size() && j < b.size()) {
+    if (is_digit(a[i]) && is_digit(b[j])) {
+      size_t i_end = i, j_end = j;
+      while (i_end < a.size() && is_digit(a[i_end])) ++i_end;
+      while (j_end < b.size() && is_digit(b[j_end])) ++j_end;
+      // Compare without leading zeros: longer digit runs are larger numbers.
+      size_t i_start = i, j_start = j;
+      while (i_start + 1 < i_end && a[i_start] == '0') ++i_start;
+      while (j_start + 1 < j_end && b[j_start] == '0') ++j_start;
+      if (i_end - i_start != j_end - j_start) return i_end - i_start < j_end - j_start;
+      const int order = a.compare(i_start, i_end - i_start, b, j_start, j_end - j_start);
+      if (order != 0) return order < 0;
+      i = i_end;
+      j = j_end;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i;
+    ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
 std::string FormatMetric(double value) { return absl::StrFormat("%.4f", value); }
 
 }  // namespace segserve::segctl

@@ -34,6 +34,10 @@ class Table {
 // $COLUMNS when set to a number >= 40, else the terminal's width, else 100.
 size_t TerminalWidth();
 
+// Orders names the way people read them: digit runs compare as numbers, so
+// "brightness:2" < "brightness:10".
+bool NaturalLess(const std::string& a, const std::string& b);
+
 // "0.8125" — metrics and IoUs with 4 decimals.
 std::string FormatMetric(double value);
 

@@ -69,8 +69,11 @@ absl::Status SynthRunner::Run(const scheduler::Job& job, scheduler::JobContext& 
   }
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot publish ", final_dir, ": ", ec.message()));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   progress.step = options.count;
   progress.fraction = 1;
+  progress.images_per_second = seconds > 0 ? options.count / seconds : 0;
   ctx.ReportProgress(progress);
   ctx.SetResult(nlohmann::json{{"dataset", options.name}, {"images", options.count}}.dump());
   return absl::OkStatus();

@@ -123,7 +123,11 @@ TEST(JobOutput, DataSetJobsShowImagesWrittenAndEta) {
   job.mutable_progress()->set_fraction(0.24);
   job.mutable_progress()->set_images_per_second(40);
   job.mutable_progress()->set_eta_seconds(9.5);
-  EXPECT_EQ(ProgressLine(job), "RUNNING  images 120/500 (24%)  40.0 img/s  ETA 9 s");
+  EXPECT_EQ(ProgressLine(job), "RUNNING  images 120/500 (24%)  40.0 img/s  ETA 10 s");
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  job.mutable_progress()->set_step(500);
+  job.mutable_progress()->set_fraction(1);
+  EXPECT_EQ(ProgressLine(job), "SUCCEEDED  images 500/500 (100%)  40.0 img/s");
 }
 
 TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
@@ -156,7 +160,17 @@ TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
   PrintModelDetails(details, response.models(0));
   const std::string text = details.str();
   EXPECT_LT(text.find("cross_domain_iou/brightness:0 "), text.find("cross_domain_iou/brightness:1 "));
-  EXPECT_LT(text.find("cross_domain_iou/brightness:9"), text.find("test_iou"));
+  EXPECT_LT(text.find("cross_domain_iou/brightness:2 "), text.find("cross_domain_iou/brightness:10 "));
+  EXPECT_LT(text.find("cross_domain_iou/brightness:29"), text.find("test_iou"));
+}
+
+TEST(Table, NaturalLessComparesDigitRunsAsNumbers) {
+  EXPECT_TRUE(NaturalLess("brightness:2", "brightness:10"));
+  EXPECT_FALSE(NaturalLess("brightness:10", "brightness:2"));
+  EXPECT_TRUE(NaturalLess("a", "b"));
+  EXPECT_TRUE(NaturalLess("x1", "x1y"));
+  EXPECT_FALSE(NaturalLess("x01", "x1"));
+  EXPECT_FALSE(NaturalLess("same", "same"));
 }
 
 }  // namespace

@@ -250,5 +250,33 @@ TEST(SegctlCli, DocumentedCommandLinesParse) {
   EXPECT_GE(checked, 15);
 }
 
+// Command lines of scripts/container-test.sh, bench/serving/*.sh, docker/Dockerfile*,
+// tests/deploy/prometheus_scrape_test.sh and tests/integration (shell variables replaced
+// by values); keep in step when those change.
+TEST(SegctlCli, ScriptCommandLinesParse) {
+  const std::vector<std::vector<std::string>> lines = {
+      {"--server", "127.0.0.1:1", "health", "--wait", "60"},
+      {"--timeout", "4", "health"},
+      {"--server", "127.0.0.1:2", "--timeout", "2", "health"},
+      {"--server", "127.0.0.1:1", "models", "import", "--file", "w.pt", "--name", "ct-l1",
+       "--encoder", "resnet18", "--prune-level", "1", "--classes", "3", "--load"},
+      {"synth", "--out", "smears", "--n", "1", "--size", "128"},
+      {"--server", "127.0.0.1:1", "segment", "--model", "ct-l1", "--out", "masks", "images"},
+      {"--server", "127.0.0.1:1", "--timeout", "120", "bench", "--model", "bench-l1",
+       "--concurrency", "16", "--duration", "10", "--warmup", "3", "--size", "256", "--metrics",
+       "127.0.0.1:9090"},
+      {"--server", "127.0.0.1:1", "--timeout", "120", "bench", "--model", "bench-l1",
+       "--concurrency", "16", "--duration", "10", "--warmup", "3", "--size", "256", "--rate",
+       "12.50"},
+      {"auth", "new-token", "--name", "scrape-test", "--role", "viewer", "--append", "tokens"},
+      {"--server", "127.0.0.1:1", "models", "list"},
+      {"--server", "127.0.0.1:1", "models", "unload", "x"},
+  };
+  for (const auto& args : lines) {
+    Result r = ParseCli(args);
+    EXPECT_EQ(r.code, 0) << absl::StrJoin(args, " ") << ": " << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace segserve::segctl
