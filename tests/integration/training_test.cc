@@ -82,6 +82,31 @@ class TrainingTest : public ::testing::Test {
   std::unique_ptr<v1::Models::Stub> models_;
 };
 
+TEST_F(TrainingTest, DataSetJobsReportImagesWrittenOfN) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  v1::GenerateDatasetRequest request;
+  request.set_name("progress");
+  request.set_n(24);
+  request.set_size(64);
+  v1::Job job;
+  auto context = client_->NewContext();
+  ASSERT_TRUE(datasets_->Generate(context.get(), request, &job).ok());
+  int64_t most_written = -1;
+  const v1::Job done = WaitTerminal(job.job_id(), [&](const v1::JobEvent& e) {
+    const auto& p = e.job().progress();
+    if (p.steps() > 0) {
+      EXPECT_EQ(p.steps(), 24);
+      EXPECT_GE(p.step(), most_written);  // never goes backwards
+      most_written = p.step();
+    }
+  });
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.progress().step(), 24);
+  EXPECT_EQ(done.progress().steps(), 24);
+  EXPECT_DOUBLE_EQ(done.progress().fraction(), 1.0);
+  EXPECT_GT(done.progress().images_per_second(), 0);
+}
+
 TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   ASSERT_NO_FATAL_FAILURE(MakeDataset("tiny", 16));
