@@ -146,6 +146,7 @@ void ModelStatusToProto(const registry::ModelStatus& status, v1::ModelInfo* out)
   for (const auto& alias : status.aliases) out->add_aliases(alias);
   out->set_created_unix_seconds(status.stored.created_unix_seconds);
   out->set_checkpoint_bytes(status.stored.checkpoint_bytes);
+  out->set_disk_bytes(status.stored.disk_bytes);
   out->set_checkpoint_sha256(status.stored.checkpoint_sha256);
   const auto& metadata = status.stored.metadata;
   if (metadata.contains("metrics") && metadata["metrics"].is_object()) {

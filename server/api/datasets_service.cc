@@ -5,9 +5,12 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "server/api/job_converters.h"
+#include "server/api/pool_call.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
+#include "server/common/dir_util.h"
 #include "server/data/dataset.h"
+#include "server/lifecycle/datasets.h"
 #include "server/registry/model_store.h"
 
 namespace segserve::api {
@@ -26,8 +29,13 @@ const char* ShiftKindName(v1::Shift::Kind kind) {
 }  // namespace
 
 DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir,
-                                 AccessControl& access)
-    : scheduler_(scheduler), data_dir_(std::move(data_dir)), access_(access) {}
+                                 AccessControl& access, common::ThreadPool& control_pool,
+                                 std::function<void()> on_change)
+    : scheduler_(scheduler),
+      data_dir_(std::move(data_dir)),
+      access_(access),
+      control_pool_(control_pool),
+      on_change_(std::move(on_change)) {}
 
 grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* context,
                                                 const v1::ListDatasetsRequest*,
@@ -38,7 +46,8 @@ grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* con
   std::error_code ec;
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(data_dir_ + "/datasets", ec)) {
-    if (entry.is_directory()) names.push_back(entry.path().filename().string());
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name[0] != '.') names.push_back(name);  // no tombstones
   }
   std::sort(names.begin(), names.end());
   data::OpenOptions options;
@@ -54,6 +63,7 @@ grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* con
     (*info->mutable_splits())["train"] = static_cast<int>(dataset->train.size());
     (*info->mutable_splits())["val"] = static_cast<int>(dataset->val.size());
     (*info->mutable_splits())["test"] = static_cast<int>(dataset->test.size());
+    info->set_disk_bytes(common::DirectoryBytes(data_dir_ + "/datasets/" + name));
   }
   return FinishUnary(context, absl::OkStatus());
 }
@@ -95,6 +105,25 @@ grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext*
   auto job = scheduler_.Submit(scheduler::JobKind::kSynth, spec.dump());
   if (job.ok()) JobToProto(*job, response);
   return FinishUnary(context, job.status());
+}
+
+grpc::ServerUnaryReactor* DatasetsService::Delete(grpc::CallbackServerContext* context,
+                                                  const v1::DeleteDatasetRequest* request,
+                                                  v1::DeleteDatasetResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kAdmin); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
+  if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  const std::string name = request->name();
+  return RunUnaryOnPool(context, control_pool_, [this, name, response]() -> absl::Status {
+    absl::StatusOr<int64_t> freed = lifecycle::DeleteDataset(data_dir_, name, scheduler_);
+    if (!freed.ok()) return freed.status();
+    response->set_freed_bytes(*freed);
+    if (on_change_) on_change_();
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace segserve::api

@@ -2,17 +2,22 @@
 // <data_dir>/datasets, and synthetic generation as a scheduler job (kind SYNTH).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "segserve/v1/datasets.grpc.pb.h"
 #include "server/api/access_control.h"
+#include "server/common/thread_pool.h"
 #include "server/scheduler/scheduler.h"
 
 namespace segserve::api {
 
 class DatasetsService final : public v1::Datasets::CallbackService {
  public:
-  DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access);
+  // Delete runs on `control_pool`; `on_change` (may be empty) runs after a delete, e.g. to
+  // refresh the disk usage gauges.
+  DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access,
+                  common::ThreadPool& control_pool, std::function<void()> on_change = nullptr);
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const v1::ListDatasetsRequest* request,
@@ -20,11 +25,16 @@ class DatasetsService final : public v1::Datasets::CallbackService {
   grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context,
                                      const v1::GenerateDatasetRequest* request,
                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const v1::DeleteDatasetRequest* request,
+                                   v1::DeleteDatasetResponse* response) override;
 
  private:
   scheduler::Scheduler& scheduler_;
   const std::string data_dir_;
   AccessControl& access_;
+  common::ThreadPool& control_pool_;
+  std::function<void()> on_change_;
 };
 
 }  // namespace segserve::api

@@ -21,8 +21,11 @@ absl::Status CheckRef(const v1::ModelRef& ref) {
 }  // namespace
 
 ModelsService::ModelsService(registry::ModelRegistry& registry, common::ThreadPool& control_pool,
-                             AccessControl& access)
-    : registry_(registry), control_pool_(control_pool), access_(access) {}
+                             AccessControl& access, std::function<void()> on_change)
+    : registry_(registry),
+      control_pool_(control_pool),
+      access_(access),
+      on_change_(std::move(on_change)) {}
 
 void ModelsService::RunOnControlPool(grpc::CallbackServerContext* context,
                                      grpc::ServerUnaryReactor* reactor,
@@ -120,6 +123,7 @@ grpc::ServerUnaryReactor* ModelsService::Import(grpc::CallbackServerContext* con
   RunOnControlPool(context, reactor, [this, import, load, response]() -> absl::Status {
     ASSIGN_OR_RETURN(registry::StoredVersion stored,
                      registry::ImportStateDict(registry_.store(), *import));
+    if (on_change_) on_change_();
     if (load) {
       ASSIGN_OR_RETURN(registry::ModelStatus status, registry_.Load(stored.name, stored.version));
       ModelStatusToProto(status, response);
@@ -142,6 +146,41 @@ grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* c
   return FinishUnary(context, registry_.SetAlias(request->alias(),
                                                registry::AliasTarget{request->model().name(),
                                                                      request->model().version()}));
+}
+
+grpc::ServerUnaryReactor* ModelsService::Delete(grpc::CallbackServerContext* context,
+                                                const v1::DeleteModelRequest* request,
+                                                v1::DeleteModelResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kAdmin); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
+  if (absl::Status s = registry::ValidateModelName(request->name(), "name"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  if (request->all_versions() == (request->version() != 0)) {
+    return FinishUnary(context, absl::InvalidArgumentError(
+                                    "version, all_versions: give exactly one (version >= 1, or "
+                                    "all_versions to delete every version of the name)"));
+  }
+  if (request->version() < 0) {
+    return FinishUnary(context, absl::InvalidArgumentError("version: must be >= 1"));
+  }
+  const std::string name = request->name();
+  const int64_t version =
+      request->all_versions() ? registry::ModelStore::kAllVersions : request->version();
+  auto* reactor = context->DefaultReactor();
+  // Unloading waits for nothing, but removing a checkpoint's files blocks: control pool.
+  RunOnControlPool(context, reactor, [this, name, version, response]() -> absl::Status {
+    absl::StatusOr<std::vector<registry::StoredVersion>> deleted = registry_.Delete(name, version);
+    if (on_change_) on_change_();
+    RETURN_IF_ERROR(deleted.status());
+    for (const registry::StoredVersion& stored : *deleted) {
+      response->add_deleted_versions(stored.version);
+      response->set_freed_bytes(response->freed_bytes() + stored.disk_bytes);
+    }
+    return absl::OkStatus();
+  });
+  return reactor;
 }
 
 }  // namespace segserve::api

@@ -3,6 +3,8 @@
 // the control pool, never on a gRPC thread; the call completes when the work is done.
 #pragma once
 
+#include <functional>
+
 #include "segserve/v1/models.grpc.pb.h"
 #include "server/api/access_control.h"
 #include "server/common/thread_pool.h"
@@ -12,8 +14,10 @@ namespace segserve::api {
 
 class ModelsService final : public v1::Models::CallbackService {
  public:
+  // `on_change` (may be empty) runs after the store changed (import, delete), e.g. to
+  // refresh the disk usage gauges.
   ModelsService(registry::ModelRegistry& registry, common::ThreadPool& control_pool,
-                AccessControl& access);
+                AccessControl& access, std::function<void()> on_change = nullptr);
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const v1::ListModelsRequest* request,
@@ -33,6 +37,9 @@ class ModelsService final : public v1::Models::CallbackService {
   grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext* context,
                                      const v1::SetAliasRequest* request,
                                      v1::SetAliasResponse* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const v1::DeleteModelRequest* request,
+                                   v1::DeleteModelResponse* response) override;
 
  private:
   // Runs `work` on the control pool and finishes `reactor` with its status.
@@ -42,6 +49,7 @@ class ModelsService final : public v1::Models::CallbackService {
   registry::ModelRegistry& registry_;
   common::ThreadPool& control_pool_;
   AccessControl& access_;
+  std::function<void()> on_change_;
 };
 
 }  // namespace segserve::api

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/api/failed_reactors.h"
 #include "server/api/job_converters.h"
+#include "server/api/pool_call.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
 #include "server/api/train_spec_converter.h"
@@ -129,8 +130,38 @@ void ExportJob(const scheduler::Job& job, v1::Job* out) {
 }
 
 TrainingService::TrainingService(scheduler::Scheduler& scheduler, std::string data_dir,
-                                 AccessControl& access)
-    : scheduler_(scheduler), data_dir_(std::move(data_dir)), access_(access) {}
+                                 AccessControl& access, lifecycle::RunRetention* retention,
+                                 common::ThreadPool* control_pool)
+    : scheduler_(scheduler),
+      data_dir_(std::move(data_dir)),
+      access_(access),
+      retention_(retention),
+      control_pool_(control_pool) {}
+
+grpc::ServerUnaryReactor* TrainingService::PurgeJobs(grpc::CallbackServerContext* context,
+                                                     const v1::PurgeJobsRequest* request,
+                                                     v1::PurgeJobsResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kAdmin); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
+  if (request->older_than_seconds() < 0) {
+    return FinishUnary(
+        context, absl::InvalidArgumentError(absl::StrCat("older_than_seconds: must be >= 0, got ",
+                                                         request->older_than_seconds())));
+  }
+  if (retention_ == nullptr || control_pool_ == nullptr) {
+    return FinishUnary(context, absl::UnimplementedError("this server does not purge jobs"));
+  }
+  if (absl::Status s = scheduler_.availability(); !s.ok()) return FinishUnary(context, s);
+  const std::chrono::seconds older_than(request->older_than_seconds());
+  return RunUnaryOnPool(context, *control_pool_, [this, older_than, response]() -> absl::Status {
+    absl::StatusOr<lifecycle::PurgeResult> purged = retention_->Purge(older_than);
+    if (!purged.ok()) return purged.status();
+    for (const scheduler::Job& job : purged->jobs) response->add_job_ids(job.id);
+    response->set_freed_bytes(purged->freed_bytes);
+    return absl::OkStatus();
+  });
+}
 
 grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerContext* context,
                                                        const v1::TrainSpec* request,

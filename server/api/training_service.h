@@ -6,6 +6,8 @@
 
 #include "segserve/v1/training.grpc.pb.h"
 #include "server/api/access_control.h"
+#include "server/common/thread_pool.h"
+#include "server/lifecycle/retention.h"
 #include "server/scheduler/scheduler.h"
 
 namespace segserve::api {
@@ -13,7 +15,11 @@ namespace segserve::api {
 class TrainingService final : public v1::Training::CallbackService {
  public:
   // `data_dir`: where data sets and pretrained files named in specs must live.
-  TrainingService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access);
+  // PurgeJobs runs `retention`'s Purge on `control_pool` (both may be null: PurgeJobs then
+  // answers UNIMPLEMENTED).
+  TrainingService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access,
+                  lifecycle::RunRetention* retention = nullptr,
+                  common::ThreadPool* control_pool = nullptr);
 
   grpc::ServerUnaryReactor* SubmitTrain(grpc::CallbackServerContext* context,
                                         const v1::TrainSpec* request, v1::Job* response) override;
@@ -26,11 +32,16 @@ class TrainingService final : public v1::Training::CallbackService {
                                       const v1::JobRef* request, v1::Job* response) override;
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* context,
                                                    const v1::JobRef* request) override;
+  grpc::ServerUnaryReactor* PurgeJobs(grpc::CallbackServerContext* context,
+                                      const v1::PurgeJobsRequest* request,
+                                      v1::PurgeJobsResponse* response) override;
 
  private:
   scheduler::Scheduler& scheduler_;
   const std::string data_dir_;
   AccessControl& access_;
+  lifecycle::RunRetention* const retention_;
+  common::ThreadPool* const control_pool_;
 };
 
 // A job as the API shows it (train spec included when the job is a training job/sweep).

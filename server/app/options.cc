@@ -3,10 +3,11 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "server/common/dir_util.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "gRPC listen address host:port; port 0 picks a free port (see --port_file).");
@@ -85,6 +86,20 @@ ABSL_FLAG(int, drift_window, 256,
 ABSL_FLAG(bool, bootstrap, true,
           "On an empty --data_dir, generate a synthetic plasmodium data set and train an L0 + "
           "L1 sweep (aliases baseline and l1-pruned). Turn off in production.");
+
+ABSL_FLAG(std::string, keep_run_checkpoints, "none",
+          "What a training job's run directory (<data_dir>/runs/<job>/) keeps once its model "
+          "is registered: none (the registered model is the product), best (best.ckpt) or "
+          "all.");
+ABSL_FLAG(std::string, failed_run_retention, "7d",
+          "How long failed and cancelled jobs keep their run directory (last checkpoint) for "
+          "inspection, e.g. 7d, 36h; a background sweep removes older ones. 0 = at the next "
+          "sweep.");
+ABSL_FLAG(std::string, retention_sweep_interval, "1h",
+          "How often the run-directory retention sweep runs, e.g. 1h, 10m. 1s..7d.");
+ABSL_FLAG(std::string, disk_usage_interval, "60s",
+          "How often segserve_data_dir_bytes and segserve_data_dir_free_bytes are measured "
+          "(they are also refreshed after each delete, import or finished job). 1s..1d.");
 
 namespace segserve::app {
 namespace {
@@ -229,6 +244,34 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   for (absl::string_view name :
        absl::StrSplit(absl::GetFlag(FLAGS_load_models), ',', absl::SkipEmpty())) {
     options.load_models.emplace_back(name);
+  }
+  {
+    absl::StatusOr<lifecycle::KeepCheckpoints> keep =
+        lifecycle::ParseKeepCheckpoints(absl::GetFlag(FLAGS_keep_run_checkpoints));
+    if (!keep.ok()) return keep.status();
+    options.keep_run_checkpoints = *keep;
+    struct AgeFlag {
+      const char* flag;
+      std::string value;
+      std::chrono::seconds* out;
+      int64_t low, high;
+    };
+    for (const AgeFlag& f :
+         {AgeFlag{"failed_run_retention", absl::GetFlag(FLAGS_failed_run_retention),
+                  &options.failed_run_retention, 0, int64_t{3650} * 86400},
+          AgeFlag{"retention_sweep_interval", absl::GetFlag(FLAGS_retention_sweep_interval),
+                  &options.retention_sweep_interval, 1, 7 * 86400},
+          AgeFlag{"disk_usage_interval", absl::GetFlag(FLAGS_disk_usage_interval),
+                  &options.disk_usage_interval, 1, 86400}}) {
+      absl::StatusOr<std::chrono::seconds> age =
+          common::ParseAge(f.value, absl::StrCat("--", f.flag));
+      if (!age.ok()) return age.status();
+      if (age->count() < f.low || age->count() > f.high) {
+        return absl::InvalidArgumentError(absl::StrCat("--", f.flag, ": must be ", f.low, "..",
+                                                       f.high, " seconds, got ", f.value));
+      }
+      *f.out = *age;
+    }
   }
   if (!(options.drain_seconds >= 0 && options.drain_seconds <= 600)) {
     return absl::InvalidArgumentError(

@@ -2,6 +2,7 @@
 // they produce. Flags are parsed once in main; everything else takes ServerOptions.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -9,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/common/log.h"
+#include "server/lifecycle/retention.h"
 
 namespace segserve::app {
 
@@ -49,6 +51,12 @@ struct ServerOptions {
   bool bootstrap = true;          // quick-start data set + L0/L1 sweep on an empty data dir
   int max_analyze_images = 256;  // per set, for the synchronous Susceptibility.Analyze
   int drift_window = 256;  // 0 = live domain-shift monitoring off
+
+  // Lifecycle of files under data_dir (server/lifecycle).
+  lifecycle::KeepCheckpoints keep_run_checkpoints = lifecycle::KeepCheckpoints::kNone;
+  std::chrono::seconds failed_run_retention{7 * 24 * 3600};
+  std::chrono::seconds retention_sweep_interval{3600};
+  std::chrono::seconds disk_usage_interval{60};
 
   // Models.
   std::vector<std::pair<std::string, std::string>> aliases;  // alias -> name[:version]

@@ -11,20 +11,21 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "server/api/interceptor.h"
 #include "server/api/datasets_service.h"
+#include "server/api/interceptor.h"
 #include "server/api/models_service.h"
+#include "server/api/segmentation_service.h"
+#include "server/api/susceptibility_service.h"
 #include "server/api/training_service.h"
 #include "server/app/bootstrap.h"
 #include "server/app/synth_runner.h"
-#include "server/training/training_runner.h"
-#include "server/api/segmentation_service.h"
-#include "server/api/susceptibility_service.h"
-#include "server/susceptibility/analysis_runner.h"
+#include "server/common/dir_util.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/metrics/process_collector.h"
+#include "server/susceptibility/analysis_runner.h"
+#include "server/training/training_runner.h"
 
 namespace segserve::app {
 namespace {
@@ -162,13 +163,32 @@ absl::Status SegserveServer::BuildComponents() {
   };
   runners[scheduler::JobKind::kAnalysis] =
       std::make_shared<susceptibility::AnalysisRunner>(std::move(analysis_options));
+  // Lifecycle: disk usage gauges and run-directory retention. Both exist before the
+  // scheduler, whose workers report finished jobs to them from the start.
+  disk_usage_ = std::make_unique<lifecycle::DiskUsageMonitor>(
+      options_.data_dir,
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.disk_usage_interval),
+      metrics_);
+  lifecycle::RetentionOptions retention_options;
+  retention_options.data_dir = options_.data_dir;
+  retention_options.keep = options_.keep_run_checkpoints;
+  retention_options.failed_run_retention = options_.failed_run_retention;
+  retention_options.sweep_interval =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.retention_sweep_interval);
+  retention_options.on_change = [this] { disk_usage_->Refresh(); };
+  retention_ = std::make_unique<lifecycle::RunRetention>(std::move(retention_options), nullptr);
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.training_slots = options_.training_slots;
   scheduler_options.max_queued_jobs = options_.max_queued_jobs;
+  scheduler_options.on_finished = [this](const scheduler::Job& job) {
+    retention_->OnJobFinished(job);
+    disk_usage_->Refresh();  // a trained model, a generated data set, run files
+  };
   ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::OpenSqlite(options_.data_dir + "/jobs.db",
                                                                 std::move(runners),
                                                                 scheduler_options, nullptr,
                                                                 &metrics_));
+  retention_->Attach(scheduler_.get());
   if (options_.bootstrap) {
     BootstrapOptions bootstrap_options;
     bootstrap_options.data_dir = options_.data_dir;
@@ -180,17 +200,19 @@ absl::Status SegserveServer::BuildComponents() {
   segmentation_options.max_stream_inflight = options_.max_stream_inflight;
   services_.push_back(
       std::make_unique<api::SegmentationService>(segmentation_options, *registry_, *engine_, *access_));
-  services_.push_back(std::make_unique<api::ModelsService>(*registry_, *control_pool_, *access_));
+  auto refresh_disk_usage = [this] { disk_usage_->Refresh(); };
+  services_.push_back(std::make_unique<api::ModelsService>(*registry_, *control_pool_, *access_,
+                                                           refresh_disk_usage));
   api::SusceptibilityServiceOptions susceptibility_options;
   susceptibility_options.data_dir = options_.data_dir;
   susceptibility_options.max_analyze_images = options_.max_analyze_images;
   susceptibility_options.max_image_pixels = options_.max_image_pixels;
   services_.push_back(std::make_unique<api::SusceptibilityService>(
       susceptibility_options, *registry_, *scheduler_, *control_pool_, *access_));
-  services_.push_back(
-      std::make_unique<api::TrainingService>(*scheduler_, options_.data_dir, *access_));
-  services_.push_back(
-      std::make_unique<api::DatasetsService>(*scheduler_, options_.data_dir, *access_));
+  services_.push_back(std::make_unique<api::TrainingService>(
+      *scheduler_, options_.data_dir, *access_, retention_.get(), control_pool_.get()));
+  services_.push_back(std::make_unique<api::DatasetsService>(
+      *scheduler_, options_.data_dir, *access_, *control_pool_, refresh_disk_usage));
   return absl::OkStatus();
 }
 
@@ -222,6 +244,9 @@ absl::Status SegserveServer::Start() {
   for (const char* sub : {"", "/models", "/datasets", "/runs"}) {
     RETURN_IF_ERROR(common::MakeDirectories(options_.data_dir + sub));
   }
+  // Deletes a crash interrupted were committed by their rename: finish them (the model
+  // store cleans models/ itself).
+  for (const char* sub : {"/datasets", "/runs"}) common::RemoveTombstones(options_.data_dir + sub);
   RETURN_IF_ERROR(BuildComponents());
 
   ASSIGN_OR_RETURN(exposer_, metrics::HttpExposer::Start(options_.metrics_address));
@@ -258,6 +283,8 @@ absl::Status SegserveServer::Start() {
   if (!options_.port_file.empty()) {
     RETURN_IF_ERROR(WritePortFile(options_.port_file, grpc_port_, metrics_port_));
   }
+  disk_usage_->Start();
+  retention_->Start();
   BecomeReadyAsync();
   if (bootstrap_) bootstrap_->StartIfNeeded();
   return absl::OkStatus();
@@ -272,7 +299,9 @@ void SegserveServer::Shutdown() {
     // Jobs first: running ones are interrupted and re-queued, watch streams end, so the
     // gRPC drain below is not held up by them.
     bootstrap_.reset();
+    if (retention_) retention_->Stop();
     if (scheduler_) scheduler_->Shutdown();
+    if (disk_usage_) disk_usage_->Stop();
     const auto deadline =
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(static_cast<int64_t>(options_.drain_seconds * 1000));

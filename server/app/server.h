@@ -17,6 +17,8 @@
 #include "server/common/thread_pool.h"
 #include "server/inference/batcher.h"
 #include "server/inference/engine.h"
+#include "server/lifecycle/disk_usage.h"
+#include "server/lifecycle/retention.h"
 #include "server/metrics/http_exposer.h"
 #include "server/metrics/metrics.h"
 #include "server/registry/model_store.h"
@@ -77,6 +79,8 @@ class SegserveServer {
   std::unique_ptr<common::ThreadPool> control_pool_;
   std::unique_ptr<inference::Batcher> batcher_;
   std::unique_ptr<inference::SegmentationEngine> engine_;
+  std::unique_ptr<lifecycle::DiskUsageMonitor> disk_usage_;
+  std::unique_ptr<lifecycle::RunRetention> retention_;
   std::unique_ptr<scheduler::Scheduler> scheduler_;
   std::unique_ptr<Bootstrap> bootstrap_;
   std::vector<std::unique_ptr<grpc::Service>> services_;

@@ -11,7 +11,8 @@ enum class Role {
   kViewer = 1,     // health, list, get, watch
   kSegmenter = 2,  // + Segment, SegmentStream, Analyze, SubmitAnalysis
   kTrainer = 3,    // + SubmitTrain, CancelJob, Datasets.Generate
-  kAdmin = 4,      // + Models.Load, Unload, Import, SetAlias
+  kAdmin = 4,      // + Models.Load, Unload, Import, SetAlias, Delete; Datasets.Delete;
+                   //   Training.PurgeJobs
 };
 
 // "viewer", "segmenter", "trainer", "admin".

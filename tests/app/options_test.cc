@@ -15,6 +15,10 @@ ABSL_DECLARE_FLAG(double, drain_seconds);
 ABSL_DECLARE_FLAG(bool, auth_disabled);
 ABSL_DECLARE_FLAG(std::string, auth_tokens_file);
 ABSL_DECLARE_FLAG(int, max_streams_per_client);
+ABSL_DECLARE_FLAG(std::string, keep_run_checkpoints);
+ABSL_DECLARE_FLAG(std::string, failed_run_retention);
+ABSL_DECLARE_FLAG(std::string, retention_sweep_interval);
+ABSL_DECLARE_FLAG(std::string, disk_usage_interval);
 
 namespace segserve::app {
 namespace {
@@ -51,6 +55,33 @@ TEST_F(OptionsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(options->max_message_bytes, 64ll << 20);
   EXPECT_GE(options->intra_op_threads, 1);
   EXPECT_EQ(options->log_level, common::LogLevel::kInfo);
+}
+
+TEST_F(OptionsTest, RetentionFlagsDefaultParseAndNameTheirLimits) {
+  auto defaults = OptionsFromFlags();
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->keep_run_checkpoints, lifecycle::KeepCheckpoints::kNone);
+  EXPECT_EQ(defaults->failed_run_retention, std::chrono::hours(24 * 7));
+  EXPECT_EQ(defaults->retention_sweep_interval, std::chrono::hours(1));
+  EXPECT_EQ(defaults->disk_usage_interval, std::chrono::seconds(60));
+  absl::SetFlag(&FLAGS_keep_run_checkpoints, std::string("best"));
+  absl::SetFlag(&FLAGS_failed_run_retention, std::string("36h"));
+  auto set = OptionsFromFlags();
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->keep_run_checkpoints, lifecycle::KeepCheckpoints::kBest);
+  EXPECT_EQ(set->failed_run_retention, std::chrono::hours(36));
+  absl::SetFlag(&FLAGS_keep_run_checkpoints, std::string("latest"));
+  auto bad_keep = OptionsFromFlags();
+  EXPECT_EQ(bad_keep.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_keep.status().message().find("--keep_run_checkpoints"), std::string::npos);
+  absl::SetFlag(&FLAGS_keep_run_checkpoints, std::string("none"));
+  absl::SetFlag(&FLAGS_disk_usage_interval, std::string("0s"));
+  auto bad_interval = OptionsFromFlags();
+  EXPECT_EQ(bad_interval.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_interval.status().message().find("--disk_usage_interval"), std::string::npos);
+  absl::SetFlag(&FLAGS_disk_usage_interval, std::string("60s"));
+  absl::SetFlag(&FLAGS_failed_run_retention, std::string("a week"));
+  EXPECT_EQ(OptionsFromFlags().status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(OptionsTest, AcceptsCudaDevicesAndExplicitThreads) {

@@ -79,7 +79,9 @@ class CheckpointFaultTest : public FaultTest {
     for (const std::string& file : files) {
       ASSERT_TRUE(Overwrite(data_dir_ + "/runs/" + *job_id + "/" + file, -1, 64, '\x3c').ok());
     }
-    ASSERT_NO_FATAL_FAILURE(StartServer());
+    // Keep the run's files after success: the .damaged ones are what this test inspects
+    // (the default, none, removes every checkpoint once the model is registered).
+    ASSERT_NO_FATAL_FAILURE(StartServer({"--keep_run_checkpoints=all"}));
     *first_epoch = 0;
     const v1::Job done = WaitTerminal(*job_id, [&](const v1::JobEvent& e) {
       messages->push_back(e.message());
