@@ -1,8 +1,9 @@
-// `segctl datasets list|generate`.
+// `segctl datasets list|generate|delete`.
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/lib/lifecycle.h"
 #include "client/segctl/commands.h"
 #include "client/segctl/job_output.h"
 #include "client/segctl/table.h"
@@ -33,13 +34,15 @@ void AddList(CLI::App* datasets, Invocation& invocation) {
                 out << "no data sets\n";
                 return kExitOk;
               }
-              Table table({"NAME", "IMAGES", "CHANNELS", "TRAIN/VAL/TEST", "CLASSES"});
+              Table table({"NAME", "IMAGES", "CHANNELS", "TRAIN/VAL/TEST", "SIZE", "CLASSES"});
               table.AlignRight(1);
               table.AlignRight(2);
+              table.AlignRight(4);
               for (const auto& d : response.datasets()) {
                 table.AddRow({d.name(), absl::StrCat(d.images()), absl::StrCat(d.channels()),
                               absl::StrCat(SplitSize(d, "train"), "/", SplitSize(d, "val"), "/",
                                            SplitSize(d, "test")),
+                              client::HumanBytes(d.disk_bytes()),
                               absl::StrJoin(d.class_names(), ",")});
               }
               table.Print(out);
@@ -104,16 +107,35 @@ void AddGenerate(CLI::App* datasets, Invocation& invocation) {
             });
 }
 
+void AddDelete(CLI::App* datasets, Invocation& invocation) {
+  auto name = std::make_shared<std::string>();
+  CLI::App* command = datasets->add_subcommand("delete", "delete a server-side data set (admin)");
+  command->add_option("name", *name, "data-set name")->required();
+  SetExamples(command, {"segctl datasets delete smears"},
+              "Refused while a queued or running job uses the data set (the message names it).");
+  SetAction(command, invocation,
+            [name](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              auto deleted = client::DeleteDataset(**client, *name);
+              if (!deleted.ok()) return ReportError(err, deleted.status());
+              out << "deleted data set " << *name << " ("
+                  << client::HumanBytes(deleted->freed_bytes()) << " freed)\n";
+              return kExitOk;
+            });
+}
+
 }  // namespace
 
 void AddDatasetsCommands(CLI::App& segctl, Invocation& invocation) {
-  CLI::App* datasets =
-      segctl.add_subcommand("datasets", "list server-side data sets; generate synthetic ones");
+  CLI::App* datasets = segctl.add_subcommand(
+      "datasets", "list and delete server-side data sets; generate synthetic ones");
   datasets->require_subcommand(1);
   SetExamples(datasets, {"segctl datasets list",
                          "segctl datasets generate --name smears --n 500 --wait"});
   AddList(datasets, invocation);
   AddGenerate(datasets, invocation);
+  AddDelete(datasets, invocation);
 }
 
 }  // namespace segserve::segctl

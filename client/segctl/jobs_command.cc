@@ -1,12 +1,14 @@
-// `segctl jobs list|get|cancel|watch`.
+// `segctl jobs list|get|cancel|watch|purge`.
 #include <iostream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "client/lib/lifecycle.h"
 #include "client/segctl/commands.h"
 #include "client/segctl/job_output.h"
 #include "client/segctl/table.h"
 #include "segserve/v1/training.grpc.pb.h"
+#include "server/common/dir_util.h"
 
 namespace segserve::segctl {
 namespace {
@@ -82,10 +84,42 @@ void AddJobIdCommand(CLI::App* jobs, Invocation& invocation, const std::string& 
             });
 }
 
+void AddPurge(CLI::App* jobs, Invocation& invocation) {
+  auto older_than = std::make_shared<std::string>();
+  CLI::App* purge =
+      jobs->add_subcommand("purge", "remove finished jobs' records and run directories (admin)");
+  purge
+      ->add_option("--older-than", *older_than,
+                   "only jobs that finished at least this long ago: 30d, 12h, 90m, 2w, 0")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            // CLI11 puts the option's name in front of the message.
+            auto age = common::ParseAge(value, "AGE");
+            return age.ok() ? std::string() : std::string(age.status().message());
+          },
+          "AGE", "age"));
+  SetExamples(purge, {"segctl jobs purge --older-than 30d"},
+              "Queued and running jobs are never touched; registered models and data sets\n"
+              "stay. A sweep goes together with its children.");
+  SetAction(purge, invocation,
+            [older_than](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              auto age = common::ParseAge(*older_than, "--older-than");
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              auto purged = client::PurgeJobs(**client, *age);
+              if (!purged.ok()) return ReportError(err, purged.status());
+              for (const std::string& id : purged->job_ids()) out << "purged " << id << "\n";
+              out << purged->job_ids_size() << " job(s) purged, "
+                  << client::HumanBytes(purged->freed_bytes()) << " of run files freed\n";
+              return kExitOk;
+            });
+}
+
 }  // namespace
 
 void AddJobsCommands(CLI::App& segctl, Invocation& invocation) {
-  CLI::App* jobs = segctl.add_subcommand("jobs", "list, inspect, cancel and watch jobs");
+  CLI::App* jobs = segctl.add_subcommand("jobs", "list, inspect, cancel, watch and purge jobs");
   jobs->require_subcommand(1);
   SetExamples(jobs, {"segctl jobs list", "segctl jobs watch <sweep-job-id>"});
   AddList(jobs, invocation);
@@ -95,6 +129,7 @@ void AddJobsCommands(CLI::App& segctl, Invocation& invocation) {
   AddJobIdCommand(jobs, invocation, "watch",
                   "follow a job live (epoch, loss, val IoU, ETA) until it ends",
                   "Exits 0 when the job SUCCEEDED, 1 otherwise.");
+  AddPurge(jobs, invocation);
 }
 
 }  // namespace segserve::segctl

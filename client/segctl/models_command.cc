@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/lib/lifecycle.h"
 #include "client/segctl/commands.h"
 #include "client/segctl/model_output.h"
 #include "client/segctl/table.h"
@@ -235,6 +236,33 @@ void AddImport(CLI::App* models, Invocation& invocation) {
             });
 }
 
+void AddDelete(CLI::App* models, Invocation& invocation) {
+  auto ref = std::make_shared<std::string>();
+  CLI::App* command = models->add_subcommand(
+      "delete", "delete a model version, or every version of a name, from the store (admin)");
+  command->add_option("model", *ref, "NAME:VERSION for one version, NAME for every version")
+      ->required()
+      ->check(RefValidator());
+  SetExamples(
+      command, {"segctl models delete plasmodium-resnet18-l1:2", "segctl models delete scratch"},
+      "Refused while an alias points at the version (re-point it with 'segctl models alias'\n"
+      "first). A loaded version is unloaded: running calls finish, later ones get NOT_FOUND.");
+  SetAction(command, invocation,
+            [ref](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              auto parsed = ParseRef(*ref);
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              // version 0 (no ":VERSION"): every version of the name.
+              auto deleted = client::DeleteModel(**client, parsed->name(), parsed->version());
+              if (!deleted.ok()) return ReportError(err, deleted.status());
+              out << "deleted " << parsed->name() << " version"
+                  << (deleted->deleted_versions_size() == 1 ? " " : "s ")
+                  << absl::StrJoin(deleted->deleted_versions(), ",") << " ("
+                  << client::HumanBytes(deleted->freed_bytes()) << " freed)\n";
+              return kExitOk;
+            });
+}
+
 }  // namespace
 
 void PrintModelDetails(std::ostream& out, const v1::ModelInfo& m) {
@@ -257,6 +285,7 @@ void PrintModelDetails(std::ostream& out, const v1::ModelInfo& m) {
     fields.AddRow({"checkpoint", absl::StrCat(m.checkpoint_bytes(), " bytes, sha256:",
                                               m.checkpoint_sha256())});
   }
+  if (m.disk_bytes() > 0) fields.AddRow({"size on disk", client::HumanBytes(m.disk_bytes())});
   if (!m.load_error().empty()) fields.AddRow({"load error", m.load_error()});
   std::vector<std::pair<std::string, double>> metrics(m.metrics().begin(), m.metrics().end());
   std::sort(metrics.begin(), metrics.end(),
@@ -276,14 +305,15 @@ void PrintModelDetails(std::ostream& out, const v1::ModelInfo& m) {
 }
 
 void PrintModelTable(std::ostream& out, const v1::ListModelsResponse& response) {
-  Table table({"NAME", "VERSION", "STATE", "CONFIG", "TEST IoU", "ALIASES"});
+  Table table({"NAME", "VERSION", "STATE", "CONFIG", "TEST IoU", "SIZE", "ALIASES"});
   table.AlignRight(1);
   table.AlignRight(4);
+  table.AlignRight(5);
   for (const auto& m : response.models()) {
     auto test = m.metrics().find("test_iou");
     table.AddRow({m.name(), absl::StrCat(m.version()), StateName(m.state()), ConfigText(m.config()),
                   test == m.metrics().end() ? "-" : FormatMetric(test->second),
-                  absl::StrJoin(m.aliases(), ",")});
+                  client::HumanBytes(m.disk_bytes()), absl::StrJoin(m.aliases(), ",")});
   }
   table.Print(out);
   for (const auto& m : response.models()) {
@@ -294,8 +324,8 @@ void PrintModelTable(std::ostream& out, const v1::ListModelsResponse& response) 
 }
 
 void AddModelsCommands(CLI::App& segctl, Invocation& invocation) {
-  CLI::App* models =
-      segctl.add_subcommand("models", "list, inspect, load, unload, alias and import models");
+  CLI::App* models = segctl.add_subcommand(
+      "models", "list, inspect, load, unload, alias, import and delete models");
   models->require_subcommand(1);
   SetExamples(models, {"segctl models list", "segctl models get l1-pruned",
                        "segctl models alias baseline mymodel"},
@@ -306,6 +336,7 @@ void AddModelsCommands(CLI::App& segctl, Invocation& invocation) {
   AddRefCommand(models, invocation, "unload", "unload a model version");
   AddAlias(models, invocation);
   AddImport(models, invocation);
+  AddDelete(models, invocation);
 }
 
 }  // namespace segserve::segctl

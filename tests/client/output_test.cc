@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "absl/strings/str_split.h"
+#include "client/lib/lifecycle.h"
 #include "client/segctl/job_output.h"
 #include "client/segctl/model_output.h"
 #include "client/segctl/table.h"
@@ -141,6 +142,7 @@ TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
     m->mutable_config()->set_in_channels(3);
     m->mutable_config()->set_classes(3);
     (*m->mutable_metrics())["test_iou"] = 0.75;
+    m->set_disk_bytes(57 * 1024 * 1024);
     for (int i = 0; i < 30; ++i) {
       (*m->mutable_metrics())["cross_domain_iou/brightness:" + std::to_string(i)] = 0.5;
     }
@@ -153,6 +155,8 @@ TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
   for (const std::string& line : lines) EXPECT_LE(line.size(), 100u) << line;
   EXPECT_THAT(lines[0], HasSubstr("TEST IoU"));
   EXPECT_THAT(lines[2], HasSubstr("0.7500"));
+  EXPECT_THAT(lines[0], HasSubstr("SIZE"));
+  EXPECT_THAT(lines[2], HasSubstr("57 MiB"));
   EXPECT_THAT(lines[2], HasSubstr("l1-pruned"));
   EXPECT_THAT(lines[2], Not(HasSubstr("cross_domain")));
 
@@ -175,3 +179,17 @@ TEST(Table, NaturalLessComparesDigitRunsAsNumbers) {
 
 }  // namespace
 }  // namespace segserve::segctl
+
+namespace segserve::client {
+namespace {
+
+TEST(HumanBytes, PicksAUnitThatKeepsTheNumberShort) {
+  EXPECT_EQ(HumanBytes(0), "0 B");
+  EXPECT_EQ(HumanBytes(512), "512 B");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(219ll * 1024 * 1024), "219 MiB");
+  EXPECT_EQ(HumanBytes(9ll << 30), "9.0 GiB");
+}
+
+}  // namespace
+}  // namespace segserve::client
