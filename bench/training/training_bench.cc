@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "server/model/loss.h"
 #include "server/model/unet.h"
 #include "server/training/trainer_internal.h"
 
@@ -37,8 +38,7 @@ double Run(const UnetConfig& config, int batch, int size, int steps, bool channe
   for (int i = 0; i < steps + 2; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     adam.zero_grad();
-    torch::Tensor loss =
-        segserve::training::internal::SegmentationLoss(model->forward(x), y, 1.0, 1.0);
+    torch::Tensor loss = segserve::model::SegmentationLoss(model->forward(x), y, 1.0, 1.0);
     loss.backward();
     adam.step();
     (void)loss.item<float>();

@@ -24,6 +24,7 @@
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/metrics/process_collector.h"
+#include "server/model/device.h"
 #include "server/susceptibility/analysis_runner.h"
 #include "server/training/training_runner.h"
 
@@ -91,6 +92,10 @@ absl::Status SegserveServer::ReloadAuth() {
 }
 
 absl::Status SegserveServer::BuildComponents() {
+  // A device this build cannot use is an operator error: refuse to start, saying which
+  // LibTorch this is, rather than serve nothing (every model load would fail).
+  LOG(INFO) << "compute: " << model::TorchBuildSummary() << "; --device=" << options_.device;
+  RETURN_IF_ERROR(model::CheckDevice(options_.device, "--device"));
   RETURN_IF_ERROR(BuildAccessControl());
   ASSIGN_OR_RETURN(model_store_, registry::ModelStore::Open(options_.data_dir));
   registry::CheckpointModelLoader::Options loader_options;

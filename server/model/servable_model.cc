@@ -7,27 +7,19 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/model/checkpoint.h"
+#include "server/model/device.h"
 #include "server/model/torch_status.h"
 
 namespace segserve::model {
 namespace {
 
 absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
-  if (name != "cpu" && name.rfind("cuda:", 0) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device must be \"cpu\" or \"cuda:N\", got \"", name, "\""));
-  }
+  RETURN_IF_ERROR(CheckDevice(name, "device"));
   try {
-    torch::Device device(name);
-    if (device.is_cuda() && (!torch::cuda::is_available() ||
-                             device.index() >= static_cast<int>(torch::cuda::device_count()))) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("device ", name, " is not available to this LibTorch build"));
-    }
-    return device;
+    return torch::Device(name);
   } catch (const std::exception&) {
     return absl::InvalidArgumentError(
-        absl::StrCat("device must be \"cpu\" or \"cuda:N\", got \"", name, "\""));
+        absl::StrCat("device: expected cpu, cuda or cuda:N, got '", name, "'"));
   }
 }
 

@@ -21,11 +21,6 @@ torch::Tensor BatchImages(const data::Batch& batch, const torch::Device& device,
                           bool channels_last);
 torch::Tensor BatchMasks(const data::Batch& batch, const torch::Device& device);
 
-// ce_weight * cross-entropy + dice_weight * (1 - mean soft Dice over foreground classes 1..C-1)
-// with smoothing 1 (sums over the batch and all pixels). `target`: N x H x W int64.
-torch::Tensor SegmentationLoss(const torch::Tensor& logits, const torch::Tensor& target,
-                               double ce_weight, double dice_weight);
-
 // Runs `model` (switched to eval mode, no grad) over every batch of `loader`'s epoch 0 and
 // accumulates a confusion matrix. CancelledError when `cancelled` turns true between batches.
 absl::StatusOr<ConfusionMatrix> Evaluate(model::Unet& model, data::Loader& loader,

@@ -16,6 +16,8 @@
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/model/checkpoint.h"
+#include "server/model/device.h"
+#include "server/model/loss.h"
 #include "server/model/state_dict.h"
 #include "server/model/torch_status.h"
 #include "server/training/finalize.h"
@@ -160,11 +162,8 @@ absl::Status TrainJob::SetUp() {
   run_.channels_last = options_.channels_last;
   run_.loader_workers = options_.loader_workers;
   const std::string device = spec_.device.empty() ? options_.default_device : spec_.device;
+  RETURN_IF_ERROR(model::CheckDevice(device.empty() ? "cpu" : device, "spec.device"));
   run_.device = torch::Device(device.empty() ? "cpu" : device);
-  if (run_.device.is_cuda() && !torch::cuda::is_available()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("spec.device: '", device, "' requested but this server has no CUDA device"));
-  }
   ASSIGN_OR_RETURN(run_.run_dir,
                    common::ResolveUnderRoot(options_.data_dir, "runs/" + job_.id, "job_id"));
   RETURN_IF_ERROR(common::MakeDirectories(run_.run_dir));
@@ -328,7 +327,7 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
     const torch::Tensor y = internal::BatchMasks(*batch, run_.device);
     optimizer_->zero_grad();
     torch::Tensor loss =
-        internal::SegmentationLoss(run_.model->forward(x), y, spec_.ce_weight, spec_.dice_weight);
+        model::SegmentationLoss(run_.model->forward(x), y, spec_.ce_weight, spec_.dice_weight);
     loss.backward();
     optimizer_->step();
     const double value = loss.item<double>();

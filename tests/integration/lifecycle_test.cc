@@ -113,6 +113,24 @@ TEST_F(LifecycleTest, SegctlUsageErrorsExitTwo) {
   EXPECT_EQ(Segctl("health --bogus").first, 2);
 }
 
+// A CPU-only build asked for a GPU exits at once (no hang, no server without models) and
+// says which LibTorch it has and how to get a CUDA build. CI's LibTorch is CPU-only; on a
+// CUDA build with a GPU the server would start (timeout ends it) and the test skips.
+TEST(LifecycleStartTest, CudaDeviceOnACpuBuildRefusesToStartNamingTheBuild) {
+  testing::TempDir dir;
+  testing::CommandResult r = testing::RunCommand(
+      "timeout 60 " + testing::SegserveBinary() + " --auth_disabled --bootstrap=false" +
+      " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir=" + dir.path() +
+      " --device=cuda:0");
+  if (r.exit_code == 124) GTEST_SKIP() << "this segserve has CUDA and a GPU";
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--device=cuda:0: this segserve was built against LibTorch"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("without CUDA (CPU only)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("docker/Dockerfile.cuda"), std::string::npos) << r.output;
+}
+
 TEST_F(LifecycleTest, SigtermTurnsHealthNotServingDrainsAndExitsZero) {
   // An in-flight streaming call: health Watch stays open until the server drains it.
   auto stub = grpc::health::v1::Health::NewStub(client_->channel());
