@@ -24,7 +24,7 @@
 #include "server/model/servable_model.h"
 #include "server/registry/registry.h"
 #include "server/susceptibility/analyze_datasets.h"
-#include "server/susceptibility/channel_means.h"
+#include "server/model_input/channel_means.h"
 #include "server/susceptibility/drift_monitor.h"
 
 using namespace segserve;
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   torch::Tensor x = torch::randn({1, 3, size, size});
   auto out = m.ForwardWithTaps(x);
   if (!out.ok()) Die(out.status());
-  auto means = susceptibility::ChannelMeans(*out);
+  auto means = model_input::ChannelMeans(*out);
   if (!means.ok()) Die(means.status());
   nlohmann::json ref = {{"bins", 32}, {"images", 100}, {"layers", nlohmann::json::array()}};
   for (const auto& l : *means) {
@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < n_fwd; ++i) {
     auto o = m.ForwardWithTaps(x);
     if (!o.ok()) Die(o.status());
-    auto cm = susceptibility::ChannelMeans(*o);
+    auto cm = model_input::ChannelMeans(*o);
     if (!cm.ok()) Die(cm.status());
   }
   const double taps_us = Secs(t0) / n_fwd * 1e6;

@@ -90,12 +90,12 @@ void ReportsToProto(const std::vector<susceptibility::SusceptibilityReport>& rep
 SusceptibilityService::SusceptibilityService(SusceptibilityServiceOptions options,
                                              registry::ModelRegistry& registry,
                                              scheduler::Scheduler& scheduler,
-                                             common::ThreadPool& control_pool,
+                                             common::ThreadPool& analysis_pool,
                                              AccessControl& access)
     : options_(std::move(options)),
       registry_(registry),
       scheduler_(scheduler),
-      control_pool_(control_pool),
+      analysis_pool_(analysis_pool),
       access_(access) {}
 
 grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerContext* context,
@@ -112,6 +112,8 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
     models.push_back(*model);
   }
   susceptibility::ImageSet sets[2];
+  // Inline images are decoded on the analysis pool, not on this gRPC thread.
+  auto inline_images = std::make_shared<std::vector<std::vector<std::string>>>(2);
   for (int s = 0; s < 2; ++s) {
     const v1::ImageSet& in = s == 0 ? request->source() : request->target();
     const char* field = s == 0 ? "source" : "target";
@@ -132,9 +134,9 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
         if (image->decoded.has_value()) {
           sets[s].images.push_back(std::move(*image->decoded));
         } else {
-          auto decoded = data::DecodeImage(image->encoded, options_.max_image_pixels);
-          if (!decoded.ok()) return FinishUnary(context, decoded.status());
-          sets[s].images.push_back(std::move(*decoded));
+          sets[s].images.emplace_back();  // decoded on the pool
+          (*inline_images)[s].resize(sets[s].images.size());
+          (*inline_images)[s].back() = std::move(image->encoded);
         }
       }
     } else {
@@ -163,11 +165,32 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
   const std::string request_id = RequestId(*context);
   susceptibility::AnalysisOptions analysis;
   analysis.bins = request->bins();
+  analysis.forward = options_.forward;
   auto shared_sets = std::make_shared<std::pair<susceptibility::ImageSet, susceptibility::ImageSet>>(
       std::move(sets[0]), std::move(sets[1]));
-  const bool scheduled = control_pool_.TrySchedule([=] {
-    auto reports = susceptibility::AnalyzeDatasets(models, shared_sets->first,
-                                                   shared_sets->second, analysis);
+  const int64_t max_pixels = options_.max_image_pixels;
+  const bool scheduled = analysis_pool_.TrySchedule([=] {
+    absl::StatusOr<std::vector<susceptibility::SusceptibilityReport>> reports;
+    absl::Status decoded = absl::OkStatus();
+    for (int s = 0; s < 2 && decoded.ok(); ++s) {
+      auto& images = s == 0 ? shared_sets->first.images : shared_sets->second.images;
+      const auto& encoded = (*inline_images)[s];
+      for (size_t i = 0; i < encoded.size() && decoded.ok(); ++i) {
+        if (encoded[i].empty()) continue;
+        auto image = data::DecodeImage(encoded[i], max_pixels);
+        if (image.ok()) {
+          images[i] = std::move(*image);
+        } else {
+          decoded = image.status();
+        }
+      }
+    }
+    if (decoded.ok()) {
+      reports = susceptibility::AnalyzeDatasets(models, shared_sets->first, shared_sets->second,
+                                                analysis);
+    } else {
+      reports = decoded;
+    }
     if (reports.ok()) ReportsToProto(*reports, response);
     reactor->Finish(ToGrpcStatus(reports.status(), request_id));
   });

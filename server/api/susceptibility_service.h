@@ -1,6 +1,7 @@
 // File: server/api/susceptibility_service.h — segserve.v1.Susceptibility: per-layer
 // Hellinger analysis of served models on two image sets, synchronously for small inline
-// or data-set inputs (Analyze, on the control pool) or as an ANALYSIS job (SubmitAnalysis).
+// or data-set inputs (Analyze: decoding and the analysis driver on the analysis pool, forward
+// passes through the serving core) or as an ANALYSIS job (SubmitAnalysis).
 #pragma once
 
 #include <string>
@@ -10,6 +11,7 @@
 #include "server/common/thread_pool.h"
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
+#include "server/susceptibility/analyze_datasets.h"
 #include "server/susceptibility/analyzer.h"
 
 namespace segserve::api {
@@ -18,12 +20,15 @@ struct SusceptibilityServiceOptions {
   std::string data_dir;
   int max_analyze_images = 256;  // per set, for the unary Analyze
   int64_t max_image_pixels = 4096ll * 4096;
+  // Where Analyze's forward passes run (production: the batching scheduler, background
+  // priority); empty: on the analysis pool thread.
+  susceptibility::TapMeansFn forward;
 };
 
 class SusceptibilityService final : public v1::Susceptibility::CallbackService {
  public:
   SusceptibilityService(SusceptibilityServiceOptions options, registry::ModelRegistry& registry,
-                        scheduler::Scheduler& scheduler, common::ThreadPool& control_pool,
+                        scheduler::Scheduler& scheduler, common::ThreadPool& analysis_pool,
                         AccessControl& access);
 
   grpc::ServerUnaryReactor* Analyze(grpc::CallbackServerContext* context,
@@ -37,7 +42,7 @@ class SusceptibilityService final : public v1::Susceptibility::CallbackService {
   const SusceptibilityServiceOptions options_;
   registry::ModelRegistry& registry_;
   scheduler::Scheduler& scheduler_;
-  common::ThreadPool& control_pool_;
+  common::ThreadPool& analysis_pool_;
   AccessControl& access_;
 };
 

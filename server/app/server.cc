@@ -23,6 +23,8 @@
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
+#include "server/inference/tap_means_forward.h"
+#include "server/inference/torch_batch_runner.h"
 #include "server/metrics/process_collector.h"
 #include "server/model/device.h"
 #include "server/susceptibility/analysis_runner.h"
@@ -132,19 +134,26 @@ absl::Status SegserveServer::BuildComponents() {
   cpu_pool_ = std::make_unique<common::ThreadPool>(options_.cpu_threads,
                                                    static_cast<size_t>(options_.max_queue) * 4);
   control_pool_ = std::make_unique<common::ThreadPool>(1, 64);
-  inference::BatcherOptions batcher_options;
-  batcher_options.max_batch_size = options_.max_batch_size;
-  batcher_options.max_queue_delay =
+  analysis_pool_ = std::make_unique<common::ThreadPool>(1, 16);
+  inference::SchedulerOptions scheduler_options;
+  scheduler_options.max_batch_size = options_.max_batch_size;
+  scheduler_options.max_queue_delay =
       std::chrono::microseconds(static_cast<int64_t>(options_.max_queue_delay_ms * 1000));
-  batcher_options.max_queue = static_cast<size_t>(options_.max_queue);
-  batcher_ = std::make_unique<inference::Batcher>(batcher_options, metrics_, drift_.get());
+  scheduler_options.max_queue = static_cast<size_t>(options_.max_queue);
+  batch_scheduler_ = std::make_unique<inference::BatchScheduler>(scheduler_options, metrics_);
+  batch_runner_ = std::make_unique<inference::TorchBatchRunner>();
+  // Drift monitoring observes executed batches; the inference library knows nothing of it.
+  if (drift_) drift_observer_ = std::make_unique<DriftObserver>(*drift_);
+  executor_ = std::make_unique<inference::Executor>(options_.device, *batch_scheduler_,
+                                                    *batch_runner_, metrics_,
+                                                    drift_observer_.get());
   inference::EngineOptions engine_options;
   engine_options.default_tile_size = options_.tile_size;
   engine_options.default_tile_overlap = options_.tile_overlap;
   engine_options.max_image_pixels = options_.max_image_pixels;
   engine_options.max_tiles_per_request = options_.max_tiles_per_request;
   engine_options.max_inflight_tiles = std::max(2 * options_.max_batch_size, 4);
-  engine_ = std::make_unique<inference::SegmentationEngine>(engine_options, *batcher_, *cpu_pool_);
+  engine_ = std::make_unique<inference::SegmentationEngine>(engine_options, *batch_scheduler_, *cpu_pool_);
 
   // Jobs: a corrupted job store is kept as it is and the job services answer
   // FAILED_PRECONDITION saying how to recover (an empty history would silently lose accepted
@@ -166,6 +175,7 @@ absl::Status SegserveServer::BuildComponents() {
   analysis_options.resolve = [this](const std::string& name, int64_t version) {
     return registry_->Resolve(name, version);
   };
+  analysis_options.forward = AnalysisForward(/*admit=*/false);
   runners[scheduler::JobKind::kAnalysis] =
       std::make_shared<susceptibility::AnalysisRunner>(std::move(analysis_options));
   // Lifecycle: disk usage gauges and run-directory retention. Both exist before the
@@ -212,13 +222,31 @@ absl::Status SegserveServer::BuildComponents() {
   susceptibility_options.data_dir = options_.data_dir;
   susceptibility_options.max_analyze_images = options_.max_analyze_images;
   susceptibility_options.max_image_pixels = options_.max_image_pixels;
+  susceptibility_options.forward = AnalysisForward(/*admit=*/true);
   services_.push_back(std::make_unique<api::SusceptibilityService>(
-      susceptibility_options, *registry_, *scheduler_, *control_pool_, *access_));
+      susceptibility_options, *registry_, *scheduler_, *analysis_pool_, *access_));
   services_.push_back(std::make_unique<api::TrainingService>(
       *scheduler_, options_.data_dir, *access_, retention_.get(), control_pool_.get()));
   services_.push_back(std::make_unique<api::DatasetsService>(
       *scheduler_, options_.data_dir, *access_, *control_pool_, refresh_disk_usage));
   return absl::OkStatus();
+}
+
+susceptibility::TapMeansFn SegserveServer::AnalysisForward(bool admit) {
+  // Analyses run through the serving core at background priority: one executor owns the
+  // device and Segment traffic goes first.
+  return [this, admit](const std::shared_ptr<const registry::LoadedModel>& model, int n, int c,
+                       int h, int w, std::vector<float> input) {
+    inference::TapMeansRequest request;
+    request.model = model;
+    request.n = n;
+    request.c = c;
+    request.h = h;
+    request.w = w;
+    request.input = std::move(input);
+    request.admit = admit;
+    return inference::ForwardForTapMeans(*batch_scheduler_, std::move(request));
+  };
 }
 
 void SegserveServer::BecomeReadyAsync() {
@@ -337,7 +365,12 @@ SegserveServer::~SegserveServer() {
   Shutdown();
   // Work still queued fails fast (UNAVAILABLE) instead of running after the server is gone;
   // the pools drain before the components their tasks use are destroyed.
-  if (batcher_) batcher_->Shutdown();
+  // Running analysis jobs stop at their next batch while the executor still runs (they are
+  // interrupted, not failed); then queued inference work is answered UNAVAILABLE.
+  if (scheduler_) scheduler_->Shutdown();
+  if (batch_scheduler_) batch_scheduler_->Shutdown();
+  if (executor_) executor_->Join();
+  analysis_pool_.reset();
   cpu_pool_.reset();
   control_pool_.reset();
 }

@@ -15,8 +15,10 @@
 #include "server/app/options.h"
 #include "server/auth/token_authenticator.h"
 #include "server/common/thread_pool.h"
-#include "server/inference/batcher.h"
+#include "server/app/drift_observer.h"
+#include "server/inference/batch_scheduler.h"
 #include "server/inference/engine.h"
+#include "server/inference/executor.h"
 #include "server/lifecycle/disk_usage.h"
 #include "server/lifecycle/retention.h"
 #include "server/metrics/http_exposer.h"
@@ -24,6 +26,7 @@
 #include "server/registry/model_store.h"
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
+#include "server/susceptibility/analyze_datasets.h"
 #include "server/susceptibility/drift_monitor.h"
 
 namespace segserve::app {
@@ -59,6 +62,9 @@ class SegserveServer {
   absl::Status BuildAccessControl();
   // Plaintext, TLS or mutual TLS, from the --tls_* flags.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() const;
+  // Forward passes of analyses through the batching scheduler (background priority);
+  // `admit`: counted against the background admission limit (Analyze RPCs, not jobs).
+  susceptibility::TapMeansFn AnalysisForward(bool admit);
   // Loads the startup models on the control pool, then turns health SERVING.
   void BecomeReadyAsync();
 
@@ -77,7 +83,11 @@ class SegserveServer {
   std::unique_ptr<susceptibility::DriftMonitor> drift_;
   std::unique_ptr<common::ThreadPool> cpu_pool_;
   std::unique_ptr<common::ThreadPool> control_pool_;
-  std::unique_ptr<inference::Batcher> batcher_;
+  std::unique_ptr<common::ThreadPool> analysis_pool_;  // Analyze RPCs (they block on results)
+  std::unique_ptr<DriftObserver> drift_observer_;
+  std::unique_ptr<inference::BatchScheduler> batch_scheduler_;
+  std::unique_ptr<inference::BatchRunner> batch_runner_;
+  std::unique_ptr<inference::Executor> executor_;  // the one device's
   std::unique_ptr<inference::SegmentationEngine> engine_;
   std::unique_ptr<lifecycle::DiskUsageMonitor> disk_usage_;
   std::unique_ptr<lifecycle::RunRetention> retention_;

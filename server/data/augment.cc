@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "server/model_input/luma.h"
 
 namespace segserve::data {
 
@@ -86,8 +87,8 @@ absl::Status ApplyTransform(const Image &image, const Mask &mask, const SampleTr
     double sum = 0;
     for (size_t i = 0; i < plane; ++i) {
       for (int k = 0; k < colour; ++k) image_out[k * plane + i] *= t.brightness;
-      sum += colour == 3 ? 0.299 * image_out[i] + 0.587 * image_out[plane + i] +
-                               0.114 * image_out[2 * plane + i]
+      sum += colour == 3 ? model_input::Luma<double>(image_out[i], image_out[plane + i],
+                                                      image_out[2 * plane + i])
                          : image_out[i];
     }
     const float mean = static_cast<float>(sum / static_cast<double>(plane));
@@ -95,7 +96,7 @@ absl::Status ApplyTransform(const Image &image, const Mask &mask, const SampleTr
       float v[3];
       for (int k = 0; k < colour; ++k) v[k] = mean + (image_out[k * plane + i] - mean) * t.contrast;
       if (colour == 3) {
-        const float g = 0.299f * v[0] + 0.587f * v[1] + 0.114f * v[2];
+        const float g = model_input::Luma(v[0], v[1], v[2]);
         for (int k = 0; k < 3; ++k) v[k] = g + (v[k] - g) * t.saturation;
       }
       for (int k = 0; k < colour; ++k) image_out[k * plane + i] = std::clamp(v[k], 0.0f, 1.0f);

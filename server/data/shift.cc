@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/data/absl_compat.h"
+#include "server/model_input/luma.h"
 
 namespace segserve::data {
 namespace {
@@ -17,7 +18,7 @@ constexpr std::array<double, kMaxShiftLevel + 1> kBrightness = {1.00, 0.88, 0.76
 constexpr std::array<double, kMaxShiftLevel + 1> kContrast = {1.00, 0.82, 0.64, 0.46, 0.28, 0.10};
 constexpr std::array<double, kMaxShiftLevel + 1> kSaturation = {1.00, 1.40, 1.80, 2.20, 2.60, 3.00};
 
-float Luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }
+float Luma(float r, float g, float b) { return model_input::Luma(r, g, b); }
 
 }  // namespace
 

@@ -34,16 +34,17 @@ struct SegmentationEngine::Request {
   size_t next_tile = 0;       // next tile to submit
   size_t finished_tiles = 0;  // tiles whose result arrived
   bool failed = false;
-  std::vector<float> logits;   // classes x H x W (blended sum when tiled)
+  std::vector<float> logits;   // classes x H x W blended sum (tiled only)
+  LogitsView single;           // the one tile's logits, shared with its batch (untiled)
   std::vector<float> weights;  // H x W weight sums (tiled only)
   SegmentTimings timings;
   double shift_sum = 0;
   int shift_count = 0;
 };
 
-SegmentationEngine::SegmentationEngine(const EngineOptions& options, Batcher& batcher,
+SegmentationEngine::SegmentationEngine(const EngineOptions& options, BatchScheduler& scheduler,
                                        common::ThreadPool& cpu_pool)
-    : options_(options), batcher_(batcher), cpu_pool_(cpu_pool) {}
+    : options_(options), scheduler_(scheduler), cpu_pool_(cpu_pool) {}
 
 absl::Status SegmentationEngine::ValidateParams(const SegmentParams& params) const {
   if (params.tile_size != 0 &&
@@ -124,8 +125,8 @@ void SegmentationEngine::Preprocess(std::shared_ptr<Request> request) {
     return;
   }
   const size_t pixels = static_cast<size_t>(height) * width;
-  request->logits.assign(static_cast<size_t>(config.classes) * pixels, 0.0f);
   if (tiles > 1) {
+    request->logits.assign(static_cast<size_t>(config.classes) * pixels, 0.0f);
     request->importance =
         GaussianImportance(request->grid.tile_height, request->grid.tile_width);
     request->weights.assign(pixels, 0.0f);
@@ -156,7 +157,7 @@ void SegmentationEngine::SubmitTiles(const std::shared_ptr<Request>& request, bo
     item.deadline = request->deadline;
     item.cancelled = request->cancelled;
     if (request->grid.origins.size() == 1) {
-      item.input = request->input.data;  // whole image
+      item.input = std::move(request->input.data);  // the whole image, not copied
     } else {
       const auto [oy, ox] = request->grid.origins[tile];
       item.input.resize(static_cast<size_t>(channels) * th * tw);
@@ -171,7 +172,7 @@ void SegmentationEngine::SubmitTiles(const std::shared_ptr<Request>& request, bo
     item.done = [this, request, tile](absl::StatusOr<BatchResult> result) {
       OnTileDone(request, tile, std::move(result));
     };
-    absl::Status submitted = batcher_.Submit(std::move(item), continuation || tile > 0);
+    absl::Status submitted = scheduler_.Submit(std::move(item), continuation || tile > 0);
     if (!submitted.ok()) {
       bool report = false;
       {
@@ -198,7 +199,7 @@ void SegmentationEngine::OnTileDone(const std::shared_ptr<Request>& request, siz
       const int classes = request->model->stored.config.classes;
       const int th = request->grid.tile_height, tw = request->grid.tile_width;
       if (request->grid.origins.size() == 1) {
-        request->logits = std::move(result->logits);
+        request->single = std::move(result->logits);
       } else {
         const auto [oy, ox] = request->grid.origins[tile];
         const float* w = request->importance.data();
@@ -255,7 +256,7 @@ void SegmentationEngine::Postprocess(std::shared_ptr<Request> request) {
   result.model_version = request->model->stored.version;
   result.mask = data::Mask::Create(height, width);
   std::vector<int64_t> counts(classes, 0);
-  const float* logits = request->logits.data();
+  const float* logits = request->weights.empty() ? request->single.data() : request->logits.data();
   if (!request->weights.empty()) {
     // Blended logits: divide by the weight sum so every pixel is a weighted mean.
     for (int c = 0; c < classes; ++c) {

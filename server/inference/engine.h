@@ -1,6 +1,6 @@
 // File: server/inference/engine.h — segmentation of one image end to end: decode and
 // normalise on the CPU pool, split into tiles when larger than a tile, run through the
-// batcher, blend tile logits with Gaussian weights, and post-process (argmax mask, class
+// batching scheduler at interactive priority, blend tile logits with Gaussian weights, and post-process (argmax mask, class
 // fractions, optional probabilities). Asynchronous: the gRPC layer hands a request over
 // and is called back once.
 #pragma once
@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "server/common/thread_pool.h"
 #include "server/data/image.h"
-#include "server/inference/batcher.h"
+#include "server/inference/batch_scheduler.h"
 #include "server/registry/registry.h"
 
 namespace segserve::inference {
@@ -67,7 +67,8 @@ using SegmentCallback = std::function<void(absl::StatusOr<SegmentResult>)>;
 
 class SegmentationEngine {
  public:
-  SegmentationEngine(const EngineOptions& options, Batcher& batcher, common::ThreadPool& cpu_pool);
+  SegmentationEngine(const EngineOptions& options, BatchScheduler& scheduler,
+                     common::ThreadPool& cpu_pool);
 
   // Validates the parameters (InvalidArgument naming options.tile_size / tile_overlap).
   absl::Status ValidateParams(const SegmentParams& params) const;
@@ -89,7 +90,7 @@ class SegmentationEngine {
   void Postprocess(std::shared_ptr<Request> request);
 
   const EngineOptions options_;
-  Batcher& batcher_;
+  BatchScheduler& scheduler_;
   common::ThreadPool& cpu_pool_;
 };
 

@@ -42,44 +42,4 @@ absl::StatusOr<data::Image> ImageFromRaw(int height, int width, int channels, Ra
   return image;
 }
 
-absl::StatusOr<PlanarImage> ToModelInput(const data::Image& image,
-                                         const model::UnetConfig& config) {
-  const int in = image.channels;
-  const int out = config.in_channels;
-  const bool supported = in == out || (in == 1 && (out == 3 || out == 4)) ||
-                         ((in == 3 || in == 4) && out == 1) || (in == 4 && out == 3);
-  if (!supported) {
-    return absl::InvalidArgumentError(absl::StrCat("image: has ", in,
-                                                   " channels; the model expects ", out,
-                                                   " (accepted: gray, RGB, RGBA)"));
-  }
-  const model::UnetConfig normalised = model::WithDefaultNormalisation(config);
-  PlanarImage planar;
-  planar.height = image.height;
-  planar.width = image.width;
-  planar.channels = out;
-  const size_t plane = image.num_pixels();
-  planar.data.resize(plane * static_cast<size_t>(out));
-  for (size_t p = 0; p < plane; ++p) {
-    const size_t base = p * static_cast<size_t>(in);
-    float rgb[4];
-    if (in == 1) {
-      rgb[0] = rgb[1] = rgb[2] = rgb[3] = image.GetNormalized(base);
-    } else {
-      for (int c = 0; c < std::min(in, 4); ++c) rgb[c] = image.GetNormalized(base + c);
-    }
-    for (int c = 0; c < out; ++c) {
-      float v;
-      if (out == 1 && in != 1) {
-        v = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
-      } else {
-        v = rgb[c];
-      }
-      planar.data[static_cast<size_t>(c) * plane + p] =
-          (v - normalised.mean[c]) / normalised.std[c];
-    }
-  }
-  return planar;
-}
-
 }  // namespace segserve::inference

@@ -1,6 +1,6 @@
 // File: server/inference/preprocess.h — request images to model inputs: the raw-tensor
-// form of the API, channel conversion to the model's channel count, scaling to [0, 1]
-// and the model's per-channel normalisation, as planar (CHW) floats.
+// form of the API here; channel conversion, scaling and normalisation are the model-input
+// module's (server/model_input/model_input.h).
 #pragma once
 
 #include <cstdint>
@@ -10,16 +10,13 @@
 #include "absl/status/statusor.h"
 #include "server/data/image.h"
 #include "server/model/model_config.h"
+#include "server/model_input/model_input.h"
 
 namespace segserve::inference {
 
-// A normalised model input: channels planes of height x width floats.
-struct PlanarImage {
-  int height = 0;
-  int width = 0;
-  int channels = 0;
-  std::vector<float> data;  // channels * height * width
-};
+// The model-input module's conversion, under the names the inference code uses.
+using model_input::PlanarImage;
+using model_input::ToModelInput;
 
 enum class RawDType { kUInt8, kUInt16, kFloat32 };
 
@@ -28,11 +25,5 @@ enum class RawDType { kUInt8, kUInt16, kFloat32 };
 // and a byte count that does not match height*width*channels*sizeof(dtype).
 absl::StatusOr<data::Image> ImageFromRaw(int height, int width, int channels, RawDType dtype,
                                          const std::string& bytes, int64_t max_pixels);
-
-// Converts `image` to the model's channels and normalisation:
-// gray -> RGB replicates, RGB(A) -> gray uses ITU-R BT.601 luma, RGBA -> RGB drops alpha.
-// Other combinations (e.g. 3 -> 4) are InvalidArgument naming `image` and both counts.
-absl::StatusOr<PlanarImage> ToModelInput(const data::Image& image,
-                                         const model::UnetConfig& config);
 
 }  // namespace segserve::inference

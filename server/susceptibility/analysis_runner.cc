@@ -144,6 +144,7 @@ absl::Status AnalysisRunner::Run(const scheduler::Job& job, scheduler::JobContex
   options.batch_size = spec.batch_size;
   options.loader_workers = options_.loader_workers;
   options.max_images_per_set = options_.max_images_per_set;
+  options.forward = options_.forward;
 
   const auto start = std::chrono::steady_clock::now();
   auto on_progress = [&](int64_t done, int64_t total) {

@@ -57,6 +57,7 @@ struct AnalysisRunnerOptions {
   ModelResolver resolve;   // production: ModelRegistry::Resolve
   int loader_workers = 2;
   int64_t max_images_per_set = 0;  // 0 = no cap
+  TapMeansFn forward;              // AnalysisOptions::forward (production: the serving core)
 };
 
 class AnalysisRunner : public scheduler::Runner {

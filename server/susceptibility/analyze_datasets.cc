@@ -11,7 +11,8 @@
 #include "server/data/loader.h"
 #include "server/data/shift.h"
 #include "server/model/servable_model.h"
-#include "server/susceptibility/channel_means.h"
+#include "server/model_input/channel_means.h"
+#include "server/model_input/model_input.h"
 
 namespace segserve::susceptibility {
 namespace {
@@ -134,34 +135,6 @@ class BatchSource {
   int64_t done_ = 0;
 };
 
-// [0, 1] planar batch -> the model's channels (the inference path's rules: gray -> RGB
-// replicates, RGB(A) -> gray is BT.601 luma, RGBA -> RGB drops alpha) and normalisation.
-absl::StatusOr<torch::Tensor> ModelInput(const torch::Tensor& unit,
-                                         const model::UnetConfig& config,
-                                         const std::string& field) {
-  const int in = static_cast<int>(unit.size(1));
-  const int out = config.in_channels;
-  torch::Tensor x;
-  if (in == out) {
-    x = unit;
-  } else if (in == 1 && (out == 3 || out == 4)) {
-    x = unit.expand({unit.size(0), out, unit.size(2), unit.size(3)});
-  } else if ((in == 3 || in == 4) && out == 1) {
-    x = 0.299f * unit.narrow(1, 0, 1) + 0.587f * unit.narrow(1, 1, 1) +
-        0.114f * unit.narrow(1, 2, 1);
-  } else if (in == 4 && out == 3) {
-    x = unit.narrow(1, 0, 3);
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": images have ", in,
-                                                   " channels; the model expects ", out,
-                                                   " (accepted: gray, RGB, RGBA)"));
-  }
-  const model::UnetConfig norm = model::WithDefaultNormalisation(config);
-  const torch::Tensor mean = torch::tensor(norm.mean).view({1, out, 1, 1});
-  const torch::Tensor std = torch::tensor(norm.std).view({1, out, 1, 1});
-  return ((x - mean) / std).contiguous();
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
@@ -197,16 +170,25 @@ absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
       if (!batch || batch->n == 0) break;
       for (size_t m = 0; m < models.size(); ++m) {
         model::ServableModel& servable = *models[m]->servable;
+        ASSIGN_OR_RETURN(std::vector<float> input,
+                         model_input::UnitBatchToModelInput(batch->data.data(), batch->n,
+                                                            batch->c, batch->h, batch->w,
+                                                            servable.config(), field));
+        const int channels = servable.config().in_channels;
         absl::StatusOr<TapMeans> means;
-        try {
-          torch::InferenceMode inference_mode;
-          const torch::Tensor unit = torch::from_blob(
-              batch->data.data(), {batch->n, batch->c, batch->h, batch->w}, torch::kFloat);
-          ASSIGN_OR_RETURN(torch::Tensor x, ModelInput(unit, servable.config(), field));
-          ASSIGN_OR_RETURN(model::UnetOutput out, servable.ForwardWithTaps(x));
-          means = ChannelMeans(out);
-        } catch (const c10::Error& e) {
-          return absl::InternalError(absl::StrCat("analysis: ", e.what_without_backtrace()));
+        if (options.forward) {
+          means = options.forward(models[m], batch->n, channels, batch->h, batch->w,
+                                  std::move(input));
+        } else {
+          try {
+            torch::InferenceMode inference_mode;
+            const torch::Tensor x = torch::from_blob(
+                input.data(), {batch->n, channels, batch->h, batch->w}, torch::kFloat);
+            ASSIGN_OR_RETURN(model::UnetOutput out, servable.ForwardWithTaps(x));
+            means = model_input::ChannelMeans(out);
+          } catch (const c10::Error& e) {
+            return absl::InternalError(absl::StrCat("analysis: ", e.what_without_backtrace()));
+          }
         }
         RETURN_IF_ERROR(means.status());
         RETURN_IF_ERROR(which == 0 ? analyzers[m]->AddSource(*means)

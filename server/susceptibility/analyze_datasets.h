@@ -3,10 +3,10 @@
 // through one or more served models with their feature taps, and returns one
 // SusceptibilityReport per model (same images for every model). Torch-free header.
 //
-// Threading: calls ServableModel::ForwardWithTaps on the calling thread. The inference
-// executor assumes it is the only caller of a ServableModel; until analysis batches go
-// through that executor, run an analysis only where no inference shares the models, or
-// accept the race documented in docs/susceptibility.md.
+// Threading: the forward passes run through AnalysisOptions::forward; the server routes
+// them through the inference BatchScheduler at background priority (one executor owns the
+// device; Segment traffic goes first). Without `forward` (tests, benchmarks, tools) they
+// run on the calling thread, which must then be the only user of the models.
 #pragma once
 
 #include <cstdint>
@@ -34,12 +34,20 @@ struct ImageSet {
   std::vector<data::Image> images;
 };
 
+// Runs `n` normalised images (n x c x h x w floats, the model's input) through `model` and
+// returns their tap channel means. Blocks the calling thread until they are computed.
+using TapMeansFn = std::function<absl::StatusOr<TapMeans>(
+    const std::shared_ptr<const registry::LoadedModel>& model, int n, int c, int h, int w,
+    std::vector<float> input)>;
+
 struct AnalysisOptions {
   int bins = 0;        // AnalyzerOptions::bins
   int batch_size = 8;  // 1..256
   // Caps every set's image count (0 = no cap); a set's own `limit` applies too.
   int64_t max_images_per_set = 0;
   int loader_workers = 2;  // decode threads per data-set set
+  // Where the forward passes run; empty: ServableModel::ForwardWithTaps on this thread.
+  TapMeansFn forward;
 };
 
 // Called after every batch with the images done and the total (source + target; every

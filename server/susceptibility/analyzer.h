@@ -3,7 +3,7 @@
 // batch for a source set A and a target set B; out comes, per layer, the Hellinger distance of
 // A's and B's per-channel distributions (mean, median and max over channels) next to its
 // null value (the same statistic between A's even and odd images). Torch-free: callers turn
-// activations into channel means with ChannelMeans (channel_means.h).
+// activations into channel means with model_input::ChannelMeans (server/model_input/channel_means.h).
 #pragma once
 
 #include <cstdint>
@@ -13,21 +13,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/model_input/tap_means.h"
 #include "server/susceptibility/grid_histogram.h"
 
 namespace segserve::susceptibility {
 
-// Per-image spatial means of every channel of one tapped layer, for a batch of images:
-// values[i * channels + c].
-struct LayerMeans {
-  std::string layer;
-  int images = 0;
-  int channels = 0;
-  std::vector<float> values;
-  const float* image(int i) const { return values.data() + static_cast<size_t>(i) * channels; }
-};
-// One entry per tapped layer, in the model's tap order (UnetImpl::TapNames()).
-using TapMeans = std::vector<LayerMeans>;
+// The tap means type lives in the model-input module (shared with inference and training).
+using LayerMeans = model_input::LayerMeans;
+using TapMeans = model_input::TapMeans;
 
 struct LayerStats {
   std::string layer;

@@ -1,5 +1,7 @@
 #include "server/susceptibility/drift_monitor.h"
 
+#include "server/model_input/reference_stats.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -39,21 +41,6 @@ struct LayerWindow {
   }
 };
 
-absl::StatusOr<std::vector<float>> Floats(const json& layer, const char* key, int channels,
-                                          const std::string& where) {
-  if (!layer.contains(key) || !layer[key].is_array() ||
-      layer[key].size() != static_cast<size_t>(channels)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ".", key, ": expected ", channels, " numbers"));
-  }
-  std::vector<float> out;
-  for (const json& v : layer[key]) {
-    if (!v.is_number()) return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": not a number"));
-    out.push_back(v.get<float>());
-  }
-  return out;
-}
-
 }  // namespace
 
 struct DriftMonitor::ModelState {
@@ -89,65 +76,37 @@ DriftMonitor::~DriftMonitor() {
 }
 
 absl::Status DriftMonitor::SetReference(const std::string& model_key, const json& ref) {
-  if (!ref.is_object() || !ref.contains("bins") || !ref["bins"].is_number_integer() ||
-      !ref.contains("layers") || !ref["layers"].is_array()) {
-    return absl::InvalidArgumentError("reference_stats: needs integer bins and a layers array");
-  }
-  const int bins = ref["bins"].get<int>();
-  if (bins < 1 || bins > 65000) {
-    return absl::InvalidArgumentError(absl::StrCat("reference_stats.bins: ", bins, " out of range"));
-  }
+  // The schema is the model-input module's; it validates and names bad fields.
+  absl::StatusOr<model_input::ReferenceStats> stats = model_input::ReferenceStatsFromJson(ref);
+  if (!stats.ok()) return stats.status();
+  const int bins = stats->bins;
   const int window = std::clamp(options_.window, 1, 65535);
   auto state = std::make_shared<ModelState>();
   state->window = window;
   state->sqrt_int.resize(window + 1);
   for (int i = 0; i <= window; ++i) state->sqrt_int[i] = std::sqrt(static_cast<double>(i));
   std::vector<LayerWindow> layers;
-  for (size_t i = 0; i < ref["layers"].size(); ++i) {
-    const json& l = ref["layers"][i];
-    const std::string where = absl::StrCat("reference_stats.layers[", i, "]");
-    if (!l.is_object() || !l.contains("name") || !l["name"].is_string() ||
-        !l.contains("channels") || !l["channels"].is_number_integer() ||
-        l["channels"].get<int>() <= 0) {
-      return absl::InvalidArgumentError(where + ": needs name and channels > 0");
-    }
+  for (const model_input::LayerReferenceStats& l : stats->layers) {
     LayerWindow w;
-    w.name = l["name"].get<std::string>();
-    w.channels = l["channels"].get<int>();
+    w.name = l.name;
+    w.channels = l.channels;
     w.bins = bins;
     w.slots = bins + 2;
-    auto min = Floats(l, "min", w.channels, where);
-    auto max = Floats(l, "max", w.channels, where);
-    auto stdv = Floats(l, "std", w.channels, where);
-    if (!min.ok()) return min.status();
-    if (!max.ok()) return max.status();
-    if (!stdv.ok()) return stdv.status();
-    w.min = *min;
-    w.max = *max;
-    w.lo = *min;
+    w.min = l.min;
+    w.max = l.max;
+    w.lo = l.min;
     w.sigma.resize(w.channels);
     w.inv_width.resize(w.channels);
-    const json& hist = l.contains("hist") ? l["hist"] : json();
-    if (!hist.is_array() || hist.size() != static_cast<size_t>(w.channels)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ".hist: expected ", w.channels, " histograms"));
-    }
     w.sqrt_p.assign(static_cast<size_t>(w.channels) * w.slots, 0.0);
     for (int c = 0; c < w.channels; ++c) {
       const double width = (static_cast<double>(w.max[c]) - w.min[c]) / bins;
       w.inv_width[c] = width > 0 ? static_cast<float>(1.0 / width) : 0.f;
-      w.sigma[c] = std::max((*stdv)[c], 1e-6f);
-      const json& h = hist[c];
-      if (!h.is_array() || h.size() != static_cast<size_t>(bins)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ".hist[", c, "]: expected ", bins, " counts"));
-      }
+      w.sigma[c] = std::max(l.std[c], 1e-6f);
       double total = 0;
-      for (const json& v : h) total += v.is_number() ? std::max(0.0, v.get<double>()) : 0.0;
+      for (double v : l.hist[c]) total += v;
       if (total <= 0) continue;
       for (int b = 0; b < bins; ++b) {
-        const double v = h[b].is_number() ? std::max(0.0, h[b].get<double>()) : 0.0;
-        w.sqrt_p[static_cast<size_t>(c) * w.slots + 1 + b] = std::sqrt(v / total);
+        w.sqrt_p[static_cast<size_t>(c) * w.slots + 1 + b] = std::sqrt(l.hist[c][b] / total);
       }
     }
     w.counts.assign(static_cast<size_t>(w.channels) * w.slots, 0);

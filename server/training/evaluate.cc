@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "server/common/status_macros.h"
+#include "server/model_input/channel_means.h"
 #include "server/training/trainer_internal.h"
 
 namespace segserve::training::internal {
@@ -57,14 +58,13 @@ absl::StatusOr<nlohmann::json> ComputeReferenceStats(model::Unet& model, data::L
     ASSIGN_OR_RETURN(std::optional<data::Batch> batch, loader.Next());
     if (!batch) break;
     model::UnetOutput out = model->ForwardWithTaps(BatchImages(*batch, device, channels_last));
-    for (size_t i = 0; i < out.taps.size() && i < layers.size(); ++i) {
-      const torch::Tensor means =
-          out.taps[i].tensor.mean({2, 3}).to(torch::kCPU, torch::kFloat).contiguous();
-      const int64_t n = means.size(0), c = means.size(1);
-      layers[i].channels = static_cast<int>(c);
-      const float* data = means.data_ptr<float>();
-      for (int64_t k = 0; k < n; ++k)
-        layers[i].samples.emplace_back(data + k * c, data + (k + 1) * c);
+    // The same channel means the drift monitor will compare against (model-input module).
+    ASSIGN_OR_RETURN(model_input::TapMeans means, model_input::ChannelMeans(out));
+    for (size_t i = 0; i < means.size() && i < layers.size(); ++i) {
+      layers[i].channels = means[i].channels;
+      for (int k = 0; k < means[i].images; ++k) {
+        layers[i].samples.emplace_back(means[i].image(k), means[i].image(k) + means[i].channels);
+      }
     }
   }
   return ReferenceStatsJson(layers);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "server/model_input/reference_stats.h"
 
 namespace segserve::training {
 
@@ -30,18 +31,12 @@ class ConfusionMatrix {
   std::vector<int64_t> counts_;  // [truth * classes + pred]
 };
 
-// Statistics of one layer's per-image, per-channel spatial means.
-struct LayerReference {
-  std::string name;
-  int channels = 0;
-  std::vector<std::vector<float>> samples;  // one vector of `channels` means per image
-};
+// One layer's per-image channel means; the reference statistics record and its schema are
+// the model-input module's (server/model_input/reference_stats.h).
+using LayerReference = model_input::LayerSamples;
+inline constexpr int kReferenceBins = model_input::kReferenceBins;
 
-inline constexpr int kReferenceBins = 32;
-
-// {"bins": 32, "images": N, "layers": [{"name", "channels", "mean": [..], "std": [..],
-//  "min": [..], "max": [..], "hist": [[32 counts] per channel]}]}: per channel, statistics of
-// the per-image spatial mean; the histogram spans [min, max] of that channel (population std).
+// model_input::ToJson(ReferenceStatsFromSamples(layers, bins)): the "reference_stats" JSON.
 nlohmann::json ReferenceStatsJson(const std::vector<LayerReference>& layers,
                                   int bins = kReferenceBins);
 

@@ -20,7 +20,7 @@
 #include "server/registry/model_store.h"
 #include "server/susceptibility/analysis_runner.h"
 #include "server/susceptibility/analyze_datasets.h"
-#include "server/susceptibility/channel_means.h"
+#include "server/model_input/channel_means.h"
 #include "server/susceptibility/drift_monitor.h"
 #include "server/susceptibility/report_json.h"
 #include "server/training/training_runner.h"
@@ -284,7 +284,7 @@ TEST_F(ModelAnalysisTest, DriftGaugeFollowsShiftedAndInDomainRequests) {
     }
     auto out = model.servable->ForwardWithTaps(x);
     EXPECT_TRUE(out.ok());
-    auto means = ChannelMeans(*out);
+    auto means = model_input::ChannelMeans(*out);
     EXPECT_TRUE(means.ok());
     double score = 0;
     for (double s : monitor.ObserveBatch(model.key(), *means)) score += s;

@@ -1,9 +1,9 @@
-#include "server/inference/tiling.h"
+#include "server/model_input/tiling.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace segserve::inference {
+namespace segserve::model_input {
 namespace {
 
 std::vector<int> Starts(int size, int tile, double overlap) {
@@ -60,4 +60,4 @@ std::vector<float> GaussianImportance(int tile_height, int tile_width) {
   return weights;
 }
 
-}  // namespace segserve::inference
+}  // namespace segserve::model_input

@@ -1,10 +1,10 @@
-#include "server/susceptibility/channel_means.h"
+#include "server/model_input/channel_means.h"
 
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 
-namespace segserve::susceptibility {
+namespace segserve::model_input {
 
 absl::StatusOr<TapMeans> ChannelMeans(const model::UnetOutput& output) {
   TapMeans out;
@@ -32,4 +32,18 @@ absl::StatusOr<TapMeans> ChannelMeans(const model::UnetOutput& output) {
   return out;
 }
 
-}  // namespace segserve::susceptibility
+TapMeans ImageOf(const TapMeans& batch, int i) {
+  TapMeans out;
+  out.reserve(batch.size());
+  for (const LayerMeans& layer : batch) {
+    LayerMeans one;
+    one.layer = layer.layer;
+    one.images = 1;
+    one.channels = layer.channels;
+    one.values.assign(layer.image(i), layer.image(i) + layer.channels);
+    out.push_back(std::move(one));
+  }
+  return out;
+}
+
+}  // namespace segserve::model_input
