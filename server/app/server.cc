@@ -135,12 +135,12 @@ absl::Status SegserveServer::BuildComponents() {
                                                    static_cast<size_t>(options_.max_queue) * 4);
   control_pool_ = std::make_unique<common::ThreadPool>(1, 64);
   analysis_pool_ = std::make_unique<common::ThreadPool>(1, 16);
-  inference::SchedulerOptions scheduler_options;
-  scheduler_options.max_batch_size = options_.max_batch_size;
-  scheduler_options.max_queue_delay =
+  inference::SchedulerOptions batching_options;
+  batching_options.max_batch_size = options_.max_batch_size;
+  batching_options.max_queue_delay =
       std::chrono::microseconds(static_cast<int64_t>(options_.max_queue_delay_ms * 1000));
-  scheduler_options.max_queue = static_cast<size_t>(options_.max_queue);
-  batch_scheduler_ = std::make_unique<inference::BatchScheduler>(scheduler_options, metrics_);
+  batching_options.max_queue = static_cast<size_t>(options_.max_queue);
+  batch_scheduler_ = std::make_unique<inference::BatchScheduler>(batching_options, metrics_);
   batch_runner_ = std::make_unique<inference::TorchBatchRunner>();
   // Drift monitoring observes executed batches; the inference library knows nothing of it.
   if (drift_) drift_observer_ = std::make_unique<DriftObserver>(*drift_);

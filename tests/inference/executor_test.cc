@@ -24,6 +24,7 @@ class FakeRunner : public BatchRunner {
       absl::MutexLock lock(&mu_);
       ++runs_;
       batches_.push_back({});
+      inputs_.push_back(input.data);
       const size_t item_floats = static_cast<size_t>(input.channels) * input.height * input.width;
       for (int i = 0; i < input.batch; ++i) {
         batches_.back().push_back(static_cast<int>(input.data[i * item_floats]));
@@ -45,6 +46,10 @@ class FakeRunner : public BatchRunner {
     }
     BatchOutput out;
     out.logits = logits->data();
+    {
+      absl::MutexLock lock(&mu_);
+      outputs_.push_back(logits->data());
+    }
     out.per_item = classes * plane;
     out.owner = logits;
     if (input.tap_means) {
@@ -62,6 +67,14 @@ class FakeRunner : public BatchRunner {
     released_ = true;
   }
   void FailWith(absl::Status status) { fail_ = std::move(status); }
+  std::vector<const float*> inputs() {
+    absl::MutexLock lock(&mu_);
+    return inputs_;
+  }
+  std::vector<const float*> outputs() {
+    absl::MutexLock lock(&mu_);
+    return outputs_;
+  }
   std::vector<std::vector<int>> batches() {
     absl::MutexLock lock(&mu_);
     return batches_;
@@ -72,6 +85,8 @@ class FakeRunner : public BatchRunner {
   int runs_ ABSL_GUARDED_BY(mu_) = 0;
   bool released_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::vector<int>> batches_ ABSL_GUARDED_BY(mu_);
+  std::vector<const float*> inputs_ ABSL_GUARDED_BY(mu_);
+  std::vector<const float*> outputs_ ABSL_GUARDED_BY(mu_);
   bool hold_first_ = false;
   absl::Notification running_;
   absl::Status fail_;
@@ -125,6 +140,20 @@ TEST_F(ExecutorTest, EveryItemGetsItsOwnLogitsFromOneBatch) {
     EXPECT_EQ(outcome.batch_size, outcome.id == 9 ? 1 : 3);
     EXPECT_EQ(outcome.shift_score, -1);
   }
+}
+
+// The data path's copies (issue 17): a lone item's input reaches the model where the
+// request left it, and every item's logits are read where the model wrote them.
+TEST_F(ExecutorTest, ALoneItemsInputAndEveryItemsLogitsAreNotCopied) {
+  BatchScheduler scheduler(Options(4), metrics_);
+  Executor executor("cpu", scheduler, runner_, metrics_);
+  WorkItem item = outcomes_.Item(5, a_, 256, 256);
+  const float* request_input = item.input.data();
+  ASSERT_TRUE(scheduler.Submit(std::move(item)).ok());
+  ASSERT_TRUE(outcomes_.WaitFor(1));
+  ASSERT_EQ(runner_.inputs().size(), 1u);
+  EXPECT_EQ(runner_.inputs()[0], request_input) << "the input was staged (copied)";
+  EXPECT_EQ(outcomes_.Get()[0].logits_data, runner_.outputs()[0]) << "the logits were copied";
 }
 
 TEST_F(ExecutorTest, InteractiveWorkOvertakesQueuedBackgroundWork) {

@@ -32,6 +32,7 @@ class Outcomes {
     int batch_size;
     double shift_score;
     bool has_tap_means;
+    const float* logits_data;  // where the item's logits live (shared, not copied)
   };
 
   // An item of `model` with `height` x `width` inputs all equal to `id`.
@@ -44,12 +45,13 @@ class Outcomes {
     item.input.assign(static_cast<size_t>(height) * width, static_cast<float>(id));
     item.done = [this, id](absl::StatusOr<BatchResult> result) {
       absl::MutexLock lock(&mu_);
-      Outcome outcome{id, result.status().code(), {}, 0, -1, false};
+      Outcome outcome{id, result.status().code(), {}, 0, -1, false, nullptr};
       if (result.ok()) {
         outcome.logits.assign(result->logits.begin(), result->logits.end());
         outcome.batch_size = result->batch_size;
         outcome.shift_score = result->shift_score;
         outcome.has_tap_means = result->tap_means.has_value();
+        outcome.logits_data = result->logits.data();
       }
       outcomes_.push_back(std::move(outcome));
     };
