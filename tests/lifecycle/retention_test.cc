@@ -2,6 +2,11 @@
 // a ManualClock for ages.
 #include "server/lifecycle/retention.h"
 
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <string>
+
 #include "gmock/gmock.h"
 #include "tests/lifecycle/fixture.h"
 
@@ -21,20 +26,39 @@ class RetentionTest : public LifecycleFixture {
     options.failed_run_retention = hours(24 * 7);
     options.on_change = [this] { ++changes_; };
     retention_ = std::make_unique<RunRetention>(options, &clock_);
-    MakeScheduler([this](const scheduler::Job& job) { retention_->OnJobFinished(job); });
+    MakeScheduler([this](const scheduler::Job& job) {
+      retention_->OnJobFinished(job);
+      std::lock_guard<std::mutex> lock(mu_);
+      retained_.insert(job.id);
+      cv_.notify_all();
+    });
     retention_->Attach(scheduler_.get());
   }
   ~RetentionTest() override { scheduler_.reset(); }
 
+  // The job's terminal event, then the end of its retention: a Watch that starts after the
+  // job's row turned terminal sees that state at once, possibly a few milliseconds before the
+  // worker has applied retention (the scheduler runs on_finished after updating the row).
+  scheduler::Job Run(const std::string& outcome) {
+    scheduler::Job job = LifecycleFixture::Run(outcome);
+    std::unique_lock<std::mutex> lock(mu_);
+    EXPECT_TRUE(
+        cv_.wait_for(lock, std::chrono::seconds(60), [&] { return retained_.count(job.id) > 0; }))
+        << "retention never ran for " << job.id;
+    return job;
+  }
+
   std::unique_ptr<RunRetention> retention_;
   int changes_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> retained_;
 };
 
 TEST_F(RetentionTest, ASucceededJobKeepsNoCheckpointsByDefault) {
   Make(KeepCheckpoints::kNone);
   const scheduler::Job job = Run("succeed");
   ASSERT_EQ(job.state, scheduler::JobState::kSucceeded);
-  // Seen right after the terminal event: retention runs before it is published.
   for (const char* gone : {"latest.ckpt", "latest.optim", "best.ckpt"}) {
     EXPECT_FALSE(Exists(RunDir(job.id) + "/" + gone)) << gone;
   }
