@@ -2,7 +2,8 @@
 // hold open. Every segserve.v1 handler asks Authorize() for the role its method needs
 // before doing anything (gRPC 1.51's server interceptors cannot reject a call, so the
 // check is a call at the top of each handler; tests/integration/auth_test.cc calls every
-// method without a token to prove none is missed). Health and reflection stay open.
+// method without a token to prove none is missed). Health, reflection and the Open
+// Inference Protocol's ServerLive/ServerReady stay open.
 #pragma once
 
 #include <chrono>

@@ -14,6 +14,7 @@
 #include "server/api/datasets_service.h"
 #include "server/api/interceptor.h"
 #include "server/api/models_service.h"
+#include "server/api/oip_service.h"
 #include "server/api/segmentation_service.h"
 #include "server/api/susceptibility_service.h"
 #include "server/api/training_service.h"
@@ -25,6 +26,7 @@
 #include "server/common/status_macros.h"
 #include "server/inference/tap_means_forward.h"
 #include "server/inference/torch_batch_runner.h"
+#include "server/metrics/build_info.h"
 #include "server/metrics/process_collector.h"
 #include "server/model/device.h"
 #include "server/susceptibility/analysis_runner.h"
@@ -215,6 +217,13 @@ absl::Status SegserveServer::BuildComponents() {
   segmentation_options.max_stream_inflight = options_.max_stream_inflight;
   services_.push_back(
       std::make_unique<api::SegmentationService>(segmentation_options, *registry_, *engine_, *access_));
+  // The Open Inference Protocol (KServe v2) on the same port and the same engine.
+  api::OipServiceOptions oip_options;
+  oip_options.limits.max_image_pixels = options_.max_image_pixels;
+  oip_options.server_version = metrics::kVersion;
+  oip_options.ready = [this] { return ready_.load(); };
+  services_.push_back(
+      std::make_unique<api::OipService>(std::move(oip_options), *registry_, *engine_, *access_));
   auto refresh_disk_usage = [this] { disk_usage_->Refresh(); };
   services_.push_back(std::make_unique<api::ModelsService>(*registry_, *control_pool_, *access_,
                                                            refresh_disk_usage));
@@ -253,6 +262,7 @@ void SegserveServer::BecomeReadyAsync() {
   control_pool_->TrySchedule([this] {
     absl::Status loaded = registry_->LoadAtStartup(options_.load_models);
     if (!loaded.ok()) LOG(WARNING) << "some models did not load: " << loaded.message();
+    ready_.store(true);
     server_->GetHealthCheckService()->SetServingStatus(true);
     LOG(INFO) << "ready: health SERVING";
   });
@@ -329,6 +339,7 @@ void SegserveServer::Shutdown() {
     LOG(INFO) << "shutting down: draining in-flight calls for up to " << options_.drain_seconds
               << " s";
     server_->GetHealthCheckService()->Shutdown();
+    ready_.store(false);
     // Jobs first: running ones are interrupted and re-queued, watch streams end, so the
     // gRPC drain below is not held up by them.
     bootstrap_.reset();

@@ -98,6 +98,8 @@ class SegserveServer {
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   std::once_flag shutdown_once_;
+  // Start-up finished and not shutting down: health SERVING, OIP ServerReady.
+  std::atomic<bool> ready_{false};
   std::atomic<int64_t> inflight_calls_{0};  // counted by the request interceptor
 };
 
