@@ -1,6 +1,7 @@
 // Black-box auth of the real segserve binary with a tokens file: every segserve.v1 method
-// refuses callers without a token (UNAUTHENTICATED) and callers whose role is too low
-// (PERMISSION_DENIED); health stays open; SIGHUP re-reads the file; each refusal is
+// and every Open Inference Protocol method but ServerLive/ServerReady refuses callers
+// without a token (UNAUTHENTICATED) and callers whose role is too low (PERMISSION_DENIED);
+// health and the OIP liveness/readiness stay open; SIGHUP re-reads the file; each refusal is
 // counted in /metrics; the per-client stream limit.
 #include <signal.h>
 
@@ -12,6 +13,7 @@
 #include "client/lib/http_get.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "inference/open_inference.grpc.pb.h"
 #include "segserve/v1/datasets.grpc.pb.h"
 #include "segserve/v1/models.grpc.pb.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
@@ -67,8 +69,11 @@ std::vector<Method> AllMethods(const std::shared_ptr<grpc::Channel>& channel) {
   auto susceptibility =
       std::shared_ptr<v1::Susceptibility::Stub>(v1::Susceptibility::NewStub(channel));
   auto training = std::shared_ptr<v1::Training::Stub>(v1::Training::NewStub(channel));
+  auto oip = std::shared_ptr<::inference::GRPCInferenceService::Stub>(
+      ::inference::GRPCInferenceService::NewStub(channel));
   using M = v1::Models::Stub;
   using T = v1::Training::Stub;
+  using O = ::inference::GRPCInferenceService::Stub;
   return {
       {"Models/List", Role::kViewer,
        Unary<v1::ListModelsRequest, v1::ListModelsResponse>(models, &M::List)},
@@ -125,6 +130,21 @@ std::vector<Method> AllMethods(const std::shared_ptr<grpc::Channel>& channel) {
          }
          return stream->Finish();
        }},
+      {"inference/ServerMetadata", Role::kViewer,
+       Unary<::inference::ServerMetadataRequest, ::inference::ServerMetadataResponse>(
+           oip, &O::ServerMetadata)},
+      {"inference/ModelReady", Role::kViewer,
+       Unary<::inference::ModelReadyRequest, ::inference::ModelReadyResponse>(oip,
+                                                                              &O::ModelReady)},
+      {"inference/ModelMetadata", Role::kViewer,
+       Unary<::inference::ModelMetadataRequest, ::inference::ModelMetadataResponse>(
+           oip, &O::ModelMetadata)},
+      {"inference/RepositoryIndex", Role::kViewer,
+       Unary<::inference::RepositoryIndexRequest, ::inference::RepositoryIndexResponse>(
+           oip, &O::RepositoryIndex)},
+      {"inference/ModelInfer", Role::kSegmenter,
+       Unary<::inference::ModelInferRequest, ::inference::ModelInferResponse>(oip,
+                                                                              &O::ModelInfer)},
   };
 }
 
@@ -190,6 +210,16 @@ TEST_F(AuthTest, HealthStaysOpenForProbes) {
   auto health = (*client)->Health();
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, client::ServingStatus::kServing);
+  // The OIP's probes, which KServe and Triton clients call before anything else.
+  auto oip = ::inference::GRPCInferenceService::NewStub(channel_);
+  grpc::ClientContext live_context;
+  ::inference::ServerLiveResponse live;
+  EXPECT_TRUE(oip->ServerLive(&live_context, {}, &live).ok());
+  EXPECT_TRUE(live.live());
+  grpc::ClientContext ready_context;
+  ::inference::ServerReadyResponse ready;
+  EXPECT_TRUE(oip->ServerReady(&ready_context, {}, &ready).ok());
+  EXPECT_TRUE(ready.ready());
 }
 
 TEST_F(AuthTest, EachRoleReachesExactlyItsMethods) {
