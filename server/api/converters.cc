@@ -26,7 +26,7 @@ absl::StatusOr<inference::ImageInput> ImageFromProto(const v1::Image& image, int
             "image.encoded: ", info->width, "x", info->height, " = ", pixels,
             " pixels exceeds the limit of ", max_pixels, " (--max_image_pixels)"));
       }
-      input.encoded = image.encoded();
+      input.encoded = image.encoded();  // a view: the request outlives the engine's use
       return input;
     }
     case v1::Image::kRaw: {
@@ -41,10 +41,10 @@ absl::StatusOr<inference::ImageInput> ImageFromProto(const v1::Image& image, int
               "image.raw.dtype: must be DTYPE_UINT8, DTYPE_UINT16 or DTYPE_FLOAT32, got ",
               static_cast<int>(raw.dtype())));
       }
-      auto decoded = inference::ImageFromRaw(raw.height(), raw.width(), raw.channels(), dtype,
-                                             raw.data(), max_pixels);
-      if (!decoded.ok()) return decoded.status();
-      input.decoded = std::move(*decoded);
+      auto view = inference::RawTensorView(raw.height(), raw.width(), raw.channels(), dtype,
+                                           raw.data(), max_pixels);
+      if (!view.ok()) return view.status();
+      input.raw = *view;
       return input;
     }
     default:

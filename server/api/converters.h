@@ -14,7 +14,8 @@
 namespace segserve::api {
 
 // Encoded bytes are probed (header only: format, size against max_pixels) and decoded
-// later on the engine's pool; raw tensors are validated and converted here.
+// later on the engine's pool; raw tensors are checked here. Neither is copied: the result
+// views `image`'s bytes, which must outlive the engine's use (until its callback runs).
 absl::StatusOr<inference::ImageInput> ImageFromProto(const v1::Image& image, int64_t max_pixels);
 
 absl::StatusOr<inference::SegmentParams> ParamsFromProto(const v1::SegmentOptions& options);

@@ -66,12 +66,15 @@ class SegmentStreamReactor final
       MaybeFinish();
       return;
     }
-    v1::SegmentRequest request = std::move(incoming_);
-    std::string id = request.request_id();
+    // Moved, not copied; the engine reads the image bytes where they lie, so the request
+    // lives until its result comes back.
+    auto request = std::make_shared<v1::SegmentRequest>(std::move(incoming_));
+    incoming_.Clear();
+    std::string id = request->request_id();
     if (id.empty()) id = absl::StrCat(stream_id_, "-", ++sequence_);
     ++inflight_;
-    service_.Start(request, id, DeadlineOf(*context_), cancelled_,
-                   [this, id](absl::StatusOr<v1::SegmentResponse> result) {
+    service_.Start(*request, id, DeadlineOf(*context_), cancelled_,
+                   [this, id, request](absl::StatusOr<v1::SegmentResponse> result) {
                      OnResult(id, std::move(result));
                    });
     if (inflight_ < service_.options().max_stream_inflight) {

@@ -27,7 +27,8 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>* SegmentStream(
       grpc::CallbackServerContext* context) override;
 
-  // Validates `request` and starts it; `done` gets the response or the error status.
+  // Validates `request` and starts it; `done` gets the response or the error status. The
+  // image bytes are read where `request` holds them: it must stay alive until `done` runs.
   void Start(const v1::SegmentRequest& request, const std::string& request_id,
              inference::Clock::time_point deadline,
              std::shared_ptr<const inference::CancelFlag> cancelled,

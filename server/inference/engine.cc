@@ -96,22 +96,25 @@ void SegmentationEngine::Preprocess(std::shared_ptr<Request> request) {
     request->done(absl::DeadlineExceededError("deadline expired before pre-processing"));
     return;
   }
-  if (!request->image.decoded.has_value()) {
+  const auto& config = request->model->stored.config;
+  absl::StatusOr<PlanarImage> input = absl::InvalidArgumentError("image: no pixels");
+  if (!request->image.encoded.empty()) {
     auto decoded = data::DecodeImage(request->image.encoded, options_.max_image_pixels);
     if (!decoded.ok()) {
       request->done(decoded.status());
       return;
     }
-    request->image.decoded = std::move(*decoded);
-    request->image.encoded.clear();
+    input = ToModelInput(*decoded, config);
+  } else if (request->image.raw.has_value()) {
+    input = ToModelInput(*request->image.raw, config);
+  } else if (request->image.decoded.has_value()) {
+    input = ToModelInput(*request->image.decoded, config);
   }
-  const auto& config = request->model->stored.config;
-  auto input = ToModelInput(*request->image.decoded, config);
+  request->image = ImageInput{};  // the request's bytes are not read after this point
   if (!input.ok()) {
     request->done(input.status());
     return;
   }
-  request->image.decoded.reset();
   request->input = std::move(*input);
   const int height = request->input.height, width = request->input.width;
   request->grid = MakeTileGrid(height, width, request->params.tile_size,

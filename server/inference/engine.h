@@ -8,7 +8,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,10 +30,14 @@ struct EngineOptions {
   int max_inflight_tiles = 16;
 };
 
-// The image of a request: encoded file bytes (decoded on the pool) or an already built
-// image (raw tensors are converted by the API layer).
+// The image of a request, read where the request holds it (no copy): encoded file bytes
+// (decoded on the pool) or a checked raw tensor (inference/preprocess.h), both views into
+// the request message, or an image built in memory. The caller keeps the viewed bytes alive
+// until `done` is called; the engine reads them only before it calls `done` and drops the
+// views once the model input is built.
 struct ImageInput {
-  std::string encoded;
+  std::string_view encoded;
+  std::optional<data::ImageView> raw;
   std::optional<data::Image> decoded;
 };
 

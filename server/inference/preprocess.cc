@@ -4,8 +4,9 @@
 
 namespace segserve::inference {
 
-absl::StatusOr<data::Image> ImageFromRaw(int height, int width, int channels, RawDType dtype,
-                                         const std::string& bytes, int64_t max_pixels) {
+absl::StatusOr<data::ImageView> RawTensorView(int height, int width, int channels,
+                                              RawDType dtype, std::string_view bytes,
+                                              int64_t max_pixels) {
   if (height <= 0 || width <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "image.raw.height/width: must be positive, got ", height, "x", width));
@@ -33,13 +34,8 @@ absl::StatusOr<data::Image> ImageFromRaw(int height, int width, int channels, Ra
                                                    " bytes (height*width*channels*dtype size), "
                                                    "got ", bytes.size()));
   }
-  data::Image image;
-  image.height = height;
-  image.width = width;
-  image.channels = channels;
-  image.depth = depth;
-  image.bytes.assign(bytes.begin(), bytes.end());
-  return image;
+  return data::ImageView{height, width, channels, depth,
+                         reinterpret_cast<const uint8_t*>(bytes.data())};
 }
 
 }  // namespace segserve::inference

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,10 +21,12 @@ using model_input::ToModelInput;
 
 enum class RawDType { kUInt8, kUInt16, kFloat32 };
 
-// Builds an Image from the API's raw tensor (HWC, little-endian). InvalidArgument naming
-// `image.raw.*` for zero or oversized dimensions (max_pixels), channels outside 1..4,
-// and a byte count that does not match height*width*channels*sizeof(dtype).
-absl::StatusOr<data::Image> ImageFromRaw(int height, int width, int channels, RawDType dtype,
-                                         const std::string& bytes, int64_t max_pixels);
+// Checks the API's raw tensor (HWC, little-endian) and returns a view of its bytes where
+// they lie (no copy: `bytes` must outlive the view). InvalidArgument naming `image.raw.*`
+// for zero or oversized dimensions (max_pixels), channels outside 1..4, and a byte count
+// that does not match height*width*channels*sizeof(dtype).
+absl::StatusOr<data::ImageView> RawTensorView(int height, int width, int channels,
+                                              RawDType dtype, std::string_view bytes,
+                                              int64_t max_pixels);
 
 }  // namespace segserve::inference

@@ -38,6 +38,11 @@ absl::StatusOr<ChannelRule> ChannelRuleFor(int in, int out, const std::string& f
 
 absl::StatusOr<PlanarImage> ToModelInput(const data::Image& image,
                                          const model::UnetConfig& config) {
+  return ToModelInput(image.view(), config);
+}
+
+absl::StatusOr<PlanarImage> ToModelInput(const data::ImageView& image,
+                                         const model::UnetConfig& config) {
   const int in = image.channels;
   const int out = config.in_channels;
   absl::StatusOr<ChannelRule> rule = ChannelRuleFor(in, out, "image");

@@ -30,6 +30,9 @@ struct PlanarImage {
 };
 
 // `image` (any depth, interleaved) as the model's normalised planar input. Field "image".
+// The view form reads a request's raw tensor where it lies (no copy of its bytes).
+absl::StatusOr<PlanarImage> ToModelInput(const data::ImageView& image,
+                                         const model::UnetConfig& config);
 absl::StatusOr<PlanarImage> ToModelInput(const data::Image& image,
                                          const model::UnetConfig& config);
 

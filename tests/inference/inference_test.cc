@@ -54,21 +54,25 @@ TEST(Tiling, GaussianImportancePeaksInTheCentreAndNeverVanishes) {
 }
 
 TEST(Preprocess, RawTensorChecksDimensionsChannelsAndSize) {
-  EXPECT_TRUE(ImageFromRaw(2, 3, 3, RawDType::kUInt8, std::string(18, 'x'), 100).ok());
-  EXPECT_NE(ImageFromRaw(0, 3, 3, RawDType::kUInt8, "", 100).status().message().find(
+  const std::string ok_bytes(18, 'x');
+  auto view = RawTensorView(2, 3, 3, RawDType::kUInt8, ok_bytes, 100);
+  ASSERT_TRUE(view.ok());
+  // The view reads the request's bytes where they lie.
+  EXPECT_EQ(view->bytes, reinterpret_cast<const uint8_t*>(ok_bytes.data()));
+  EXPECT_NE(RawTensorView(0, 3, 3, RawDType::kUInt8, "", 100).status().message().find(
                 "image.raw.height"),
             std::string::npos);
-  EXPECT_NE(ImageFromRaw(20, 20, 3, RawDType::kUInt8, std::string(1200, 'x'), 100)
+  EXPECT_NE(RawTensorView(20, 20, 3, RawDType::kUInt8, std::string(1200, 'x'), 100)
                 .status()
                 .message()
                 .find("max_image_pixels"),
             std::string::npos);
-  EXPECT_NE(ImageFromRaw(2, 3, 5, RawDType::kUInt8, std::string(30, 'x'), 100)
+  EXPECT_NE(RawTensorView(2, 3, 5, RawDType::kUInt8, std::string(30, 'x'), 100)
                 .status()
                 .message()
                 .find("image.raw.channels"),
             std::string::npos);
-  EXPECT_NE(ImageFromRaw(2, 3, 1, RawDType::kUInt16, std::string(7, 'x'), 100)
+  EXPECT_NE(RawTensorView(2, 3, 1, RawDType::kUInt16, std::string(7, 'x'), 100)
                 .status()
                 .message()
                 .find("image.raw.data"),
@@ -82,7 +86,7 @@ TEST(Preprocess, ConvertsChannelsAndNormalises) {
   rgb.std = {0.25f, 0.25f, 0.25f};
   // A gray 16-bit pixel at full scale becomes (1 - 0.5) / 0.25 = 2 in every channel.
   std::string bytes = {'\xff', '\xff'};
-  auto gray = ImageFromRaw(1, 1, 1, RawDType::kUInt16, bytes, 10);
+  auto gray = RawTensorView(1, 1, 1, RawDType::kUInt16, bytes, 10);
   ASSERT_TRUE(gray.ok());
   auto planar = ToModelInput(*gray, rgb);
   ASSERT_TRUE(planar.ok());
@@ -92,14 +96,16 @@ TEST(Preprocess, ConvertsChannelsAndNormalises) {
   mono.in_channels = 1;
   mono.mean = {0};
   mono.std = {1};
-  auto rgba = ImageFromRaw(1, 1, 4, RawDType::kUInt8, std::string{'\xff', 0, 0, 0}, 10);
+  const std::string rgba_bytes{'\xff', 0, 0, 0};
+  auto rgba = RawTensorView(1, 1, 4, RawDType::kUInt8, rgba_bytes, 10);
   auto luma = ToModelInput(*rgba, mono);
   ASSERT_TRUE(luma.ok());
   EXPECT_NEAR(luma->data[0], 0.299f, 1e-5);
   // RGB into a 4-channel model has no sensible conversion.
   model::UnetConfig four;
   four.in_channels = 4;
-  auto rgb_image = ImageFromRaw(1, 1, 3, RawDType::kUInt8, std::string(3, 'x'), 10);
+  const std::string rgb_bytes(3, 'x');
+  auto rgb_image = RawTensorView(1, 1, 3, RawDType::kUInt8, rgb_bytes, 10);
   EXPECT_EQ(ToModelInput(*rgb_image, four).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
