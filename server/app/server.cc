@@ -24,7 +24,7 @@
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
-#include "server/inference/tap_means_forward.h"
+#include "server/inference/background_forward.h"
 #include "server/inference/torch_batch_runner.h"
 #include "server/metrics/build_info.h"
 #include "server/metrics/process_collector.h"
@@ -164,6 +164,9 @@ absl::Status SegserveServer::BuildComponents() {
   training_options.data_dir = options_.data_dir;
   training_options.default_device = options_.device;
   training_options.intra_op_threads = options_.intra_op_threads;
+  // Evaluation forward passes share the executor (and its priorities) with serving.
+  training_options.eval_scheduler = batch_scheduler_.get();
+  training_options.eval_device = options_.device;
   training_options.on_registered = [this](const registry::StoredVersion& stored) {
     auto loaded = registry_->Load(stored.name, stored.version);
     if (!loaded.ok()) LOG(WARNING) << "trained model did not load: " << loaded.status();
@@ -246,7 +249,7 @@ susceptibility::TapMeansFn SegserveServer::AnalysisForward(bool admit) {
   // device and Segment traffic goes first.
   return [this, admit](const std::shared_ptr<const registry::LoadedModel>& model, int n, int c,
                        int h, int w, std::vector<float> input) {
-    inference::TapMeansRequest request;
+    inference::BackgroundBatch request;
     request.model = model;
     request.n = n;
     request.c = c;

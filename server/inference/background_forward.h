@@ -1,8 +1,9 @@
-// File: server/inference/tap_means_forward.h — forward passes for analyses through the
-// serving core: a batch of normalised images becomes background-priority work items that
-// ask for their tap channel means, and the caller blocks until all are back. Used by the
-// Analyze RPC and ANALYSIS jobs (wired in server/app), so that every forward pass shares the
-// one executor per device and interactive Segment traffic goes first.
+// File: server/inference/background_forward.h — forward passes that are not requests but
+// share the device with them: analyses (tap channel means) and training evaluation (logits).
+// A batch of normalised images becomes background-priority work items and the caller blocks
+// until all are back. Wired in server/app for the Analyze RPC, ANALYSIS jobs and TRAIN jobs'
+// evaluation, so that every forward pass goes through the one executor per device and
+// interactive Segment traffic goes first.
 #pragma once
 
 #include <memory>
@@ -14,7 +15,7 @@
 
 namespace segserve::inference {
 
-struct TapMeansRequest {
+struct BackgroundBatch {
   std::shared_ptr<const registry::LoadedModel> model;
   int n = 0, c = 0, h = 0, w = 0;
   std::vector<float> input;  // n x c x h x w, the model's normalised input
@@ -28,6 +29,11 @@ struct TapMeansRequest {
 // The images' tap channel means, one LayerMeans per tap with n images, in order. Blocks:
 // call from an analysis thread, never from a gRPC or executor thread.
 absl::StatusOr<model_input::TapMeans> ForwardForTapMeans(BatchScheduler& scheduler,
-                                                         TapMeansRequest request);
+                                                         BackgroundBatch batch);
+
+// The images' logits (classes x h x w each, shared with their batch's output, not copied),
+// in order. Blocks, as ForwardForTapMeans.
+absl::StatusOr<std::vector<LogitsView>> ForwardForLogits(BatchScheduler& scheduler,
+                                                         BackgroundBatch batch);
 
 }  // namespace segserve::inference

@@ -80,7 +80,7 @@ absl::StatusOr<std::string> FinishTraining(
   if (!run.dataset->split(test_split).empty()) {
     ASSIGN_OR_RETURN(auto loader, MakeEvalLoader(run, run.dataset, test_split, {}));
     ASSIGN_OR_RETURN(ConfusionMatrix cm,
-                     internal::Evaluate(net, *loader, run.device, run.channels_last, cancelled));
+                     internal::Evaluate(run, net, *loader, cancelled));
     metrics["test_iou"] = cm.MeanForegroundIoU();
     result["test_iou"] = cm.MeanForegroundIoU();
     AddClassMetrics(run, cm, "test_iou", metrics);
@@ -117,15 +117,15 @@ absl::StatusOr<std::string> FinishTraining(
     }
     ASSIGN_OR_RETURN(auto loader, MakeEvalLoader(run, ds, split, shift));
     ASSIGN_OR_RETURN(ConfusionMatrix cm,
-                     internal::Evaluate(net, *loader, run.device, run.channels_last, cancelled));
+                     internal::Evaluate(run, net, *loader, cancelled));
     metrics["cross_domain_iou/" + label] = cm.MeanForegroundIoU();
     result["cross_domain_iou"][label] = cm.MeanForegroundIoU();
   }
 
   // Reference statistics over the training split, as the model sees it when serving.
   ASSIGN_OR_RETURN(auto train_loader, MakeEvalLoader(run, run.dataset, data::Split::kTrain, {}));
-  ASSIGN_OR_RETURN(json reference, internal::ComputeReferenceStats(net, *train_loader, run.device,
-                                                                   run.channels_last, cancelled));
+  ASSIGN_OR_RETURN(json reference, internal::ComputeReferenceStats(run, net, *train_loader,
+                                                                   cancelled));
   if (cancelled && cancelled()) return absl::CancelledError("training cancelled");
 
   json class_names = json::array();

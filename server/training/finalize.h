@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "server/data/dataset.h"
 #include "server/data/loader.h"
+#include "server/inference/batch_scheduler.h"
 #include "server/model/model_config.h"
 #include "server/model/unet.h"
 #include "server/registry/model_store.h"
@@ -32,6 +33,8 @@ struct RunContext {
   torch::Device device{torch::kCPU};
   bool channels_last = true;
   int loader_workers = 2;
+  // Where evaluation forward passes run (TrainingOptions::eval_scheduler); null: in place.
+  inference::BatchScheduler* eval_scheduler = nullptr;
 };
 
 struct FinishInfo {

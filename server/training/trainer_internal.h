@@ -6,15 +6,21 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <mutex>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "server/data/loader.h"
 #include "server/model/unet.h"
+#include "server/training/finalize.h"
 #include "server/training/metrics_util.h"
 
 namespace segserve::training::internal {
+
+// torch's global generator is process-wide: seeding and drawing initial weights (a new job's
+// model, an evaluation snapshot) must not interleave with another job doing the same.
+std::mutex& InitMutex();
 
 // N x C x H x W float images on `device` (channels-last when asked) and N x H x W int64 masks.
 torch::Tensor BatchImages(const data::Batch& batch, const torch::Device& device,
@@ -27,11 +33,25 @@ absl::StatusOr<ConfusionMatrix> Evaluate(model::Unet& model, data::Loader& loade
                                          const torch::Device& device, bool channels_last,
                                          const std::function<bool()>& cancelled);
 
+// Evaluate for a run: through the serving core's batching scheduler when the run has one
+// (RunContext::eval_scheduler: a snapshot of `model` prepared as served runs as background
+// work items; logits come back without a copy and are reduced to argmax here), else in place.
+absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& model,
+                                         data::Loader& loader,
+                                         const std::function<bool()>& cancelled);
+
 // Per tap of UnetImpl::TapNames(), per channel: statistics of the per-image spatial mean over
 // every image of `loader` (ReferenceStatsJson). Model in eval mode.
 absl::StatusOr<nlohmann::json> ComputeReferenceStats(model::Unet& model, data::Loader& loader,
                                                      const torch::Device& device,
                                                      bool channels_last,
+                                                     const std::function<bool()>& cancelled);
+
+// ComputeReferenceStats for a run: through the serving core's batching scheduler when the run
+// has one (a served snapshot of `model`; the taps' channel means come back per image), else
+// in place.
+absl::StatusOr<nlohmann::json> ComputeReferenceStats(const RunContext& run, model::Unet& model,
+                                                     data::Loader& loader,
                                                      const std::function<bool()>& cancelled);
 
 // Converts 4-D parameters and buffers to channels-last in place.

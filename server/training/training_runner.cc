@@ -30,13 +30,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// torch's global generator is process-wide: seeding and drawing the initial weights must not
-// interleave with another job doing the same.
-std::mutex& InitMutex() {
-  static std::mutex mu;
-  return mu;
-}
-
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // What latest.ckpt's metadata carries besides the weights.
@@ -164,6 +157,10 @@ absl::Status TrainJob::SetUp() {
   const std::string device = spec_.device.empty() ? options_.default_device : spec_.device;
   RETURN_IF_ERROR(model::CheckDevice(device.empty() ? "cpu" : device, "spec.device"));
   run_.device = torch::Device(device.empty() ? "cpu" : device);
+  if (options_.eval_scheduler != nullptr &&
+      torch::Device(options_.eval_device.empty() ? "cpu" : options_.eval_device) == run_.device) {
+    run_.eval_scheduler = options_.eval_scheduler;
+  }
   ASSIGN_OR_RETURN(run_.run_dir,
                    common::ResolveUnderRoot(options_.data_dir, "runs/" + job_.id, "job_id"));
   RETURN_IF_ERROR(common::MakeDirectories(run_.run_dir));
@@ -246,7 +243,7 @@ absl::Status TrainJob::BuildModel() {
     run_.config.std = norm.std;
     RETURN_IF_ERROR(model::Validate(run_.config));
     {
-      std::lock_guard<std::mutex> lock(InitMutex());
+      std::lock_guard<std::mutex> lock(internal::InitMutex());
       torch::manual_seed(spec_.seed);
       run_.model = model::Unet(run_.config);
     }
@@ -347,7 +344,7 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
 
   const auto t0 = Clock::now();
   ASSIGN_OR_RETURN(ConfusionMatrix val,
-                   internal::Evaluate(run_.model, *val_loader_, run_.device, run_.channels_last,
+                   internal::Evaluate(run_, run_.model, *val_loader_,
                                       [this] { return cancelled(); }));
   eval_seconds_ += Seconds(Clock::now() - t0);
   ++evals_done_;

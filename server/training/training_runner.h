@@ -29,6 +29,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "server/inference/batch_scheduler.h"
 #include "server/registry/model_store.h"
 #include "server/scheduler/runner.h"
 
@@ -44,6 +45,14 @@ struct TrainingOptions {
   // NHWC weights and activations: faster at 256x256 with oneDNN (bench/training,
   // docs/PERFORMANCE.md), slower on tiny images (64x64), where the tests turn it off.
   bool channels_last = true;
+  // Evaluation forward passes (validation after every epoch, the test and cross-domain sets
+  // at the end) through the serving core when the run's device is `eval_device`: a snapshot
+  // of the model, prepared as served (eval mode, BatchNorm folded), runs as background work
+  // on the executor that owns that device, so evaluation shares it with Segment traffic under
+  // the batching scheduler's priorities. Null (tools, unit tests of the loop): evaluation runs
+  // on the job's own thread. Not owned.
+  inference::BatchScheduler* eval_scheduler = nullptr;
+  std::string eval_device = "cpu";
   // Called after the model is registered (and aliases set), e.g. to hot-load it.
   std::function<void(const registry::StoredVersion&)> on_registered;
 };

@@ -8,9 +8,13 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 
 #include "nlohmann/json.hpp"
 #include "server/data/synthetic.h"
+#include "server/inference/executor.h"
+#include "server/inference/torch_batch_runner.h"
+#include "server/metrics/metrics.h"
 #include "server/model/checkpoint.h"
 #include "server/registry/model_store.h"
 #include "server/training/train_spec.h"
@@ -261,6 +265,60 @@ TEST_F(TrainingRunnerTest, ResumeWithoutCheckpointIsDataLoss) {
   TrainingRunner runner(Options());
   RecordingContext ctx(RunDir("lost"));
   EXPECT_EQ(runner.Run(MakeJob("lost", SmallSpec(3), 2), ctx).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace segserve::training
+
+namespace segserve::training {
+namespace {
+
+// The production runner, recording which models' batches it ran (device thread only; read
+// once the job is over).
+class RecordingTorchRunner : public inference::BatchRunner {
+ public:
+  absl::StatusOr<inference::BatchOutput> Run(const inference::BatchInput& input) override {
+    images[input.model->stored.name] += input.batch;
+    return torch_.Run(input);
+  }
+  std::map<std::string, int> images;
+
+ private:
+  inference::TorchBatchRunner torch_;
+};
+
+// With the serving core's scheduler, every evaluation forward pass (validation after each
+// epoch, test and cross-domain sets) runs on the executor, and the IoUs are those of the
+// in-place evaluation (same seed, same weights; BatchNorm folded changes only rounding).
+TEST_F(TrainingRunnerTest, EvaluationRunsOnTheServingExecutorWithTheSameIoUs) {
+  TrainSpec spec = SmallSpec(2);
+  spec.cross_domain = {{"", "", "", "brightness:2"}};
+  spec.seed = 11;
+  TrainingRunner in_place(Options());
+  RecordingContext a(RunDir("eval-in-place"));
+  ASSERT_TRUE(in_place.Run(MakeJob("eval-in-place", spec), a).ok());
+
+  metrics::Metrics metrics;
+  inference::BatchScheduler scheduler({}, metrics);
+  RecordingTorchRunner device;
+  inference::Executor executor("cpu", scheduler, device, metrics);
+  TrainingOptions options = Options();
+  options.eval_scheduler = &scheduler;
+  options.eval_device = "cpu";
+  TrainingRunner shared(options);
+  RecordingContext b(RunDir("eval-executor"));
+  ASSERT_TRUE(shared.Run(MakeJob("eval-executor", spec), b).ok());
+  scheduler.Shutdown();
+  executor.Join();
+
+  // Two validations, the test split and the shifted test split went through the executor.
+  ASSERT_EQ(device.images.size(), 1u);
+  EXPECT_GT(device.images["training-evaluation"], 0);
+  for (const char* key : {"val_iou", "test_iou"}) {
+    EXPECT_NEAR(b.result[key].get<double>(), a.result[key].get<double>(), 2e-3) << key;
+  }
+  EXPECT_NEAR(b.result["cross_domain_iou"]["brightness:2"].get<double>(),
+              a.result["cross_domain_iou"]["brightness:2"].get<double>(), 2e-3);
 }
 
 }  // namespace
