@@ -3,6 +3,7 @@
 // masks equal to segserve.v1 Segment's on the same images, and a Python client written
 // from the OIP proto alone (tests/integration/oip_client_test.py).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -399,6 +400,21 @@ TEST_F(OipTest, BadRequestsAreInvalidArgumentNamingTheTensor) {
     EXPECT_NE(status.error_message().find(c.names), std::string::npos)
         << c.what << ": '" << status.error_message() << "' does not name '" << c.names << "'";
   }
+}
+
+// A batch whose deadline passes while its images are in the engine: the call ends
+// DEADLINE_EXCEEDED, the images still in flight come back (skipped or cancelled) before the
+// reactor goes (ASan would see a callback into a freed reactor), and the server serves on.
+TEST_F(OipTest, ADeadlineThatPassesMidBatchEndsTheCallAndTheServerServesOn) {
+  std::vector<data::Image> images;
+  for (int i = 0; i < 4; ++i) images.push_back(NoiseImage(512, 512, 3, 20 + i));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+  oip::ModelInferResponse response;
+  const grpc::Status status = stub_->ModelInfer(&context, RawInfer("plasmo-l1", images), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  oip::ModelInferResponse after;
+  EXPECT_TRUE(Infer(RawInfer("plasmo-l1", {NoiseImage(32, 32, 3, 30)}), &after).ok());
 }
 
 // tests/integration/oip_client_test.py: stubs generated from proto/inference at test time
