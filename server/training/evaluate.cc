@@ -86,6 +86,21 @@ absl::StatusOr<std::shared_ptr<const registry::LoadedModel>> ServingSnapshot(
   return std::shared_ptr<const registry::LoadedModel>(std::move(loaded));
 }
 
+// A loader batch (already the model's normalised input) as background work for `snapshot`;
+// its images are moved, not copied.
+inference::BackgroundBatch WorkOf(std::shared_ptr<const registry::LoadedModel> snapshot,
+                                  data::Batch& batch) {
+  inference::BackgroundBatch work;
+  work.model = std::move(snapshot);
+  work.n = batch.n;
+  work.c = batch.c;
+  work.h = batch.h;
+  work.w = batch.w;
+  work.input = std::move(batch.images);
+  work.admit = false;  // the job scheduler bounds how many jobs evaluate at once
+  return work;
+}
+
 }  // namespace
 
 absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& model,
@@ -104,16 +119,8 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& mod
     if (cancelled && cancelled()) return absl::CancelledError("evaluation cancelled");
     ASSIGN_OR_RETURN(std::optional<data::Batch> batch, loader.Next());
     if (!batch) break;
-    inference::BackgroundBatch work;
-    work.model = snapshot;
-    work.n = batch->n;
-    work.c = batch->c;
-    work.h = batch->h;
-    work.w = batch->w;
-    work.input = std::move(batch->images);
-    work.admit = false;  // the job scheduler bounds how many jobs evaluate at once
     ASSIGN_OR_RETURN(std::vector<inference::LogitsView> logits,
-                     inference::ForwardForLogits(*run.eval_scheduler, std::move(work)));
+                     inference::ForwardForLogits(*run.eval_scheduler, WorkOf(snapshot, *batch)));
     const size_t plane = static_cast<size_t>(batch->h) * batch->w;
     pred.resize(plane);
     for (int i = 0; i < batch->n; ++i) {
@@ -189,16 +196,8 @@ absl::StatusOr<nlohmann::json> ComputeReferenceStats(const RunContext& run, mode
     if (cancelled && cancelled()) return absl::CancelledError("reference statistics cancelled");
     ASSIGN_OR_RETURN(std::optional<data::Batch> batch, loader.Next());
     if (!batch) break;
-    inference::BackgroundBatch work;
-    work.model = snapshot;
-    work.n = batch->n;
-    work.c = batch->c;
-    work.h = batch->h;
-    work.w = batch->w;
-    work.input = std::move(batch->images);
-    work.admit = false;
     ASSIGN_OR_RETURN(model_input::TapMeans means,
-                     inference::ForwardForTapMeans(*run.eval_scheduler, std::move(work)));
+                     inference::ForwardForTapMeans(*run.eval_scheduler, WorkOf(snapshot, *batch)));
     AddTapMeans(means, layers);
   }
   return ReferenceStatsJson(layers);
