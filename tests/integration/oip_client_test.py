@@ -177,6 +177,19 @@ class OpenInferenceProtocolTest(unittest.TestCase):
         self.assertEqual(error.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("image: raw_input_contents[0]", error.exception.details())
 
+    def test_the_docs_example_runs(self):
+        """docs/oip.md's Python example, run as written but for address, model and stub dir."""
+        doc = open(os.path.join(ARGS.proto_dir, "..", "docs", "oip.md")).read()
+        code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+        for old, new in (("localhost:50051", ARGS.target), ('"baseline"', '"l1-pruned"'),
+                         ("/tmp/oip", ARGS.work_dir)):
+            self.assertIn(old, code)
+            code = code.replace(old, new)
+        scope = {}
+        exec(compile(code, "docs/oip.md", "exec"), scope)
+        self.assertEqual(scope["masks"].shape, (2, 256, 256))
+        self.assertEqual(scope["response"].id, "job-7")
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

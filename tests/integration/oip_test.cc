@@ -421,10 +421,11 @@ TEST_F(OipTest, ADeadlineThatPassesMidBatchEndsTheCallAndTheServerServesOn) {
 // with Debian's protoc + grpc_python_plugin, every RPC called from Python.
 TEST_F(OipTest, PythonClientFromTheProtoAlone) {
   testing::CommandResult probe = testing::RunCommand(
-      "/usr/bin/python3 -c 'import grpc, google.protobuf' && "
+      "/usr/bin/python3 -c 'import grpc, google.protobuf, numpy' && "
       "command -v protoc && test -x /usr/bin/grpc_python_plugin");
   if (probe.exit_code != 0) {
-    GTEST_SKIP() << "needs /usr/bin/python3 with python3-grpcio and python3-protobuf, protoc "
+    GTEST_SKIP() << "needs /usr/bin/python3 with python3-grpcio, python3-protobuf and "
+                    "python3-numpy, protoc "
                     "and grpc_python_plugin (scripts/install-deps.sh test): "
                  << probe.output;
   }
@@ -433,7 +434,9 @@ TEST_F(OipTest, PythonClientFromTheProtoAlone) {
       "/tests/integration/oip_client_test.py --target " + server_->grpc_target() + " --proto_dir " +
       SEGSERVE_SOURCE_DIR + "/proto --work_dir " + dir_.path() + "/py");
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("OK"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("\nOK\n"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("skipped"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("test_the_docs_example_runs"), std::string::npos) << run.output;
 }
 
 }  // namespace
