@@ -29,11 +29,13 @@ const char* ShiftKindName(v1::Shift::Kind kind) {
 }  // namespace
 
 DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir,
-                                 AccessControl& access, common::ThreadPool& control_pool,
+                                 AccessControl& access, common::ThreadPool& store_pool,
+                                 common::ThreadPool& control_pool,
                                  std::function<void()> on_change)
     : scheduler_(scheduler),
       data_dir_(std::move(data_dir)),
       access_(access),
+      store_pool_(store_pool),
       control_pool_(control_pool),
       on_change_(std::move(on_change)) {}
 
@@ -43,29 +45,35 @@ grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* con
   if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
     return FinishUnary(context, caller.status());
   }
-  std::error_code ec;
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(data_dir_ + "/datasets", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name[0] != '.') names.push_back(name);  // no tombstones
-  }
-  std::sort(names.begin(), names.end());
-  data::OpenOptions options;
-  options.verify_contents = false;  // listing reads manifests and headers only
-  for (const auto& name : names) {
-    auto dataset = data::OpenDataset(data_dir_ + "/datasets/" + name, options);
-    if (!dataset.ok()) continue;  // half-written or foreign folders are not listed
-    auto* info = response->add_datasets();
-    info->set_name(name);
-    info->set_images(static_cast<int>(dataset->samples.size()));
-    info->set_channels(dataset->channels);
-    for (const auto& cls : dataset->classes) info->add_class_names(cls.name);
-    (*info->mutable_splits())["train"] = static_cast<int>(dataset->train.size());
-    (*info->mutable_splits())["val"] = static_cast<int>(dataset->val.size());
-    (*info->mutable_splits())["test"] = static_cast<int>(dataset->test.size());
-    info->set_disk_bytes(common::DirectoryBytes(data_dir_ + "/datasets/" + name));
-  }
-  return FinishUnary(context, absl::OkStatus());
+  // Reads the folder and every data set's manifest: the store pool, not this thread.
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, response]() -> absl::Status {
+        std::error_code ec;
+        std::vector<std::string> names;
+        for (const auto& entry : fs::directory_iterator(data_dir_ + "/datasets", ec)) {
+          const std::string name = entry.path().filename().string();
+          if (entry.is_directory() && name[0] != '.') names.push_back(name);  // no tombstones
+        }
+        std::sort(names.begin(), names.end());
+        data::OpenOptions options;
+        options.verify_contents = false;  // listing reads manifests and headers only
+        for (const auto& name : names) {
+          auto dataset = data::OpenDataset(data_dir_ + "/datasets/" + name, options);
+          if (!dataset.ok()) continue;  // half-written or foreign folders are not listed
+          auto* info = response->add_datasets();
+          info->set_name(name);
+          info->set_images(static_cast<int>(dataset->samples.size()));
+          info->set_channels(dataset->channels);
+          for (const auto& cls : dataset->classes) info->add_class_names(cls.name);
+          (*info->mutable_splits())["train"] = static_cast<int>(dataset->train.size());
+          (*info->mutable_splits())["val"] = static_cast<int>(dataset->val.size());
+          (*info->mutable_splits())["test"] = static_cast<int>(dataset->test.size());
+          info->set_disk_bytes(common::DirectoryBytes(data_dir_ + "/datasets/" + name));
+        }
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
 }
 
 grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext* context,
@@ -89,11 +97,6 @@ grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext*
   if (request->shift().level() < 0 || request->shift().level() > 5) {
     return FinishUnary(context, absl::InvalidArgumentError("shift.level: must be 0..5"));
   }
-  std::error_code ec;
-  if (fs::exists(data_dir_ + "/datasets/" + request->name(), ec)) {
-    return FinishUnary(context, absl::AlreadyExistsError(absl::StrCat(
-                                  "name: data set '", request->name(), "' already exists")));
-  }
   nlohmann::json spec = {{"name", request->name()},
                          {"n", n},
                          {"size", size},
@@ -102,9 +105,21 @@ grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext*
     spec["shift"] = absl::StrCat(ShiftKindName(request->shift().kind()), ":",
                                  request->shift().level());
   }
-  auto job = scheduler_.Submit(scheduler::JobKind::kSynth, spec.dump());
-  if (job.ok()) JobToProto(*job, response);
-  return FinishUnary(context, job.status());
+  // A look at the data-set folder and a job-store commit: the store pool.
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, name = request->name(), spec = spec.dump(), response]() -> absl::Status {
+        std::error_code ec;
+        if (fs::exists(data_dir_ + "/datasets/" + name, ec)) {
+          return absl::AlreadyExistsError(
+              absl::StrCat("name: data set '", name, "' already exists"));
+        }
+        absl::StatusOr<scheduler::Job> job = scheduler_.Submit(scheduler::JobKind::kSynth, spec);
+        if (!job.ok()) return job.status();
+        JobToProto(*job, response);
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
 }
 
 grpc::ServerUnaryReactor* DatasetsService::Delete(grpc::CallbackServerContext* context,

@@ -14,10 +14,12 @@ namespace segserve::api {
 
 class DatasetsService final : public v1::Datasets::CallbackService {
  public:
-  // Delete runs on `control_pool`; `on_change` (may be empty) runs after a delete, e.g. to
-  // refresh the disk usage gauges.
+  // List (a directory scan) and Generate (a job-store commit) run on `store_pool`, Delete
+  // (long file removal) on `control_pool`; a full pool answers RESOURCE_EXHAUSTED.
+  // `on_change` (may be empty) runs after a delete, e.g. to refresh the disk usage gauges.
   DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access,
-                  common::ThreadPool& control_pool, std::function<void()> on_change = nullptr);
+                  common::ThreadPool& store_pool, common::ThreadPool& control_pool,
+                  std::function<void()> on_change = nullptr);
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const v1::ListDatasetsRequest* request,
@@ -33,6 +35,7 @@ class DatasetsService final : public v1::Datasets::CallbackService {
   scheduler::Scheduler& scheduler_;
   const std::string data_dir_;
   AccessControl& access_;
+  common::ThreadPool& store_pool_;
   common::ThreadPool& control_pool_;
   std::function<void()> on_change_;
 };

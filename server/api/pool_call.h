@@ -1,6 +1,7 @@
 // File: server/api/pool_call.h — finishing a unary call from a worker pool: handlers whose
-// work blocks (file removal, model loads) hand it to the control pool instead of running it
-// on a gRPC thread; a full pool answers RESOURCE_EXHAUSTED at once.
+// work blocks (job-store reads and writes, data-set scans, file removal, model loads) hand
+// it to a pool instead of running it on a gRPC thread; a full pool answers
+// RESOURCE_EXHAUSTED at once, so a gRPC thread never waits for a slot either.
 #pragma once
 
 #include <functional>
@@ -14,20 +15,24 @@
 
 namespace segserve::api {
 
+// RESOURCE_EXHAUSTED text of the store pool (job store and data-directory reads).
+inline constexpr const char* kStorePoolBusy =
+    "too many job and data-set operations queued; retry later";
+
 // Runs `work` on `pool` and finishes the call's default reactor with its status. Returns
-// the reactor for the handler to return.
-inline grpc::ServerUnaryReactor* RunUnaryOnPool(grpc::CallbackServerContext* context,
-                                                common::ThreadPool& pool,
-                                                std::function<absl::Status()> work) {
+// the reactor for the handler to return. The request and response stay valid until the
+// reactor finishes, so `work` may use them. `busy` is the RESOURCE_EXHAUSTED message.
+inline grpc::ServerUnaryReactor* RunUnaryOnPool(
+    grpc::CallbackServerContext* context, common::ThreadPool& pool,
+    std::function<absl::Status()> work,
+    const char* busy = "too many control operations queued; retry later") {
   auto* reactor = context->DefaultReactor();
   const std::string request_id = RequestId(*context);
   const bool scheduled = pool.TrySchedule([reactor, work = std::move(work), request_id] {
     reactor->Finish(ToGrpcStatus(work(), request_id));
   });
   if (!scheduled) {
-    reactor->Finish(ToGrpcStatus(
-        absl::ResourceExhaustedError("too many control operations queued; retry later"),
-        request_id));
+    reactor->Finish(ToGrpcStatus(absl::ResourceExhaustedError(busy), request_id));
   }
   return reactor;
 }

@@ -1,9 +1,11 @@
 #include "server/api/susceptibility_service.h"
 
+#include <array>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "server/api/converters.h"
+#include "server/api/pool_call.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
 #include "server/common/file_util.h"
@@ -91,11 +93,13 @@ SusceptibilityService::SusceptibilityService(SusceptibilityServiceOptions option
                                              registry::ModelRegistry& registry,
                                              scheduler::Scheduler& scheduler,
                                              common::ThreadPool& analysis_pool,
+                                             common::ThreadPool& store_pool,
                                              AccessControl& access)
     : options_(std::move(options)),
       registry_(registry),
       scheduler_(scheduler),
       analysis_pool_(analysis_pool),
+      store_pool_(store_pool),
       access_(access) {}
 
 grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerContext* context,
@@ -112,6 +116,7 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
     models.push_back(*model);
   }
   susceptibility::ImageSet sets[2];
+  std::array<std::string, 2> dataset_names;  // empty: inline images
   // Inline images are decoded on the analysis pool, not on this gRPC thread.
   auto inline_images = std::make_shared<std::vector<std::vector<std::string>>>(2);
   for (int s = 0; s < 2; ++s) {
@@ -144,11 +149,7 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
         return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
                                         field, ": give images or dataset.name")));
       }
-      auto dir = common::ResolveUnderRoot(options_.data_dir,
-                                          "datasets/" + in.dataset().name(),
-                                          absl::StrCat(field, ".dataset.name"));
-      if (!dir.ok()) return FinishUnary(context, dir.status());
-      sets[s].dataset_dir = *dir;
+      dataset_names[s] = in.dataset().name();  // resolved on the pool (file system)
       sets[s].split = in.dataset().split().empty() ? "test" : in.dataset().split();
       sets[s].shift = ShiftText(in.dataset().shift());
       const int wanted = in.limit() > 0 ? in.limit() : limit + 1;
@@ -169,9 +170,20 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
   auto shared_sets = std::make_shared<std::pair<susceptibility::ImageSet, susceptibility::ImageSet>>(
       std::move(sets[0]), std::move(sets[1]));
   const int64_t max_pixels = options_.max_image_pixels;
+  const std::string data_dir = options_.data_dir;
   const bool scheduled = analysis_pool_.TrySchedule([=] {
     absl::StatusOr<std::vector<susceptibility::SusceptibilityReport>> reports;
     absl::Status decoded = absl::OkStatus();
+    for (int s = 0; s < 2 && decoded.ok(); ++s) {
+      if (dataset_names[s].empty()) continue;
+      auto dir = common::ResolveUnderRoot(data_dir, "datasets/" + dataset_names[s],
+                                          s == 0 ? "source.dataset.name" : "target.dataset.name");
+      if (dir.ok()) {
+        (s == 0 ? shared_sets->first : shared_sets->second).dataset_dir = *dir;
+      } else {
+        decoded = dir.status();
+      }
+    }
     for (int s = 0; s < 2 && decoded.ok(); ++s) {
       auto& images = s == 0 ? shared_sets->first.images : shared_sets->second.images;
       const auto& encoded = (*inline_images)[s];
@@ -214,16 +226,23 @@ grpc::ServerUnaryReactor* SusceptibilityService::SubmitAnalysis(
     auto resolved = registry_.Resolve(model.name, model.version);
     if (!resolved.ok()) return FinishUnary(context, resolved.status());
   }
-  for (const auto* ref : {&spec->source, &spec->target}) {
-    auto dir = common::ResolveUnderRoot(options_.data_dir, "datasets/" + ref->dataset,
-                                        ref == &spec->source ? "source.dataset.name"
-                                                             : "target.dataset.name");
-    if (!dir.ok()) return FinishUnary(context, dir.status());
-  }
-  auto job = scheduler_.Submit(scheduler::JobKind::kAnalysis,
-                               susceptibility::AnalysisSpecToJson(*spec));
-  if (job.ok()) response->set_job_id(job->id);
-  return FinishUnary(context, job.status());
+  // Resolving the data-set paths reads the file system, submitting commits to SQLite.
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, spec = std::move(*spec), response]() -> absl::Status {
+        for (const auto* ref : {&spec.source, &spec.target}) {
+          RETURN_IF_ERROR(common::ResolveUnderRoot(options_.data_dir, "datasets/" + ref->dataset,
+                                                   ref == &spec.source ? "source.dataset.name"
+                                                                       : "target.dataset.name")
+                              .status());
+        }
+        ASSIGN_OR_RETURN(scheduler::Job job,
+                         scheduler_.Submit(scheduler::JobKind::kAnalysis,
+                                           susceptibility::AnalysisSpecToJson(spec)));
+        response->set_job_id(job.id);
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
 }
 
 }  // namespace segserve::api

@@ -27,9 +27,11 @@ struct SusceptibilityServiceOptions {
 
 class SusceptibilityService final : public v1::Susceptibility::CallbackService {
  public:
+  // Analyze runs on `analysis_pool`; SubmitAnalysis resolves its data-set paths and
+  // commits the job on `store_pool` (a full pool answers RESOURCE_EXHAUSTED).
   SusceptibilityService(SusceptibilityServiceOptions options, registry::ModelRegistry& registry,
                         scheduler::Scheduler& scheduler, common::ThreadPool& analysis_pool,
-                        AccessControl& access);
+                        common::ThreadPool& store_pool, AccessControl& access);
 
   grpc::ServerUnaryReactor* Analyze(grpc::CallbackServerContext* context,
                                     const v1::AnalyzeRequest* request,
@@ -43,6 +45,7 @@ class SusceptibilityService final : public v1::Susceptibility::CallbackService {
   registry::ModelRegistry& registry_;
   scheduler::Scheduler& scheduler_;
   common::ThreadPool& analysis_pool_;
+  common::ThreadPool& store_pool_;
   AccessControl& access_;
 };
 

@@ -9,6 +9,7 @@
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
 #include "server/api/train_spec_converter.h"
+#include "server/common/status_macros.h"
 
 namespace segserve::api {
 namespace {
@@ -19,22 +20,38 @@ absl::Status CheckJobId(const v1::JobRef& ref) {
   return absl::OkStatus();
 }
 
-// Streams a job's events. The subscription's notify hook only touches `State` (shared),
-// so a late notification after OnDone finds alive == false.
+// Streams a job's events. The first read of the job (the job store) runs on the store
+// pool, which hands the subscription over with Attach; until then the reactor writes
+// nothing and finishes only through Attach or Fail (a cancel is remembered), so the pool
+// task never meets a deleted reactor. Threads other than gRPC's reactions (the pool, the
+// subscription's notify hook) reach the reactor only through `State`, under its mutex and
+// while `alive`; OnDone takes that mutex before deleting.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
-  WatchReactor(std::unique_ptr<scheduler::Subscription> subscription,
-               std::unique_ptr<StreamSlot> slot)
-      : subscription_(std::move(subscription)),
-        slot_(std::move(slot)),
-        state_(std::make_shared<State>()) {
+  struct State {
+    std::mutex mu;
+    WatchReactor* reactor = nullptr;
+    bool alive = true;
+  };
+
+  explicit WatchReactor(std::unique_ptr<StreamSlot> slot)
+      : slot_(std::move(slot)), state_(std::make_shared<State>()) {
     state_->reactor = this;
-    auto state = state_;
-    subscription_->SetNotify([state] {
-      std::lock_guard<std::mutex> lock(state->mu);
-      if (state->alive) state->reactor->Pump();
-    });
-    Pump();
+  }
+
+  const std::shared_ptr<State>& state() const { return state_; }
+
+  // With state()->mu held, once: the job store's answer is in. The caller then sets the
+  // subscription's notify hook (outside that mutex: the hook takes it).
+  void Attach(std::shared_ptr<scheduler::Subscription> subscription) {
+    std::lock_guard<std::mutex> lock(mu_);
+    subscription_ = std::move(subscription);
+    PumpLocked();
+  }
+  // With state()->mu held, instead of Attach.
+  void Fail(const grpc::Status& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(status);
   }
 
   void OnWriteDone(bool ok) override {
@@ -53,7 +70,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!writing_) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+    // Before Attach the store pool still holds this call: Attach finishes it.
+    if (subscription_ != nullptr && !writing_) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+    }
     cancelled_ = true;
   }
 
@@ -62,24 +82,18 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->alive = false;
     }
-    subscription_->Close();
+    if (subscription_ != nullptr) subscription_->Close();
     delete this;
   }
-
- private:
-  struct State {
-    std::mutex mu;
-    WatchReactor* reactor = nullptr;
-    bool alive = true;
-  };
 
   void Pump() {
     std::lock_guard<std::mutex> lock(mu_);
     PumpLocked();
   }
 
+ private:
   void PumpLocked() {
-    if (writing_ || finished_) return;
+    if (writing_ || finished_ || subscription_ == nullptr) return;
     if (cancelled_) {
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
       return;
@@ -106,7 +120,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     Finish(status);
   }
 
-  std::unique_ptr<scheduler::Subscription> subscription_;
+  // Shared with the store-pool task that attached it, which sets its notify hook after
+  // the reactor may already be gone.
+  std::shared_ptr<scheduler::Subscription> subscription_;
   std::unique_ptr<StreamSlot> slot_;  // counts against the client's stream limit
   std::shared_ptr<State> state_;
   std::mutex mu_;
@@ -130,11 +146,13 @@ void ExportJob(const scheduler::Job& job, v1::Job* out) {
 }
 
 TrainingService::TrainingService(scheduler::Scheduler& scheduler, std::string data_dir,
-                                 AccessControl& access, lifecycle::RunRetention* retention,
+                                 AccessControl& access, common::ThreadPool& store_pool,
+                                 lifecycle::RunRetention* retention,
                                  common::ThreadPool* control_pool)
     : scheduler_(scheduler),
       data_dir_(std::move(data_dir)),
       access_(access),
+      store_pool_(store_pool),
       retention_(retention),
       control_pool_(control_pool) {}
 
@@ -154,6 +172,8 @@ grpc::ServerUnaryReactor* TrainingService::PurgeJobs(grpc::CallbackServerContext
   }
   if (absl::Status s = scheduler_.availability(); !s.ok()) return FinishUnary(context, s);
   const std::chrono::seconds older_than(request->older_than_seconds());
+  // Removing run directories takes long: the control pool, not the store pool that job
+  // submissions wait on.
   return RunUnaryOnPool(context, *control_pool_, [this, older_than, response]() -> absl::Status {
     absl::StatusOr<lifecycle::PurgeResult> purged = retention_->Purge(older_than);
     if (!purged.ok()) return purged.status();
@@ -169,20 +189,26 @@ grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerConte
   if (auto caller = access_.Authorize(*context, auth::Role::kTrainer); !caller.ok()) {
     return FinishUnary(context, caller.status());
   }
-  auto specs = TrainSpecsFromProto(*request, data_dir_);
-  if (!specs.ok()) return FinishUnary(context, specs.status());
   if (request->priority() < -100 || request->priority() > 100) {
     return FinishUnary(context, absl::InvalidArgumentError("priority: must be -100..100"));
   }
-  absl::StatusOr<scheduler::Job> job;
-  if (specs->children.size() == 1) {
-    job = scheduler_.Submit(scheduler::JobKind::kTrain, specs->children.front(),
-                            request->priority());
-  } else {
-    job = scheduler_.SubmitSweep(specs->parent, specs->children, request->priority());
-  }
-  if (job.ok()) ExportJob(*job, response);
-  return FinishUnary(context, job.status());
+  // Validating the spec looks up its data set and files; submitting commits to SQLite.
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, request, response]() -> absl::Status {
+        ASSIGN_OR_RETURN(RunnerSpecs specs, TrainSpecsFromProto(*request, data_dir_));
+        absl::StatusOr<scheduler::Job> job;
+        if (specs.children.size() == 1) {
+          job = scheduler_.Submit(scheduler::JobKind::kTrain, specs.children.front(),
+                                  request->priority());
+        } else {
+          job = scheduler_.SubmitSweep(specs.parent, specs.children, request->priority());
+        }
+        if (!job.ok()) return job.status();
+        ExportJob(*job, response);
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
 }
 
 grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* context,
@@ -191,9 +217,14 @@ grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* c
     return FinishUnary(context, caller.status());
   }
   if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishUnary(context, s);
-  auto job = scheduler_.Get(request->job_id());
-  if (job.ok()) ExportJob(*job, response);
-  return FinishUnary(context, job.status());
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, request, response]() -> absl::Status {
+        ASSIGN_OR_RETURN(scheduler::Job job, scheduler_.Get(request->job_id()));
+        ExportJob(job, response);
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
 }
 
 grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext* context,
@@ -218,39 +249,71 @@ grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext*
     }
     filter.kind = static_cast<scheduler::JobKind>(static_cast<int>(request->kind()));
   }
-  auto jobs = scheduler_.List(filter);
-  if (jobs.ok()) {
-    for (const auto& job : *jobs) ExportJob(job, response->add_jobs());
-  }
-  return FinishUnary(context, jobs.status());
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, filter, response]() -> absl::Status {
+        ASSIGN_OR_RETURN(std::vector<scheduler::Job> jobs, scheduler_.List(filter));
+        for (const auto& job : jobs) ExportJob(job, response->add_jobs());
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
 }
 
 grpc::ServerUnaryReactor* TrainingService::CancelJob(grpc::CallbackServerContext* context,
-                                                     const v1::JobRef* request,
-                                                     v1::Job* response) {
+                                                     const v1::JobRef* request, v1::Job* response) {
   if (auto caller = access_.Authorize(*context, auth::Role::kTrainer); !caller.ok()) {
     return FinishUnary(context, caller.status());
   }
   if (absl::Status s = CheckJobId(*request); !s.ok()) return FinishUnary(context, s);
-  auto job = scheduler_.Cancel(request->job_id());
-  if (job.ok()) ExportJob(*job, response);
-  return FinishUnary(context, job.status());
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, request, response]() -> absl::Status {
+        ASSIGN_OR_RETURN(scheduler::Job job, scheduler_.Cancel(request->job_id()));
+        ExportJob(job, response);
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainingService::WatchJob(
     grpc::CallbackServerContext* context, const v1::JobRef* request) {
   auto caller = access_.Authorize(*context, auth::Role::kViewer);
-  if (!caller.ok()) return new FailedWatch(ToGrpcStatus(caller.status(), RequestId(*context)));
+  const std::string request_id = RequestId(*context);
+  if (!caller.ok()) return new FailedWatch(ToGrpcStatus(caller.status(), request_id));
   if (absl::Status s = CheckJobId(*request); !s.ok()) {
-    return new FailedWatch(ToGrpcStatus(s, RequestId(*context)));
+    return new FailedWatch(ToGrpcStatus(s, request_id));
   }
-  auto subscription = scheduler_.Watch(request->job_id());
-  if (!subscription.ok()) {
-    return new FailedWatch(ToGrpcStatus(subscription.status(), RequestId(*context)));
+  if (absl::Status s = scheduler_.availability(); !s.ok()) {
+    return new FailedWatch(ToGrpcStatus(s, request_id));
   }
   auto slot = access_.OpenStream(*caller);
-  if (!slot.ok()) return new FailedWatch(ToGrpcStatus(slot.status(), RequestId(*context)));
-  return new WatchReactor(std::move(*subscription), std::move(*slot));
+  if (!slot.ok()) return new FailedWatch(ToGrpcStatus(slot.status(), request_id));
+  auto* reactor = new WatchReactor(std::move(*slot));
+  std::shared_ptr<WatchReactor::State> state = reactor->state();
+  // The job's first snapshot is read from the job store: on the store pool.
+  const bool scheduled = store_pool_.TrySchedule([this, state, id = request->job_id(), request_id] {
+    absl::StatusOr<std::unique_ptr<scheduler::Subscription>> watched = scheduler_.Watch(id);
+    std::shared_ptr<scheduler::Subscription> subscription;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (!state->alive) return;
+      if (!watched.ok()) {
+        state->reactor->Fail(ToGrpcStatus(watched.status(), request_id));
+        return;
+      }
+      subscription = std::move(*watched);
+      state->reactor->Attach(subscription);
+    }
+    subscription->SetNotify([state] {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->alive) state->reactor->Pump();
+    });
+  });
+  if (!scheduled) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    reactor->Fail(ToGrpcStatus(absl::ResourceExhaustedError(kStorePoolBusy), request_id));
+  }
+  return reactor;
 }
 
 }  // namespace segserve::api

@@ -15,10 +15,12 @@ namespace segserve::api {
 class TrainingService final : public v1::Training::CallbackService {
  public:
   // `data_dir`: where data sets and pretrained files named in specs must live.
-  // PurgeJobs runs `retention`'s Purge on `control_pool` (both may be null: PurgeJobs then
-  // answers UNIMPLEMENTED).
+  // Everything that reads or writes the job store (or validates a spec against the data
+  // directory) runs on `store_pool`, never on a gRPC thread; a full pool answers
+  // RESOURCE_EXHAUSTED. PurgeJobs runs `retention`'s Purge on `control_pool` (both may be
+  // null: PurgeJobs then answers UNIMPLEMENTED).
   TrainingService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access,
-                  lifecycle::RunRetention* retention = nullptr,
+                  common::ThreadPool& store_pool, lifecycle::RunRetention* retention = nullptr,
                   common::ThreadPool* control_pool = nullptr);
 
   grpc::ServerUnaryReactor* SubmitTrain(grpc::CallbackServerContext* context,
@@ -40,6 +42,7 @@ class TrainingService final : public v1::Training::CallbackService {
   scheduler::Scheduler& scheduler_;
   const std::string data_dir_;
   AccessControl& access_;
+  common::ThreadPool& store_pool_;
   lifecycle::RunRetention* const retention_;
   common::ThreadPool* const control_pool_;
 };

@@ -137,6 +137,11 @@ absl::Status SegserveServer::BuildComponents() {
                                                    static_cast<size_t>(options_.max_queue) * 4);
   control_pool_ = std::make_unique<common::ThreadPool>(1, 64);
   analysis_pool_ = std::make_unique<common::ThreadPool>(1, 16);
+  // Job-store reads and writes and data-directory scans of RPCs. Their own pool, so a long
+  // model import on the control pool does not hold up job submission; two threads, so a
+  // data-set listing proceeds while a job commit waits on the disk (the scheduler lets one
+  // job-store call in at a time anyway). Bounded: a full queue answers RESOURCE_EXHAUSTED.
+  store_pool_ = std::make_unique<common::ThreadPool>(2, 128);
   inference::SchedulerOptions batching_options;
   batching_options.max_batch_size = options_.max_batch_size;
   batching_options.max_queue_delay =
@@ -236,11 +241,12 @@ absl::Status SegserveServer::BuildComponents() {
   susceptibility_options.max_image_pixels = options_.max_image_pixels;
   susceptibility_options.forward = AnalysisForward(/*admit=*/true);
   services_.push_back(std::make_unique<api::SusceptibilityService>(
-      susceptibility_options, *registry_, *scheduler_, *analysis_pool_, *access_));
-  services_.push_back(std::make_unique<api::TrainingService>(
-      *scheduler_, options_.data_dir, *access_, retention_.get(), control_pool_.get()));
+      susceptibility_options, *registry_, *scheduler_, *analysis_pool_, *store_pool_, *access_));
+  services_.push_back(std::make_unique<api::TrainingService>(*scheduler_, options_.data_dir,
+                                                             *access_, *store_pool_,
+                                                             retention_.get(), control_pool_.get()));
   services_.push_back(std::make_unique<api::DatasetsService>(
-      *scheduler_, options_.data_dir, *access_, *control_pool_, refresh_disk_usage));
+      *scheduler_, options_.data_dir, *access_, *store_pool_, *control_pool_, refresh_disk_usage));
   return absl::OkStatus();
 }
 
@@ -384,6 +390,7 @@ SegserveServer::~SegserveServer() {
   if (scheduler_) scheduler_->Shutdown();
   if (batch_scheduler_) batch_scheduler_->Shutdown();
   if (executor_) executor_->Join();
+  store_pool_.reset();  // its queued job calls now fail fast: the scheduler is shut down
   analysis_pool_.reset();
   cpu_pool_.reset();
   control_pool_.reset();
