@@ -143,9 +143,15 @@ grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* c
     return FinishUnary(context, caller.status());
   }
   if (absl::Status s = CheckRef(request->model()); !s.ok()) return FinishUnary(context, s);
-  return FinishUnary(context, registry_.SetAlias(request->alias(),
-                                               registry::AliasTarget{request->model().name(),
-                                                                     request->model().version()}));
+  auto* reactor = context->DefaultReactor();
+  // Rewrites aliases.json (and fsyncs it): the control pool, like every model-store write.
+  RunOnControlPool(context, reactor,
+                   [this, alias = request->alias(),
+                    target = registry::AliasTarget{request->model().name(),
+                                                   request->model().version()}]() {
+                     return registry_.SetAlias(alias, target);
+                   });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ModelsService::Delete(grpc::CallbackServerContext* context,
