@@ -6,6 +6,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/call_deadline.h"
 #include "absl/synchronization/mutex.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
@@ -14,14 +15,6 @@ namespace segserve::api {
 namespace {
 
 // As Segment's: the call's deadline on the engine's clock.
-inference::Clock::time_point DeadlineOf(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) {
-    return inference::Clock::time_point::max();
-  }
-  return inference::Clock::now() + (deadline - std::chrono::system_clock::now());
-}
-
 // The registry names segserve.v1's fields (model.name, model.version); say the OIP ones.
 absl::Status InOipTerms(const absl::Status& status, const std::string& name_field,
                         const std::string& version_field) {

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/call_deadline.h"
 #include "server/api/converters.h"
 #include "server/api/failed_reactors.h"
 #include "server/api/request_id.h"
@@ -11,14 +12,6 @@
 
 namespace segserve::api {
 namespace {
-
-inference::Clock::time_point DeadlineOf(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) {
-    return inference::Clock::time_point::max();
-  }
-  return inference::Clock::now() + (deadline - std::chrono::system_clock::now());
-}
 
 // Unary Segment: cancellation reaches the engine through the shared flag.
 class SegmentReactor final : public grpc::ServerUnaryReactor {
