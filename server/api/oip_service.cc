@@ -84,9 +84,11 @@ class InferReactor final : public grpc::ServerUnaryReactor {
 
   void Complete() {
     absl::Status error;
+    std::vector<inference::SegmentResult> results;
     {
       absl::MutexLock lock(&mu_);
       error = error_;
+      results = std::move(results_);
     }
     if (!error.ok()) {
       Finish(ToGrpcStatus(error, request_id_));
@@ -95,7 +97,7 @@ class InferReactor final : public grpc::ServerUnaryReactor {
     response_->set_model_name(model_->stored.name);
     response_->set_model_version(std::to_string(model_->stored.version));
     response_->set_id(id_);
-    FillInferResponse(results_, outputs_, response_);
+    FillInferResponse(results, outputs_, response_);
     Finish(grpc::Status::OK);
   }
 
