@@ -6,6 +6,12 @@ set(SEGSERVE_WARNINGS -pthread -Wall -Wextra -Wpedantic -Wno-unused-parameter)
 if(SEGSERVE_WERROR)
   list(APPEND SEGSERVE_WARNINGS -Werror)
 endif()
+# clang checks the ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED annotations on absl::Mutex
+# (docs/THREADS.md, "Locks"); a violation fails the build even with SEGSERVE_WERROR=OFF, so
+# CI (scripts/test.sh builds with clang) enforces them. GCC has no such analysis.
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  list(APPEND SEGSERVE_WARNINGS -Wthread-safety -Werror=thread-safety)
+endif()
 
 function(segserve_target_options target)
   target_compile_options(${target} PRIVATE ${SEGSERVE_WARNINGS})

@@ -66,7 +66,7 @@ void AccessControl::Refused(const grpc::ServerContextBase& context, const char* 
   failures_.Add({{"reason", reason}}).Increment();
   int64_t unlogged = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     const auto now = std::chrono::steady_clock::now();
     if (now - last_refusal_log_ < std::chrono::seconds(1)) {
       ++unlogged_refusals_;
@@ -114,7 +114,7 @@ absl::StatusOr<Caller> AccessControl::Authorize(const grpc::ServerContextBase& c
 
 absl::StatusOr<std::unique_ptr<StreamSlot>> AccessControl::OpenStream(const Caller& caller) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     int& open = streams_[caller.client];
     if (open >= options_.max_streams_per_client) {
       if (open == 0) streams_.erase(caller.client);
@@ -131,7 +131,7 @@ absl::StatusOr<std::unique_ptr<StreamSlot>> AccessControl::OpenStream(const Call
 
 void AccessControl::CloseStream(const std::string& client) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = streams_.find(client);
     if (it != streams_.end() && --it->second <= 0) streams_.erase(it);
   }

@@ -9,11 +9,11 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/server_context.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -78,7 +78,7 @@ class AccessControl {
   prometheus::Counter* allowed_by_role_[5] = {};  // [0]: auth disabled; [Role]: that role
   prometheus::Counter& stream_rejections_;
   prometheus::Gauge& open_streams_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::map<std::string, int> streams_ ABSL_GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point last_refusal_log_ ABSL_GUARDED_BY(mu_);
   int64_t unlogged_refusals_ ABSL_GUARDED_BY(mu_) = 0;

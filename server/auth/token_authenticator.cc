@@ -59,13 +59,13 @@ absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::FromFile
 
 absl::Status TokenAuthenticator::Reload() {
   ASSIGN_OR_RETURN(std::shared_ptr<const Table> table, ReadTable(path_));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   table_ = std::move(table);
   return absl::OkStatus();
 }
 
 size_t TokenAuthenticator::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return table_ ? table_->size() : 0;
 }
 
@@ -92,7 +92,7 @@ absl::StatusOr<Identity> TokenAuthenticator::Authenticate(std::string_view autho
   }
   std::shared_ptr<const Table> table;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     table = table_;
   }
   // Every stored hash is compared in constant time and the scan never stops early: how long

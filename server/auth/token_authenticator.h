@@ -6,13 +6,13 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/auth/role.h"
 #include "server/common/sha256.h"
 
@@ -53,7 +53,7 @@ class TokenAuthenticator {
   static absl::StatusOr<std::shared_ptr<const Table>> ReadTable(const std::string& path);
 
   const std::string path_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::shared_ptr<const Table> table_ ABSL_GUARDED_BY(mu_);
 };
 

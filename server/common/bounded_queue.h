@@ -4,12 +4,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 
 namespace segserve::common {
 
@@ -21,39 +21,44 @@ class BoundedQueue {
   // False when the queue is full or closed; `item` is left untouched then.
   bool TryPush(T& item) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (closed_ || items_.size() >= capacity_) return false;
       items_.push_back(std::move(item));
     }
-    cv_.notify_one();
+    cv_.Signal();
     return true;
   }
 
   // Blocks until an item arrives or the queue is closed and drained (nullopt).
   std::optional<T> Pop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    absl::MutexLock lock(&mu_);
+    while (!closed_ && items_.empty()) cv_.Wait(&mu_);
     return PopLocked();
   }
 
   // Like Pop, but gives up at `deadline` (nullopt).
   std::optional<T> PopUntil(std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return closed_ || !items_.empty(); });
+    // absl::CondVar waits on absl::Time (wall clock): carry the steady time left over.
+    const absl::Time until =
+        absl::Now() + absl::FromChrono(deadline - std::chrono::steady_clock::now());
+    absl::MutexLock lock(&mu_);
+    while (!closed_ && items_.empty()) {
+      if (cv_.WaitWithDeadline(&mu_, until)) break;  // timed out
+    }
     return PopLocked();
   }
 
   // After Close, pushes fail and pops drain what is left, then return nullopt.
   void Close() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       closed_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 
   size_t size() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return items_.size();
   }
   size_t capacity() const { return capacity_; }
@@ -67,8 +72,8 @@ class BoundedQueue {
   }
 
   const size_t capacity_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
   std::deque<T> items_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -19,15 +19,15 @@ Clock* Clock::Real() {
 }
 
 std::chrono::steady_clock::time_point ManualClock::Now() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return now_;
 }
 std::chrono::system_clock::time_point ManualClock::WallNow() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return wall_;
 }
 void ManualClock::Advance(std::chrono::nanoseconds delta) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   now_ += delta;
   wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(delta);
 }

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace segserve::common {
 
@@ -26,7 +26,7 @@ class ManualClock : public Clock {
   void Advance(std::chrono::nanoseconds delta);
 
  private:
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::chrono::steady_clock::time_point now_ ABSL_GUARDED_BY(mu_){};
   std::chrono::system_clock::time_point wall_ ABSL_GUARDED_BY(mu_){};
 };

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/data/codec.h"
 #include "server/data/image.h"
 #include "server/data/shift.h"
@@ -131,7 +131,7 @@ class DatasetWriter {
   const std::string root_;
   const DatasetManifest manifest_;
   const ImageFormat format_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::set<std::string> ids_ ABSL_GUARDED_BY(mu_);  // added so far
 };
 

@@ -80,7 +80,7 @@ absl::Status DatasetWriter::Add(const std::string &id, const Image &image, const
                                                    manifest_.channels));
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!ids_.insert(id).second) {
       return absl::AlreadyExistsError(absl::StrCat("sample '", id, "' was already added"));
     }

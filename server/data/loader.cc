@@ -70,16 +70,16 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, const LoaderOptions &opti
 
 Loader::~Loader() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++generation_;  // queued tasks see a stale generation and return at once
   }
   pool_.reset();
 }
 
 void Loader::StartEpoch(int epoch) {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++generation_;
-  cv_.wait(lock, [&] { return in_flight_ == 0; });
+  while (in_flight_ != 0) cv_.Wait(&mu_);
   auto order = std::make_shared<std::vector<int>>(indices_);
   if (options_.shuffle) {
     Rng rng(MixSeed(options_.seed, static_cast<uint64_t>(epoch), 0x5f0ff1e));
@@ -104,18 +104,18 @@ void Loader::ScheduleLocked() {
     std::shared_ptr<const std::vector<int>> order = order_;
     std::function<void()> task = [this, batch, generation, epoch, order] {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         if (generation != generation_) {
           --in_flight_;
-          cv_.notify_all();
+          cv_.SignalAll();
           return;
         }
       }
       absl::StatusOr<Batch> result = BuildBatch(epoch, batch, *order);
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (generation == generation_) ready_.emplace(batch, std::move(result));
       --in_flight_;
-      cv_.notify_all();
+      cv_.SignalAll();
     };
     ++in_flight_;
     if (!pool_->TrySchedule(std::move(task))) {
@@ -129,7 +129,7 @@ void Loader::ScheduleLocked() {
 }
 
 absl::StatusOr<std::optional<Batch>> Loader::Next() {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (next_return_ >= num_batches_) return std::optional<Batch>();
   ScheduleLocked();
   const int want = next_return_;
@@ -138,13 +138,13 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
     // hang.
     const int epoch = epoch_;
     std::shared_ptr<const std::vector<int>> order = order_;
-    lock.unlock();
+    mu_.Unlock();
     absl::StatusOr<Batch> batch = BuildBatch(epoch, want, *order);
-    lock.lock();
+    mu_.Lock();
     ready_.emplace(want, std::move(batch));
     ++next_schedule_;
   }
-  cv_.wait(lock, [&] { return ready_.count(want) > 0; });
+  while (ready_.count(want) == 0) cv_.Wait(&mu_);
   absl::StatusOr<Batch> batch = std::move(ready_.at(want));
   ready_.erase(want);
   ++next_return_;

@@ -4,17 +4,16 @@
 // Output is plain float NCHW plus uint8 masks, so this library needs no torch.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/thread_pool.h"
 #include "server/data/augment.h"
 #include "server/data/dataset.h"
@@ -78,8 +77,8 @@ class Loader {
   const std::vector<int> indices_;  // the split's samples
   const int out_h_, out_w_, num_batches_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
   int generation_ ABSL_GUARDED_BY(mu_) = 0;
   int epoch_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const std::vector<int>> order_ ABSL_GUARDED_BY(mu_);

@@ -2,6 +2,7 @@
 
 #include <sys/statvfs.h>
 
+#include "absl/time/clock.h"
 #include "server/common/dir_util.h"
 
 namespace segserve::lifecycle {
@@ -58,25 +59,29 @@ void DiskUsageMonitor::Start() {
 
 void DiskUsageMonitor::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void DiskUsageMonitor::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!cv_.wait_for(lock, interval_,
-                       [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; })) {
-    lock.unlock();
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    const absl::Time until = absl::Now() + absl::FromChrono(interval_);
+    while (!stopping_) {
+      if (cv_.WaitWithDeadline(&mu_, until)) break;  // timed out
+    }
+    if (stopping_) return;
+    mu_.Unlock();
     Refresh();
-    lock.lock();
+    mu_.Lock();
   }
 }
 
 DiskUsage DiskUsageMonitor::Refresh() {
-  std::lock_guard<std::mutex> lock(refresh_mu_);
+  absl::MutexLock lock(&refresh_mu_);
   const DiskUsage usage = MeasureDiskUsage(data_dir_);
   models_->Set(static_cast<double>(usage.models));
   datasets_->Set(static_cast<double>(usage.datasets));

@@ -7,13 +7,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "server/metrics/metrics.h"
@@ -57,9 +56,9 @@ class DiskUsageMonitor {
   prometheus::Gauge* jobs_db_;
   prometheus::Gauge* free_;
   prometheus::Gauge* capacity_;
-  std::mutex refresh_mu_;  // one measurement at a time: gauges follow the latest
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex refresh_mu_;  // one measurement at a time: gauges follow the latest
+  absl::Mutex mu_;
+  absl::CondVar cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

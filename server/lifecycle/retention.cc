@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/common/dir_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
@@ -141,22 +142,26 @@ void RunRetention::Start() {
 
 void RunRetention::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void RunRetention::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  do {
-    lock.unlock();
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    mu_.Unlock();
     absl::StatusOr<SweepResult> swept = Sweep();
     if (!swept.ok()) LOG(WARNING) << "run retention sweep: " << swept.status();
-    lock.lock();
-  } while (!cv_.wait_for(lock, options_.sweep_interval,
-                         [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; }));
+    mu_.Lock();
+    const absl::Time until = absl::Now() + absl::FromChrono(options_.sweep_interval);
+    while (!stopping_) {
+      if (cv_.WaitWithDeadline(&mu_, until)) break;  // timed out
+    }
+    if (stopping_) return;
+  }
 }
 
 }  // namespace segserve::lifecycle

@@ -14,16 +14,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/clock.h"
 #include "server/scheduler/scheduler.h"
 
@@ -89,8 +88,8 @@ class RunRetention {
   const RetentionOptions options_;
   common::Clock* const clock_;
   scheduler::Scheduler* scheduler_ = nullptr;
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

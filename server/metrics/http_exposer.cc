@@ -93,14 +93,14 @@ HttpExposer::~HttpExposer() {
 }
 
 void HttpExposer::RegisterCollectable(const std::weak_ptr<prometheus::Collectable>& collectable) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   collectables_.push_back(collectable);
 }
 
 std::string HttpExposer::Exposition() {
   std::vector<prometheus::MetricFamily> families;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& weak : collectables_) {
       if (auto collectable = weak.lock()) {
         auto collected = collectable->Collect();

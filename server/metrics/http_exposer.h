@@ -9,13 +9,13 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/collectable.h"
 
 namespace segserve::metrics {
@@ -40,7 +40,7 @@ class HttpExposer {
   const int listen_fd_;
   const int port_;
   std::atomic<bool> stopping_{false};
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::vector<std::weak_ptr<prometheus::Collectable>> collectables_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };

@@ -64,7 +64,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Resolve(
   const std::string& name = ref.name;
   int64_t version = ref.version;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = loaded_.find(name);
     if (it != loaded_.end() && !it->second.empty()) {
       if (version == 0) return it->second.rbegin()->second;
@@ -83,7 +83,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Resolve(
   }
   {
     // A version whose load failed (e.g. a checkpoint that fails its checksum) says why.
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto t = transient_.find(absl::StrCat(name, ":", stored->version));
     if (t != transient_.end() && t->second.first == LoadState::kFailed) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -122,14 +122,14 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
   ASSIGN_OR_RETURN(StoredVersion stored, GetFresh(name, version));
   const std::string key = absl::StrCat(stored.name, ":", stored.version);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     transient_[key] = {LoadState::kLoading, ""};
   }
   LOG(INFO) << "loading model " << key;
   auto servable = loader_.Load(stored);
   auto loaded = std::make_shared<LoadedModel>();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!servable.ok()) {
       transient_[key] = {LoadState::kFailed, std::string(servable.status().message())};
       LOG(WARNING) << "loading model " << key << " failed: " << servable.status();
@@ -140,7 +140,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
   }
   // The listener (drift reference) is ready before requests can resolve the version.
   if (listener_) listener_(*loaded, true);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (deleting_.count(key)) {
     transient_.erase(key);
     if (listener_) listener_(*loaded, false);
@@ -158,7 +158,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Unload(const std::string& ref_name,
   ASSIGN_OR_RETURN(const AliasTarget ref, ResolveRef(ref_name, ref_version));
   const std::string& name = ref.name;
   int64_t version = ref.version;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = loaded_.find(name);
   if (it == loaded_.end() || it->second.empty()) {
     RETURN_IF_ERROR(store_.Get(name, version).status());
@@ -197,7 +197,7 @@ absl::StatusOr<std::vector<StoredVersion>> ModelRegistry::Delete(const std::stri
   ASSIGN_OR_RETURN(std::vector<StoredVersion> planned, store_.PlanDelete(name, version));
   std::vector<std::shared_ptr<const LoadedModel>> unloaded;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = loaded_.find(name);
     for (const StoredVersion& stored : planned) {
       deleting_.insert(absl::StrCat(name, ":", stored.version));
@@ -214,7 +214,7 @@ absl::StatusOr<std::vector<StoredVersion>> ModelRegistry::Delete(const std::stri
     if (listener_) listener_(*model, false);
   }
   absl::StatusOr<std::vector<StoredVersion>> deleted = store_.Delete(name, version);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const StoredVersion& stored : planned) {
     const std::string key = absl::StrCat(name, ":", stored.version);
     deleting_.erase(key);
@@ -233,7 +233,7 @@ absl::StatusOr<std::vector<StoredVersion>> ModelRegistry::Delete(const std::stri
 
 std::vector<ModelStatus> ModelRegistry::List() const {
   std::vector<StoredVersion> stored = store_.List();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<ModelStatus> out;
   out.reserve(stored.size());
   for (const auto& s : stored) out.push_back(StatusOf(s));
@@ -246,7 +246,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Get(const std::string& ref_name,
   const std::string& name = ref.name;
   int64_t version = ref.version;
   ASSIGN_OR_RETURN(StoredVersion stored, store_.Get(name, version));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return StatusOf(stored);
 }
 

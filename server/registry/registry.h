@@ -4,18 +4,17 @@
 // hold a shared_ptr to the version they resolved, so unloading never breaks them.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "server/metrics/metrics.h"
@@ -115,7 +114,7 @@ class ModelRegistry {
   ModelLoader& loader_;
   std::function<void(const LoadedModel&, bool)> listener_;
   prometheus::Family<prometheus::Gauge>& loaded_gauge_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   // name -> version -> loaded model.
   std::map<std::string, std::map<int64_t, std::shared_ptr<const LoadedModel>>> loaded_
       ABSL_GUARDED_BY(mu_);

@@ -84,7 +84,7 @@ Scheduler::Scheduler(std::unique_ptr<JobStore> store, RunnerMap runners, Schedul
 Scheduler::~Scheduler() { Shutdown(); }
 
 absl::Status Scheduler::Recover() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   // Each pass moves the jobs it sees out of RUNNING, so the loop ends.
   while (true) {
     JobFilter filter;
@@ -152,7 +152,7 @@ absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int p
     return absl::FailedPreconditionError(
         absl::StrCat("this server runs no ", JobKindName(kind), " jobs"));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckRoomLocked(1));
   Job job;
   job.id = NewIdLocked();
@@ -164,7 +164,7 @@ absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int p
   ++queued_;
   metrics_.Transition(std::nullopt, JobState::kQueued);
   metrics_.SetQueueDepth(queued_);
-  cv_.notify_one();
+  cv_.Signal();
   return job;
 }
 
@@ -182,7 +182,7 @@ absl::StatusOr<Job> Scheduler::SubmitSweep(std::string parent_spec_json,
     return absl::FailedPreconditionError(
         absl::StrCat("this server runs no ", JobKindName(child_kind), " jobs"));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckRoomLocked(static_cast<int64_t>(child_spec_jsons.size())));
   std::vector<Job> jobs(1 + child_spec_jsons.size());
   Job& parent = jobs[0];
@@ -205,7 +205,7 @@ absl::StatusOr<Job> Scheduler::SubmitSweep(std::string parent_spec_json,
   queued_ += static_cast<int64_t>(child_spec_jsons.size());
   for (size_t i = 0; i < jobs.size(); ++i) metrics_.Transition(std::nullopt, JobState::kQueued);
   metrics_.SetQueueDepth(queued_);
-  cv_.notify_all();
+  cv_.SignalAll();
   return parent;
 }
 
@@ -217,13 +217,13 @@ absl::StatusOr<Job> Scheduler::LoadLocked(const JobId& id) {
 
 absl::StatusOr<Job> Scheduler::Get(const JobId& id) {
   RETURN_IF_ERROR(unavailable_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return LoadLocked(id);
 }
 
 absl::StatusOr<std::vector<Job>> Scheduler::List(const JobFilter& filter) {
   RETURN_IF_ERROR(unavailable_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->List(filter));
   for (Job& job : jobs) {
     auto it = running_.find(job.id);
@@ -237,7 +237,7 @@ absl::StatusOr<Job> Scheduler::Cancel(const JobId& id) {
   Outbox out;
   absl::StatusOr<Job> result;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Job job, LoadLocked(id));
     if (IsTerminal(job.state)) return job;
     if (job.kind == JobKind::kSweep) {
@@ -285,7 +285,7 @@ absl::Status Scheduler::CancelOneLocked(Job job, Outbox& out) {
 
 absl::StatusOr<std::unique_ptr<Subscription>> Scheduler::Watch(const JobId& id) {
   RETURN_IF_ERROR(unavailable_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Job job, LoadLocked(id));
   JobEvent initial;
   initial.terminal = IsTerminal(job.state);
@@ -310,7 +310,7 @@ void Scheduler::Flush(Outbox& out) {
 
 absl::StatusOr<std::vector<Job>> Scheduler::Purge(TimePoint finished_before) {
   RETURN_IF_ERROR(unavailable_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<Job> purged;
   // Batches of the newest matching jobs until none is left (each batch is deleted).
   while (true) {
@@ -352,7 +352,7 @@ absl::StatusOr<std::vector<Job>> Scheduler::Purge(TimePoint finished_before) {
 
 absl::StatusOr<std::vector<Job>> Scheduler::ActiveJobs() {
   RETURN_IF_ERROR(unavailable_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<Job> active;
   for (JobState state : {JobState::kQueued, JobState::kRunning}) {
     JobFilter filter;
@@ -367,11 +367,11 @@ absl::StatusOr<std::vector<Job>> Scheduler::ActiveJobs() {
 void Scheduler::Shutdown() {
   std::call_once(shutdown_once_, [this] {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       stopping_ = true;
       for (auto& [id, run] : running_) run->interrupted = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (std::thread& worker : workers_) worker.join();
     hub_->EndAll();
   });

@@ -16,11 +16,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
+#include <mutex>  // std::once_flag
 #include <random>
 #include <string>
 #include <thread>
@@ -30,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/clock.h"
 #include "server/metrics/metrics.h"
 #include "server/scheduler/job.h"
@@ -175,8 +175,8 @@ class Scheduler {
   SchedulerMetrics metrics_;
   const std::shared_ptr<WatchHub> hub_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // QUEUED non-sweep jobs in the store.
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/scheduler/scheduler.h"
@@ -14,7 +15,7 @@ namespace segserve::scheduler {
 namespace {
 
 // Pause after a store error before the worker retries, so a broken disk does not spin.
-constexpr std::chrono::seconds kStoreErrorBackoff(1);
+constexpr absl::Duration kStoreErrorBackoff = absl::Seconds(1);
 
 }  // namespace
 
@@ -24,16 +25,17 @@ void Scheduler::WorkerLoop() {
     std::shared_ptr<RunningJob> run;
     Job job;  // The runner's copy: run->job changes under mu_ while it runs.
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock,
-               [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || queued_ > 0; });
+      absl::MutexLock lock(&mu_);
+      while (!stopping_ && queued_ <= 0) cv_.Wait(&mu_);
       if (stopping_) return;
       run = StartNextLocked(out);
       if (run == nullptr) {
         // Store error or a count out of step with the store: back off (woken early by
         // Shutdown) and try again.
-        cv_.wait_for(lock, kStoreErrorBackoff,
-                     [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
+        const absl::Time until = absl::Now() + kStoreErrorBackoff;
+        while (!stopping_) {
+          if (cv_.WaitWithDeadline(&mu_, until)) break;  // timed out
+        }
         continue;
       }
       job = run->job;
@@ -107,7 +109,7 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
   Outbox out;
   std::optional<Job> finished;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     Job& job = run->job;
     std::string message;
     if (status.ok()) {
@@ -163,7 +165,7 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
 void Scheduler::OnProgress(RunningJob& run, const JobProgress& progress) {
   Outbox out;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     run.job.progress = progress;
     auto now = clock_->Now();
     if (now - run.last_persist >= options_.progress_persist_interval) {
@@ -182,7 +184,7 @@ void Scheduler::OnProgress(RunningJob& run, const JobProgress& progress) {
 void Scheduler::OnNote(RunningJob& run, const std::string& message) {
   Outbox out;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     LOG(WARNING) << "job " << run.job.id << ": " << message;
     run.job.reason = message;
     absl::Status status = store_->Update(run.job);
@@ -193,7 +195,7 @@ void Scheduler::OnNote(RunningJob& run, const std::string& message) {
 }
 
 absl::Status Scheduler::OnEpochCompleted(RunningJob& run, int epoch) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(store_->UpdateLastCompletedEpoch(run.job.id, epoch));
   run.job.last_completed_epoch = epoch;
   RETURN_IF_ERROR(store_->UpdateProgress(run.job.id, run.job.progress));

@@ -102,7 +102,7 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::
 }
 
 SqliteJobStore::~SqliteJobStore() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   sqlite3_close(db_);
 }
@@ -138,7 +138,7 @@ absl::StatusOr<sqlite3_stmt*> SqliteJobStore::Prepared(const std::string& sql) {
 }
 
 absl::Status SqliteJobStore::Init() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   sqlite3_busy_timeout(db_, 5000);
   // Integrity first, before anything writes: a damaged file must be reported, not used.
   {
@@ -221,7 +221,7 @@ absl::Status SqliteJobStore::InsertOne(const Job& job) {
 }
 
 absl::Status SqliteJobStore::Insert(const std::vector<Job>& jobs) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   for (const Job& job : jobs) {
     absl::Status status = InsertOne(job);
@@ -238,7 +238,7 @@ absl::Status SqliteJobStore::Insert(const std::vector<Job>& jobs) {
 }
 
 absl::Status SqliteJobStore::Update(const Job& job) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared("UPDATE jobs SET state=?, reason=?, started_ms=?, finished_ms=?, "
                             "result_json=?, progress_json=?, restarts=?, "
@@ -262,7 +262,7 @@ absl::Status SqliteJobStore::Update(const Job& job) {
 }
 
 absl::Status SqliteJobStore::UpdateProgress(const JobId& id, const JobProgress& progress) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepared("UPDATE jobs SET progress_json=? WHERE id=?"));
   ResetOnExit reset(stmt);
   BindText(stmt, 1, progress.ToJson());
@@ -273,7 +273,7 @@ absl::Status SqliteJobStore::UpdateProgress(const JobId& id, const JobProgress& 
 }
 
 absl::Status SqliteJobStore::UpdateLastCompletedEpoch(const JobId& id, int epoch) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared("UPDATE jobs SET last_completed_epoch=? WHERE id=?"));
   ResetOnExit reset(stmt);
@@ -325,7 +325,7 @@ absl::Status SqliteJobStore::FillChildIds(Job& job) {
 }
 
 absl::StatusOr<Job> SqliteJobStore::Get(const JobId& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE id=?")));
   BindText(stmt, 1, id);
@@ -336,7 +336,7 @@ absl::StatusOr<Job> SqliteJobStore::Get(const JobId& id) {
 }
 
 absl::StatusOr<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   // The WHERE clause depends only on which filters are present, so the number of
   // distinct cached statements stays small.
   std::string sql = absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE 1");
@@ -362,7 +362,7 @@ absl::StatusOr<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
 }
 
 absl::StatusOr<std::optional<Job>> SqliteJobStore::NextRunnable() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared(absl::StrCat("SELECT ", kColumns,
                                          " FROM jobs WHERE state='QUEUED' AND kind!='SWEEP' "
@@ -373,7 +373,7 @@ absl::StatusOr<std::optional<Job>> SqliteJobStore::NextRunnable() {
 }
 
 absl::StatusOr<std::vector<Job>> SqliteJobStore::Children(const JobId& parent_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(
       sqlite3_stmt * stmt,
       Prepared(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE parent_id=? ORDER BY seq")));
@@ -382,7 +382,7 @@ absl::StatusOr<std::vector<Job>> SqliteJobStore::Children(const JobId& parent_id
 }
 
 absl::StatusOr<std::map<JobState, int64_t>> SqliteJobStore::CountByState() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared("SELECT state, COUNT(*) FROM jobs GROUP BY state"));
   ResetOnExit reset(stmt);
@@ -398,7 +398,7 @@ absl::StatusOr<std::map<JobState, int64_t>> SqliteJobStore::CountByState() {
 }
 
 absl::StatusOr<int64_t> SqliteJobStore::CountRunnableQueued() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared("SELECT COUNT(*) FROM jobs WHERE state='QUEUED' AND kind!='SWEEP'"));
   ResetOnExit reset(stmt);
@@ -407,7 +407,7 @@ absl::StatusOr<int64_t> SqliteJobStore::CountRunnableQueued() {
 }
 
 absl::Status SqliteJobStore::Delete(const std::vector<JobId>& ids) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepared("DELETE FROM jobs WHERE id=?"));
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   for (const JobId& id : ids) {

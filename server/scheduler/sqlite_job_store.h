@@ -5,10 +5,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "server/scheduler/job_store.h"
 
 struct sqlite3;
@@ -58,7 +58,7 @@ class SqliteJobStore : public JobStore {
   absl::Status InsertOne(const Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
 };

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "absl/time/clock.h"
+
 namespace segserve::scheduler {
 
 Subscription::Subscription(std::shared_ptr<WatchHub> hub, JobId job_id, size_t capacity)
@@ -10,7 +12,7 @@ Subscription::Subscription(std::shared_ptr<WatchHub> hub, JobId job_id, size_t c
 Subscription::~Subscription() { hub_->Unsubscribe(this); }
 
 std::function<void()> Subscription::Push(const JobEvent& event, uint64_t seq) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (done_ || terminal_buffered_ || seq <= last_seq_) return nullptr;
   last_seq_ = seq;
   if (!event.terminal && buffer_.size() >= capacity_) {
@@ -20,21 +22,21 @@ std::function<void()> Subscription::Push(const JobEvent& event, uint64_t seq) {
   }
   buffer_.push_back(event);
   terminal_buffered_ = event.terminal;
-  cv_.notify_all();
+  cv_.SignalAll();
   return notify_;
 }
 
 std::function<void()> Subscription::End() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (done_ || terminal_buffered_) return nullptr;
   terminal_buffered_ = true;  // Nothing more will be buffered.
   if (buffer_.empty()) done_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
   return notify_;
 }
 
 std::optional<JobEvent> Subscription::TryNext() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (done_ || buffer_.empty()) return std::nullopt;
   JobEvent event = std::move(buffer_.front());
   buffer_.pop_front();
@@ -43,9 +45,11 @@ std::optional<JobEvent> Subscription::TryNext() {
 }
 
 std::optional<JobEvent> Subscription::Next(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout,
-               [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ || !buffer_.empty(); });
+  const absl::Time deadline = absl::Now() + absl::FromChrono(timeout);
+  absl::MutexLock lock(&mu_);
+  while (!done_ && buffer_.empty()) {
+    if (cv_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
+  }
   if (done_ || buffer_.empty()) return std::nullopt;
   JobEvent event = std::move(buffer_.front());
   buffer_.pop_front();
@@ -54,29 +58,29 @@ std::optional<JobEvent> Subscription::Next(std::chrono::milliseconds timeout) {
 }
 
 bool Subscription::done() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return done_;
 }
 
 void Subscription::Close() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     done_ = true;
     buffer_.clear();
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   hub_->Unsubscribe(this);
 }
 
 int64_t Subscription::dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return dropped_;
 }
 
 void Subscription::SetNotify(std::function<void()> notify) {
   bool pending;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     notify_ = notify;
     pending = !buffer_.empty() || done_;
   }
@@ -87,7 +91,7 @@ std::unique_ptr<Subscription> WatchHub::Subscribe(const JobEvent& initial, uint6
   std::unique_ptr<Subscription> subscription(
       new Subscription(shared_from_this(), initial.job.id, capacity_));
   subscription->Push(initial, seq);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (ended_) {
     subscription->End();
   } else if (!initial.terminal) {
@@ -99,7 +103,7 @@ std::unique_ptr<Subscription> WatchHub::Subscribe(const JobEvent& initial, uint6
 void WatchHub::Publish(const JobEvent& event, uint64_t seq) {
   std::vector<std::function<void()>> hooks;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto [begin, end] = subscribers_.equal_range(event.job.id);
     for (auto it = begin; it != end;) {
       if (auto hook = it->second->Push(event, seq)) hooks.push_back(std::move(hook));
@@ -113,7 +117,7 @@ void WatchHub::Publish(const JobEvent& event, uint64_t seq) {
 void WatchHub::EndAll() {
   std::vector<std::function<void()>> hooks;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     ended_ = true;
     for (auto& [id, subscription] : subscribers_) {
       if (auto hook = subscription->End()) hooks.push_back(std::move(hook));
@@ -124,12 +128,12 @@ void WatchHub::EndAll() {
 }
 
 size_t WatchHub::watchers(const JobId& job_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return subscribers_.count(job_id);
 }
 
 void WatchHub::Unsubscribe(Subscription* subscription) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto [begin, end] = subscribers_.equal_range(subscription->job_id_);
   for (auto it = begin; it != end; ++it) {
     if (it->second == subscription) {

@@ -5,17 +5,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "server/scheduler/job.h"
 
 namespace segserve::scheduler {
@@ -58,8 +57,8 @@ class Subscription {
   const std::shared_ptr<WatchHub> hub_;
   const JobId job_id_;
   const size_t capacity_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
   std::deque<JobEvent> buffer_ ABSL_GUARDED_BY(mu_);
   uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool terminal_buffered_ ABSL_GUARDED_BY(mu_) = false;
@@ -90,7 +89,7 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   void Unsubscribe(Subscription* subscription);
 
   const size_t capacity_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::multimap<JobId, Subscription*> subscribers_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -46,17 +46,17 @@ absl::StatusOr<Mix> ParseMix(const std::string& text) {
 }
 
 void JobFeed::SetFinished(std::string id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   finished_ = std::move(id);
 }
 
 void JobFeed::SetLatest(std::string id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   latest_ = std::move(id);
 }
 
 std::string JobFeed::Pick(uint64_t n) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return (n % 2 == 1 && !latest_.empty()) ? latest_ : finished_;
 }
 

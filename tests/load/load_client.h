@@ -7,13 +7,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "client/lib/client.h"
 #include "segserve/v1/models.grpc.pb.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
@@ -50,7 +50,7 @@ class JobFeed {
   std::string Pick(uint64_t n) const;
 
  private:
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::string finished_ ABSL_GUARDED_BY(mu_);
   std::string latest_ ABSL_GUARDED_BY(mu_);
 };
