@@ -1,9 +1,10 @@
 #include "server/api/segmentation_service.h"
 
 #include <deque>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/api/call_deadline.h"
 #include "server/api/converters.h"
 #include "server/api/failed_reactors.h"
@@ -39,6 +40,12 @@ class SegmentReactor final : public grpc::ServerUnaryReactor {
 
 // SegmentStream: many requests in flight, responses in completion order, one write at a
 // time. The reactor outlives OnDone until the engine has called back for every request.
+//
+// Locking: one absl::Mutex for the stream's state. No callback of ours runs under it:
+// SegmentationService::Start (and the engine behind it) may call the result callback
+// inline, so OnReadDone releases the lock around Start. gRPC never runs a reaction inline
+// from StartRead/StartWrite/Finish (server bidi reactions are not inlineable), so those are
+// called with the lock held, which keeps "one read, one write, one Finish" simple.
 class SegmentStreamReactor final
     : public grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse> {
  public:
@@ -53,23 +60,33 @@ class SegmentStreamReactor final
   }
 
   void OnReadDone(bool ok) override {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (!ok) {
+      absl::MutexLock lock(&mu_);
       reads_done_ = true;
       MaybeFinish();
       return;
     }
-    // Moved, not copied; the engine reads the image bytes where they lie, so the request
-    // lives until its result comes back.
+    // incoming_ belongs to the one outstanding read, which has completed; the next
+    // StartRead comes after this move. Moved, not copied; the engine reads the image
+    // bytes where they lie, so the request lives until its result comes back.
     auto request = std::make_shared<v1::SegmentRequest>(std::move(incoming_));
     incoming_.Clear();
     std::string id = request->request_id();
-    if (id.empty()) id = absl::StrCat(stream_id_, "-", ++sequence_);
-    ++inflight_;
+    {
+      absl::MutexLock lock(&mu_);
+      if (id.empty()) id = absl::StrCat(stream_id_, "-", ++sequence_);
+      // Counted before Start: an inline or concurrent OnResult must find it, and the
+      // reactor cannot be deleted while it is > 0.
+      ++inflight_;
+    }
     service_.Start(*request, id, DeadlineOf(*context_), cancelled_,
                    [this, id, request](absl::StatusOr<v1::SegmentResponse> result) {
                      OnResult(id, std::move(result));
                    });
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    // Decided under the lock, so a result that came back meanwhile (inline or on another
+    // thread) either already lowered inflight_ or will see read_paused_ and resume.
     if (inflight_ < service_.options().max_stream_inflight) {
       StartRead(&incoming_);
     } else {
@@ -78,7 +95,7 @@ class SegmentStreamReactor final
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
       cancelled_->store(true);
@@ -95,7 +112,7 @@ class SegmentStreamReactor final
 
   void OnCancel() override {
     cancelled_->store(true);
-    std::lock_guard<std::recursive_mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     pending_.clear();
     if (!finished_ && !writing_) {
       finished_ = true;
@@ -106,7 +123,7 @@ class SegmentStreamReactor final
   void OnDone() override {
     bool last;
     {
-      std::lock_guard<std::recursive_mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       done_ = true;
       last = inflight_ == 0;
     }
@@ -115,20 +132,20 @@ class SegmentStreamReactor final
 
  private:
   void OnResult(const std::string& id, absl::StatusOr<v1::SegmentResponse> result) {
+    v1::SegmentResponse response;
+    if (result.ok()) {
+      response = std::move(*result);
+    } else {
+      const grpc::Status status = ToGrpcStatus(result.status(), id);
+      response.mutable_error()->set_code(status.error_code());
+      response.mutable_error()->set_message(status.error_message());
+    }
+    response.set_request_id(id);
     bool destroy = false;
     {
-      std::lock_guard<std::recursive_mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       --inflight_;
       if (!done_ && !finished_) {
-        v1::SegmentResponse response;
-        if (result.ok()) {
-          response = std::move(*result);
-        } else {
-          const grpc::Status status = ToGrpcStatus(result.status(), id);
-          response.mutable_error()->set_code(status.error_code());
-          response.mutable_error()->set_message(status.error_message());
-        }
-        response.set_request_id(id);
         pending_.push_back(std::move(response));
         MaybeWrite();
         if (read_paused_ && !reads_done_) {
@@ -142,7 +159,7 @@ class SegmentStreamReactor final
     if (destroy) delete this;
   }
 
-  void MaybeWrite() {
+  void MaybeWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || pending_.empty() || finished_) return;
     writing_ = true;
     outgoing_ = std::move(pending_.front());
@@ -150,7 +167,7 @@ class SegmentStreamReactor final
     StartWrite(&outgoing_);
   }
 
-  void MaybeFinish() {
+  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (reads_done_ && inflight_ == 0 && pending_.empty() && !writing_ && !finished_) {
       finished_ = true;
       Finish(grpc::Status::OK);
@@ -163,17 +180,17 @@ class SegmentStreamReactor final
   const std::string stream_id_;
   std::shared_ptr<inference::CancelFlag> cancelled_;
   // Reactions may arrive on several gRPC and engine threads at once.
-  std::recursive_mutex mu_;
-  v1::SegmentRequest incoming_;
-  v1::SegmentResponse outgoing_;
-  std::deque<v1::SegmentResponse> pending_;
-  int inflight_ = 0;
-  int64_t sequence_ = 0;
-  bool reads_done_ = false;
-  bool read_paused_ = false;
-  bool writing_ = false;
-  bool finished_ = false;
-  bool done_ = false;
+  absl::Mutex mu_;
+  v1::SegmentRequest incoming_;  // the outstanding read's target (see OnReadDone)
+  v1::SegmentResponse outgoing_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::SegmentResponse> pending_ ABSL_GUARDED_BY(mu_);
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

@@ -412,6 +412,43 @@ TEST_F(SegmentTest, StreamAnswersEveryRequestWithItsId) {
   EXPECT_EQ(errors, 1);
 }
 
+// Requests that fail validation are answered inside SegmentationService::Start, i.e. on
+// the reactor's own OnReadDone: with one request in flight at a time, each such answer
+// must release the read back-pressure without deadlocking the stream (it used to rely on
+// a recursive mutex).
+TEST_F(SegmentTest, StreamAnswersRequestsThatFailAtOnceOneAtATime) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max_stream_inflight=1"}));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub_->SegmentStream(&context);
+  const int n = 12;
+  std::thread writer([&] {
+    for (int i = 0; i < n; ++i) {
+      auto request =
+          PngRequest(i % 3 == 2 ? "l1-pruned" : "no-such-model", NoiseImage(64, 64, 3, i));
+      request.set_request_id("req-" + std::to_string(i));
+      ASSERT_TRUE(stream->Write(request));
+    }
+    stream->WritesDone();
+  });
+  std::set<std::string> ids;
+  int not_found = 0;
+  v1::SegmentResponse response;
+  while (stream->Read(&response)) {
+    ids.insert(response.request_id());
+    if (response.has_error()) {
+      EXPECT_EQ(response.error().code(), grpc::StatusCode::NOT_FOUND) << response.request_id();
+      ++not_found;
+    } else {
+      EXPECT_FALSE(response.mask().empty());
+    }
+  }
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(ids.size(), static_cast<size_t>(n));
+  EXPECT_EQ(not_found, 8);
+}
+
 TEST_F(SegmentTest, ReloadUnderLoadLosesNoRequest) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   std::atomic<bool> stop{false};
