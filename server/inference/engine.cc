@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/data/codec.h"
 #include "server/inference/preprocess.h"
 #include "server/inference/tiling.h"
@@ -30,16 +30,19 @@ struct SegmentationEngine::Request {
   TileGrid grid;
   std::vector<float> importance;  // tile weights (tiled requests only)
 
-  std::mutex mu;
-  size_t next_tile = 0;       // next tile to submit
-  size_t finished_tiles = 0;  // tiles whose result arrived
-  bool failed = false;
-  std::vector<float> logits;   // classes x H x W blended sum (tiled only)
-  LogitsView single;           // the one tile's logits, shared with its batch (untiled)
-  std::vector<float> weights;  // H x W weight sums (tiled only)
-  SegmentTimings timings;
-  double shift_sum = 0;
-  int shift_count = 0;
+  // Tiles complete on the executor thread, the request is post-processed on the pool: the
+  // fields below are shared between them. (input, grid and importance are written before the
+  // first tile is submitted and only read afterwards.)
+  absl::Mutex mu;
+  size_t next_tile ABSL_GUARDED_BY(mu) = 0;       // next tile to submit
+  size_t finished_tiles ABSL_GUARDED_BY(mu) = 0;  // tiles whose result arrived
+  bool failed ABSL_GUARDED_BY(mu) = false;
+  std::vector<float> logits ABSL_GUARDED_BY(mu);   // classes x H x W blended sum (tiled only)
+  LogitsView single ABSL_GUARDED_BY(mu);  // the one tile's logits, shared with its batch
+  std::vector<float> weights ABSL_GUARDED_BY(mu);  // H x W weight sums (tiled only)
+  SegmentTimings timings ABSL_GUARDED_BY(mu);
+  double shift_sum ABSL_GUARDED_BY(mu) = 0;
+  int shift_count ABSL_GUARDED_BY(mu) = 0;
 };
 
 SegmentationEngine::SegmentationEngine(const EngineOptions& options, BatchScheduler& scheduler,
@@ -129,12 +132,17 @@ void SegmentationEngine::Preprocess(std::shared_ptr<Request> request) {
   }
   const size_t pixels = static_cast<size_t>(height) * width;
   if (tiles > 1) {
-    request->logits.assign(static_cast<size_t>(config.classes) * pixels, 0.0f);
     request->importance =
         GaussianImportance(request->grid.tile_height, request->grid.tile_width);
-    request->weights.assign(pixels, 0.0f);
   }
-  request->timings.preprocess_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  {
+    absl::MutexLock lock(&request->mu);
+    if (tiles > 1) {
+      request->logits.assign(static_cast<size_t>(config.classes) * pixels, 0.0f);
+      request->weights.assign(pixels, 0.0f);
+    }
+    request->timings.preprocess_seconds = Since(start);
+  }
   SubmitTiles(request, /*continuation=*/false);
 }
 
@@ -145,7 +153,7 @@ void SegmentationEngine::SubmitTiles(const std::shared_ptr<Request>& request, bo
   while (true) {
     size_t tile;
     {
-      std::lock_guard<std::mutex> lock(request->mu);
+      absl::MutexLock lock(&request->mu);
       if (request->failed || request->next_tile >= request->grid.origins.size()) return;
       if (request->next_tile - request->finished_tiles >=
           static_cast<size_t>(options_.max_inflight_tiles)) {
@@ -179,7 +187,7 @@ void SegmentationEngine::SubmitTiles(const std::shared_ptr<Request>& request, bo
     if (!submitted.ok()) {
       bool report = false;
       {
-        std::lock_guard<std::mutex> lock(request->mu);
+        absl::MutexLock lock(&request->mu);
         report = !request->failed;
         request->failed = true;
       }
@@ -193,7 +201,7 @@ void SegmentationEngine::OnTileDone(const std::shared_ptr<Request>& request, siz
                                     absl::StatusOr<BatchResult> result) {
   bool last = false;
   {
-    std::lock_guard<std::mutex> lock(request->mu);
+    absl::MutexLock lock(&request->mu);
     if (request->failed) return;
     if (!result.ok()) {
       request->failed = true;
@@ -253,6 +261,8 @@ void SegmentationEngine::Postprocess(std::shared_ptr<Request> request) {
   const int classes = request->model->stored.config.classes;
   const size_t pixels = static_cast<size_t>(height) * width;
   SegmentResult result;
+  // Every tile is in: nobody else touches the request; the lock makes that checkable.
+  absl::ReleasableMutexLock lock(&request->mu);
   result.classes = classes;
   result.tiles = static_cast<int>(request->grid.origins.size());
   result.model_name = request->model->stored.name;
@@ -299,6 +309,7 @@ void SegmentationEngine::Postprocess(std::shared_ptr<Request> request) {
   if (request->shift_count > 0) result.shift_score = request->shift_sum / request->shift_count;
   result.timings.postprocess_seconds = Since(start);
   result.timings.total_seconds = Since(request->start);
+  lock.Release();
   request->done(std::move(result));
 }
 
