@@ -33,7 +33,7 @@ void AddList(CLI::App* jobs, Invocation& invocation) {
               v1::ListJobsRequest request;
               request.set_page_size(o->limit);
               if (!o->state.empty()) {
-                v1::JobState state;
+                v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
                 v1::JobState_Parse("JOB_STATE_" + o->state, &state);
                 request.add_states(state);
               }
