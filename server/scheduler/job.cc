@@ -17,6 +17,8 @@ const char* JobKindName(JobKind kind) {
       return "ANALYSIS";
     case JobKind::kSynth:
       return "SYNTH";
+    case JobKind::kExperiment:
+      return "EXPERIMENT";
   }
   return "UNKNOWN";
 }
@@ -38,7 +40,8 @@ const char* JobStateName(JobState state) {
 }
 
 absl::StatusOr<JobKind> ParseJobKind(const std::string& name) {
-  for (JobKind k : {JobKind::kTrain, JobKind::kSweep, JobKind::kAnalysis, JobKind::kSynth}) {
+  for (JobKind k : {JobKind::kTrain, JobKind::kSweep, JobKind::kAnalysis, JobKind::kSynth,
+                    JobKind::kExperiment}) {
     if (name == JobKindName(k)) return k;
   }
   return absl::InvalidArgumentError("unknown job kind '" + name + "'");
@@ -50,6 +53,8 @@ absl::StatusOr<JobState> ParseJobState(const std::string& name) {
   }
   return absl::InvalidArgumentError("unknown job state '" + name + "'");
 }
+
+bool IsParentKind(JobKind kind) { return kind == JobKind::kSweep || kind == JobKind::kExperiment; }
 
 bool IsTerminal(JobState state) {
   return state == JobState::kSucceeded || state == JobState::kFailed ||

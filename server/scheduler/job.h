@@ -15,7 +15,7 @@ namespace segserve::scheduler {
 using JobId = std::string;
 using TimePoint = std::chrono::system_clock::time_point;
 
-enum class JobKind { kTrain = 1, kSweep = 2, kAnalysis = 3, kSynth = 4 };
+enum class JobKind { kTrain = 1, kSweep = 2, kAnalysis = 3, kSynth = 4, kExperiment = 5 };
 enum class JobState { kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
 
 // "TRAIN", "SWEEP", ... / "QUEUED", "RUNNING", ... (also the names stored in jobs.db).
@@ -24,6 +24,9 @@ const char* JobStateName(JobState state);
 absl::StatusOr<JobKind> ParseJobKind(const std::string& name);
 absl::StatusOr<JobState> ParseJobState(const std::string& name);
 bool IsTerminal(JobState state);
+// SWEEP and EXPERIMENT: parents of child jobs; they occupy no worker slot and finish when
+// their last child does.
+bool IsParentKind(JobKind kind);
 inline constexpr JobState kAllJobStates[] = {JobState::kQueued, JobState::kRunning,
                                              JobState::kSucceeded, JobState::kFailed,
                                              JobState::kCancelled};
@@ -53,8 +56,8 @@ struct Job {
   JobState state = JobState::kQueued;
   std::string reason;            // why FAILED / CANCELLED; why re-queued.
   int priority = 0;              // higher runs first; FIFO among equals.
-  JobId parent_id;               // the sweep this job belongs to; empty otherwise.
-  std::vector<JobId> child_ids;  // children of a sweep, in submission order.
+  JobId parent_id;               // the sweep/experiment this job belongs to; empty otherwise.
+  std::vector<JobId> child_ids;  // children of a parent kind, in submission order.
   TimePoint created{};           // epoch (zero) when not reached.
   TimePoint started{};           // first start; kept across restarts.
   TimePoint finished{};
@@ -67,11 +70,11 @@ struct Job {
 };
 
 struct JobFilter {
-  std::vector<JobState> states;    // empty = all.
-  std::optional<JobKind> kind;     // unset = all.
-  std::optional<JobId> parent_id;  // only children of this sweep.
+  std::vector<JobState> states;              // empty = all.
+  std::optional<JobKind> kind;               // unset = all.
+  std::optional<JobId> parent_id;            // only children of this sweep.
   std::optional<TimePoint> finished_before;  // only jobs finished (non-zero) at or before.
-  int limit = 100;                 // clamped to 1..1000.
+  int limit = 100;                           // clamped to 1..1000.
 };
 
 // One event of a watch stream: the job as of the event.

@@ -27,15 +27,15 @@ class JobStore {
   virtual absl::Status UpdateProgress(const JobId& id, const JobProgress& progress) = 0;
   virtual absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch) = 0;
 
-  // NotFound for an unknown id. child_ids are filled for sweeps.
+  // NotFound for an unknown id. child_ids are filled for parent kinds (sweeps, experiments).
   virtual absl::StatusOr<Job> Get(const JobId& id) = 0;
   // Newest first.
   virtual absl::StatusOr<std::vector<Job>> List(const JobFilter& filter) = 0;
-  // The QUEUED non-sweep job to run next: highest priority, then oldest; nullopt if none.
+  // The QUEUED non-parent job to run next: highest priority, then oldest; nullopt if none.
   virtual absl::StatusOr<std::optional<Job>> NextRunnable() = 0;
-  // Children of a sweep in submission order.
+  // Children of a sweep or experiment in submission order.
   virtual absl::StatusOr<std::vector<Job>> Children(const JobId& parent_id) = 0;
-  // Number of jobs per state, and the number of QUEUED non-sweep jobs (the queue depth).
+  // Number of jobs per state, and the number of QUEUED non-parent jobs (the queue depth).
   virtual absl::StatusOr<std::map<JobState, int64_t>> CountByState() = 0;
   virtual absl::StatusOr<int64_t> CountRunnableQueued() = 0;
   // Removes the jobs' records in one transaction (unknown ids are ignored). The caller

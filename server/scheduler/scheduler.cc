@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::unique_ptr<Job
         absl::StrCat("max_queued_jobs must be >= 1, got ", options.max_queued_jobs));
   }
   for (const auto& [kind, runner] : runners) {
-    if (kind == JobKind::kSweep || runner == nullptr) {
+    if (IsParentKind(kind) || runner == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("invalid runner registration for kind ", JobKindName(kind)));
     }
@@ -93,7 +93,7 @@ absl::Status Scheduler::Recover() {
     ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->List(filter));
     std::vector<Job> interrupted;
     for (Job& job : jobs) {
-      if (job.kind != JobKind::kSweep) interrupted.push_back(std::move(job));
+      if (!IsParentKind(job.kind)) interrupted.push_back(std::move(job));
     }
     if (interrupted.empty()) break;
     for (Job& job : interrupted) {
@@ -113,14 +113,18 @@ absl::Status Scheduler::Recover() {
     }
   }
   // A crash between a child's last update and its parent's leaves the parent open.
-  JobFilter sweeps;
-  sweeps.kind = JobKind::kSweep;
-  sweeps.states = {JobState::kQueued, JobState::kRunning};
-  sweeps.limit = 1000;
-  ASSIGN_OR_RETURN(std::vector<Job> open_sweeps, store_->List(sweeps));
   Outbox ignored;  // Nobody watches yet.
   ASSIGN_OR_RETURN(queued_, store_->CountRunnableQueued());
-  for (const Job& sweep : open_sweeps) RETURN_IF_ERROR(UpdateParentLocked(sweep.id, ignored));
+  for (JobKind parent_kind : {JobKind::kSweep, JobKind::kExperiment}) {
+    JobFilter parents;
+    parents.kind = parent_kind;
+    parents.states = {JobState::kQueued, JobState::kRunning};
+    parents.limit = 1000;
+    ASSIGN_OR_RETURN(std::vector<Job> open_parents, store_->List(parents));
+    for (const Job& parent : open_parents) {
+      RETURN_IF_ERROR(UpdateParentLocked(parent.id, ignored));
+    }
+  }
   ASSIGN_OR_RETURN(auto counts, store_->CountByState());
   metrics_.SetStateCounts(counts);
   metrics_.SetQueueDepth(queued_);
@@ -145,8 +149,9 @@ absl::Status Scheduler::CheckRoomLocked(int64_t jobs) {
 
 absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int priority) {
   RETURN_IF_ERROR(unavailable_);
-  if (kind == JobKind::kSweep) {
-    return absl::InvalidArgumentError("SWEEP jobs are submitted with SubmitSweep");
+  if (IsParentKind(kind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(JobKindName(kind), " jobs are submitted with SubmitParent"));
   }
   if (runners_.count(kind) == 0) {
     return absl::FailedPreconditionError(
@@ -171,12 +176,23 @@ absl::StatusOr<Job> Scheduler::Submit(JobKind kind, std::string spec_json, int p
 absl::StatusOr<Job> Scheduler::SubmitSweep(std::string parent_spec_json,
                                            std::vector<std::string> child_spec_jsons, int priority,
                                            JobKind child_kind) {
+  return SubmitParent(JobKind::kSweep, std::move(parent_spec_json), std::move(child_spec_jsons),
+                      priority, child_kind);
+}
+
+absl::StatusOr<Job> Scheduler::SubmitParent(JobKind parent_kind, std::string parent_spec_json,
+                                            std::vector<std::string> child_spec_jsons, int priority,
+                                            JobKind child_kind) {
   RETURN_IF_ERROR(unavailable_);
+  if (!IsParentKind(parent_kind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(JobKindName(parent_kind), " jobs have no children"));
+  }
   if (child_spec_jsons.empty()) {
     return absl::InvalidArgumentError("a sweep needs at least one configuration");
   }
-  if (child_kind == JobKind::kSweep) {
-    return absl::InvalidArgumentError("a sweep's children cannot be sweeps");
+  if (IsParentKind(child_kind)) {
+    return absl::InvalidArgumentError("a parent's children cannot be parents");
   }
   if (runners_.count(child_kind) == 0) {
     return absl::FailedPreconditionError(
@@ -187,7 +203,7 @@ absl::StatusOr<Job> Scheduler::SubmitSweep(std::string parent_spec_json,
   std::vector<Job> jobs(1 + child_spec_jsons.size());
   Job& parent = jobs[0];
   parent.id = NewIdLocked();
-  parent.kind = JobKind::kSweep;
+  parent.kind = parent_kind;
   parent.priority = priority;
   parent.created = WallNow();
   parent.spec_json = std::move(parent_spec_json);
@@ -240,7 +256,7 @@ absl::StatusOr<Job> Scheduler::Cancel(const JobId& id) {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Job job, LoadLocked(id));
     if (IsTerminal(job.state)) return job;
-    if (job.kind == JobKind::kSweep) {
+    if (IsParentKind(job.kind)) {
       job.cancel_requested = true;
       RETURN_IF_ERROR(store_->Update(job));
       ASSIGN_OR_RETURN(std::vector<Job> children, store_->Children(id));
@@ -323,7 +339,7 @@ absl::StatusOr<std::vector<Job>> Scheduler::Purge(TimePoint finished_before) {
     std::vector<Job> batch;
     for (Job& job : jobs) {
       if (running_.count(job.id)) continue;
-      if (job.kind == JobKind::kSweep) {
+      if (IsParentKind(job.kind)) {
         ASSIGN_OR_RETURN(std::vector<Job> children, store_->Children(job.id));
         bool all_finished = true;
         for (const Job& child : children) all_finished &= IsTerminal(child.state);

@@ -10,8 +10,10 @@
 // Shutdown: running jobs see ctx.cancelled(); when their runner returns they are
 // explicitly re-queued (QUEUED, restarts+1), so the next start resumes them the same way.
 //
-// All slots are shared by every non-sweep kind (TRAIN, ANALYSIS, SYNTH); sweep parents
-// occupy no slot — they finish when their last child does.
+// All slots are shared by every non-parent kind (TRAIN, ANALYSIS, SYNTH); parents (SWEEP,
+// EXPERIMENT) occupy no slot — they finish when their last child does. An EXPERIMENT parent
+// is a sweep whose result, once every child is terminal, is also built by
+// SchedulerOptions::experiment_report (the aggregation over seeds, server/experiment/).
 #pragma once
 
 #include <atomic>
@@ -55,6 +57,14 @@ struct SchedulerOptions {
   // before watchers get its terminal event (not for sweep parents), e.g. to apply
   // run-directory retention. Must not block long; may call Get/List, not Cancel/Submit.
   std::function<void(const Job&)> on_finished;
+  // Builds the report of an EXPERIMENT parent from its children (all terminal), once, when
+  // the last child ends and the experiment was not cancelled; the returned JSON is stored
+  // as result_json["report"]. An error fails the experiment with that reason. Called with
+  // the scheduler's lock held, on the thread that finished the last child (a worker, or the
+  // gRPC thread of a CancelJob on a queued child): it must not call the scheduler and
+  // should only aggregate and write one small file. Null: experiments finish like sweeps.
+  std::function<absl::StatusOr<std::string>(const Job& parent, const std::vector<Job>& children)>
+      experiment_report;
 };
 
 class Scheduler {
@@ -100,6 +110,11 @@ class Scheduler {
   absl::StatusOr<Job> SubmitSweep(std::string parent_spec_json,
                                   std::vector<std::string> child_spec_jsons, int priority = 0,
                                   JobKind child_kind = JobKind::kTrain);
+  // As SubmitSweep, with the parent of kind `parent_kind` (SWEEP or EXPERIMENT; other kinds
+  // are InvalidArgument).
+  absl::StatusOr<Job> SubmitParent(JobKind parent_kind, std::string parent_spec_json,
+                                   std::vector<std::string> child_spec_jsons, int priority = 0,
+                                   JobKind child_kind = JobKind::kTrain);
 
   // The job with its latest progress (running jobs: as last reported, even if not yet
   // persisted). NotFound for unknown ids.
@@ -110,8 +125,8 @@ class Scheduler {
   // Queued job: CANCELLED at once, never starts. Running job: cancel_requested is
   // persisted, the runner sees ctx.cancelled() and the job ends CANCELLED (or SUCCEEDED
   // if it completed before it looked). Finished job: no-op. Sweep: cancels every child;
-  // the parent ends CANCELLED when the last child stops. Returns the job as of now.
-  // NotFound for unknown ids.
+  // the parent ends CANCELLED when the last child stops (the same for an experiment). Returns the
+  // job as of now. NotFound for unknown ids.
   absl::StatusOr<Job> Cancel(const JobId& id);
 
   // A stream of events for `id`: first the current snapshot, then every progress report

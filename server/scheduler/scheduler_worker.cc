@@ -214,13 +214,27 @@ absl::Status Scheduler::UpdateParentLocked(const JobId& parent_id, Outbox& out) 
   parent.progress = outcome.progress;
   parent.result_json = SweepResultJson(children);
   std::string message;
+  if (outcome.finished && parent.kind == JobKind::kExperiment && !parent.cancel_requested &&
+      options_.experiment_report) {
+    // Once: the parent is terminal after this update and never comes back here.
+    absl::StatusOr<std::string> report = options_.experiment_report(parent, children);
+    if (report.ok()) {
+      parent.result_json = ExperimentResultJson(children, *report);
+    } else {
+      LOG(ERROR) << "experiment " << parent.id << ": report: " << report.status();
+      outcome.state = JobState::kFailed;
+      outcome.reason = absl::StrCat(outcome.reason, outcome.reason.empty() ? "" : "; ",
+                                    "report: ", report.status().ToString());
+    }
+  }
   if (outcome.finished) {
     parent.state = outcome.state;
     parent.reason = outcome.reason;
     parent.finished = WallNow();
     if (parent.started == TimePoint{}) parent.started = parent.finished;
-    message = absl::StrCat("sweep ", JobStateName(parent.state), parent.reason.empty() ? "" : ": ",
-                           parent.reason);
+    message =
+        absl::StrCat(parent.kind == JobKind::kExperiment ? "experiment " : "sweep ",
+                     JobStateName(parent.state), parent.reason.empty() ? "" : ": ", parent.reason);
   } else {
     if (any_started && parent.state == JobState::kQueued) {
       parent.state = JobState::kRunning;

@@ -312,7 +312,7 @@ absl::StatusOr<std::vector<Job>> SqliteJobStore::QueryJobs(sqlite3_stmt* stmt) {
 }
 
 absl::Status SqliteJobStore::FillChildIds(Job& job) {
-  if (job.kind != JobKind::kSweep) return absl::OkStatus();
+  if (!IsParentKind(job.kind)) return absl::OkStatus();
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared("SELECT id FROM jobs WHERE parent_id=? ORDER BY seq"));
   ResetOnExit reset(stmt);
@@ -364,9 +364,10 @@ absl::StatusOr<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
 absl::StatusOr<std::optional<Job>> SqliteJobStore::NextRunnable() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                   Prepared(absl::StrCat("SELECT ", kColumns,
-                                         " FROM jobs WHERE state='QUEUED' AND kind!='SWEEP' "
-                                         "ORDER BY priority DESC, seq ASC LIMIT 1")));
+                   Prepared(absl::StrCat(
+                       "SELECT ", kColumns,
+                       " FROM jobs WHERE state='QUEUED' AND kind NOT IN ('SWEEP','EXPERIMENT') "
+                       "ORDER BY priority DESC, seq ASC LIMIT 1")));
   ASSIGN_OR_RETURN(std::vector<Job> jobs, QueryJobs(stmt));
   if (jobs.empty()) return std::optional<Job>();
   return std::optional<Job>(std::move(jobs[0]));
@@ -399,8 +400,10 @@ absl::StatusOr<std::map<JobState, int64_t>> SqliteJobStore::CountByState() {
 
 absl::StatusOr<int64_t> SqliteJobStore::CountRunnableQueued() {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                   Prepared("SELECT COUNT(*) FROM jobs WHERE state='QUEUED' AND kind!='SWEEP'"));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * stmt,
+      Prepared(
+          "SELECT COUNT(*) FROM jobs WHERE state='QUEUED' AND kind NOT IN ('SWEEP','EXPERIMENT')"));
   ResetOnExit reset(stmt);
   if (sqlite3_step(stmt) != SQLITE_ROW) return Error("count queued jobs");
   return sqlite3_column_int64(stmt, 0);

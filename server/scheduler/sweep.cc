@@ -62,4 +62,10 @@ std::string SweepResultJson(const std::vector<Job>& children) {
   return table.dump();
 }
 
+std::string ExperimentResultJson(const std::vector<Job>& children, const std::string& report_json) {
+  nlohmann::json table = nlohmann::json::parse(SweepResultJson(children));
+  table["report"] = EmbedJson(report_json);
+  return table.dump();
+}
+
 }  // namespace segserve::scheduler

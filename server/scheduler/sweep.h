@@ -27,4 +27,8 @@ SweepOutcome SweepOutcomeOf(const std::vector<Job>& children, bool cancel_reques
 // renders the rows (encoder, prune level, IoUs) from them.
 std::string SweepResultJson(const std::vector<Job>& children);
 
+// An experiment's final result: SweepResultJson's table plus "report": `report_json`
+// (embedded as JSON; as a string if it is not valid JSON).
+std::string ExperimentResultJson(const std::vector<Job>& children, const std::string& report_json);
+
 }  // namespace segserve::scheduler
