@@ -1,0 +1,133 @@
+// File: tests/experiment/experiment_spec_test.cc — presets, validation naming the field, and
+// expansion of the grid into TRAIN child specs.
+#include "server/experiment/experiment_spec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace segserve::experiment {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+ExperimentSpec Small() {
+  ExperimentSpec spec;
+  spec.train.dataset = "plasmodium";
+  spec.encoders = {"resnet18"};
+  spec.prune_levels = {0, 1};
+  spec.seeds = {1, 2};
+  spec.shifts = {"brightness", "contrast"};
+  spec.shift_levels = {1, 3, 5};
+  return spec;
+}
+
+void ExpectInvalid(const ExperimentSpec& spec, const std::string& field, int max = 64) {
+  absl::Status s = ValidateExperimentSpec(spec, max);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(field));
+}
+
+TEST(ExperimentSpecTest, ValidSpecExpandsIntoOneChildPerEncoderLevelAndSeed) {
+  ExperimentSpec spec = Small();
+  ASSERT_TRUE(ValidateExperimentSpec(spec, 64).ok());
+  auto children = ExpandExperiment(spec);
+  ASSERT_EQ(children.size(), 4u);
+  EXPECT_EQ(children[0].prune_level, 0);
+  EXPECT_EQ(children[0].seed, 1u);
+  EXPECT_EQ(children[1].seed, 2u);
+  EXPECT_EQ(children[3].prune_level, 1);
+  EXPECT_EQ(children[3].model_name, "plasmodium-resnet18-l1-s2");
+  ASSERT_EQ(children[0].cross_domain.size(), 6u);
+  EXPECT_EQ(children[0].cross_domain[0].shift, "brightness:1");
+  EXPECT_EQ(children[0].cross_domain[0].label, "brightness:1");
+  EXPECT_EQ(children[0].cross_domain[5].shift, "contrast:5");
+}
+
+TEST(ExperimentSpecTest, BadSpecsNameTheField) {
+  ExperimentSpec s = Small();
+  s.seeds.clear();
+  ExpectInvalid(s, "spec.seeds");
+  s = Small();
+  s.shifts = {"brightness", "blur"};
+  ExpectInvalid(s, "spec.shifts[1]: unknown shift kind 'blur'");
+  s = Small();
+  s.shift_levels = {1, 6};
+  ExpectInvalid(s, "spec.shift_levels[1]: must be 1..5, got 6");
+  s = Small();
+  s.shift_levels = {0};
+  ExpectInvalid(s, "spec.shift_levels[0]");
+  s = Small();
+  s.prune_levels.clear();
+  ExpectInvalid(s, "grid is empty");
+  s = Small();
+  s.encoders.clear();
+  ExpectInvalid(s, "spec.encoders");
+  s = Small();
+  s.seeds = {1, 1};
+  ExpectInvalid(s, "spec.seeds[1]: duplicate");
+  s = Small();
+  s.prune_levels = {5};
+  ExpectInvalid(s, "spec.prune_levels[0]: must be 0..4");
+  s = Small();
+  s.shift_levels.clear();
+  ExpectInvalid(s, "spec.shift_levels");
+  s = Small();
+  s.train.dataset.clear();
+  ExpectInvalid(s, "spec.dataset");
+}
+
+TEST(ExperimentSpecTest, GridOverTheQueueLimitIsInvalidNamingTheLimit) {
+  ExperimentSpec s = Small();  // 4 trainings
+  ExpectInvalid(s, "max_queued_jobs=3", 3);
+  EXPECT_TRUE(ValidateExperimentSpec(s, 4).ok());
+}
+
+TEST(ExperimentSpecTest, PresetsFillOnlyWhatIsLeftEmpty) {
+  ExperimentSpec paper;
+  paper.preset = "paper";
+  paper.train.dataset = "d";
+  ASSERT_TRUE(ApplyPreset(paper, /*epochs_set=*/false).ok());
+  EXPECT_THAT(paper.encoders, ElementsAre("resnet18", "resnet34"));
+  EXPECT_THAT(paper.prune_levels, ElementsAre(0, 1, 2, 3, 4));
+  EXPECT_THAT(paper.seeds, ElementsAre(1, 2, 3));
+  EXPECT_THAT(paper.shifts, ElementsAre("brightness", "contrast", "saturation"));
+  EXPECT_THAT(paper.shift_levels, ElementsAre(1, 2, 3, 4, 5));
+  EXPECT_EQ(paper.train.epochs, 50);
+  EXPECT_TRUE(ValidateExperimentSpec(paper, 64).ok());
+
+  ExperimentSpec quick;
+  quick.preset = "quick";
+  quick.train.dataset = "d";
+  quick.seeds = {7, 8, 9};
+  quick.train.epochs = 2;
+  ASSERT_TRUE(ApplyPreset(quick, /*epochs_set=*/true).ok());
+  EXPECT_THAT(quick.encoders, ElementsAre("resnet18"));
+  EXPECT_THAT(quick.prune_levels, ElementsAre(0, 1));
+  EXPECT_THAT(quick.seeds, ElementsAre(7, 8, 9));
+  EXPECT_EQ(quick.train.epochs, 2);
+
+  ExperimentSpec bad;
+  bad.preset = "huge";
+  EXPECT_THAT(std::string(ApplyPreset(bad, false).message()), HasSubstr("spec.preset"));
+}
+
+TEST(ExperimentSpecTest, JsonRoundTrips) {
+  ExperimentSpec spec = Small();
+  spec.preset = "quick";
+  spec.train.epochs = 7;
+  auto back = ExperimentSpecFromJson(ExperimentSpecToJson(spec));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->preset, "quick");
+  EXPECT_EQ(back->encoders, spec.encoders);
+  EXPECT_EQ(back->prune_levels, spec.prune_levels);
+  EXPECT_EQ(back->seeds, spec.seeds);
+  EXPECT_EQ(back->shifts, spec.shifts);
+  EXPECT_EQ(back->shift_levels, spec.shift_levels);
+  EXPECT_EQ(back->train.dataset, "plasmodium");
+  EXPECT_EQ(back->train.epochs, 7);
+  EXPECT_FALSE(ExperimentSpecFromJson(nlohmann::json::array()).ok());
+}
+
+}  // namespace
+}  // namespace segserve::experiment
