@@ -101,8 +101,7 @@ void SetExamples(CLI::App* command, const std::vector<std::string>& examples,
 }
 
 int ReportError(std::ostream& err, const absl::Status& status) {
-  err << "segctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
-      << "\n";
+  err << "segctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
   return kExitError;
 }
 
@@ -121,10 +120,17 @@ v1::Shift ShiftToProto(const std::string& text) {
   auto shift = data::ParseShift(text, "shift");
   if (!shift.ok()) return proto;
   switch (shift->kind) {
-    case data::ShiftKind::kBrightness: proto.set_kind(v1::Shift::KIND_BRIGHTNESS); break;
-    case data::ShiftKind::kContrast: proto.set_kind(v1::Shift::KIND_CONTRAST); break;
-    case data::ShiftKind::kSaturation: proto.set_kind(v1::Shift::KIND_SATURATION); break;
-    default: return proto;
+    case data::ShiftKind::kBrightness:
+      proto.set_kind(v1::Shift::KIND_BRIGHTNESS);
+      break;
+    case data::ShiftKind::kContrast:
+      proto.set_kind(v1::Shift::KIND_CONTRAST);
+      break;
+    case data::ShiftKind::kSaturation:
+      proto.set_kind(v1::Shift::KIND_SATURATION);
+      break;
+    default:
+      return proto;
   }
   proto.set_level(shift->level);
   return proto;
@@ -175,6 +181,7 @@ std::unique_ptr<Segctl> BuildSegctl() {
   AddSegmentCommand(*app, invocation);
   AddBenchCommand(*app, invocation);
   AddSubmitTrainCommand(*app, invocation);
+  AddExperimentCommands(*app, invocation);
   AddJobsCommands(*app, invocation);
   AddDatasetsCommands(*app, invocation);
   AddSusceptibilityCommand(*app, invocation);

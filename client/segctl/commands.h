@@ -12,6 +12,7 @@ void AddModelsCommands(CLI::App& segctl, Invocation& invocation);
 void AddSegmentCommand(CLI::App& segctl, Invocation& invocation);
 void AddBenchCommand(CLI::App& segctl, Invocation& invocation);
 void AddSubmitTrainCommand(CLI::App& segctl, Invocation& invocation);
+void AddExperimentCommands(CLI::App& segctl, Invocation& invocation);
 void AddJobsCommands(CLI::App& segctl, Invocation& invocation);
 void AddDatasetsCommands(CLI::App& segctl, Invocation& invocation);
 void AddSusceptibilityCommand(CLI::App& segctl, Invocation& invocation);

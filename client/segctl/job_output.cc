@@ -37,22 +37,35 @@ std::tuple<int, std::string, int> LabelKey(const std::string& label) {
 
 const char* JobStateName(v1::JobState state) {
   switch (state) {
-    case v1::JOB_STATE_QUEUED: return "QUEUED";
-    case v1::JOB_STATE_RUNNING: return "RUNNING";
-    case v1::JOB_STATE_SUCCEEDED: return "SUCCEEDED";
-    case v1::JOB_STATE_FAILED: return "FAILED";
-    case v1::JOB_STATE_CANCELLED: return "CANCELLED";
-    default: return "?";
+    case v1::JOB_STATE_QUEUED:
+      return "QUEUED";
+    case v1::JOB_STATE_RUNNING:
+      return "RUNNING";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "SUCCEEDED";
+    case v1::JOB_STATE_FAILED:
+      return "FAILED";
+    case v1::JOB_STATE_CANCELLED:
+      return "CANCELLED";
+    default:
+      return "?";
   }
 }
 
 const char* JobKindName(v1::JobKind kind) {
   switch (kind) {
-    case v1::JOB_KIND_TRAIN: return "train";
-    case v1::JOB_KIND_SWEEP: return "sweep";
-    case v1::JOB_KIND_ANALYSIS: return "analysis";
-    case v1::JOB_KIND_SYNTH: return "synth";
-    default: return "?";
+    case v1::JOB_KIND_TRAIN:
+      return "train";
+    case v1::JOB_KIND_SWEEP:
+      return "sweep";
+    case v1::JOB_KIND_ANALYSIS:
+      return "analysis";
+    case v1::JOB_KIND_SYNTH:
+      return "synth";
+    case v1::JOB_KIND_EXPERIMENT:
+      return "experiment";
+    default:
+      return "?";
   }
 }
 
@@ -68,7 +81,8 @@ std::string ProgressCell(const v1::Job& job) {
   if (job.kind() == v1::JOB_KIND_SYNTH && p.steps() > 0) {
     return absl::StrCat("images ", p.step(), "/", p.steps());
   }
-  if (job.kind() == v1::JOB_KIND_SWEEP && job.child_job_ids_size() > 0) {
+  if ((job.kind() == v1::JOB_KIND_SWEEP || job.kind() == v1::JOB_KIND_EXPERIMENT) &&
+      job.child_job_ids_size() > 0) {
     return absl::StrFormat("%.0f%% of %d", p.fraction() * 100, job.child_job_ids_size());
   }
   return "";
@@ -92,9 +106,8 @@ std::vector<std::string> SortedCrossDomainLabels(const v1::Job& job) {
     for (const auto& [label, iou] : row.cross_domain_iou()) unique.insert(label);
   }
   std::vector<std::string> labels(unique.begin(), unique.end());
-  std::sort(labels.begin(), labels.end(), [](const std::string& a, const std::string& b) {
-    return LabelKey(a) < LabelKey(b);
-  });
+  std::sort(labels.begin(), labels.end(),
+            [](const std::string& a, const std::string& b) { return LabelKey(a) < LabelKey(b); });
   return labels;
 }
 
@@ -152,7 +165,7 @@ std::string ProgressLine(const v1::Job& job) {
     if (p.step() < p.steps() && p.step() > 0) {
       absl::StrAppendFormat(&line, "  ETA %.0f s", std::ceil(p.eta_seconds()));
     }
-  } else if (job.kind() == v1::JOB_KIND_SWEEP) {
+  } else if (job.kind() == v1::JOB_KIND_SWEEP || job.kind() == v1::JOB_KIND_EXPERIMENT) {
     absl::StrAppendFormat(&line, "  %.0f%% of %d configurations", p.fraction() * 100,
                           job.child_job_ids_size());
   }

@@ -62,23 +62,34 @@ void FillSweepRows(const nlohmann::json& result, v1::Job* out) {
 
 v1::JobState StateToProto(scheduler::JobState state) {
   switch (state) {
-    case scheduler::JobState::kQueued: return v1::JOB_STATE_QUEUED;
-    case scheduler::JobState::kRunning: return v1::JOB_STATE_RUNNING;
-    case scheduler::JobState::kSucceeded: return v1::JOB_STATE_SUCCEEDED;
-    case scheduler::JobState::kFailed: return v1::JOB_STATE_FAILED;
-    case scheduler::JobState::kCancelled: return v1::JOB_STATE_CANCELLED;
+    case scheduler::JobState::kQueued:
+      return v1::JOB_STATE_QUEUED;
+    case scheduler::JobState::kRunning:
+      return v1::JOB_STATE_RUNNING;
+    case scheduler::JobState::kSucceeded:
+      return v1::JOB_STATE_SUCCEEDED;
+    case scheduler::JobState::kFailed:
+      return v1::JOB_STATE_FAILED;
+    case scheduler::JobState::kCancelled:
+      return v1::JOB_STATE_CANCELLED;
   }
   return v1::JOB_STATE_UNSPECIFIED;
 }
 
 absl::StatusOr<scheduler::JobState> StateFromProto(v1::JobState state) {
   switch (state) {
-    case v1::JOB_STATE_QUEUED: return scheduler::JobState::kQueued;
-    case v1::JOB_STATE_RUNNING: return scheduler::JobState::kRunning;
-    case v1::JOB_STATE_SUCCEEDED: return scheduler::JobState::kSucceeded;
-    case v1::JOB_STATE_FAILED: return scheduler::JobState::kFailed;
-    case v1::JOB_STATE_CANCELLED: return scheduler::JobState::kCancelled;
-    default: return absl::InvalidArgumentError("states: unknown job state");
+    case v1::JOB_STATE_QUEUED:
+      return scheduler::JobState::kQueued;
+    case v1::JOB_STATE_RUNNING:
+      return scheduler::JobState::kRunning;
+    case v1::JOB_STATE_SUCCEEDED:
+      return scheduler::JobState::kSucceeded;
+    case v1::JOB_STATE_FAILED:
+      return scheduler::JobState::kFailed;
+    case v1::JOB_STATE_CANCELLED:
+      return scheduler::JobState::kCancelled;
+    default:
+      return absl::InvalidArgumentError("states: unknown job state");
   }
 }
 
@@ -110,6 +121,11 @@ void JobToProto(const scheduler::Job& job, v1::Job* out) {
   if (result.is_discarded() || !result.is_object()) return;
   if (job.kind == scheduler::JobKind::kSweep) {
     FillSweepRows(result, out);
+  } else if (job.kind == scheduler::JobKind::kExperiment) {
+    FillSweepRows(result, out);
+    if (auto it = result.find("report"); it != result.end() && it->is_object()) {
+      out->set_experiment_report_json(it->dump());
+    }
   } else if (job.kind == scheduler::JobKind::kAnalysis) {
     auto reports = susceptibility::ReportsFromJson(result);
     if (reports.ok()) ReportsToProto(*reports, out->mutable_analysis());

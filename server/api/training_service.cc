@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/experiment_converter.h"
 #include "server/api/failed_reactors.h"
 #include "server/api/job_converters.h"
 #include "server/api/pool_call.h"
@@ -142,6 +143,8 @@ void ExportJob(const scheduler::Job& job, v1::Job* out) {
   JobToProto(job, out);
   if (job.kind == scheduler::JobKind::kTrain || job.kind == scheduler::JobKind::kSweep) {
     TrainSpecToProto(job.spec_json, out->mutable_train_spec());
+  } else if (job.kind == scheduler::JobKind::kExperiment) {
+    ExperimentSpecToProto(job.spec_json, out->mutable_experiment_spec());
   }
 }
 
@@ -211,6 +214,29 @@ grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerConte
       kStorePoolBusy);
 }
 
+grpc::ServerUnaryReactor* TrainingService::SubmitExperiment(grpc::CallbackServerContext* context,
+                                                            const v1::ExperimentSpec* request,
+                                                            v1::Job* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kTrainer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
+  if (absl::Status s = scheduler_.availability(); !s.ok()) return FinishUnary(context, s);
+  // As SubmitTrain: validation looks up the data set and files; submitting commits to SQLite.
+  return RunUnaryOnPool(
+      context, store_pool_,
+      [this, request, response]() -> absl::Status {
+        ASSIGN_OR_RETURN(
+            ExperimentSpecs specs,
+            ExperimentSpecsFromProto(*request, data_dir_, scheduler_.options().max_queued_jobs));
+        ASSIGN_OR_RETURN(scheduler::Job job,
+                         scheduler_.SubmitParent(scheduler::JobKind::kExperiment, specs.parent,
+                                                 specs.children, request->priority()));
+        ExportJob(job, response);
+        return absl::OkStatus();
+      },
+      kStorePoolBusy);
+}
+
 grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* context,
                                                   const v1::JobRef* request, v1::Job* response) {
   if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
@@ -244,7 +270,7 @@ grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext*
     filter.states.push_back(*parsed);
   }
   if (request->kind() != v1::JOB_KIND_UNSPECIFIED) {
-    if (request->kind() < v1::JOB_KIND_TRAIN || request->kind() > v1::JOB_KIND_SYNTH) {
+    if (request->kind() < v1::JOB_KIND_TRAIN || request->kind() > v1::JOB_KIND_EXPERIMENT) {
       return FinishUnary(context, absl::InvalidArgumentError("kind: unknown job kind"));
     }
     filter.kind = static_cast<scheduler::JobKind>(static_cast<int>(request->kind()));

@@ -1,5 +1,5 @@
-// File: server/api/training_service.h — segserve.v1.Training: submit training jobs and
-// sweeps to the durable scheduler, query, cancel and watch them.
+// File: server/api/training_service.h — segserve.v1.Training: submit training jobs,
+// sweeps and experiments to the durable scheduler, query, cancel and watch them.
 #pragma once
 
 #include <string>
@@ -25,8 +25,8 @@ class TrainingService final : public v1::Training::CallbackService {
 
   grpc::ServerUnaryReactor* SubmitTrain(grpc::CallbackServerContext* context,
                                         const v1::TrainSpec* request, v1::Job* response) override;
-  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
-                                   const v1::JobRef* request, v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context, const v1::JobRef* request,
+                                   v1::Job* response) override;
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
                                      const v1::ListJobsRequest* request,
                                      v1::ListJobsResponse* response) override;
@@ -34,6 +34,9 @@ class TrainingService final : public v1::Training::CallbackService {
                                       const v1::JobRef* request, v1::Job* response) override;
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* context,
                                                    const v1::JobRef* request) override;
+  grpc::ServerUnaryReactor* SubmitExperiment(grpc::CallbackServerContext* context,
+                                             const v1::ExperimentSpec* request,
+                                             v1::Job* response) override;
   grpc::ServerUnaryReactor* PurgeJobs(grpc::CallbackServerContext* context,
                                       const v1::PurgeJobsRequest* request,
                                       v1::PurgeJobsResponse* response) override;
@@ -47,7 +50,8 @@ class TrainingService final : public v1::Training::CallbackService {
   common::ThreadPool* const control_pool_;
 };
 
-// A job as the API shows it (train spec included when the job is a training job/sweep).
+// A job as the API shows it (train spec included when the job is a training job/sweep,
+// experiment spec when it is an experiment).
 void ExportJob(const scheduler::Job& job, v1::Job* out);
 
 }  // namespace segserve::api

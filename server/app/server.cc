@@ -24,6 +24,7 @@
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
+#include "server/experiment/report.h"
 #include "server/inference/background_forward.h"
 #include "server/inference/torch_batch_runner.h"
 #include "server/metrics/build_info.h"
@@ -76,8 +77,9 @@ absl::Status SegserveServer::BuildAccessControl() {
                           absl::StartsWith(options_.listen_address, "localhost:") ||
                           absl::StartsWith(options_.listen_address, "[::1]:");
     LOG(WARNING) << "auth: disabled (--auth_disabled): every caller may do everything"
-                 << (loopback ? "" : "; and --listen is not loopback: anyone who can reach "
-                                     "the port can train, import and delete models");
+                 << (loopback ? ""
+                              : "; and --listen is not loopback: anyone who can reach "
+                                "the port can train, import and delete models");
   }
   api::AccessControlOptions access_options;
   access_options.max_streams_per_client = options_.max_streams_per_client;
@@ -151,16 +153,16 @@ absl::Status SegserveServer::BuildComponents() {
   batch_runner_ = std::make_unique<inference::TorchBatchRunner>();
   // Drift monitoring observes executed batches; the inference library knows nothing of it.
   if (drift_) drift_observer_ = std::make_unique<DriftObserver>(*drift_);
-  executor_ = std::make_unique<inference::Executor>(options_.device, *batch_scheduler_,
-                                                    *batch_runner_, metrics_,
-                                                    drift_observer_.get());
+  executor_ = std::make_unique<inference::Executor>(
+      options_.device, *batch_scheduler_, *batch_runner_, metrics_, drift_observer_.get());
   inference::EngineOptions engine_options;
   engine_options.default_tile_size = options_.tile_size;
   engine_options.default_tile_overlap = options_.tile_overlap;
   engine_options.max_image_pixels = options_.max_image_pixels;
   engine_options.max_tiles_per_request = options_.max_tiles_per_request;
   engine_options.max_inflight_tiles = std::max(2 * options_.max_batch_size, 4);
-  engine_ = std::make_unique<inference::SegmentationEngine>(engine_options, *batch_scheduler_, *cpu_pool_);
+  engine_ = std::make_unique<inference::SegmentationEngine>(engine_options, *batch_scheduler_,
+                                                            *cpu_pool_);
 
   // Jobs: a corrupted job store is kept as it is and the job services answer
   // FAILED_PRECONDITION saying how to recover (an empty history would silently lose accepted
@@ -209,10 +211,14 @@ absl::Status SegserveServer::BuildComponents() {
     retention_->OnJobFinished(job);
     disk_usage_->Refresh();  // a trained model, a generated data set, run files
   };
-  ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::OpenSqlite(options_.data_dir + "/jobs.db",
-                                                                std::move(runners),
-                                                                scheduler_options, nullptr,
-                                                                &metrics_));
+  scheduler_options.experiment_report = [data_dir = options_.data_dir](
+                                            const scheduler::Job& parent,
+                                            const std::vector<scheduler::Job>& children) {
+    return experiment::BuildAndStoreReport(data_dir, parent, children);
+  };
+  ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::OpenSqlite(
+                                   options_.data_dir + "/jobs.db", std::move(runners),
+                                   scheduler_options, nullptr, &metrics_));
   retention_->Attach(scheduler_.get());
   if (options_.bootstrap) {
     BootstrapOptions bootstrap_options;
@@ -282,9 +288,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> SegserveServer::Credent
   ASSIGN_OR_RETURN(std::string cert, common::ReadFile(options_.tls_cert));
   ASSIGN_OR_RETURN(std::string key, common::ReadFile(options_.tls_key));
   grpc::SslServerCredentialsOptions ssl(
-      options_.tls_client_ca.empty()
-          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+      options_.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                     : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_key_cert_pairs.push_back({key, cert});
   if (!options_.tls_client_ca.empty()) {
     ASSIGN_OR_RETURN(ssl.pem_root_certs, common::ReadFile(options_.tls_client_ca));
@@ -314,8 +319,7 @@ absl::Status SegserveServer::Start() {
   builder.AddListeningPort(options_.listen_address, credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(
       std::make_unique<api::RequestInterceptorFactory>(metrics_, &inflight_calls_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

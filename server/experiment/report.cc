@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "server/common/file_util.h"
 #include "server/experiment/stats.h"
 #include "server/training/train_spec.h"
 
@@ -252,7 +253,7 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
          {"encoder", encoder},
          {"text",
           "RQ1 (which layers the shift hits): not measured by this experiment; run a "
-          "susceptibility analysis (segctl susceptibility analyze) on its models."}});
+          "susceptibility analysis (segctl susceptibility --model ...) on its models."}});
     auto l1 = paired.find({encoder, 1});
     if (l1 == paired.end()) {
       findings.push_back({{"question", "RQ2"},
@@ -319,6 +320,22 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
               {"cells", cell_rows},
               {"paired_vs_l0", paired_rows},
               {"findings", findings}};
+}
+
+absl::StatusOr<std::string> BuildAndStoreReport(const std::string& data_dir,
+                                                const scheduler::Job& parent,
+                                                const std::vector<scheduler::Job>& children) {
+  const json spec_json = json::parse(parent.spec_json, nullptr, false);
+  absl::StatusOr<ExperimentSpec> spec = ExperimentSpecFromJson(spec_json);
+  if (!spec.ok()) return spec.status();
+  absl::StatusOr<json> report = BuildReport(*spec, children);
+  if (!report.ok()) return report.status();
+  report->emplace("job_id", parent.id);
+  const std::string dir = absl::StrCat(data_dir, "/runs/", parent.id);
+  if (absl::Status s = common::MakeDirectories(dir); !s.ok()) return s;
+  const std::string text = report->dump(2);
+  if (absl::Status s = common::WriteFileAtomically(dir + "/report.json", text); !s.ok()) return s;
+  return text;
 }
 
 }  // namespace segserve::experiment

@@ -33,6 +33,12 @@ inline constexpr int kReportVersion = 1;
 absl::StatusOr<nlohmann::json> BuildReport(const ExperimentSpec& spec,
                                            const std::vector<scheduler::Job>& children);
 
+// The scheduler's experiment_report hook: parses the parent's spec, builds the report and
+// writes it to <data_dir>/runs/<parent id>/report.json (atomically) before returning it.
+absl::StatusOr<std::string> BuildAndStoreReport(const std::string& data_dir,
+                                                const scheduler::Job& parent,
+                                                const std::vector<scheduler::Job>& children);
+
 // "+0.012 ± 0.030 (n=3)" style text of a paired difference, as findings use it.
 std::string FormatDifference(const nlohmann::json& paired);
 

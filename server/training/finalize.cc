@@ -84,6 +84,11 @@ absl::StatusOr<std::string> FinishTraining(
     metrics["test_iou"] = cm.MeanForegroundIoU();
     result["test_iou"] = cm.MeanForegroundIoU();
     AddClassMetrics(run, cm, "test_iou", metrics);
+    json per_class = json::object();
+    for (int c = 1; c < cm.classes(); ++c) {
+      if (const double iou = cm.ClassIoU(c); iou >= 0) per_class[ClassName(run, c)] = iou;
+    }
+    result["test_class_iou"] = per_class;
   } else {
     LOG(WARNING) << "training " << run.job_id << ": split " << run.spec.test_split
                  << " is empty; no test IoU";

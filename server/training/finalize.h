@@ -61,8 +61,8 @@ absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
 // reference statistics over the training split, registers it (AddVersion, aliases; a
 // version whose source_job_id is this job, left by a crash, is reused instead), calls
 // `on_registered`, records runs/<job>/registered.json and returns the job's result JSON:
-// {model_name, model_version, val_iou, test_iou, cross_domain_iou: {label: iou}, epochs_run,
-//  best_epoch, stopped_early}.
+// {model_name, model_version, val_iou, test_iou, test_class_iou: {foreground class: iou},
+//  cross_domain_iou: {label: iou}, epochs_run, best_epoch, stopped_early}.
 absl::StatusOr<std::string> FinishTraining(
     const RunContext& run, const FinishInfo& info,
     const std::function<void(const registry::StoredVersion&)>& on_registered,

@@ -103,14 +103,14 @@ TEST(SegctlCli, MissingOrUnknownCommandsAreUsageErrors) {
 TEST(SegctlCli, OldSpellingsStillParse) {
   // `--name value`, `--name=value`, underscores for dashes, flags with =true/false.
   EXPECT_EQ(ParseCli({"--server=127.0.0.1:1", "--timeout", "5", "submit-train", "--dataset", "d",
-                   "--prune_level", "1", "--max_steps_per_epoch=3", "--batch-size=4", "--wait"})
+                      "--prune_level", "1", "--max_steps_per_epoch=3", "--batch-size=4", "--wait"})
                 .code,
             0);
   EXPECT_EQ(ParseCli({"--tls_ca", "ca.pem", "health", "--wait=2"}).code, 0);
   EXPECT_EQ(ParseCli({"datasets", "generate", "--name", "x", "--wait=false"}).code, 0);
   EXPECT_EQ(ParseCli({"submit-train", "--dataset", "d", "--encoders", "resnet18,resnet34",
-                   "--prune-levels", "0,1,2", "--cross-domain", "brightness:4,contrast:3",
-                   "--cross-domain", "other-set"})
+                      "--prune-levels", "0,1,2", "--cross-domain", "brightness:4,contrast:3",
+                      "--cross-domain", "other-set"})
                 .code,
             0);
   EXPECT_EQ(ParseCli({"segment", "a.png", "--model", "m:2", "b.png", "--overlay"}).code, 0);
@@ -239,7 +239,8 @@ std::vector<std::string> DocumentedCommandLines(const std::string& path) {
 }
 
 TEST(SegctlCli, DocumentedCommandLinesParse) {
-  std::vector<std::string> files = {"README.md", "docs/datasets.md", "docs/deploy.md"};
+  std::vector<std::string> files = {"README.md", "docs/datasets.md", "docs/deploy.md",
+                                    "docs/experiments.md"};
   int checked = 0;
   for (const std::string& file : files) {
     for (const std::string& line :
