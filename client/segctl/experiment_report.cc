@@ -87,7 +87,8 @@ std::string RenderExperimentMarkdown(const json& report) {
   const json cells = report.value("cells", json::array());
   std::set<std::string> class_names;
   for (const json& c : cells) {
-    for (const auto& [name, unused] : c.value("test_class_iou", json::object()).items()) {
+    const json per_class = c.value("test_class_iou", json::object());  // items() needs an lvalue
+    for (const auto& [name, unused] : per_class.items()) {
       class_names.insert(name);
     }
   }
