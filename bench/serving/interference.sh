@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # File: bench/serving/interference.sh — Segment latency while other work shares the server:
-# alone, during back-to-back imports of a ~100 MB model (checkpoint write + fsync), and
+# alone, during back-to-back imports of a resnet18 U-net state dict (checkpoint write +
+# fsync; a resnet34 one is over segctl's 64 MB import message), and
 # during an ANALYSIS job over 2 x 500 images (segctl susceptibility). Runs every given
 # segserve build one after the other in one invocation (e.g. before and after a change),
 # each with a fresh data directory, the same model, the same fixed request rate and the
@@ -8,7 +9,7 @@
 # machine's cores with the server.
 # Usage: bench/serving/interference.sh [--rate R] [--seconds S] LABEL=BUILD_DIR...
 set -euo pipefail
-rate=6
+rate=4
 seconds=20
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,7 +34,7 @@ segctl="$(cd "$first_build" && pwd)/client/segctl/segctl"
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
 echo "load: segctl bench, 4 clients, fixed $rate requests/s, raw 256x256 RGB, ${seconds} s per phase"
-# The served model (resnet18 L1, 3 classes) and the imported one (resnet34 L0, ~100 MB), as
+# The served model (resnet18 L1, 3 classes) and the imported one (resnet18 L0), as
 # PyTorch state dicts, imported like a user's files would be.
 (cd "$root" && /usr/bin/python3 -c "
 import sys, torch
@@ -41,7 +42,7 @@ sys.path.insert(0, 'tests/model')
 import reference_unet as r
 torch.manual_seed(0)
 torch.save(r.Unet('resnet18', skip_prune_level=1, in_channels=3, classes=3).state_dict(), '$work/serve.pt')
-torch.save(r.Unet('resnet34', skip_prune_level=0, in_channels=3, classes=3).state_dict(), '$work/big.pt')
+torch.save(r.Unet('resnet18', skip_prune_level=0, in_channels=3, classes=3).state_dict(), '$work/big.pt')
 ")
 echo "imported checkpoint: $(du -m "$work/big.pt" | cut -f1) MB"
 
@@ -79,7 +80,7 @@ for spec in "$@"; do
   # Back-to-back imports for the whole phase (each a new version: write + fsync).
   ( while true; do
       "$segctl" --server "$addr" --timeout 300 models import --file "$work/big.pt" --name big \
-        --encoder resnet34 --prune-level 0 --classes 3 >/dev/null || true
+        --encoder resnet18 --prune-level 0 --classes 3 >/dev/null || true
     done ) &
   bg_pid=$!
   read -r i50 i99 iips ierr < <(bench)
