@@ -26,15 +26,12 @@
 #include "server/common/sha256.h"
 #include "server/common/status_macros.h"
 #include "server/model/checkpoint.h"
+#include "server/registry/model_store_internal.h"
 
 namespace segserve::registry {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr char kCheckpointFile[] = "model.ckpt";
-constexpr char kMetaFile[] = "meta.json";
-constexpr char kAliasesFile[] = "aliases.json";
-constexpr char kHighestFile[] = ".highest_version";
 
 absl::StatusOr<nlohmann::json> ParseJson(const std::string& text, const std::string& what) {
   nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -90,7 +87,7 @@ absl::Status ValidateModelName(const std::string& name, const std::string& field
 }
 
 
-namespace {
+namespace store_internal {
 
 // Numbered version directories of `name` on disk, ascending.
 std::vector<int64_t> VersionsOnDisk(const std::string& root, const std::string& name) {
@@ -152,45 +149,9 @@ absl::StatusOr<AliasTable> ReadAliasesFile(const std::string& path) {
   return loaded;
 }
 
-}  // namespace
+}  // namespace store_internal
 
-// The tables of one directory, shared by every ModelStore of it in this process.
-struct ModelStore::Shared {
-  explicit Shared(std::string root_dir) : root(std::move(root_dir)) {}
-  ~Shared() {
-    {
-      absl::MutexLock lock(&stop_mu);
-      stop = true;
-    }
-    if (refresher.joinable()) refresher.join();
-  }
-
-  absl::Status Refresh() ABSL_LOCKS_EXCLUDED(mu, refresh_mu);
-  void RefreshLoop(absl::Duration interval, std::function<void()> after_refresh);
-
-  // Publishes a write of this process; a scan running meanwhile is discarded.
-  void PublishVersion(StoredVersion stored) ABSL_LOCKS_EXCLUDED(mu) {
-    absl::MutexLock lock(&mu);
-    versions[stored.name][stored.version] = std::move(stored);
-    ++generation;
-  }
-
-  const std::string root;
-  absl::Mutex add_mu;          // this process's AddVersion calls, one at a time
-  absl::Mutex alias_write_mu;  // read-modify-write of aliases.json
-  absl::Mutex refresh_mu;      // one scan at a time
-  std::set<std::string> warned ABSL_GUARDED_BY(refresh_mu);  // broken versions reported
-  // The tables. Held only for lookups and swaps, never across I/O.
-  mutable absl::Mutex mu;
-  std::map<std::string, std::map<int64_t, StoredVersion>> versions ABSL_GUARDED_BY(mu);
-  std::shared_ptr<const AliasTable> aliases ABSL_GUARDED_BY(mu) = std::make_shared<AliasTable>();
-  std::pair<int64_t, int64_t> aliases_stamp ABSL_GUARDED_BY(mu){-1, -1};
-  uint64_t generation ABSL_GUARDED_BY(mu) = 0;  // bumped by every write of this process
-
-  absl::Mutex stop_mu;
-  bool stop ABSL_GUARDED_BY(stop_mu) = false;
-  std::thread refresher;
-};
+using namespace store_internal;  // NOLINT: this file is the helpers' home
 
 absl::Status ModelStore::Shared::Refresh() {
   absl::MutexLock scan_lock(&refresh_mu);
@@ -436,114 +397,6 @@ absl::Status ModelStore::SetAlias(const std::string& alias, const AliasTarget& t
   shared_->aliases_stamp = stamp;
   ++shared_->generation;
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDelete(const std::string& name,
-                                                                  int64_t version) const {
-  absl::MutexLock alias_lock(&shared_->alias_write_mu);
-  return PlanDeleteLocked(name, version);
-}
-
-absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const std::string& name,
-                                                                        int64_t version) const {
-  RETURN_IF_ERROR(ValidateModelName(name, "name"));
-  if (version < 1 && version != kAllVersions) {
-    return absl::InvalidArgumentError("version: must be >= 1 (or every version)");
-  }
-  const std::string& root = shared_->root;
-  const std::vector<int64_t> versions = VersionsOnDisk(root, name);
-  if (versions.empty()) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
-  if (version != kAllVersions && !std::binary_search(versions.begin(), versions.end(), version)) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
-  }
-  absl::StatusOr<AliasTable> aliases = ReadAliasesFile(root + "/" + kAliasesFile);
-  if (!aliases.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot check the aliases before deleting: ", aliases.status().message()));
-  }
-  std::vector<std::string> blocking;
-  for (const auto& [alias, target] : *aliases) {
-    if (target.name != name) continue;
-    if (version == kAllVersions) {
-      blocking.push_back(absl::StrCat("'", alias, "' -> ", name,
-                                      target.version ? absl::StrCat(":", target.version) : ""));
-    } else if (target.version == version) {
-      blocking.push_back(absl::StrCat("'", alias, "' -> ", name, ":", version));
-    } else if (target.version == 0 && version == versions.back()) {
-      blocking.push_back(
-          absl::StrCat("'", alias, "' -> ", name, " (its newest version, ", version, ")"));
-    }
-  }
-  if (!blocking.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model '", name, "'", version == kAllVersions ? "" : absl::StrCat(" version ", version),
-        " is the target of alias ", absl::StrJoin(blocking, ", alias "),
-        "; point the alias at another model (Models.SetAlias) first"));
-  }
-  std::vector<StoredVersion> planned;
-  for (int64_t v : versions) {
-    if (version != kAllVersions && v != version) continue;
-    absl::StatusOr<StoredVersion> stored = ReadVersion(root, name, v);
-    if (stored.ok()) {
-      planned.push_back(std::move(*stored));
-    } else {
-      // A broken version (unreadable meta.json) can still be deleted.
-      StoredVersion broken;
-      broken.name = name;
-      broken.version = v;
-      broken.disk_bytes = common::DirectoryBytes(absl::StrCat(root, "/", name, "/", v));
-      planned.push_back(std::move(broken));
-    }
-  }
-  return planned;
-}
-
-absl::StatusOr<std::vector<StoredVersion>> ModelStore::Delete(const std::string& name,
-                                                              int64_t version) {
-  // Writers of this process wait; readers keep answering from the tables meanwhile.
-  absl::MutexLock add_lock(&shared_->add_mu);
-  absl::MutexLock alias_lock(&shared_->alias_write_mu);
-  ASSIGN_OR_RETURN(std::vector<StoredVersion> planned, PlanDeleteLocked(name, version));
-  const std::string model_dir = absl::StrCat(shared_->root, "/", name);
-  if (version != kAllVersions) {
-    // Remember the number before it disappears, so it is never handed out again.
-    const int64_t highest = std::max(HighestDeleted(shared_->root, name), version);
-    RETURN_IF_ERROR(common::WriteFileAtomically(absl::StrCat(model_dir, "/", kHighestFile),
-                                                absl::StrCat(highest)));
-  }
-  std::vector<StoredVersion> deleted;
-  absl::Status failed = absl::OkStatus();
-  for (StoredVersion& stored : planned) {
-    absl::StatusOr<int64_t> removed =
-        common::RemoveDirectoryDurably(absl::StrCat(model_dir, "/", stored.version));
-    if (!removed.ok()) {
-      failed = absl::Status(
-          removed.status().code(),
-          absl::StrCat("deleting model ", name, " v", stored.version, " failed after deleting ",
-                       deleted.size(), " version(s): ", removed.status().message()));
-      break;
-    }
-    LOG(INFO) << "deleted model " << name << " v" << stored.version << " (" << *removed
-              << " bytes)";
-    deleted.push_back(std::move(stored));
-  }
-  {
-    absl::MutexLock lock(&shared_->mu);
-    auto it = shared_->versions.find(name);
-    if (it != shared_->versions.end()) {
-      for (const StoredVersion& stored : deleted) it->second.erase(stored.version);
-      if (it->second.empty()) shared_->versions.erase(it);
-    }
-    ++shared_->generation;
-  }
-  if (!failed.ok()) return failed;
-  if (version == kAllVersions) {
-    // Nothing of the name is left but, perhaps, .highest_version: the name starts afresh.
-    std::error_code ec;
-    fs::remove(absl::StrCat(model_dir, "/", kHighestFile), ec);
-    fs::remove(model_dir, ec);  // fails harmlessly when a writer just created a temporary
-  }
-  return deleted;
 }
 
 }  // namespace segserve::registry
