@@ -4,6 +4,8 @@ find_package(absl CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 # libcrypto: SHA-256 and constant-time comparison (server/common/sha256).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+# zlib: CRC-32 of torch.save archive records (server/model/torch_zip).
+find_package(ZLIB REQUIRED)
 # Which LibTorch: Debian's 1.13 (CPU, what CI and the CPU image use) by default; any other
 # LibTorch through -DTorch_DIR=<prefix>/share/cmake/Torch (a libtorch zip, or a PyTorch
 # wheel's torch/share/cmake/Torch: the CUDA image and scripts/gpu-check.sh build this way).

@@ -18,7 +18,7 @@ BUILD_PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-  libssl-dev libcli11-dev
+  libssl-dev libcli11-dev zlib1g-dev
   libopenblas0-pthread
 )
 # Reference implementations and probes used only by tests and benchmarks; clang and its

@@ -1,7 +1,5 @@
 #include "server/model/torch_pickle.h"
 
-#include <caffe2/serialize/inline_container.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -10,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
-#include "server/model/torch_zip_check.h"
+#include "server/model/torch_zip.h"
 
 namespace segserve::model {
 namespace {
@@ -48,7 +46,7 @@ const std::map<std::string, torch::ScalarType>& StorageTypes() {
 
 class Unpickler {
  public:
-  Unpickler(const std::string& pickle, caffe2::serialize::PyTorchStreamReader& archive)
+  Unpickler(std::string_view pickle, const TorchZipArchive& archive)
       : p_(pickle), archive_(archive) {}
 
   absl::StatusOr<PyPtr> Run() {
@@ -70,7 +68,7 @@ class Unpickler {
 
   absl::StatusOr<std::string> Bytes(size_t n) {
     if (n > p_.size() - pos_) return Error("truncated");
-    std::string out = p_.substr(pos_, n);
+    std::string out(p_.substr(pos_, n));
     pos_ += n;
     return out;
   }
@@ -83,7 +81,7 @@ class Unpickler {
   absl::StatusOr<std::string> Line() {
     const size_t nl = p_.find('\n', pos_);
     if (nl == std::string::npos) return Error("truncated GLOBAL");
-    std::string out = p_.substr(pos_, nl - pos_);
+    std::string out(p_.substr(pos_, nl - pos_));
     pos_ = nl + 1;
     return out;
   }
@@ -144,8 +142,8 @@ class Unpickler {
   absl::StatusOr<PyPtr> Reduce(const PyValue& callable, const PyValue& args);
   absl::StatusOr<PyPtr> LoadStorage(const PyValue& pid);
 
-  const std::string& p_;
-  caffe2::serialize::PyTorchStreamReader& archive_;
+  std::string_view p_;
+  const TorchZipArchive& archive_;
   size_t pos_ = 0;
   std::vector<PyPtr> stack_;
   std::map<uint64_t, PyPtr> memo_;
@@ -402,35 +400,21 @@ absl::StatusOr<PyPtr> Unpickler::LoadStorage(const PyValue& pid) {
     return v;
   }
   const std::string record = "data/" + key;
-  if (!archive_.hasRecord(record)) return Error(absl::StrCat("archive lacks record ", record));
-  at::DataPtr data;
-  size_t bytes = 0;
-  std::tie(data, bytes) = archive_.getRecord(record);
+  absl::StatusOr<std::string_view> data = archive_.Record(record);
+  if (absl::IsNotFound(data.status())) {
+    return Error(absl::StrCat("archive lacks record ", record));
+  }
+  if (!data.ok()) return data.status();
   const size_t want = static_cast<size_t>(numel) * c10::elementSize(type->second);
-  if (numel < 0 || bytes < want) return Error(absl::StrCat("record ", record, " too short"));
+  if (numel < 0 || data->size() < want) {
+    return Error(absl::StrCat("record ", record, " too short"));
+  }
   torch::Tensor storage = torch::empty({numel}, torch::TensorOptions().dtype(type->second));
-  if (want > 0) std::memcpy(storage.data_ptr(), data.get(), want);
+  if (want > 0) std::memcpy(storage.data_ptr(), data->data(), want);
   storages_[key] = storage;
   v->tensor = storage;
   return v;
 }
-
-// LibTorch 1.13's MemoryReadAdapter copies whatever range miniz asks for; a zip whose
-// directory points outside the buffer then reads out of bounds. This one clamps.
-class BoundedReadAdapter : public caffe2::serialize::ReadAdapterInterface {
- public:
-  explicit BoundedReadAdapter(const std::string& bytes) : bytes_(bytes) {}
-  size_t size() const override { return bytes_.size(); }
-  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
-    if (pos >= bytes_.size()) return 0;
-    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
-    std::memcpy(buf, bytes_.data() + pos, n);
-    return n;
-  }
-
- private:
-  const std::string& bytes_;
-};
 
 }  // namespace
 
@@ -441,28 +425,13 @@ absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ParseTorchSav
         "not a torch.save zip archive (legacy non-zip torch.save files are not supported; "
         "re-save with PyTorch >= 1.6 defaults)");
   }
-  if (absl::Status s = CheckTorchZipDirectory(bytes); !s.ok()) {
+  ASSIGN_OR_RETURN(TorchZipArchive archive, TorchZipArchive::Open(bytes));
+  absl::StatusOr<std::string_view> pickle = archive.Record("data.pkl");
+  if (!pickle.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("not a readable torch.save archive: ",
-                                                   s.message()));
+                                                   pickle.status().message()));
   }
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
-  std::string pickle;
-  try {
-    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
-        std::make_shared<BoundedReadAdapter>(bytes));
-    if (!archive->hasRecord("data.pkl")) {
-      return absl::InvalidArgumentError("torch.save archive has no data.pkl record");
-    }
-    at::DataPtr data;
-    size_t size = 0;
-    std::tie(data, size) = archive->getRecord("data.pkl");
-    pickle.assign(static_cast<const char*>(data.get()), size);
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    return absl::InvalidArgumentError(absl::StrCat("not a readable torch.save archive: ", what));
-  }
-  Unpickler unpickler(pickle, *archive);
+  Unpickler unpickler(*pickle, archive);
   ASSIGN_OR_RETURN(PyPtr root, unpickler.Run());
   if (root->kind != PyValue::kDict) {
     return absl::InvalidArgumentError("torch.save file must hold a dict of tensors");
