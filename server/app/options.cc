@@ -50,6 +50,10 @@ ABSL_FLAG(int, max_streams_per_client, 32,
           "Concurrent SegmentStream + WatchJob streams one client may hold (client = token "
           "name, or the peer IP with --auth_disabled). 1..100000.");
 ABSL_FLAG(int, max_batch_size, 8, "Largest batch the dynamic batcher forms. 1..256.");
+ABSL_FLAG(int, max_background_batch_size, 1,
+          "Largest batch of background work (analyses, training evaluation). A Segment request "
+          "that arrives while such a batch runs waits for it, so keep it small. "
+          "1..max_batch_size.");
 ABSL_FLAG(double, max_queue_delay_ms, 2,
           "How long the first request of a batch waits for companions, in ms. 0..1000.");
 ABSL_FLAG(int, max_queue, 256,
@@ -182,6 +186,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   }
   options.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   options.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  options.max_background_batch_size = absl::GetFlag(FLAGS_max_background_batch_size);
   options.max_queue_delay_ms = absl::GetFlag(FLAGS_max_queue_delay_ms);
   options.max_queue = absl::GetFlag(FLAGS_max_queue);
   options.tile_size = absl::GetFlag(FLAGS_tile_size);
@@ -201,6 +206,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
     int64_t value, low, high;
   };
   for (const IntRange& r : {IntRange{"max_batch_size", options.max_batch_size, 1, 256},
+                            IntRange{"max_background_batch_size",
+                                     options.max_background_batch_size, 1,
+                                     options.max_batch_size},
                             IntRange{"max_queue", options.max_queue, 1, 100000},
                             IntRange{"tile_size", options.tile_size, 64, 2048},
                             IntRange{"max_image_pixels", options.max_image_pixels, 1, 1ll << 28},

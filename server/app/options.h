@@ -35,6 +35,7 @@ struct ServerOptions {
 
   // Inference.
   int max_batch_size = 8;
+  int max_background_batch_size = 1;
   double max_queue_delay_ms = 2;
   int max_queue = 256;
   int tile_size = 512;

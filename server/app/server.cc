@@ -146,6 +146,7 @@ absl::Status SegserveServer::BuildComponents() {
   store_pool_ = std::make_unique<common::ThreadPool>(2, 128);
   inference::SchedulerOptions batching_options;
   batching_options.max_batch_size = options_.max_batch_size;
+  batching_options.max_background_batch_size = options_.max_background_batch_size;
   batching_options.max_queue_delay =
       std::chrono::microseconds(static_cast<int64_t>(options_.max_queue_delay_ms * 1000));
   batching_options.max_queue = static_cast<size_t>(options_.max_queue);

@@ -1,5 +1,6 @@
 #include "server/inference/batch_scheduler.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,11 @@ absl::Status BatchScheduler::Submit(WorkItem item, bool continuation) {
   return absl::OkStatus();
 }
 
+int BatchScheduler::BatchLimit(int priority) const {
+  if (priority == static_cast<int>(Priority::kInteractive)) return options_.max_batch_size;
+  return std::max(1, std::min(options_.max_batch_size, options_.max_background_batch_size));
+}
+
 std::map<BatchScheduler::Key, std::deque<WorkItem>>::iterator BatchScheduler::PickLocked(
     Clock::time_point now, Clock::time_point* wake) {
   auto best = queues_.end();
@@ -76,7 +82,8 @@ std::map<BatchScheduler::Key, std::deque<WorkItem>>::iterator BatchScheduler::Pi
   for (auto it = queues_.begin(); it != queues_.end(); ++it) {
     const std::deque<WorkItem>& items = it->second;
     const Clock::time_point ready_at = items.front().enqueued + options_.max_queue_delay;
-    const bool ready = static_cast<int>(items.size()) >= options_.max_batch_size || now >= ready_at;
+    const bool ready =
+        static_cast<int>(items.size()) >= BatchLimit(std::get<0>(it->first)) || now >= ready_at;
     if (!ready) {
       *wake = std::min(*wake, ready_at);
       continue;
@@ -113,7 +120,8 @@ std::optional<std::vector<WorkItem>> BatchScheduler::NextBatch() {
       }
       std::deque<WorkItem>& items = it->second;
       const int priority = std::get<0>(it->first);
-      while (!items.empty() && static_cast<int>(batch.size()) < options_.max_batch_size) {
+      const int limit = BatchLimit(priority);
+      while (!items.empty() && static_cast<int>(batch.size()) < limit) {
         WorkItem item = std::move(items.front());
         items.pop_front();
         --admitted_[priority];

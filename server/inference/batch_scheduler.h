@@ -30,6 +30,12 @@ namespace segserve::inference {
 
 struct SchedulerOptions {
   int max_batch_size = 8;
+  // Largest batch of background items (analyses, training evaluation). The executor runs
+  // one batch at a time, so a Segment request that arrives while a background batch runs
+  // waits for all of it: small background batches bound that wait to about one image's
+  // forward pass (docs/PERFORMANCE.md, "Serving core before and after"). At most
+  // max_batch_size.
+  int max_background_batch_size = 1;
   std::chrono::microseconds max_queue_delay{2000};
   // Items admitted at once per priority (continuations excluded); beyond it Submit answers
   // RESOURCE_EXHAUSTED. Interactive: --max_queue. Background: analyses keep a window of
@@ -53,7 +59,8 @@ class BatchScheduler {
   absl::Status Submit(WorkItem item, bool continuation = false) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Blocks until a batch is ready and returns it (1..max_batch_size items of one model
-  // version, shape and priority, in arrival order), or nullopt once shut down. Items
+  // version, shape and priority, in arrival order; background batches hold at most
+  // max_background_batch_size), or nullopt once shut down. Items
   // dropped on the way (cancelled: CANCELLED; deadline passed: DEADLINE_EXCEEDED) are
   // answered from this call, without the lock held.
   std::optional<std::vector<WorkItem>> NextBatch() ABSL_LOCKS_EXCLUDED(mu_);
@@ -67,6 +74,8 @@ class BatchScheduler {
 
  private:
   using Key = std::tuple<int, std::string, int, int>;  // priority, model key, height, width
+  // The most items one batch of `priority` holds.
+  int BatchLimit(int priority) const;
   // The ready queue to run next, or end(); `wake` becomes the earliest time a waiting queue
   // turns ready.
   std::map<Key, std::deque<WorkItem>>::iterator PickLocked(Clock::time_point now,

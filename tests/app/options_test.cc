@@ -15,6 +15,8 @@ ABSL_DECLARE_FLAG(double, drain_seconds);
 ABSL_DECLARE_FLAG(bool, auth_disabled);
 ABSL_DECLARE_FLAG(std::string, auth_tokens_file);
 ABSL_DECLARE_FLAG(int, max_streams_per_client);
+ABSL_DECLARE_FLAG(int, max_batch_size);
+ABSL_DECLARE_FLAG(int, max_background_batch_size);
 ABSL_DECLARE_FLAG(std::string, keep_run_checkpoints);
 ABSL_DECLARE_FLAG(std::string, failed_run_retention);
 ABSL_DECLARE_FLAG(std::string, retention_sweep_interval);
@@ -55,6 +57,8 @@ TEST_F(OptionsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(options->max_message_bytes, 64ll << 20);
   EXPECT_GE(options->intra_op_threads, 1);
   EXPECT_EQ(options->log_level, common::LogLevel::kInfo);
+  EXPECT_EQ(options->max_batch_size, 8);
+  EXPECT_EQ(options->max_background_batch_size, 1);
 }
 
 TEST_F(OptionsTest, RetentionFlagsDefaultParseAndNameTheirLimits) {
@@ -130,7 +134,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlagCase{"NegativeDrain", [] { absl::SetFlag(&FLAGS_drain_seconds, -1.0); },
                     "--drain_seconds"},
         BadFlagCase{"NoStreams", [] { absl::SetFlag(&FLAGS_max_streams_per_client, 0); },
-                    "--max_streams_per_client"}),
+                    "--max_streams_per_client"},
+        BadFlagCase{"BackgroundBatchAboveBatch",
+                    [] {
+                      absl::SetFlag(&FLAGS_max_batch_size, 4);
+                      absl::SetFlag(&FLAGS_max_background_batch_size, 5);
+                    },
+                    "--max_background_batch_size: must be 1..4"}),
     [](const ::testing::TestParamInfo<BadFlagCase>& info) { return info.param.name; });
 
 }  // namespace

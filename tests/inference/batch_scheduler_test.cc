@@ -76,6 +76,50 @@ TEST_F(BatchSchedulerTest, InteractiveBatchesRunBeforeBackgroundOnes) {
   EXPECT_EQ(Ids(*scheduler.NextBatch()), std::vector<int>{1});
 }
 
+// A background batch is the wait it imposes on a Segment request that arrives while it
+// runs, so background batches are capped separately (and are ready once the cap is full);
+// interactive batches still fill to max_batch_size.
+TEST_F(BatchSchedulerTest, BackgroundBatchesAreCappedSeparately) {
+  for (int cap : {1, 2}) {
+    SchedulerOptions options = Options(8, std::chrono::microseconds(0));
+    options.max_background_batch_size = cap;
+    BatchScheduler scheduler(options, metrics_);
+    for (int id = 1; id <= 3; ++id) {
+      WorkItem analysis = outcomes_.Item(id, a_);
+      analysis.priority = Priority::kBackground;
+      ASSERT_TRUE(scheduler.Submit(std::move(analysis)).ok());
+    }
+    for (int id = 11; id <= 18; ++id) ASSERT_TRUE(scheduler.Submit(outcomes_.Item(id, a_)).ok());
+    EXPECT_EQ(Ids(*scheduler.NextBatch()), (std::vector<int>{11, 12, 13, 14, 15, 16, 17, 18}));
+    if (cap == 1) {
+      EXPECT_EQ(Ids(*scheduler.NextBatch()), std::vector<int>{1});
+      // A Segment item that arrives between background batches runs next.
+      ASSERT_TRUE(scheduler.Submit(outcomes_.Item(21, a_)).ok());
+      EXPECT_EQ(Ids(*scheduler.NextBatch()), std::vector<int>{21});
+      EXPECT_EQ(Ids(*scheduler.NextBatch()), std::vector<int>{2});
+      EXPECT_EQ(Ids(*scheduler.NextBatch()), std::vector<int>{3});
+    } else {
+      EXPECT_EQ(Ids(*scheduler.NextBatch()), (std::vector<int>{1, 2}));
+      EXPECT_EQ(Ids(*scheduler.NextBatch()), std::vector<int>{3});
+    }
+    EXPECT_EQ(scheduler.queued(), 0u);
+  }
+}
+
+// With a queue delay, a background queue is ready as soon as it holds a full (capped)
+// batch, without waiting out the delay.
+TEST_F(BatchSchedulerTest, AFullBackgroundBatchIsReadyWithoutTheDelay) {
+  SchedulerOptions options = Options(8, kForever);
+  options.max_background_batch_size = 2;
+  BatchScheduler scheduler(options, metrics_);
+  for (int id = 1; id <= 2; ++id) {
+    WorkItem analysis = outcomes_.Item(id, a_);
+    analysis.priority = Priority::kBackground;
+    ASSERT_TRUE(scheduler.Submit(std::move(analysis)).ok());
+  }
+  EXPECT_EQ(Ids(*scheduler.NextBatch()), (std::vector<int>{1, 2}));
+}
+
 TEST_F(BatchSchedulerTest, ExpiredAndCancelledItemsAreAnsweredNotBatched) {
   BatchScheduler scheduler(Options(8, std::chrono::microseconds(0)), metrics_);
   auto cancelled = std::make_shared<CancelFlag>(false);
