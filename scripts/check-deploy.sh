@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # File: scripts/check-deploy.sh — static checks of docker/ and deploy/ (no cluster, no
 # engine; ~10 s once packages are installed):
-#   1. kubectl kustomize renders deploy/overlays/cpu and deploy/overlays/gpu;
+#   1. kubectl kustomize renders deploy/overlays/cpu and deploy/overlays/gpu, deploy/kserve
+#      (KServe runtime + InferenceService) and deploy/grafana (dashboard ConfigMap);
 #   2. every rendered object (and deploy/examples/hpa.yaml) validates against the
-#      Kubernetes schema (npm kubernetes-models@4 + yaml, tests/deploy/validate.mjs) and
-#      our own policy checks (image, probes, limits, non-root, read-only root fs, ...);
+#      Kubernetes schema (npm kubernetes-models@4 + yaml, tests/deploy/validate.mjs; KServe
+#      kinds against validate.mjs's own schema of the fields we use) and our own policy
+#      checks (image, probes, limits, non-root, read-only root fs, ...);
 #   3. promtool check rules / test rules on deploy/prometheus, promtool check config on
 #      the compose Prometheus configuration.
 # A missing tool skips its part with a "SKIP" line (exit stays 0) unless
@@ -57,6 +59,7 @@ else
 fi
 
 inputs=()
+extra_inputs=()
 if [ ${#kustomize[@]} -eq 0 ]; then
   skip "kustomize rendering: no kubectl with kustomize v4+ and no kustomize binary"
 else
@@ -68,6 +71,16 @@ else
       bad "${kustomize[*]} deploy/overlays/$overlay: $(head -3 "$tmp/$overlay.err")"
     fi
   done
+  # KServe runtime + InferenceService, and the Grafana dashboard ConfigMap (from
+  # deploy/grafana/segserve.json by configMapGenerator: the JSON must round-trip).
+  for dir in kserve grafana; do
+    if "${kustomize[@]}" "deploy/$dir" >"$tmp/$dir.yaml" 2>"$tmp/$dir.err"; then
+      ok "${kustomize[*]} deploy/$dir ($(grep -c '^kind:' "$tmp/$dir.yaml") objects)"
+      extra_inputs+=("$dir=$tmp/$dir.yaml")
+    else
+      bad "${kustomize[*]} deploy/$dir: $(head -3 "$tmp/$dir.err")"
+    fi
+  done
   if [ ${#inputs[@]} -eq 2 ] && [ "$(grep -c 'nvidia.com/gpu: "1"' "$tmp/gpu.yaml")" -ge 2 ] \
       && grep -q 'SEGSERVE_DEVICE: cuda:0' "$tmp/gpu.yaml" && grep -q 'image: .*:cuda' "$tmp/gpu.yaml" \
       && ! grep -q 'nvidia.com/gpu' "$tmp/cpu.yaml"; then
@@ -76,7 +89,7 @@ else
     bad "gpu overlay lacks nvidia.com/gpu, SEGSERVE_DEVICE=cuda:0 or the :cuda image (or cpu overlay has a GPU)"
   fi
 fi
-inputs+=("examples/hpa=deploy/examples/hpa.yaml")
+inputs+=("${extra_inputs[@]}" "examples/hpa=deploy/examples/hpa.yaml")
 if [ "$have_node" = 1 ]; then
   if node tests/deploy/validate.mjs deploy/prometheus/alerts.yml "${inputs[@]}" >"$tmp/validate.out" 2>&1; then
     ok "schema + policy: $(tail -1 "$tmp/validate.out")"
@@ -86,12 +99,26 @@ if [ "$have_node" = 1 ]; then
   fi
   # The compose file and rules parse as YAML (no engine here to run compose itself).
   if (cd tests/deploy && node --input-type=module -e '
-      import { parse } from "yaml"; import { readFileSync } from "node:fs";
+      import { parse } from "yaml"; import { readFileSync, existsSync } from "node:fs";
       const c = parse(readFileSync("../../docker/compose.yaml", "utf8"));
-      for (const s of ["segserve", "prometheus"]) if (!c.services?.[s]) throw new Error("no service " + s);
+      for (const s of ["segserve", "prometheus", "grafana"]) if (!c.services?.[s]) throw new Error("no service " + s);
       if (c.services.segserve.build?.dockerfile !== "docker/Dockerfile") throw new Error("segserve not built from docker/Dockerfile");
+      // Every file or folder a service mounts from the tree exists (paths relative to docker/).
+      for (const [name, svc] of Object.entries(c.services)) {
+        for (const v of svc.volumes ?? []) {
+          const src = String(v).split(":")[0];
+          if (src.startsWith(".") && src !== "./tokens" && !existsSync("../../docker/" + src)) throw new Error(name + " mounts missing " + src);
+        }
+      }
+      const g = c.services.grafana;
+      if (!(g.profiles ?? []).includes("grafana")) throw new Error("grafana is not in the profile grafana");
+      const ds = parse(readFileSync("../../deploy/grafana/provisioning/datasources/prometheus.yaml", "utf8"));
+      if (!ds.datasources?.some((d) => d.type === "prometheus" && d.url === "http://prometheus:9090")) throw new Error("Grafana data source is not the compose Prometheus");
+      const dash = parse(readFileSync("../../deploy/grafana/provisioning/dashboards/segserve.yaml", "utf8"));
+      const path = dash.providers?.[0]?.options?.path;
+      if (!(g.volumes ?? []).some((v) => String(v).split(":")[1]?.startsWith(path + "/"))) throw new Error("no dashboard mounted under " + path);
     ') 2>"$tmp/compose.err"; then
-    ok "docker/compose.yaml parses, builds docker/Dockerfile, has segserve + prometheus"
+    ok "docker/compose.yaml parses, builds docker/Dockerfile, has segserve + prometheus + grafana (profile), mounts exist, Grafana provisioned"
   else
     bad "docker/compose.yaml: $(tail -1 "$tmp/compose.err")"
   fi

@@ -13,6 +13,13 @@
 //    ports; selectors of Services, PDBs, NetworkPolicies, ServiceMonitors match
 //    something; $(VAR) in args is defined by the referenced ConfigMap; the
 //    PrometheusRule equals the plain rules file.
+// 3. KServe (serving.kserve.io, not in kubernetes-models): the ServingRuntime /
+//    ClusterServingRuntime and InferenceService fields we use are checked against a small
+//    schema here (known keys, types, grpc-v2, a first port named h2c); the pod KServe would
+//    make from runtime + InferenceService is then validated as a Pod with the schema and
+//    the policy checks above (probes, limits, non-root, mounts have volumes, ...).
+// 4. Grafana dashboard ConfigMaps (label grafana_dashboard: "1"): every data entry is a
+//    dashboard JSON whose panels query the templated Prometheus data source.
 // Exit 0 when all pass; prints one line per problem and exits 1 otherwise.
 import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -26,7 +33,10 @@ if (!rulesFile || inputs.length === 0) {
 const problems = [];
 const WORKLOADS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"]);
 // Kinds we accept without a kubernetes-models schema; they get structural checks here.
-const CRDS = new Set(["monitoring.coreos.com/v1:ServiceMonitor", "monitoring.coreos.com/v1:PrometheusRule"]);
+const CRDS = new Set(["monitoring.coreos.com/v1:ServiceMonitor", "monitoring.coreos.com/v1:PrometheusRule",
+  "serving.kserve.io/v1alpha1:ServingRuntime", "serving.kserve.io/v1alpha1:ClusterServingRuntime",
+  "serving.kserve.io/v1beta1:InferenceService"]);
+const RUNTIMES = new Set(["ServingRuntime", "ClusterServingRuntime"]);
 
 async function schemaCheck(where, obj) {
   const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : [null, obj.apiVersion];
@@ -116,6 +126,132 @@ function checkPodSpec(where, kind, spec, configMaps) {
   return { named, volumes };
 }
 
+// --- KServe: a schema of the fields we use (serving.kserve.io v1alpha1 / v1beta1) --------
+const RUNTIME_SPEC_KEYS = new Set(["supportedModelFormats", "multiModel", "disabled", "protocolVersions",
+  "workerSpec", "containers", "volumes", "nodeSelector", "affinity", "tolerations", "labels", "annotations",
+  "imagePullSecrets", "hostIPC", "grpcEndpoint", "grpcDataEndpoint", "httpDataEndpoint", "replicas",
+  "storageHelper", "builtInAdapter"]);
+const MODEL_FORMAT_KEYS = new Set(["name", "version", "autoSelect", "priority"]);
+const PROTOCOLS = new Set(["v1", "v2", "grpc-v1", "grpc-v2"]);
+// PredictorSpec = PodSpec (inline) + ComponentExtensionSpec + model/framework specs.
+const COMPONENT_EXTENSION_KEYS = new Set(["minReplicas", "maxReplicas", "scaleTarget", "scaleMetric",
+  "scaleMetricType", "containerConcurrency", "timeout", "canaryTrafficPercent", "logger", "batcher",
+  "labels", "annotations", "deploymentStrategy", "autoScaling"]);
+const MODEL_KEYS = new Set(["modelFormat", "runtime", "protocolVersion", "storageUri", "storage"]);
+const isMap = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const unknownKeys = (obj, known) => Object.keys(obj ?? {}).filter((k) => !known.has(k));
+
+function checkRuntime(where, o) {
+  const spec = o.spec ?? {};
+  for (const k of unknownKeys(spec, RUNTIME_SPEC_KEYS)) problems.push(`${where}: spec.${k} is not a ServingRuntime field`);
+  if (!Array.isArray(spec.supportedModelFormats) || spec.supportedModelFormats.length === 0) {
+    problems.push(`${where}: spec.supportedModelFormats is empty`);
+  }
+  for (const [i, f] of (spec.supportedModelFormats ?? []).entries()) {
+    if (!isMap(f) || typeof f.name !== "string" || !f.name) problems.push(`${where}: supportedModelFormats[${i}].name missing`);
+    for (const k of unknownKeys(f, MODEL_FORMAT_KEYS)) problems.push(`${where}: supportedModelFormats[${i}].${k} is not a field`);
+    if (f?.version !== undefined && typeof f.version !== "string") problems.push(`${where}: supportedModelFormats[${i}].version must be a string`);
+    if (f?.autoSelect !== undefined && typeof f.autoSelect !== "boolean") problems.push(`${where}: supportedModelFormats[${i}].autoSelect must be a boolean`);
+  }
+  for (const p of spec.protocolVersions ?? []) if (!PROTOCOLS.has(p)) problems.push(`${where}: protocolVersions: unknown '${p}'`);
+  if (!(spec.protocolVersions ?? []).includes("grpc-v2")) problems.push(`${where}: protocolVersions lacks grpc-v2 (segserve speaks the OIP over gRPC)`);
+  for (const k of ["multiModel", "disabled", "hostIPC"]) {
+    if (spec[k] !== undefined && typeof spec[k] !== "boolean") problems.push(`${where}: spec.${k} must be a boolean`);
+  }
+  for (const k of ["labels", "annotations", "nodeSelector"]) {
+    if (spec[k] !== undefined && (!isMap(spec[k]) || Object.values(spec[k]).some((v) => typeof v !== "string"))) {
+      problems.push(`${where}: spec.${k} must map strings to strings`);
+    }
+  }
+  const main = (spec.containers ?? []).find((c) => c.name === "kserve-container");
+  if (!main) problems.push(`${where}: no container named kserve-container (KServe merges the model container into it)`);
+  else if (main.ports?.[0]?.name !== "h2c") problems.push(`${where}: the first port of kserve-container must be named h2c (gRPC), is '${main.ports?.[0]?.name ?? ""}'`);
+}
+
+// The pod KServe makes for a predictor: runtime containers with the InferenceService's
+// model container merged into kserve-container (list fields by their key), runtime volumes
+// plus the predictor's, the predictor's pod fields.
+function predictorPod(runtime, predictor) {
+  const pod = {};
+  for (const [k, v] of Object.entries(predictor)) {
+    if (!COMPONENT_EXTENSION_KEYS.has(k) && k !== "model") pod[k] = v;
+  }
+  const model = Object.fromEntries(Object.entries(predictor.model ?? {}).filter(([k]) => !MODEL_KEYS.has(k)));
+  const mergeBy = (a = [], b = [], key) => [...a.filter((x) => !b.some((y) => y[key] === x[key])), ...b];
+  const deepMerge = (a, b) => {
+    if (!isMap(a) || !isMap(b)) return b === undefined ? a : b;
+    const out = { ...a };
+    for (const [k, v] of Object.entries(b)) out[k] = deepMerge(a[k], v);
+    return out;
+  };
+  pod.containers = (runtime.spec?.containers ?? []).map((c) => c.name !== "kserve-container" ? c : {
+    ...deepMerge(c, model),
+    env: mergeBy(c.env, model.env, "name"),
+    volumeMounts: mergeBy(c.volumeMounts, model.volumeMounts, "mountPath"),
+    ports: c.ports,
+  });
+  pod.volumes = mergeBy(runtime.spec?.volumes, predictor.volumes, "name");
+  for (const k of ["nodeSelector", "affinity", "tolerations", "imagePullSecrets"]) {
+    if (runtime.spec?.[k] !== undefined && pod[k] === undefined) pod[k] = runtime.spec[k];
+  }
+  return pod;
+}
+
+async function checkInferenceService(where, o, objs, configMaps) {
+  const predictor = o.spec?.predictor;
+  if (!isMap(predictor)) { problems.push(`${where}: no spec.predictor`); return; }
+  const model = predictor.model;
+  if (!isMap(model)) { problems.push(`${where}: no spec.predictor.model`); return; }
+  if (typeof model.modelFormat?.name !== "string") problems.push(`${where}: predictor.model.modelFormat.name missing`);
+  for (const k of ["minReplicas", "maxReplicas"]) {
+    if (predictor[k] !== undefined && !Number.isInteger(predictor[k])) problems.push(`${where}: predictor.${k} must be an integer`);
+  }
+  // Policy: the data dir has one writer (deploy/base), so exactly one replica, and raw
+  // Deployments (Knative allows one port and no gRPC probes).
+  if (predictor.minReplicas !== 1 || predictor.maxReplicas !== 1) problems.push(`${where}: minReplicas and maxReplicas must be 1 (one writer of the data dir)`);
+  if (o.metadata?.annotations?.["serving.kserve.io/deploymentMode"] !== "RawDeployment") {
+    problems.push(`${where}: annotation serving.kserve.io/deploymentMode must be RawDeployment`);
+  }
+  const runtime = objs.find((r) => RUNTIMES.has(r.kind) && r.metadata?.name === model.runtime);
+  if (!runtime) { problems.push(`${where}: runtime '${model.runtime ?? ""}' is not in the manifests`); return; }
+  const formats = (runtime.spec?.supportedModelFormats ?? []).map((f) => f.name);
+  if (!formats.includes(model.modelFormat?.name)) problems.push(`${where}: model format '${model.modelFormat?.name}' is not one of ${runtime.kind}/${runtime.metadata.name}'s (${formats.join(", ")})`);
+  if (model.protocolVersion !== undefined && !(runtime.spec?.protocolVersions ?? []).includes(model.protocolVersion)) {
+    problems.push(`${where}: protocolVersion ${model.protocolVersion} is not offered by ${runtime.kind}/${runtime.metadata.name}`);
+  }
+  const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: `${o.metadata.name}-predictor`, labels: {} }, spec: predictorPod(runtime, predictor) };
+  const podWhere = `${where} (predictor pod with ${runtime.kind}/${runtime.metadata.name})`;
+  await schemaCheck(podWhere, pod);
+  const { volumes } = checkPodSpec(podWhere, "Deployment", pod.spec, configMaps);
+  for (const c of pod.spec.containers) {
+    for (const m of c.volumeMounts ?? []) if (!volumes.has(m.name)) problems.push(`${podWhere}: volumeMount ${m.name} has no volume`);
+  }
+  for (const v of pod.spec.volumes) {
+    const claim = v.persistentVolumeClaim?.claimName;
+    if (claim && !objs.some((x) => x.kind === "PersistentVolumeClaim" && x.metadata?.name === claim)) {
+      problems.push(`${podWhere}: PersistentVolumeClaim ${claim} is not in the manifests`);
+    }
+  }
+}
+
+function checkDashboardConfigMap(where, o) {
+  const entries = Object.entries(o.data ?? {});
+  if (entries.length === 0) problems.push(`${where}: grafana_dashboard ConfigMap without data`);
+  for (const [key, text] of entries) {
+    let d;
+    try { d = JSON.parse(text); } catch (e) { problems.push(`${where}: data.${key} is not JSON: ${e.message}`); continue; }
+    if (typeof d.uid !== "string" || typeof d.title !== "string") problems.push(`${where}: data.${key} has no uid/title`);
+    const ds = (d.templating?.list ?? []).find((v) => v.type === "datasource" && v.query === "prometheus");
+    if (!ds) problems.push(`${where}: data.${key} has no Prometheus data-source variable`);
+    const panels = (d.panels ?? []).flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== "row");
+    if (panels.length === 0) problems.push(`${where}: data.${key} has no panels`);
+    for (const p of panels) {
+      if (p.datasource?.uid !== `\${${ds?.name}}`) problems.push(`${where}: panel '${p.title}' does not use the data-source variable`);
+      if (!(p.targets ?? []).some((t) => typeof t.expr === "string" && t.expr)) problems.push(`${where}: panel '${p.title}' has no PromQL target`);
+    }
+  }
+}
+
 const rules = parse(readFileSync(rulesFile, "utf8"));
 let objects = 0;
 for (const input of inputs) {
@@ -186,6 +322,15 @@ for (const input of inputs) {
         if (!svcs.some((s) => (s.spec?.ports ?? []).some((p) => p.name === ep.port))) problems.push(`${where}: endpoint port '${ep.port}' is on no selected Service`);
       }
     }
+    if (RUNTIMES.has(o.kind)) {
+      checkRuntime(where, o);
+      // A runtime no InferenceService here uses: its own pod still gets the Pod schema.
+      if (!objs.some((i) => i.kind === "InferenceService" && i.spec?.predictor?.model?.runtime === o.metadata.name)) {
+        await schemaCheck(`${where} (its pod)`, { apiVersion: "v1", kind: "Pod", metadata: { name: o.metadata.name }, spec: predictorPod(o, {}) });
+      }
+    }
+    if (o.kind === "InferenceService") await checkInferenceService(where, o, objs, configMaps);
+    if (o.kind === "ConfigMap" && o.metadata?.labels?.grafana_dashboard === "1") checkDashboardConfigMap(where, o);
     if (o.kind === "PrometheusRule" && !isDeepStrictEqual(o.spec?.groups, rules.groups)) {
       problems.push(`${where}: spec.groups differ from ${rulesFile} (run tests/deploy/sync-prometheusrule.sh)`);
     }
