@@ -8,9 +8,9 @@
 # tests/deploy/promql_check.py: every PromQL expression of deploy/grafana/segserve.json
 # and of the loaded alert rules is valid and has data (or is an explicit exemption);
 # then `promtool check metrics` on the exposition. 64-83 s measured with two other builds
-# running (load ~7 on 2 cores); the activity alone took ~9 s on the idle machine (data set
-# 0.5 s, training 7.5 s, segment 1 s). Every process it starts is
-# stopped on exit. Missing tools: prints SKIP and exits 0 (SCRAPE_TEST_STRICT=1: exit 1).
+# running (load ~7 on 2 cores), 47-59 s of it the serve-and-train part (by hand on the
+# idle machine: data set 0.5 s, a 1-epoch job of this size 7.5 s, segment 1 s). Every
+# process it starts is stopped on exit. Missing tools: prints SKIP and exits 0 (SCRAPE_TEST_STRICT=1: exit 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
