@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "server/api/converters.h"
@@ -11,6 +12,7 @@
 #include "server/common/file_util.h"
 #include "server/common/status_macros.h"
 #include "server/data/codec.h"
+#include "server/data/image.h"
 #include "server/susceptibility/analysis_runner.h"
 #include "server/susceptibility/analyze_datasets.h"
 
@@ -138,6 +140,12 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
         }
         if (image->decoded.has_value()) {
           sets[s].images.push_back(std::move(*image->decoded));
+        } else if (image->raw.has_value()) {
+          // A view into the request, which the analysis outlives: copy the checked pixels.
+          const data::ImageView& raw = *image->raw;
+          data::Image copy = data::Image::Create(raw.height, raw.width, raw.channels, raw.depth);
+          std::memcpy(copy.bytes.data(), raw.bytes, copy.bytes.size());
+          sets[s].images.push_back(std::move(copy));
         } else {
           sets[s].images.emplace_back();  // decoded on the pool
           (*inline_images)[s].resize(sets[s].images.size());

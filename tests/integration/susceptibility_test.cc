@@ -114,6 +114,37 @@ TEST_F(SusceptibilityTest, AnalyzeReturnsALayerTablePerModelWithNullValues) {
   EXPECT_GT(report.models(0).layers(0).mean(), report.models(0).layers(0).null_mean());
 }
 
+// Inline images given as raw tensors (what the Python client sends for numpy arrays) are
+// analysed like encoded ones; they were once left empty ("dimensions must be positive").
+TEST_F(SusceptibilityTest, AnalyzeTakesRawInlineImages) {
+  v1::AnalyzeRequest request;
+  request.add_models()->set_name("m-l1");
+  request.set_bins(8);
+  for (int i = 0; i < 4; ++i) {
+    for (v1::ImageSet* set : {request.mutable_source(), request.mutable_target()}) {
+      auto* raw = set->add_images()->mutable_raw();
+      raw->set_height(32);
+      raw->set_width(48);
+      raw->set_channels(3);
+      raw->set_dtype(v1::DTYPE_UINT8);
+      std::string data(32 * 48 * 3, '\0');
+      for (size_t p = 0; p < data.size(); ++p) {
+        data[p] =
+            static_cast<char>((p * (i + 3) + (set == request.mutable_target() ? 90 : 0)) % 256);
+      }
+      raw->set_data(data);
+    }
+  }
+  v1::SusceptibilityReport report;
+  auto context = client_->NewContext();
+  grpc::Status status = stub_->Analyze(context.get(), request, &report);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(report.source_images(), 4);
+  EXPECT_EQ(report.target_images(), 4);
+  ASSERT_EQ(report.models_size(), 1);
+  ExpectLayerTable(report.models(0));
+}
+
 TEST_F(SusceptibilityTest, LargeAnalysesArePointedToTheJobForm) {
   v1::SusceptibilityReport report;
   auto context = client_->NewContext();
