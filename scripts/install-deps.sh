@@ -21,12 +21,12 @@ BUILD_PKGS=(
   libssl-dev libcli11-dev zlib1g-dev
   libopenblas0-pthread
 )
-# Reference implementations and probes used only by tests and benchmarks (python3-venv: the
+# Reference implementations and probes used only by tests and benchmarks (python3-pip: the
 # Python client's offline `pip install` test); clang and its
 # runtimes for the sanitizer + libFuzzer build the tests run in (scripts/test.sh).
 TEST_PKGS=(
   python3 python3-torch python3-torchvision python3-numpy python3-grpcio python3-protobuf
-  python3-venv curl procps sqlite3 prometheus openssl clang libclang-rt-14-dev llvm
+  python3-pip curl procps sqlite3 prometheus openssl clang libclang-rt-14-dev llvm
 )
 
 case "$profile" in

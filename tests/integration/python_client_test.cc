@@ -105,10 +105,10 @@ class PythonClientTest : public ::testing::Test {
   }
 
   // Skips unless the Python side can run: Debian's python3 with grpcio, protobuf, numpy
-  // and venv, and the package staged by the cmake target python_client.
+  // and pip, and the package staged by the cmake target python_client.
   bool PythonMissing(std::string* why) {
     const testing::CommandResult probe = testing::RunCommand(
-        "/usr/bin/python3 -c 'import grpc, google.protobuf, numpy, venv, ensurepip' && "
+        "/usr/bin/python3 -c 'import grpc, google.protobuf, numpy, pip' && "
         "test -f " +
         package_dir_ + "/segserve/v1/segmentation_pb2_grpc.py");
     *why = probe.output;
@@ -162,7 +162,7 @@ class PythonClientTest : public ::testing::Test {
 
 constexpr char kSkipMessage[] =
     "needs /usr/bin/python3 with python3-grpcio, python3-protobuf, python3-numpy and "
-    "python3-venv (scripts/install-deps.sh test), and the cmake target python_client: ";
+    "python3-pip (scripts/install-deps.sh test), and the cmake target python_client: ";
 
 TEST_F(PythonClientTest, EveryCallAgainstTheServer) {
   std::string why;
