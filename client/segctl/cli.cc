@@ -136,6 +136,21 @@ v1::Shift ShiftToProto(const std::string& text) {
   return proto;
 }
 
+void AddPrecisionOption(CLI::App* command, std::string& value) {
+  command
+      ->add_option("--precision", value,
+                   "forward-pass arithmetic: fp32, bf16 (autocast, fp32 master weights) or fp16 "
+                   "(CUDA only, loss scaling)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
+}
+
+v1::Precision PrecisionToProto(const std::string& text) {
+  if (text == "bf16") return v1::PRECISION_BF16;
+  if (text == "fp16") return v1::PRECISION_FP16;
+  return v1::PRECISION_FP32;
+}
+
 const CLI::Validator& HostPortValidator() {
   static const CLI::Validator validator(
       [](std::string& value) -> std::string {

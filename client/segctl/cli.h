@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "client/lib/client.h"
 #include "segserve/v1/common.pb.h"
+#include "segserve/v1/training.pb.h"
 
 namespace segserve::segctl {
 
@@ -74,5 +75,8 @@ const CLI::Validator& ShiftValidator();
 v1::Shift ShiftToProto(const std::string& text);
 // HOST:PORT.
 const CLI::Validator& HostPortValidator();
+// --precision fp32|bf16|fp16 (training jobs) into `value`, and its proto.
+void AddPrecisionOption(CLI::App* command, std::string& value);
+v1::Precision PrecisionToProto(const std::string& text);
 
 }  // namespace segserve::segctl

@@ -16,7 +16,7 @@ namespace segserve::segctl {
 namespace {
 
 struct RunOptions {
-  std::string dataset, preset, seeds, model_name, pretrained_encoder, device;
+  std::string dataset, preset, seeds, model_name, pretrained_encoder, device, precision = "fp32";
   std::vector<std::string> encoders, shifts;
   std::vector<int> prune_levels, shift_levels;
   int epochs = 0, batch_size = 0, max_steps_per_epoch = 0, priority = 0;
@@ -78,6 +78,7 @@ int Run(const RunOptions& o, const GlobalOptions& global, std::ostream& out, std
   spec.set_model_name(o.model_name);
   spec.set_pretrained_encoder(o.pretrained_encoder);
   spec.set_device(o.device);
+  spec.set_precision(PrecisionToProto(o.precision));
 
   auto client = client::Client::Create(global.client);
   if (!client.ok()) return ReportError(err, client.status());
@@ -204,6 +205,7 @@ void AddExperimentCommands(CLI::App& segctl, Invocation& invocation) {
                   "torchvision ResNet state dict under the data dir, for every training");
   run->add_option("--device", o->device, "cpu, cuda or cuda:N (default: the server's)");
   run->add_option("--priority", o->priority, "higher runs first")->check(CLI::Range(-100, 100));
+  AddPrecisionOption(run, o->precision);
   run->add_flag("--wait", o->wait, "follow the experiment; print its findings at the end");
   SetExamples(run,
               {"segctl experiment run --dataset plasmodium-synth --encoders resnet18 "

@@ -31,7 +31,7 @@ struct Options {
   double lr = 1e-3;
   uint64_t seed = 1;
   std::vector<std::string> cross_domain;
-  std::string model_name, alias, pretrained_encoder, device;
+  std::string model_name, alias, pretrained_encoder, device, precision = "fp32";
   int early_stopping = 0, max_steps_per_epoch = 0, priority = 0, crop_size = 0;
   bool color = false, wait = false;
 };
@@ -68,6 +68,7 @@ v1::TrainSpec ToSpec(const Options& o) {
   if (!o.alias.empty()) spec.add_set_aliases(o.alias);
   spec.set_pretrained_encoder(o.pretrained_encoder);
   spec.set_device(o.device);
+  spec.set_precision(PrecisionToProto(o.precision));
   return spec;
 }
 
@@ -150,6 +151,7 @@ void AddSubmitTrainCommand(CLI::App& segctl, Invocation& invocation) {
       ->check(CLI::Range(0, 2048))
       ->capture_default_str();
   submit->add_option("--device", o->device, "cpu, cuda or cuda:N (default: the server's)");
+  AddPrecisionOption(submit, o->precision);
   submit->add_flag("--color", o->color, "colour augmentation");
   submit->add_flag("--wait", o->wait, "follow the job; print the result (sweep: the table)");
   SetExamples(submit,

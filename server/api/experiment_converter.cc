@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "server/api/train_spec_converter.h"
 #include "server/experiment/experiment_spec.h"
 #include "server/training/train_spec.h"
 
@@ -63,6 +64,7 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   t.max_steps_per_epoch = proto.max_steps_per_epoch();
   t.model_name = proto.model_name();
   t.priority = proto.priority();
+  t.precision = PrecisionName(proto.precision());
 
   if (absl::Status s = experiment::ApplyPreset(spec, proto.has_epochs()); !s.ok()) return s;
   if (absl::Status s = experiment::ValidateExperimentSpec(spec, max_children); !s.ok()) return s;
@@ -107,6 +109,7 @@ void ExperimentSpecToProto(const std::string& spec_json, v1::ExperimentSpec* out
   out->set_max_steps_per_epoch(t.max_steps_per_epoch);
   out->set_model_name(t.model_name);
   out->set_priority(t.priority);
+  out->set_precision(PrecisionFromName(t.precision));
 }
 
 }  // namespace segserve::api

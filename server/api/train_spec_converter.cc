@@ -62,10 +62,27 @@ training::TrainSpec BaseSpec(const v1::TrainSpec& proto) {
   spec.set_aliases.assign(proto.set_aliases().begin(), proto.set_aliases().end());
   spec.max_steps_per_epoch = proto.max_steps_per_epoch();
   spec.priority = proto.priority();
+  spec.precision = PrecisionName(proto.precision());
   return spec;
 }
 
 }  // namespace
+
+std::string PrecisionName(v1::Precision precision) {
+  switch (precision) {
+    case v1::PRECISION_UNSPECIFIED:
+    case v1::PRECISION_FP32: return "fp32";
+    case v1::PRECISION_BF16: return "bf16";
+    case v1::PRECISION_FP16: return "fp16";
+    default: return absl::StrCat(static_cast<int>(precision));
+  }
+}
+
+v1::Precision PrecisionFromName(const std::string& name) {
+  if (name == "bf16") return v1::PRECISION_BF16;
+  if (name == "fp16") return v1::PRECISION_FP16;
+  return v1::PRECISION_FP32;
+}
 
 absl::StatusOr<RunnerSpecs> TrainSpecsFromProto(const v1::TrainSpec& proto,
                                                 const std::string& data_dir) {
@@ -163,6 +180,7 @@ void TrainSpecToProto(const std::string& spec_json, v1::TrainSpec* out) {
   for (const auto& alias : spec->set_aliases) out->add_set_aliases(alias);
   out->set_max_steps_per_epoch(spec->max_steps_per_epoch);
   out->set_priority(spec->priority);
+  out->set_precision(PrecisionFromName(spec->precision));
 }
 
 }  // namespace segserve::api

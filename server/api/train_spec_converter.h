@@ -21,6 +21,11 @@ struct RunnerSpecs {
 absl::StatusOr<RunnerSpecs> TrainSpecsFromProto(const v1::TrainSpec& spec,
                                                 const std::string& data_dir);
 
+// v1::Precision <-> the spec's "fp32" | "bf16" | "fp16" (unspecified = fp32; an unknown
+// enum value maps to its number, which ValidateTrainSpec then refuses naming the field).
+std::string PrecisionName(v1::Precision precision);
+v1::Precision PrecisionFromName(const std::string& name);
+
 // Best-effort reverse mapping for display (GetJob/ListJobs/WatchJob).
 void TrainSpecToProto(const std::string& spec_json, v1::TrainSpec* out);
 

@@ -66,6 +66,7 @@ json TrainSpecToJson(const TrainSpec& s) {
               {"model_name", s.model_name},
               {"set_aliases", s.set_aliases},
               {"max_steps_per_epoch", s.max_steps_per_epoch},
+              {"precision", s.precision},
               {"priority", s.priority}};
 }
 
@@ -119,6 +120,7 @@ absl::StatusOr<TrainSpec> TrainSpecFromJson(const json& j) {
   RETURN_IF_ERROR(Read(j, "model_name", f, &s.model_name));
   RETURN_IF_ERROR(Read(j, "set_aliases", f, &s.set_aliases));
   RETURN_IF_ERROR(Read(j, "max_steps_per_epoch", f, &s.max_steps_per_epoch));
+  RETURN_IF_ERROR(Read(j, "precision", f, &s.precision));
   RETURN_IF_ERROR(Read(j, "priority", f, &s.priority));
   return s;
 }
@@ -207,6 +209,14 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
       s.device.rfind("cuda:", 0) != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("spec.device: must be cpu, cuda or cuda:N, got '", s.device, "'"));
+  }
+  if (s.precision != "fp32" && s.precision != "bf16" && s.precision != "fp16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.precision: must be fp32, bf16 or fp16, got '", s.precision, "'"));
+  }
+  if (s.precision == "fp16" && s.device == "cpu") {
+    return absl::InvalidArgumentError(
+        "spec.precision: fp16 needs a CUDA device (spec.device is cpu); use bf16 on a CPU");
   }
   if (auto split = data::ParseSplit(s.test_split); !split.ok()) {
     return absl::InvalidArgumentError(

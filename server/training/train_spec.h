@@ -55,6 +55,9 @@ struct TrainSpec {
   std::vector<std::string> set_aliases;
   int max_steps_per_epoch = 0;  // 0 = the whole training split
   int priority = 0;             // scheduling only (kept so spec_json round-trips)
+  // Forward-pass arithmetic: "fp32" | "bf16" (autocast) | "fp16" (autocast + loss
+  // scaling, CUDA only). Master weights, loss and optimizer state are fp32 in every mode.
+  std::string precision = "fp32";
 };
 
 // Keys as the proto's field names, nested like it ("loss": {"cross_entropy", "dice"},

@@ -57,4 +57,29 @@ absl::StatusOr<nlohmann::json> ComputeReferenceStats(const RunContext& run, mode
 // Converts 4-D parameters and buffers to channels-last in place.
 void ToChannelsLast(model::Unet& model);
 
+// Dynamic loss scaling for fp16 training (what torch.cuda.amp.GradScaler does): the loss is
+// multiplied by the scale before backward so small fp16 gradients do not flush to zero; the
+// gradients are divided by it again before the optimizer step. A step whose gradients hold
+// inf or NaN is skipped and the scale halves; after `growth_interval` good steps in a row
+// it doubles. Gradients and weights stay fp32 (autocast keeps master weights).
+class LossScaler {
+ public:
+  explicit LossScaler(double initial_scale = 65536.0, int growth_interval = 2000)
+      : scale_(initial_scale), growth_interval_(growth_interval) {}
+
+  torch::Tensor Scale(const torch::Tensor& loss) const { return loss * scale_; }
+  // Unscales the gradients of `params` in place and updates the scale. True when they are
+  // all finite (take the optimizer step), false when the step must be skipped.
+  bool UnscaleAndUpdate(const std::vector<torch::Tensor>& params);
+
+  double scale() const { return scale_; }
+  int64_t skipped_steps() const { return skipped_; }
+
+ private:
+  double scale_;
+  const int growth_interval_;
+  int good_steps_ = 0;
+  int64_t skipped_ = 0;
+};
+
 }  // namespace segserve::training::internal

@@ -9,12 +9,14 @@
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
+#include "server/model/autocast.h"
 #include "server/model/checkpoint.h"
 #include "server/model/device.h"
 #include "server/model/loss.h"
@@ -135,6 +137,8 @@ class TrainJob {
   RunContext run_;
   RunState state_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
+  // fp16 only; reset on resume (it settles within a few steps).
+  std::unique_ptr<internal::LossScaler> loss_scaler_;
   std::unique_ptr<data::Loader> train_loader_, val_loader_;
   int64_t steps_per_epoch_ = 0;
   double last_val_iou_ = 0;
@@ -157,6 +161,14 @@ absl::Status TrainJob::SetUp() {
   const std::string device = spec_.device.empty() ? options_.default_device : spec_.device;
   RETURN_IF_ERROR(model::CheckDevice(device.empty() ? "cpu" : device, "spec.device"));
   run_.device = torch::Device(device.empty() ? "cpu" : device);
+  if (spec_.precision == "fp16") {
+    if (!run_.device.is_cuda()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spec.precision: fp16 needs a CUDA device; this job runs on ", run_.device.str(),
+          " (use bf16 on a CPU)"));
+    }
+    loss_scaler_ = std::make_unique<internal::LossScaler>();
+  }
   if (options_.eval_scheduler != nullptr &&
       torch::Device(options_.eval_device.empty() ? "cpu" : options_.eval_device) == run_.device) {
     run_.eval_scheduler = options_.eval_scheduler;
@@ -323,10 +335,25 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
     const torch::Tensor x = internal::BatchImages(*batch, run_.device, run_.channels_last);
     const torch::Tensor y = internal::BatchMasks(*batch, run_.device);
     optimizer_->zero_grad();
-    torch::Tensor loss =
-        model::SegmentationLoss(run_.model->forward(x), y, spec_.ce_weight, spec_.dice_weight);
-    loss.backward();
-    optimizer_->step();
+    torch::Tensor logits;
+    {
+      // Mixed precision: the forward pass under autocast; backward replays it in the same
+      // dtypes; the loss and everything after it in fp32.
+      std::optional<model::AutocastGuard> autocast;
+      if (spec_.precision != "fp32") {
+        autocast.emplace(run_.device, spec_.precision == "bf16" ? torch::kBFloat16 : torch::kHalf);
+      }
+      logits = run_.model->forward(x);
+    }
+    torch::Tensor loss = model::SegmentationLoss(logits.to(torch::kFloat32), y, spec_.ce_weight,
+                                                 spec_.dice_weight);
+    if (loss_scaler_ != nullptr) {
+      loss_scaler_->Scale(loss).backward();
+      if (loss_scaler_->UnscaleAndUpdate(optimizer_->parameters())) optimizer_->step();
+    } else {
+      loss.backward();
+      optimizer_->step();
+    }
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       return absl::FailedPreconditionError(absl::StrCat(

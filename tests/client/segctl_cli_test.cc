@@ -134,6 +134,8 @@ TEST(SegctlCli, TypedOptionsAreRangeChecked) {
            {{"submit-train", "--dataset", "d", "--prune-levels", "0,7"}, "--prune-level"},
            {{"submit-train", "--dataset", "d", "--encoder", "resnet50"}, "--encoder"},
            {{"submit-train", "--dataset", "d", "--cross-domain", "glare:2"}, "glare"},
+           {{"submit-train", "--dataset", "d", "--precision", "int8"}, "--precision"},
+           {{"experiment", "run", "--dataset", "d", "--precision", "fp8"}, "--precision"},
            {{"models", "get", "m:zero"}, "version"},
            {{"models", "import", "--name", "m"}, "--file"},
            {{"jobs", "list", "--limit", "5000"}, "--limit"},

@@ -49,6 +49,7 @@ TEST_F(TrainSpecTest, JsonRoundTripKeepsEveryField) {
   s.model_name = "m";
   s.set_aliases = {"a", "b"};
   s.max_steps_per_epoch = 5;
+  s.precision = "bf16";
   auto back = TrainSpecFromJsonString(TrainSpecToJsonString(s));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(TrainSpecToJson(*back), TrainSpecToJson(s));
@@ -149,6 +150,12 @@ TEST_F(TrainSpecTest, OtherLimitsNameTheirField) {
       {[](TrainSpec& s) { s.model_name = "a/b"; }, "spec.model_name"},
       {[](TrainSpec& s) { s.set_aliases = {""}; }, "spec.set_aliases[0]"},
       {[](TrainSpec& s) { s.max_steps_per_epoch = -1; }, "spec.max_steps_per_epoch"},
+      {[](TrainSpec& s) { s.precision = "int8"; }, "spec.precision"},
+      {[](TrainSpec& s) {
+         s.precision = "fp16";
+         s.device = "cpu";
+       },
+       "spec.precision: fp16 needs a CUDA device"},
   };
   for (const Case& c : cases) {
     TrainSpec s = Valid();

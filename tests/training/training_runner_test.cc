@@ -169,6 +169,40 @@ TEST_F(TrainingRunnerTest, LearnsCheckpointsEachEpochAndRegisters) {
   EXPECT_EQ(again.result["model_version"], ctx.result["model_version"]);
 }
 
+// bf16 autocast: the same tiny problem still learns, the weights and the checkpoints stay
+// fp32, and the losses differ from fp32 training (the forward really ran in bf16).
+TEST_F(TrainingRunnerTest, Bf16MixedPrecisionLearnsWithFp32Checkpoints) {
+  TrainSpec fp32 = SmallSpec(3);
+  fp32.model_name = "precision-fp32";
+  TrainSpec bf16 = fp32;
+  bf16.model_name = "precision-bf16";
+  bf16.precision = "bf16";
+  TrainingRunner runner(Options());
+  RecordingContext a(RunDir("fp32")), b(RunDir("bf16"));
+  ASSERT_TRUE(runner.Run(MakeJob("fp32", fp32), a).ok());
+  ASSERT_TRUE(runner.Run(MakeJob("bf16", bf16), b).ok());
+  auto la = EpochLosses(a), lb = EpochLosses(b);
+  ASSERT_EQ(lb.size(), 3u);
+  EXPECT_LT(lb[3], lb[1]) << lb[1] << " -> " << lb[3];
+  EXPECT_NE(la[1], lb[1]);
+  EXPECT_NEAR(la[1], lb[1], 0.1 * la[1]);
+  auto ckpt = model::LoadCheckpoint(RunDir("bf16") + "/latest.ckpt");
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  for (const auto& p : ckpt->model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(ckpt->info.metadata["train_spec"]["precision"], "bf16");
+}
+
+TEST_F(TrainingRunnerTest, Fp16OnACpuFailsBeforeTraining) {
+  TrainSpec spec = SmallSpec(1);
+  spec.precision = "fp16";  // device left to the server default: cpu here
+  TrainingRunner runner(Options());
+  RecordingContext ctx(RunDir("fp16"));
+  absl::Status s = runner.Run(MakeJob("fp16", spec), ctx);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("spec.precision: fp16 needs a CUDA device"), std::string::npos) << s;
+  EXPECT_TRUE(ctx.progress.empty());
+}
+
 TEST_F(TrainingRunnerTest, ResumeContinuesAfterLastCompletedEpochWithSameLosses) {
   TrainingRunner runner(Options());
   TrainSpec spec = SmallSpec(2);
