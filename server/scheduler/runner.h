@@ -26,7 +26,7 @@ class JobContext {
 
   // Latest progress: streamed to watchers at once, persisted at most every
   // SchedulerOptions::progress_persist_interval (and at epoch ends), and exported as
-  // segserve_training_epoch{job} / segserve_training_val_iou{job}.
+  // segserve_training_epoch{job_id} / segserve_training_val_iou{job_id}.
   virtual void ReportProgress(const JobProgress& progress) = 0;
 
   // Epoch `epoch` (1-based) is complete and its checkpoint is on disk. Persisted before

@@ -66,18 +66,21 @@ void SchedulerMetrics::AddTrainingImages(int64_t images) {
   if (images_ && images > 0) images_->Increment(static_cast<double>(images));
 }
 
+// The label is job_id, not job: Prometheus attaches job="<scrape job>" to every target,
+// and a scraped `job` label clashes with it (renamed to exported_job, or, with
+// honor_labels, replaces the target's job so the series leave job="segserve").
 void SchedulerMetrics::SetJobProgress(const JobId& job, int epoch, double val_iou) {
   if (!epoch_) return;
   std::lock_guard<std::mutex> lock(mu_);
-  epoch_->Add({{"job", job}}).Set(epoch);
-  val_iou_->Add({{"job", job}}).Set(val_iou);
+  epoch_->Add({{"job_id", job}}).Set(epoch);
+  val_iou_->Add({{"job_id", job}}).Set(val_iou);
 }
 
 void SchedulerMetrics::RemoveJob(const JobId& job) {
   if (!epoch_) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (epoch_->Has({{"job", job}})) epoch_->Remove(&epoch_->Add({{"job", job}}));
-  if (val_iou_->Has({{"job", job}})) val_iou_->Remove(&val_iou_->Add({{"job", job}}));
+  if (epoch_->Has({{"job_id", job}})) epoch_->Remove(&epoch_->Add({{"job_id", job}}));
+  if (val_iou_->Has({{"job_id", job}})) val_iou_->Remove(&val_iou_->Add({{"job_id", job}}));
 }
 
 }  // namespace segserve::scheduler

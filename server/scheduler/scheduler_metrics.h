@@ -1,7 +1,7 @@
 // File: server/scheduler/scheduler_metrics.h — the scheduler's Prometheus families:
 // segserve_training_jobs{state}, segserve_job_queue_depth,
-// segserve_training_images_total, segserve_training_epoch{job},
-// segserve_training_val_iou{job}, segserve_job_store_healthy. Per-job series exist while the
+// segserve_training_images_total, segserve_training_epoch{job_id},
+// segserve_training_val_iou{job_id}, segserve_job_store_healthy. Per-job series exist while the
 // job runs.
 #pragma once
 

@@ -7,10 +7,9 @@
 # resnet18 job, two images segmented with the model it made) and runs
 # tests/deploy/promql_check.py: every PromQL expression of deploy/grafana/segserve.json
 # and of the loaded alert rules is valid and has data (or is an explicit exemption);
-# then `promtool check metrics` on the exposition. 64-83 s measured with two other builds
-# running (load ~7 on 2 cores), 47-59 s of it the serve-and-train part (by hand on the
-# idle machine: data set 0.5 s, a 1-epoch job of this size 7.5 s, segment 1 s). Every
-# process it starts is stopped on exit. Missing tools: prints SKIP and exits 0 (SCRAPE_TEST_STRICT=1: exit 1).
+# then `promtool check metrics` on the exposition. Measured on 2 cores: 28 s at load ~4
+# (13 s of it serving and training), 64-83 s at load ~7 (47-59 s). Every process it
+# starts is stopped on exit. Missing tools: prints SKIP and exits 0 (SCRAPE_TEST_STRICT=1: exit 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

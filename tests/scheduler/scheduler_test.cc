@@ -213,8 +213,8 @@ TEST_F(SchedulerTest, MetricsFollowStateChanges) {
   auto job = scheduler->Submit(JobKind::kTrain, Spec("a", 3, 3));
   runner_->WaitHolding("a");
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_jobs", {{"state", "RUNNING"}}), 1);
-  EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_epoch", {{"job", job->id}}), 2);
-  EXPECT_DOUBLE_EQ(testing::MetricValue(metrics_, "segserve_training_val_iou", {{"job", job->id}}),
+  EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_epoch", {{"job_id", job->id}}), 2);
+  EXPECT_DOUBLE_EQ(testing::MetricValue(metrics_, "segserve_training_val_iou", {{"job_id", job->id}}),
                    0.2);
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_images_total"), 16);
   runner_->Release("a");
@@ -223,7 +223,7 @@ TEST_F(SchedulerTest, MetricsFollowStateChanges) {
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_jobs", {{"state", "SUCCEEDED"}}), 1);
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_job_queue_depth"), 0);
   // Per-job series go away with the job.
-  EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_epoch", {{"job", job->id}}), -1);
+  EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_epoch", {{"job_id", job->id}}), -1);
 }
 
 TEST_F(SchedulerTest, ProgressIsPersistedAtMostEveryIntervalAndAtEpochEnds) {
