@@ -28,6 +28,9 @@ if(NOT SEGSERVE_CORE_ONLY)
   find_package(gRPC CONFIG REQUIRED)
   find_package(prometheus-cpp CONFIG REQUIRED)
   find_package(SQLite3 REQUIRED)
+  # libpq (libpq-dev): the PostgreSQL job store (server/postgres, --database).
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
   # segctl's command line (libcli11-dev, header-only).
   find_package(CLI11 CONFIG REQUIRED)
   # OpenCV: only core/imgproc/imgcodecs are installed (the full libopencv-dev pulls ~60 more

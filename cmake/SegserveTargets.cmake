@@ -42,9 +42,12 @@ segserve_target_options(segserve_torch_pch)
 target_link_libraries(segserve_torch_pch PRIVATE segserve_torch)
 target_precompile_headers(segserve_torch_pch PRIVATE <torch/torch.h>)
 
-# segserve_test(NAME SOURCES... DEPS...) -> GoogleTest binary registered with ctest.
+# segserve_test(NAME SOURCES... DEPS... [TORCH] [POSTGRES]) -> GoogleTest binary registered
+# with ctest, one ctest entry per test. POSTGRES: the tests named Postgres* share the
+# binary's private PostgreSQL (tests/testing/postgres_server.h), so they run as ONE ctest
+# entry (NAME.Postgres): one PostgreSQL start per binary instead of one per test.
 function(segserve_test name)
-  cmake_parse_arguments(ARG "TORCH" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH;POSTGRES" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   segserve_target_options(${name})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
@@ -53,7 +56,15 @@ function(segserve_test name)
     target_precompile_headers(${name} REUSE_FROM segserve_torch_pch)
   endif()
   target_include_directories(${name} PRIVATE ${PROJECT_BINARY_DIR}/generated)
-  gtest_discover_tests(${name} TEST_PREFIX "${name}." DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+  if(ARG_POSTGRES)
+    target_link_libraries(${name} PRIVATE segserve_testing_postgres)
+    gtest_discover_tests(${name} TEST_PREFIX "${name}." TEST_FILTER "-Postgres*"
+                         DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+    add_test(NAME ${name}.Postgres COMMAND ${name} --gtest_filter=Postgres*)
+    set_tests_properties(${name}.Postgres PROPERTIES TIMEOUT 900)
+  else()
+    gtest_discover_tests(${name} TEST_PREFIX "${name}." DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+  endif()
 endfunction()
 
 # Paths tests need, as a header rather than -D flags so test targets keep the PCH's flags.

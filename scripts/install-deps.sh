@@ -11,6 +11,7 @@ RUNTIME_PKGS=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libtorch1.13 libopencv-core406
   libopencv-imgproc406 libopencv-imgcodecs406 libabsl20220623 libprometheus-cpp-core1.0
   libprometheus-cpp-pull1.0 libsqlite3-0 libopenblas0-pthread libssl3 ca-certificates
+  libpq5
 )
 # Everything needed to build segserve and segctl.
 BUILD_PKGS=(
@@ -18,15 +19,17 @@ BUILD_PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-  libssl-dev libcli11-dev zlib1g-dev
+  libssl-dev libcli11-dev zlib1g-dev libpq-dev
   libopenblas0-pthread
 )
 # Reference implementations and probes used only by tests and benchmarks (python3-pip: the
 # Python client's offline `pip install` test); clang and its
-# runtimes for the sanitizer + libFuzzer build the tests run in (scripts/test.sh).
+# runtimes for the sanitizer + libFuzzer build the tests run in (scripts/test.sh);
+# postgresql-15: the private PostgreSQL the job-store tests start (tests/testing/
+# postgres_server.h; its initdb/pg_ctl, run as the package's `postgres` user when root).
 TEST_PKGS=(
   python3 python3-torch python3-torchvision python3-numpy python3-grpcio python3-protobuf
-  python3-pip curl procps sqlite3 prometheus openssl clang libclang-rt-14-dev llvm
+  python3-pip curl procps sqlite3 prometheus openssl clang libclang-rt-14-dev llvm postgresql-15
 )
 
 case "$profile" in

@@ -1,0 +1,126 @@
+// File: server/postgres/connection.h — one libpq connection for a PostgreSQL-backed store:
+// RAII over PGconn/PGresult, prepared statements (prepared once per session, again after a
+// reconnect), a timeout on everything (connect_timeout, statement/lock timeouts set per
+// session, TCP user timeout and keepalives for a peer that stops answering), and reconnect
+// after a dropped connection with Unavailable naming the database meanwhile.
+//
+// Why libpq and not libpqxx (Debian's 6.4): libpqxx reports every error as a C++
+// exception, and our interfaces carry absl::Status (STYLE.md: no exceptions across our
+// own interfaces), so every call would need a try/catch; 6.4 predates C++17 idioms
+// (its API is C++11 with its own string_view shims) and is one more shared library in
+// the images. libpq is the C API every PostgreSQL tool uses, stable across major
+// versions; the RAII this file adds is ~30 lines.
+//
+// Not thread-safe: a store guards its Connection with its own mutex (one connection per
+// store; the scheduler lets one job-store call in at a time anyway).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct pg_conn;
+struct pg_result;
+
+namespace segserve::postgres {
+
+struct ConnectOptions {
+  // A postgresql:// URL or key=value pairs (ValidateConnInfo: no password in it).
+  std::string conninfo;
+  // From --database_password_file; empty: libpq's own sources (PGPASSFILE, ~/.pgpass).
+  std::string password;
+  // Connect (and reconnect) attempts give up after this (libpq's minimum is 2 s).
+  int connect_timeout_s = 5;
+  // Every statement: the server cancels it after this; also the lock wait limit.
+  std::chrono::milliseconds statement_timeout{5000};
+  // After a failed reconnect, calls answer Unavailable at once for this long instead of
+  // each waiting for another connect attempt.
+  std::chrono::milliseconds reconnect_backoff{1000};
+  // Shown in pg_stat_activity.
+  std::string application_name = "segserve";
+  // Names the database in messages, e.g. "job database".
+  std::string what = "database";
+};
+
+// An owned PGresult.
+class Result {
+ public:
+  Result() = default;
+  explicit Result(pg_result* result) : result_(result) {}
+  Result(Result&& other) noexcept : result_(other.result_) { other.result_ = nullptr; }
+  Result& operator=(Result&& other) noexcept;
+  ~Result();
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+
+  int rows() const;
+  // Text of a column ("" for NULL).
+  std::string Text(int row, int col) const;
+  int64_t Int(int row, int col) const;
+  bool Bool(int row, int col) const;
+  // Rows an INSERT/UPDATE/DELETE touched.
+  int64_t affected() const;
+
+ private:
+  pg_result* result_ = nullptr;
+};
+
+// A named statement; parameters are sent as text ($1, $2, ...; nullopt = NULL).
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+using Params = std::vector<std::optional<std::string>>;
+
+class Connection {
+ public:
+  // Connects and sets the session's timeouts. Unavailable when the server cannot be
+  // reached (the message names the database, never its password), InvalidArgument for a
+  // bad connection string.
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(ConnectOptions options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs a prepared statement. A statement that finds the connection lost outside a
+  // transaction is retried once on a new connection (single statements here are
+  // idempotent); inside one, the error is returned and the transaction is gone.
+  // Errors: Unavailable (connection lost, timeout, server shutting down), AlreadyExists
+  // (unique violation), FailedPrecondition (schema problems), Internal (the rest).
+  absl::StatusOr<Result> Exec(const Statement& statement, const Params& params = {});
+  // Runs SQL text with no parameters (may hold several statements: migrations, BEGIN).
+  absl::StatusOr<Result> ExecSql(const std::string& sql);
+
+  // BEGIN / COMMIT / ROLLBACK. Rollback ignores errors (a lost connection has none left).
+  absl::Status Begin();
+  absl::Status Commit();
+  void Rollback();
+
+  // "job database host=... dbname=..." for messages.
+  const std::string& description() const { return description_; }
+  const ConnectOptions& options() const { return options_; }
+
+ private:
+  explicit Connection(ConnectOptions options);
+  // Connected, or reconnects (at most once per reconnect_backoff); Unavailable otherwise.
+  absl::Status EnsureConnected();
+  absl::Status Connect();
+  absl::Status ErrorOf(const pg_result* result, const std::string& what);
+  bool Lost() const;
+
+  const ConnectOptions options_;
+  const std::string description_;
+  pg_conn* conn_ = nullptr;
+  std::set<std::string> prepared_;  // statement names prepared in this session
+  std::chrono::steady_clock::time_point next_attempt_{};
+  absl::Status last_connect_error_;
+};
+
+}  // namespace segserve::postgres
