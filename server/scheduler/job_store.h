@@ -1,6 +1,9 @@
-// File: server/scheduler/job_store.h — the durable-store seam of the scheduler. One
-// implementation (SqliteJobStore); tests may decorate it to simulate failures. Every
-// mutating call returns only after the change is durable.
+// File: server/scheduler/job_store.h — the durable-store seam of the scheduler. Two
+// implementations with the same semantics: SqliteJobStore (the embedded default,
+// <data_dir>/jobs.db) and PostgresJobStore (--database); the scheduler does not know which
+// one it has, and tests/scheduler runs every JobStore-level suite against both. Tests may
+// decorate a store to simulate failures. Every mutating call returns only after the change
+// is durable.
 #pragma once
 
 #include <map>

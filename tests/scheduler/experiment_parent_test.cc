@@ -6,21 +6,22 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/scheduler/scheduler.h"
-#include "server/scheduler/sqlite_job_store.h"
 #include "tests/scheduler/test_util.h"
 
 namespace segserve::scheduler {
 namespace {
 
+using testing::Backend;
 using ::testing::HasSubstr;
 using testing::ScriptedRunner;
 using testing::Spec;
-using testing::TempDir;
+using testing::StoreFactory;
 using testing::WaitTerminal;
 
-class ExperimentParentTest : public ::testing::Test {
+class ExperimentParentTest : public ::testing::TestWithParam<Backend> {
  protected:
   ExperimentParentTest() { clock_.Advance(std::chrono::hours(24 * 365 * 55)); }
+  void SetUp() override { ASSERT_TRUE(factory_.available().ok()) << factory_.available(); }
 
   std::unique_ptr<Scheduler> Make() {
     SchedulerOptions options;
@@ -31,7 +32,7 @@ class ExperimentParentTest : public ::testing::Test {
       if (!fail_report_.empty()) return absl::InternalError(fail_report_);
       return nlohmann::json{{"parent", parent.id}, {"children", children.size()}}.dump();
     };
-    auto store = SqliteJobStore::Open(dir_.db());
+    auto store = factory_.Open();
     EXPECT_TRUE(store.ok()) << store.status();
     RunnerMap runners = {{JobKind::kTrain, runner_}};
     auto scheduler = Scheduler::Create(std::move(*store), runners, options, &clock_, nullptr);
@@ -39,14 +40,14 @@ class ExperimentParentTest : public ::testing::Test {
     return std::move(*scheduler);
   }
 
-  TempDir dir_;
+  StoreFactory factory_{GetParam()};
   common::ManualClock clock_;
   std::shared_ptr<ScriptedRunner> runner_ = std::make_shared<ScriptedRunner>();
   std::atomic<int> reports_{0};
   std::string fail_report_;
 };
 
-TEST_F(ExperimentParentTest, ReportIsBuiltOnceWhenTheLastChildEnds) {
+TEST_P(ExperimentParentTest, ReportIsBuiltOnceWhenTheLastChildEnds) {
   auto scheduler = Make();
   auto parent = scheduler->SubmitParent(JobKind::kExperiment, R"({"seeds":[1,2]})",
                                         {Spec("a", 1, 1), Spec("b")});
@@ -72,7 +73,7 @@ TEST_F(ExperimentParentTest, ReportIsBuiltOnceWhenTheLastChildEnds) {
   EXPECT_EQ(scheduler->List(filter)->size(), 1u);
 }
 
-TEST_F(ExperimentParentTest, ReportErrorFailsTheExperimentWithItsReason) {
+TEST_P(ExperimentParentTest, ReportErrorFailsTheExperimentWithItsReason) {
   fail_report_ = "disk full";
   auto scheduler = Make();
   auto parent = scheduler->SubmitParent(JobKind::kExperiment, "{}", {Spec("a")});
@@ -83,7 +84,7 @@ TEST_F(ExperimentParentTest, ReportErrorFailsTheExperimentWithItsReason) {
   EXPECT_THAT(done->reason, HasSubstr("report: INTERNAL: disk full"));
 }
 
-TEST_F(ExperimentParentTest, CancelCancelsEveryChildAndBuildsNoReport) {
+TEST_P(ExperimentParentTest, CancelCancelsEveryChildAndBuildsNoReport) {
   auto scheduler = Make();
   auto parent =
       scheduler->SubmitParent(JobKind::kExperiment, "{}", {Spec("a", 3, 2), Spec("b"), Spec("c")});
@@ -100,7 +101,7 @@ TEST_F(ExperimentParentTest, CancelCancelsEveryChildAndBuildsNoReport) {
   EXPECT_EQ(runner_->started().size(), 1u);  // b and c never started
 }
 
-TEST_F(ExperimentParentTest, ParentKindsAreNotSubmittedAlone) {
+TEST_P(ExperimentParentTest, ParentKindsAreNotSubmittedAlone) {
   auto scheduler = Make();
   EXPECT_EQ(scheduler->Submit(JobKind::kExperiment, "{}").status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -110,9 +111,9 @@ TEST_F(ExperimentParentTest, ParentKindsAreNotSubmittedAlone) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(ExperimentParentTest, ExperimentLeftOpenByACrashIsReportedAtRestart) {
+TEST_P(ExperimentParentTest, ExperimentLeftOpenByACrashIsReportedAtRestart) {
   {
-    auto store = SqliteJobStore::Open(dir_.db());
+    auto store = factory_.Open();
     ASSERT_TRUE(store.ok());
     Job parent;
     parent.id = "job-e";
@@ -140,6 +141,9 @@ TEST(JobKindTest, ExperimentNameRoundTrips) {
   EXPECT_TRUE(IsParentKind(JobKind::kSweep));
   EXPECT_FALSE(IsParentKind(JobKind::kTrain));
 }
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, ExperimentParentTest, ::testing::Values(Backend::kSqlite));
+INSTANTIATE_TEST_SUITE_P(Postgres, ExperimentParentTest, ::testing::Values(Backend::kPostgres));
 
 }  // namespace
 }  // namespace segserve::scheduler

@@ -1,5 +1,5 @@
 // Recovery: a process killed with SIGKILL mid-job loses no job and no completed epoch;
-// a graceful shutdown re-queues running jobs.
+// a graceful shutdown re-queues running jobs (on both job stores); a corrupt SQLite file.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,16 +16,26 @@
 namespace segserve::scheduler {
 namespace {
 
+using testing::Backend;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::ScriptedRunner;
 using testing::Spec;
+using testing::StoreFactory;
 using testing::TempDir;
+
+// Crash recovery on each real job store (SQLite file, PostgreSQL database).
+class RecoveryTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(factory_.available().ok()) << factory_.available(); }
+  StoreFactory factory_{GetParam()};
+};
 using testing::WaitTerminal;
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Open(const TempDir& dir, std::shared_ptr<Runner> runner,
+absl::StatusOr<std::unique_ptr<Scheduler>> Open(StoreFactory& factory,
+                                                std::shared_ptr<Runner> runner,
                                                 common::Clock* clock) {
-  auto store = SqliteJobStore::Open(dir.db());
+  auto store = factory.Open();
   if (!store.ok()) return store.status();
   return Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner}}, {}, clock, nullptr);
 }
@@ -53,12 +63,11 @@ class HangingRunner : public Runner {
   int ready_fd_;
 };
 
-TEST(Recovery, KilledProcessResumesFromLastCompletedEpochAndLosesNoJob) {
-  TempDir dir;
+TEST_P(RecoveryTest, KilledProcessResumesFromLastCompletedEpochAndLosesNoJob) {
   common::ManualClock clock;
   JobId running_id, queued_id;
   {
-    auto store = SqliteJobStore::Open(dir.db());
+    auto store = factory_.Open();
     ASSERT_TRUE(store.ok());
     Job a;
     a.id = "job-a";
@@ -76,7 +85,7 @@ TEST(Recovery, KilledProcessResumesFromLastCompletedEpochAndLosesNoJob) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     close(pipe_fds[0]);
-    auto scheduler = Open(dir, std::make_shared<HangingRunner>(2, pipe_fds[1]), &clock);
+    auto scheduler = Open(factory_, std::make_shared<HangingRunner>(2, pipe_fds[1]), &clock);
     if (!scheduler.ok()) _exit(2);
     pause();
     _exit(0);
@@ -92,7 +101,7 @@ TEST(Recovery, KilledProcessResumesFromLastCompletedEpochAndLosesNoJob) {
 
   {
     // What the dead process left: the job RUNNING with two epochs recorded.
-    auto store = SqliteJobStore::Open(dir.db());
+    auto store = factory_.Open();
     ASSERT_TRUE(store.ok()) << store.status();
     auto row = (*store)->Get(running_id);
     ASSERT_TRUE(row.ok());
@@ -101,7 +110,7 @@ TEST(Recovery, KilledProcessResumesFromLastCompletedEpochAndLosesNoJob) {
   }
 
   auto runner = std::make_shared<ScriptedRunner>();
-  auto scheduler = Open(dir, runner, &clock);
+  auto scheduler = Open(factory_, runner, &clock);
   ASSERT_TRUE(scheduler.ok()) << scheduler.status();
   auto a = WaitTerminal(**scheduler, running_id);
   auto b = WaitTerminal(**scheduler, queued_id);
@@ -116,11 +125,10 @@ TEST(Recovery, KilledProcessResumesFromLastCompletedEpochAndLosesNoJob) {
   EXPECT_THAT(runner->started(), ElementsAre("a", "b"));  // FIFO kept across the crash.
 }
 
-TEST(Recovery, CancelRequestedBeforeACrashIsHonouredAtRestart) {
-  TempDir dir;
+TEST_P(RecoveryTest, CancelRequestedBeforeACrashIsHonouredAtRestart) {
   common::ManualClock clock;
   {
-    auto store = SqliteJobStore::Open(dir.db());
+    auto store = factory_.Open();
     ASSERT_TRUE(store.ok());
     Job job;
     job.id = "job-c";
@@ -130,18 +138,17 @@ TEST(Recovery, CancelRequestedBeforeACrashIsHonouredAtRestart) {
     ASSERT_TRUE((*store)->Insert({job}).ok());
   }
   auto runner = std::make_shared<ScriptedRunner>();
-  auto scheduler = Open(dir, runner, &clock);
+  auto scheduler = Open(factory_, runner, &clock);
   ASSERT_TRUE(scheduler.ok());
   EXPECT_EQ((*scheduler)->Get("job-c")->state, JobState::kCancelled);
   (*scheduler)->Shutdown();
   EXPECT_TRUE(runner->started().empty());
 }
 
-TEST(Recovery, SweepParentLeftOpenByACrashIsClosedAtRestart) {
-  TempDir dir;
+TEST_P(RecoveryTest, SweepParentLeftOpenByACrashIsClosedAtRestart) {
   common::ManualClock clock;
   {
-    auto store = SqliteJobStore::Open(dir.db());
+    auto store = factory_.Open();
     ASSERT_TRUE(store.ok());
     Job parent;
     parent.id = "job-p";
@@ -153,18 +160,17 @@ TEST(Recovery, SweepParentLeftOpenByACrashIsClosedAtRestart) {
     child.state = JobState::kSucceeded;
     ASSERT_TRUE((*store)->Insert({parent, child}).ok());
   }
-  auto scheduler = Open(dir, std::make_shared<ScriptedRunner>(), &clock);
+  auto scheduler = Open(factory_, std::make_shared<ScriptedRunner>(), &clock);
   ASSERT_TRUE(scheduler.ok());
   EXPECT_EQ((*scheduler)->Get("job-p")->state, JobState::kSucceeded);
 }
 
-TEST(Recovery, GracefulShutdownRequeuesRunningJobsWhichResumeAtNextStart) {
-  TempDir dir;
+TEST_P(RecoveryTest, GracefulShutdownRequeuesRunningJobsWhichResumeAtNextStart) {
   common::ManualClock clock;
   auto runner = std::make_shared<ScriptedRunner>();
   JobId id;
   {
-    auto scheduler = Open(dir, runner, &clock);
+    auto scheduler = Open(factory_, runner, &clock);
     ASSERT_TRUE(scheduler.ok());
     auto job = (*scheduler)->Submit(JobKind::kTrain, Spec("a", 4, 3));
     ASSERT_TRUE(job.ok());
@@ -175,7 +181,7 @@ TEST(Recovery, GracefulShutdownRequeuesRunningJobsWhichResumeAtNextStart) {
               absl::StatusCode::kFailedPrecondition);
   }
   {
-    auto store = SqliteJobStore::Open(dir.db());
+    auto store = factory_.Open();
     ASSERT_TRUE(store.ok());
     Job row = *(*store)->Get(id);
     EXPECT_EQ(row.state, JobState::kQueued);
@@ -184,7 +190,7 @@ TEST(Recovery, GracefulShutdownRequeuesRunningJobsWhichResumeAtNextStart) {
   }
   auto resumed_runner = std::make_shared<ScriptedRunner>();
   resumed_runner->ReleaseAll();  // The spec holds before epoch 3 again.
-  auto scheduler = Open(dir, resumed_runner, &clock);
+  auto scheduler = Open(factory_, resumed_runner, &clock);
   ASSERT_TRUE(scheduler.ok());
   auto done = WaitTerminal(**scheduler, id);
   ASSERT_TRUE(done.ok());
@@ -193,9 +199,10 @@ TEST(Recovery, GracefulShutdownRequeuesRunningJobsWhichResumeAtNextStart) {
 }
 
 TEST(Recovery, CorruptStoreLeavesJobServicesUnavailableAndTheFileUntouched) {
-  TempDir dir;
+  StoreFactory factory(Backend::kSqlite);
+  const TempDir& dir = factory.dir();
   {
-    auto scheduler = Open(dir, std::make_shared<ScriptedRunner>(), nullptr);
+    auto scheduler = Open(factory, std::make_shared<ScriptedRunner>(), nullptr);
     ASSERT_TRUE(scheduler.ok());
     ASSERT_TRUE((*scheduler)->Submit(JobKind::kTrain, Spec("kept", 1, 1)).ok());
   }  // Closing checkpoints the WAL into jobs.db.
@@ -235,6 +242,9 @@ TEST(Recovery, SoundStoreReportsItselfHealthy) {
   EXPECT_TRUE((*scheduler)->availability().ok());
   EXPECT_EQ(testing::MetricValue(metrics, "segserve_job_store_healthy"), 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, RecoveryTest, ::testing::Values(Backend::kSqlite));
+INSTANTIATE_TEST_SUITE_P(Postgres, RecoveryTest, ::testing::Values(Backend::kPostgres));
 
 }  // namespace
 }  // namespace segserve::scheduler

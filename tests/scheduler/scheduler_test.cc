@@ -1,28 +1,30 @@
-// Scheduler lifecycle on a real SQLite file with the scripted Runner double.
+// Scheduler lifecycle on each real job store (SQLite file, PostgreSQL database) with the
+// scripted Runner double.
 #include "server/scheduler/scheduler.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/scheduler/sqlite_job_store.h"
 #include "tests/scheduler/test_util.h"
 
 namespace segserve::scheduler {
 namespace {
 
+using testing::Backend;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::ScriptedRunner;
 using testing::Spec;
-using testing::TempDir;
+using testing::StoreFactory;
 using testing::WaitTerminal;
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public ::testing::TestWithParam<Backend> {
  protected:
   // A ManualClock starts at the Unix epoch, which job records read as "not reached".
   SchedulerTest() { clock_.Advance(std::chrono::hours(24 * 365 * 55)); }
+  void SetUp() override { ASSERT_TRUE(factory_.available().ok()) << factory_.available(); }
 
   std::unique_ptr<Scheduler> Make(SchedulerOptions options = {}) {
-    auto store = SqliteJobStore::Open(dir_.db());
+    auto store = factory_.Open();
     EXPECT_TRUE(store.ok()) << store.status();
     RunnerMap runners = {{JobKind::kTrain, runner_}, {JobKind::kSynth, runner_}};
     auto scheduler = Scheduler::Create(std::move(*store), runners, options, &clock_, &metrics_);
@@ -30,18 +32,18 @@ class SchedulerTest : public ::testing::Test {
     return std::move(*scheduler);
   }
   Job Reopened(const JobId& id) {
-    auto store = SqliteJobStore::Open(dir_.db());
+    auto store = factory_.Open();
     EXPECT_TRUE(store.ok());
     return *(*store)->Get(id);
   }
 
-  TempDir dir_;
+  StoreFactory factory_{GetParam()};
   common::ManualClock clock_;
   metrics::Metrics metrics_;
   std::shared_ptr<ScriptedRunner> runner_ = std::make_shared<ScriptedRunner>();
 };
 
-TEST_F(SchedulerTest, SubmittedJobGoesQueuedRunningSucceeded) {
+TEST_P(SchedulerTest, SubmittedJobGoesQueuedRunningSucceeded) {
   auto scheduler = Make();
   auto job = scheduler->Submit(JobKind::kTrain, Spec("a", 2, /*hold=*/1), 0);
   ASSERT_TRUE(job.ok()) << job.status();
@@ -68,7 +70,7 @@ TEST_F(SchedulerTest, SubmittedJobGoesQueuedRunningSucceeded) {
   EXPECT_EQ(stored.progress.epoch, 2);
 }
 
-TEST_F(SchedulerTest, HigherPriorityRunsFirstThenFifo) {
+TEST_P(SchedulerTest, HigherPriorityRunsFirstThenFifo) {
   auto scheduler = Make();
   // "gate" occupies the only slot while the others queue up.
   auto gate = scheduler->Submit(JobKind::kTrain, Spec("gate", 1, 1), 0);
@@ -86,7 +88,7 @@ TEST_F(SchedulerTest, HigherPriorityRunsFirstThenFifo) {
   EXPECT_THAT(runner_->started(), ElementsAre("gate", "high1", "high2", "mid", "low1", "low2"));
 }
 
-TEST_F(SchedulerTest, OneSlotRunsOneJobAtATime) {
+TEST_P(SchedulerTest, OneSlotRunsOneJobAtATime) {
   auto scheduler = Make();
   auto first = scheduler->Submit(JobKind::kTrain, Spec("first", 1, 1));
   auto second = scheduler->Submit(JobKind::kTrain, Spec("second"));
@@ -99,7 +101,7 @@ TEST_F(SchedulerTest, OneSlotRunsOneJobAtATime) {
   EXPECT_EQ(runner_->concurrent_max(), 1);
 }
 
-TEST_F(SchedulerTest, TwoSlotsRunTwoJobsAtOnce) {
+TEST_P(SchedulerTest, TwoSlotsRunTwoJobsAtOnce) {
   SchedulerOptions options;
   options.training_slots = 2;
   auto scheduler = Make(options);
@@ -114,7 +116,7 @@ TEST_F(SchedulerTest, TwoSlotsRunTwoJobsAtOnce) {
   EXPECT_EQ(runner_->concurrent_max(), 2);
 }
 
-TEST_F(SchedulerTest, FullQueueIsResourceExhaustedNamingTheLimit) {
+TEST_P(SchedulerTest, FullQueueIsResourceExhaustedNamingTheLimit) {
   SchedulerOptions options;
   options.max_queued_jobs = 2;
   auto scheduler = Make(options);
@@ -130,7 +132,7 @@ TEST_F(SchedulerTest, FullQueueIsResourceExhaustedNamingTheLimit) {
   runner_->ReleaseAll();
 }
 
-TEST_F(SchedulerTest, BadSubmissionsAreRefused) {
+TEST_P(SchedulerTest, BadSubmissionsAreRefused) {
   auto scheduler = Make();
   EXPECT_EQ(scheduler->Submit(JobKind::kSweep, "{}").status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -142,13 +144,13 @@ TEST_F(SchedulerTest, BadSubmissionsAreRefused) {
   EXPECT_EQ(scheduler->Watch("job-unknown").status().code(), absl::StatusCode::kNotFound);
   SchedulerOptions bad;
   bad.training_slots = 0;
-  auto store = SqliteJobStore::Open(dir_.db());
+  auto store = factory_.Open();
   ASSERT_TRUE(store.ok());
   EXPECT_EQ(Scheduler::Create(std::move(*store), {}, bad, &clock_, nullptr).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(SchedulerTest, CancelledQueuedJobNeverStarts) {
+TEST_P(SchedulerTest, CancelledQueuedJobNeverStarts) {
   auto scheduler = Make();
   auto gate = scheduler->Submit(JobKind::kTrain, Spec("gate", 1, 1));
   auto victim = scheduler->Submit(JobKind::kTrain, Spec("victim"));
@@ -165,7 +167,7 @@ TEST_F(SchedulerTest, CancelledQueuedJobNeverStarts) {
   EXPECT_EQ(scheduler->Cancel(after->id)->state, JobState::kSucceeded);
 }
 
-TEST_F(SchedulerTest, CancelledRunningJobStopsAtNextCheck) {
+TEST_P(SchedulerTest, CancelledRunningJobStopsAtNextCheck) {
   auto scheduler = Make();
   auto job = scheduler->Submit(JobKind::kTrain, Spec("a", 5, 3));
   runner_->WaitHolding("a");
@@ -182,7 +184,7 @@ TEST_F(SchedulerTest, CancelledRunningJobStopsAtNextCheck) {
   EXPECT_EQ(stored.last_completed_epoch, 2);  // The last checkpoint is kept.
 }
 
-TEST_F(SchedulerTest, RunnerErrorFailsTheJobWithItsReason) {
+TEST_P(SchedulerTest, RunnerErrorFailsTheJobWithItsReason) {
   auto scheduler = Make();
   auto job = scheduler->Submit(JobKind::kTrain, Spec("a", 1, 0, "out of disk"));
   auto done = WaitTerminal(*scheduler, job->id);
@@ -192,7 +194,7 @@ TEST_F(SchedulerTest, RunnerErrorFailsTheJobWithItsReason) {
   EXPECT_THAT(Reopened(job->id).reason, HasSubstr("out of disk"));
 }
 
-TEST_F(SchedulerTest, ListIsNewestFirstAndFilters) {
+TEST_P(SchedulerTest, ListIsNewestFirstAndFilters) {
   auto scheduler = Make();
   auto a = scheduler->Submit(JobKind::kTrain, Spec("a"));
   ASSERT_TRUE(WaitTerminal(*scheduler, a->id).ok());
@@ -208,7 +210,7 @@ TEST_F(SchedulerTest, ListIsNewestFirstAndFilters) {
   EXPECT_EQ(scheduler->List(filter)->front().id, a->id);
 }
 
-TEST_F(SchedulerTest, MetricsFollowStateChanges) {
+TEST_P(SchedulerTest, MetricsFollowStateChanges) {
   auto scheduler = Make();
   auto job = scheduler->Submit(JobKind::kTrain, Spec("a", 3, 3));
   runner_->WaitHolding("a");
@@ -226,7 +228,7 @@ TEST_F(SchedulerTest, MetricsFollowStateChanges) {
   EXPECT_EQ(testing::MetricValue(metrics_, "segserve_training_epoch", {{"job_id", job->id}}), -1);
 }
 
-TEST_F(SchedulerTest, ProgressIsPersistedAtMostEveryIntervalAndAtEpochEnds) {
+TEST_P(SchedulerTest, ProgressIsPersistedAtMostEveryIntervalAndAtEpochEnds) {
   SchedulerOptions options;
   options.progress_persist_interval = std::chrono::minutes(1);
   auto scheduler = Make(options);
@@ -238,6 +240,9 @@ TEST_F(SchedulerTest, ProgressIsPersistedAtMostEveryIntervalAndAtEpochEnds) {
   runner_->Release("a");
   ASSERT_TRUE(WaitTerminal(*scheduler, job->id).ok());
 }
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, SchedulerTest, ::testing::Values(Backend::kSqlite));
+INSTANTIATE_TEST_SUITE_P(Postgres, SchedulerTest, ::testing::Values(Backend::kPostgres));
 
 }  // namespace
 }  // namespace segserve::scheduler

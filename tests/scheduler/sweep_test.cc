@@ -5,16 +5,16 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/scheduler/scheduler.h"
-#include "server/scheduler/sqlite_job_store.h"
 #include "tests/scheduler/test_util.h"
 
 namespace segserve::scheduler {
 namespace {
 
+using testing::Backend;
 using ::testing::HasSubstr;
 using testing::ScriptedRunner;
 using testing::Spec;
-using testing::TempDir;
+using testing::StoreFactory;
 using testing::WaitTerminal;
 
 Job Child(const std::string& id, JobState state, const std::string& reason = "") {
@@ -53,25 +53,26 @@ TEST(SweepOutcome, CancelledSweepIsCancelled) {
   EXPECT_EQ(outcome.state, JobState::kCancelled);
 }
 
-class SweepTest : public ::testing::Test {
+class SweepTest : public ::testing::TestWithParam<Backend> {
  protected:
-  SweepTest() {
+  void SetUp() override {
+    ASSERT_TRUE(factory_.available().ok()) << factory_.available();
     clock_.Advance(std::chrono::hours(24 * 365 * 55));
-    auto store = SqliteJobStore::Open(dir_.db());
-    EXPECT_TRUE(store.ok());
+    auto store = factory_.Open();
+    ASSERT_TRUE(store.ok()) << store.status();
     auto scheduler =
         Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, {}, &clock_, nullptr);
-    EXPECT_TRUE(scheduler.ok());
+    ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = std::move(*scheduler);
   }
 
-  TempDir dir_;
+  StoreFactory factory_{GetParam()};
   common::ManualClock clock_;
   std::shared_ptr<ScriptedRunner> runner_ = std::make_shared<ScriptedRunner>();
   std::unique_ptr<Scheduler> scheduler_;
 };
 
-TEST_F(SweepTest, OneChildPerConfigurationAndAResultTable) {
+TEST_P(SweepTest, OneChildPerConfigurationAndAResultTable) {
   auto sweep = scheduler_->SubmitSweep(R"({"prune_levels":[0,1,2]})",
                                        {Spec("L0"), Spec("L1"), Spec("L2")}, 3);
   ASSERT_TRUE(sweep.ok()) << sweep.status();
@@ -100,7 +101,7 @@ TEST_F(SweepTest, OneChildPerConfigurationAndAResultTable) {
   }
 }
 
-TEST_F(SweepTest, AFailedChildFailsTheParentWithTheReason) {
+TEST_P(SweepTest, AFailedChildFailsTheParentWithTheReason) {
   auto sweep = scheduler_->SubmitSweep("{}", {Spec("L0"), Spec("L1", 1, 0, "NaN loss")});
   ASSERT_TRUE(sweep.ok());
   auto done = WaitTerminal(*scheduler_, sweep->id);
@@ -113,7 +114,7 @@ TEST_F(SweepTest, AFailedChildFailsTheParentWithTheReason) {
   EXPECT_EQ(table["failed"], 1);
 }
 
-TEST_F(SweepTest, CancellingTheSweepCancelsRunningAndQueuedChildren) {
+TEST_P(SweepTest, CancellingTheSweepCancelsRunningAndQueuedChildren) {
   auto sweep = scheduler_->SubmitSweep("{}", {Spec("L0", 3, 2), Spec("L1"), Spec("L2")});
   ASSERT_TRUE(sweep.ok());
   runner_->WaitHolding("L0");
@@ -127,6 +128,9 @@ TEST_F(SweepTest, CancellingTheSweepCancelsRunningAndQueuedChildren) {
   }
   EXPECT_THAT(runner_->started(), ::testing::ElementsAre("L0"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, SweepTest, ::testing::Values(Backend::kSqlite));
+INSTANTIATE_TEST_SUITE_P(Postgres, SweepTest, ::testing::Values(Backend::kPostgres));
 
 }  // namespace
 }  // namespace segserve::scheduler

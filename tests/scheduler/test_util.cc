@@ -7,6 +7,9 @@
 
 #include "nlohmann/json.hpp"
 #include "prometheus/metric_family.h"
+#include "server/scheduler/postgres_job_store.h"
+#include "server/scheduler/sqlite_job_store.h"
+#include "tests/testing/postgres_server.h"
 
 namespace segserve::scheduler::testing {
 
@@ -18,6 +21,47 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+void PrintTo(Backend backend, std::ostream* os) {
+  *os << (backend == Backend::kSqlite ? "sqlite" : "postgres");
+}
+
+StoreFactory::StoreFactory(Backend backend)
+    : backend_(backend), database_(absl::UnknownError("not PostgreSQL")) {
+  if (backend_ != Backend::kPostgres) return;
+  absl::StatusOr<segserve::testing::PostgresServer*> server =
+      segserve::testing::SharedPostgresServer();
+  database_ = server.ok() ? (*server)->CreateDatabase() : server.status();
+}
+
+absl::Status StoreFactory::available() const {
+  return backend_ == Backend::kPostgres ? database_.status() : absl::OkStatus();
+}
+
+std::string StoreFactory::conninfo() const {
+  if (backend_ != Backend::kPostgres || !database_.ok()) return "";
+  return (*segserve::testing::SharedPostgresServer())->ConnInfo(*database_);
+}
+
+absl::StatusOr<std::unique_ptr<JobStore>> StoreFactory::Open() {
+  if (backend_ == Backend::kSqlite) {
+    auto store = SqliteJobStore::Open(dir_.db());
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<JobStore>(std::move(*store));
+  }
+  if (!database_.ok()) return database_.status();
+  postgres::ConnectOptions options;
+  options.conninfo = conninfo();
+  auto store = PostgresJobStore::Open(options);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<JobStore>(std::move(*store));
+}
+
+std::unique_ptr<JobStore> OpenOrFail(StoreFactory& factory) {
+  auto store = factory.Open();
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? std::move(*store) : nullptr;
 }
 
 std::string Spec(const std::string& name, int epochs, int hold_before_epoch,

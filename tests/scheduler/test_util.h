@@ -1,6 +1,7 @@
-// File: tests/scheduler/test_util.h — helpers for the scheduler suites: a temp dir, a
-// scriptable test-double Runner (the seam), waiting on watch streams instead of sleeping,
-// and reading metric values from the registry.
+// File: tests/scheduler/test_util.h — helpers for the scheduler suites: a temp dir, the
+// job-store backends the suites run against (SQLite, PostgreSQL), a scriptable test-double
+// Runner (the seam), waiting on watch streams instead of sleeping, and reading metric
+// values from the registry.
 #pragma once
 
 #include <condition_variable>
@@ -13,7 +14,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gtest/gtest.h"
 #include "server/metrics/metrics.h"
+#include "server/scheduler/job_store.h"
 #include "server/scheduler/runner.h"
 #include "server/scheduler/scheduler.h"
 
@@ -31,6 +34,39 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The job-store backends every JobStore-level suite runs against. Suites are
+// value-parameterized: INSTANTIATE_TEST_SUITE_P(Sqlite, Suite, Values(Backend::kSqlite)) and
+// the same with Postgres; the PostgreSQL instances run as one ctest entry per binary
+// (tests named Postgres*), so the binary starts one PostgreSQL, not one per test.
+enum class Backend { kSqlite, kPostgres };
+// "sqlite" / "postgres" in test names (ctest lists the parameter's printed value).
+void PrintTo(Backend backend, std::ostream* os);
+
+// The data one test's stores share: a SQLite file in a temp dir, or a fresh database on
+// this binary's PostgreSQL (tests/testing/postgres_server.h).
+class StoreFactory {
+ public:
+  explicit StoreFactory(Backend backend);
+  // A new store on the same data (reopening = what a restarted server sees). For
+  // PostgreSQL, an error says why the test PostgreSQL is missing (install-deps.sh).
+  absl::StatusOr<std::unique_ptr<JobStore>> Open();
+  // OK, or why this backend cannot be used (the test PostgreSQL did not start).
+  absl::Status available() const;
+  Backend backend() const { return backend_; }
+  const TempDir& dir() const { return dir_; }
+  // PostgreSQL: the test database's connection string (empty for SQLite).
+  std::string conninfo() const;
+
+ private:
+  Backend backend_;
+  TempDir dir_;
+  absl::StatusOr<std::string> database_;
+};
+
+// Opens a store or fails the test with the reason (ASSERT inside a helper: check
+// HasFatalFailure, or use it through the fixtures).
+std::unique_ptr<JobStore> OpenOrFail(StoreFactory& factory);
 
 // Spec: {"name": "a", "epochs": 3, "hold_before_epoch": 2, "fail": "message"}.
 // Runs epochs last_completed_epoch+1..epochs; for each reports progress (val_iou =

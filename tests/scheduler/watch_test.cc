@@ -4,15 +4,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/scheduler/scheduler.h"
-#include "server/scheduler/sqlite_job_store.h"
 #include "tests/scheduler/test_util.h"
 
 namespace segserve::scheduler {
 namespace {
 
+using testing::Backend;
 using testing::ScriptedRunner;
 using testing::Spec;
-using testing::TempDir;
+using testing::StoreFactory;
 using testing::WaitTerminal;
 
 // Drains a subscription to its end; returns the events.
@@ -22,24 +22,25 @@ std::vector<JobEvent> Drain(Subscription& subscription) {
   return events;
 }
 
-class WatchTest : public ::testing::Test {
+class WatchTest : public ::testing::TestWithParam<Backend> {
  protected:
-  WatchTest() {
-    auto store = SqliteJobStore::Open(dir_.db());
-    EXPECT_TRUE(store.ok());
+  void SetUp() override {
+    ASSERT_TRUE(factory_.available().ok()) << factory_.available();
+    auto store = factory_.Open();
+    ASSERT_TRUE(store.ok()) << store.status();
     auto scheduler =
         Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, {}, &clock_, nullptr);
-    EXPECT_TRUE(scheduler.ok());
+    ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = std::move(*scheduler);
   }
 
-  TempDir dir_;
+  StoreFactory factory_{GetParam()};
   common::ManualClock clock_;
   std::shared_ptr<ScriptedRunner> runner_ = std::make_shared<ScriptedRunner>();
   std::unique_ptr<Scheduler> scheduler_;
 };
 
-TEST_F(WatchTest, WatchersGetProgressThenTheTerminalEvent) {
+TEST_P(WatchTest, WatchersGetProgressThenTheTerminalEvent) {
   auto job = scheduler_->Submit(JobKind::kTrain, Spec("a", 3, 1));
   ASSERT_TRUE(job.ok());
   runner_->WaitHolding("a");
@@ -62,7 +63,7 @@ TEST_F(WatchTest, WatchersGetProgressThenTheTerminalEvent) {
   }
 }
 
-TEST_F(WatchTest, AWatcherLeavingEarlyDoesNotAffectTheJob) {
+TEST_P(WatchTest, AWatcherLeavingEarlyDoesNotAffectTheJob) {
   auto job = scheduler_->Submit(JobKind::kTrain, Spec("a", 2, 2));
   runner_->WaitHolding("a");
   auto leaver = scheduler_->Watch(job->id);
@@ -77,7 +78,7 @@ TEST_F(WatchTest, AWatcherLeavingEarlyDoesNotAffectTheJob) {
   EXPECT_EQ(events.back().job.state, JobState::kSucceeded);
 }
 
-TEST_F(WatchTest, AFinishedJobYieldsOneTerminalEvent) {
+TEST_P(WatchTest, AFinishedJobYieldsOneTerminalEvent) {
   auto job = scheduler_->Submit(JobKind::kTrain, Spec("a"));
   ASSERT_TRUE(WaitTerminal(*scheduler_, job->id).ok());
   auto subscription = scheduler_->Watch(job->id);
@@ -87,7 +88,7 @@ TEST_F(WatchTest, AFinishedJobYieldsOneTerminalEvent) {
   EXPECT_TRUE(events[0].terminal);
 }
 
-TEST_F(WatchTest, ShutdownEndsStreams) {
+TEST_P(WatchTest, ShutdownEndsStreams) {
   auto job = scheduler_->Submit(JobKind::kTrain, Spec("a", 2, 2));
   runner_->WaitHolding("a");
   auto subscription = scheduler_->Watch(job->id);
@@ -136,6 +137,9 @@ TEST(WatchHub, StaleEventsAreIgnoredAndNotifyFires) {
   subscription.reset();
   EXPECT_EQ(hub->watchers("j"), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, WatchTest, ::testing::Values(Backend::kSqlite));
+INSTANTIATE_TEST_SUITE_P(Postgres, WatchTest, ::testing::Values(Backend::kPostgres));
 
 }  // namespace
 }  // namespace segserve::scheduler
