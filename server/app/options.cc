@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/common/dir_util.h"
+#include "server/postgres/conninfo.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "gRPC listen address host:port; port 0 picks a free port (see --port_file).");
@@ -17,6 +18,14 @@ ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9090",
 ABSL_FLAG(std::string, data_dir, "./var",
           "Directory owning all server state: jobs.db, models/, datasets/, runs/. Created "
           "if missing.");
+ABSL_FLAG(std::string, database, "",
+          "Job store in PostgreSQL instead of SQLite in --data_dir: a postgresql:// URL or "
+          "libpq key=value string (PG* environment variables fill what it omits). Must not "
+          "contain a password: use --database_password_file or PGPASSFILE. The schema is "
+          "migrated at start. Empty (default): SQLite <data_dir>/jobs.db.");
+ABSL_FLAG(std::string, database_password_file, "",
+          "File whose first line is the password for --database (mode 0600 recommended). "
+          "Empty: libpq's own sources (PGPASSFILE, ~/.pgpass).");
 ABSL_FLAG(std::string, device, "cpu", "Compute device: cpu or cuda:N.");
 ABSL_FLAG(int, threads, 0,
           "Intra-op threads for model compute (LibTorch); 0 = one per core. 0..256.");
@@ -145,6 +154,13 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   }
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir: must not be empty");
+  }
+  options.database = absl::GetFlag(FLAGS_database);
+  options.database_password_file = absl::GetFlag(FLAGS_database_password_file);
+  if (!options.database.empty()) {
+    if (absl::Status s = postgres::ValidateConnInfo(options.database); !s.ok()) return s;
+  } else if (!options.database_password_file.empty()) {
+    return absl::InvalidArgumentError("--database_password_file: needs --database");
   }
   if (!IsValidDevice(options.device)) {
     return absl::InvalidArgumentError(

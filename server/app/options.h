@@ -18,6 +18,11 @@ struct ServerOptions {
   std::string listen_address = "0.0.0.0:50051";
   std::string metrics_address = "0.0.0.0:9090";
   std::string data_dir = "./var";
+  // Job store: empty = SQLite in data_dir/jobs.db; otherwise a PostgreSQL connection string
+  // (URL or key=value, no password in it) and the file holding its password (may be empty:
+  // libpq's PGPASSFILE / ~/.pgpass).
+  std::string database;
+  std::string database_password_file;
   std::string device = "cpu";  // "cpu" or "cuda:N".
   int intra_op_threads = 0;    // 0 = number of cores.
   int64_t max_message_bytes = 64ll << 20;

@@ -30,6 +30,8 @@
 #include "server/metrics/build_info.h"
 #include "server/metrics/process_collector.h"
 #include "server/model/device.h"
+#include "server/postgres/conninfo.h"
+#include "server/scheduler/postgres_job_store.h"
 #include "server/susceptibility/analysis_runner.h"
 #include "server/training/training_runner.h"
 
@@ -217,9 +219,26 @@ absl::Status SegserveServer::BuildComponents() {
                                             const std::vector<scheduler::Job>& children) {
     return experiment::BuildAndStoreReport(data_dir, parent, children);
   };
-  ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::OpenSqlite(
-                                   options_.data_dir + "/jobs.db", std::move(runners),
-                                   scheduler_options, nullptr, &metrics_));
+  if (options_.database.empty()) {
+    ASSIGN_OR_RETURN(scheduler_, scheduler::Scheduler::OpenSqlite(
+                                     options_.data_dir + "/jobs.db", std::move(runners),
+                                     scheduler_options, nullptr, &metrics_));
+  } else {
+    // PostgreSQL: a wrong or unreachable database fails the start with the reason (the
+    // connect timeout bounds the wait); the scheduler does not know which store it has.
+    postgres::ConnectOptions database;
+    database.conninfo = options_.database;
+    if (!options_.database_password_file.empty()) {
+      ASSIGN_OR_RETURN(database.password,
+                       postgres::ReadPasswordFile(options_.database_password_file));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<scheduler::PostgresJobStore> store,
+                     scheduler::PostgresJobStore::Open(std::move(database)));
+    LOG(INFO) << "job store: " << store->description();
+    ASSIGN_OR_RETURN(scheduler_,
+                     scheduler::Scheduler::Create(std::move(store), std::move(runners),
+                                                  scheduler_options, nullptr, &metrics_));
+  }
   retention_->Attach(scheduler_.get());
   if (options_.bootstrap) {
     BootstrapOptions bootstrap_options;

@@ -1,0 +1,150 @@
+// The real segserve with --database pointing at this binary's private PostgreSQL
+// (tests/testing/postgres_server.h): a training job submitted with segctl survives kill -9
+// of the server and finishes after the restart (no jobs.db in the data dir: the jobs live in
+// PostgreSQL); a wrong or unreachable database, or a password in the URL, stops the start
+// with the reason and a non-zero exit, without hanging. Tests are named Postgres* so the
+// binary runs as one ctest entry with one PostgreSQL.
+#include <signal.h>
+
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include "client/lib/client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "segserve/v1/datasets.grpc.pb.h"
+#include "segserve/v1/training.grpc.pb.h"
+#include "tests/testing/commands.h"
+#include "tests/testing/postgres_server.h"
+#include "tests/testing/server_process.h"
+
+namespace segserve {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class PostgresServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto postgres = testing::SharedPostgresServer();
+    ASSERT_TRUE(postgres.ok()) << postgres.status();
+    auto database = (*postgres)->CreateDatabase();
+    ASSERT_TRUE(database.ok()) << database.status();
+    conninfo_ = (*postgres)->ConnInfo(*database);
+  }
+
+  void StartServer() {
+    auto server = testing::ServerProcess::Start(
+        testing::SegserveBinary(), dir_.path(),
+        {"--database=" + conninfo_, "--bootstrap=false", "--drain_seconds=1"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client::ClientOptions options;
+    options.target = server_->grpc_target();
+    options.timeout = seconds(60);
+    client_ = std::move(*client::Client::Create(options));
+    training_ = v1::Training::NewStub(client_->channel());
+    datasets_ = v1::Datasets::NewStub(client_->channel());
+  }
+
+  std::pair<int, std::string> Segctl(const std::string& args) {
+    testing::CommandResult r = testing::RunCommand(testing::SegctlBinary() + " --server " +
+                                                   server_->grpc_target() + " " + args);
+    return {r.exit_code, r.output};
+  }
+
+  v1::Job Get(const std::string& id) {
+    v1::JobRef ref;
+    ref.set_job_id(id);
+    v1::Job job;
+    auto context = client_->NewContext();
+    grpc::Status status = training_->GetJob(context.get(), ref, &job);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return job;
+  }
+
+  // Runs segserve with `flags` to its exit; returns {exit code, output}.
+  std::pair<int, std::string> RunToExit(const std::string& flags) {
+    testing::CommandResult r = testing::RunCommand(
+        "timeout 60 " + testing::SegserveBinary() + " --data_dir=" + dir_.path() +
+        " --auth_disabled --bootstrap=false --listen=127.0.0.1:0 "
+        "--metrics_listen=127.0.0.1:0 " +
+        flags);
+    return {r.exit_code, r.output};
+  }
+
+  std::string conninfo_;
+  testing::TempDir dir_;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::unique_ptr<client::Client> client_;
+  std::unique_ptr<v1::Training::Stub> training_;
+  std::unique_ptr<v1::Datasets::Stub> datasets_;
+};
+
+TEST_F(PostgresServerTest, JobSubmittedWithSegctlSurvivesKill9AndFinishesAfterRestart) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto [gen_code, gen_out] =
+      Segctl("datasets generate --name pgdata --n 8 --size 64 --seed 3 --wait");
+  ASSERT_EQ(gen_code, 0) << gen_out;
+
+  auto [code, out] = Segctl(
+      "submit-train --dataset pgdata --encoder resnet18 --prune-level 1 --epochs 3 "
+      "--batch-size 4 --max-steps-per-epoch 1 --crop-size 64");
+  ASSERT_EQ(code, 0) << out;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(out, match, std::regex("submitted \\S+ (job-[0-9a-f]+)"))) << out;
+  const std::string id = match[1];
+
+  // Kill in epoch 2 (epoch 1 is complete and durable) and before the job ends.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(600);
+  v1::Job seen;
+  while (std::chrono::steady_clock::now() < deadline) {
+    seen = Get(id);
+    if (seen.progress().epoch() >= 2 || seen.state() == v1::JOB_STATE_SUCCEEDED) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(seen.state(), v1::JOB_STATE_RUNNING) << "the job ended before the kill";
+  auto killed = server_->Stop(SIGKILL, milliseconds(10000));
+  EXPECT_FALSE(killed.ok());  // killed by the signal, no exit code
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/jobs.db")) << "the job store is SQLite";
+
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  v1::Job done = testing::WatchUntilTerminal(*training_, id, seconds(600));
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.reason();
+  done = Get(id);
+  EXPECT_EQ(done.restarts(), 1);
+  EXPECT_EQ(done.progress().epoch(), 3);
+  auto [get_code, get_out] = Segctl("jobs get " + id);
+  EXPECT_EQ(get_code, 0) << get_out;
+  EXPECT_THAT(get_out, HasSubstr("SUCCEEDED"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/jobs.db"));
+  EXPECT_EQ(server_->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
+}
+
+TEST_F(PostgresServerTest, BadDatabaseFlagsStopTheStartWithTheReason) {
+  // Unreachable: the reason names the database; no hang (connect timeout).
+  const auto start = std::chrono::steady_clock::now();
+  auto [code, out] = RunToExit("--database='host=/nonexistent-pg dbname=jobs user=segserve'");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(30));
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(code, 124) << "segserve hung: " << out;
+  EXPECT_THAT(out, HasSubstr("job database host=/nonexistent-pg"));
+
+  // A password on the command line is refused and never echoed.
+  std::tie(code, out) = RunToExit("--database=postgresql://segserve:s3cret-pw@localhost/jobs");
+  EXPECT_NE(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("must not contain a password"));
+  EXPECT_THAT(out, Not(HasSubstr("s3cret")));
+
+  // A password file without a database.
+  std::tie(code, out) = RunToExit("--database_password_file=/dev/null");
+  EXPECT_NE(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("--database_password_file: needs --database"));
+}
+
+}  // namespace
+}  // namespace segserve
