@@ -119,6 +119,21 @@ OipService::OipService(OipServiceOptions options, registry::ModelRegistry& regis
                        inference::SegmentationEngine& engine, AccessControl& access)
     : options_(std::move(options)), registry_(registry), engine_(engine), access_(access) {}
 
+absl::StatusOr<registry::StoredVersion> OipService::StoredFor(const std::string& name,
+                                                              const std::string& version) const {
+  if (name.empty()) return absl::InvalidArgumentError("name: required (a model or alias)");
+  auto parsed = ParseModelVersion(version, "version");
+  if (!parsed.ok()) return parsed.status();
+  auto model = registry_.Resolve(name, *parsed);
+  if (model.ok()) return (*model)->stored;
+  if (model.status().code() != absl::StatusCode::kFailedPrecondition) {
+    return InOipTerms(model.status(), "name", "version");
+  }
+  auto status = registry_.Get(name, *parsed);
+  if (!status.ok()) return InOipTerms(status.status(), "name", "version");
+  return status->stored;
+}
+
 grpc::ServerUnaryReactor* OipService::ServerLive(grpc::CallbackServerContext* context,
                                                  const oip::ServerLiveRequest*,
                                                  oip::ServerLiveResponse* response) {
@@ -170,31 +185,16 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(grpc::CallbackServerContext*
   if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
     return FinishUnary(context, caller.status());
   }
-  if (request->name().empty()) {
-    return FinishUnary(context, absl::InvalidArgumentError("name: required (a model or alias)"));
-  }
-  auto version = ParseModelVersion(request->version(), "version");
-  if (!version.ok()) return FinishUnary(context, version.status());
-  // The version a ModelInfer would run; a stored version that is not loaded still has
-  // metadata.
-  registry::StoredVersion stored;
-  if (auto model = registry_.Resolve(request->name(), *version); model.ok()) {
-    stored = (*model)->stored;
-  } else if (model.status().code() == absl::StatusCode::kFailedPrecondition) {
-    auto status = registry_.Get(request->name(), *version);
-    if (!status.ok()) return FinishUnary(context, InOipTerms(status.status(), "name", "version"));
-    stored = status->stored;
-  } else {
-    return FinishUnary(context, InOipTerms(model.status(), "name", "version"));
-  }
+  auto stored = StoredFor(request->name(), request->version());
+  if (!stored.ok()) return FinishUnary(context, stored.status());
   response->set_name(request->name());
   response->set_platform("segserve_unet");
   for (const auto& status : registry_.List()) {
-    if (status.stored.name == stored.name && status.state == registry::LoadState::kLoaded) {
+    if (status.stored.name == stored->name && status.state == registry::LoadState::kLoaded) {
       response->add_versions(std::to_string(status.stored.version));
     }
   }
-  FillTensorMetadata(stored.config, response);
+  FillTensorMetadata(stored->config, response);
   return FinishOk(context);
 }
 
@@ -240,29 +240,49 @@ grpc::ServerUnaryReactor* OipService::RepositoryIndex(grpc::CallbackServerContex
   if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
     return FinishUnary(context, caller.status());
   }
+  // Each version under its model name, then under each alias that reaches it (the names
+  // ModelMetadata, ModelConfig and ModelInfer accept).
   for (const auto& status : registry_.List()) {
     const bool loaded = status.state == registry::LoadState::kLoaded;
     if (request->ready() && !loaded) continue;
-    auto* entry = response->add_models();
-    entry->set_name(status.stored.name);
-    entry->set_version(std::to_string(status.stored.version));
+    oip::RepositoryIndexResponse::ModelIndex entry;
+    entry.set_version(std::to_string(status.stored.version));
     switch (status.state) {
       case registry::LoadState::kLoaded:
-        entry->set_state("READY");
+        entry.set_state("READY");
         break;
       case registry::LoadState::kLoading:
-        entry->set_state("LOADING");
+        entry.set_state("LOADING");
         break;
       case registry::LoadState::kUnloaded:
-        entry->set_state("UNAVAILABLE");
-        entry->set_reason("not loaded");
+        entry.set_state("UNAVAILABLE");
+        entry.set_reason("not loaded");
         break;
       case registry::LoadState::kFailed:
-        entry->set_state("UNAVAILABLE");
-        entry->set_reason(status.load_error);
+        entry.set_state("UNAVAILABLE");
+        entry.set_reason(status.load_error);
         break;
     }
+    entry.set_name(status.stored.name);
+    *response->add_models() = entry;
+    for (const std::string& alias : status.aliases) {
+      entry.set_name(alias);
+      *response->add_models() = entry;
+    }
   }
+  return FinishOk(context);
+}
+
+grpc::ServerUnaryReactor* OipService::ModelConfig(grpc::CallbackServerContext* context,
+                                                  const oip::ModelConfigRequest* request,
+                                                  oip::ModelConfigResponse* response) {
+  if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
+    return FinishUnary(context, caller.status());
+  }
+  auto stored = StoredFor(request->name(), request->version());
+  if (!stored.ok()) return FinishUnary(context, stored.status());
+  FillModelConfig(stored->config, request->name(), options_.limits, options_.batching,
+                  response->mutable_config());
   return FinishOk(context);
 }
 

@@ -3,7 +3,8 @@
 // models are registry names and aliases, and each image of a ModelInfer batch is one
 // Segment through the SegmentationEngine (batching, tiling, limits, deadlines,
 // cancellation and metrics are Segment's). Auth: ServerLive and ServerReady are open like
-// grpc.health.v1; ModelInfer needs the segmenter role, the other methods viewer.
+// grpc.health.v1; ModelInfer needs the segmenter role, the other methods (ModelMetadata,
+// Triton's ModelConfig and RepositoryIndex included) viewer.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,8 @@ namespace segserve::api {
 
 struct OipServiceOptions {
   OipLimits limits;
+  // The dynamic batcher's settings, as ModelConfig states them.
+  OipBatching batching;
   std::string server_version;
   // Whether start-up has finished (the health service's SERVING).
   std::function<bool()> ready = [] { return true; };
@@ -50,10 +53,18 @@ class OipService final : public oip::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* context,
                                             const oip::RepositoryIndexRequest* request,
                                             oip::RepositoryIndexResponse* response) override;
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
+                                        const oip::ModelConfigRequest* request,
+                                        oip::ModelConfigResponse* response) override;
 
   inference::SegmentationEngine& engine() { return engine_; }
 
  private:
+  // The stored version a ModelInfer on (name, version) would run; a stored version that
+  // is not loaded counts too. NOT_FOUND / INVALID_ARGUMENT in the OIP's field names.
+  absl::StatusOr<registry::StoredVersion> StoredFor(const std::string& name,
+                                                    const std::string& version) const;
+
   const OipServiceOptions options_;
   registry::ModelRegistry& registry_;
   inference::SegmentationEngine& engine_;

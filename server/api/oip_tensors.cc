@@ -235,6 +235,46 @@ void FillTensorMetadata(const model::UnetConfig& config, oip::ModelMetadataRespo
   (*probabilities->mutable_parameters())["only_when_requested"].set_bool_param(true);
 }
 
+void FillModelConfig(const model::UnetConfig& config, const std::string& name,
+                     const OipLimits& limits, const OipBatching& batching, oip::ModelConfig* out) {
+  const model::UnetConfig full = model::WithDefaultNormalisation(config);
+  out->set_name(name);
+  out->set_platform("segserve_unet");
+  out->set_backend("segserve");
+  out->set_max_batch_size(limits.max_batch);
+
+  auto* input = out->add_input();
+  input->set_name(kOipInput);
+  input->set_data_type(oip::TYPE_UINT8);
+  input->set_format(oip::ModelInput::FORMAT_NHWC);
+  for (int64_t d : {int64_t{-1}, int64_t{-1}, int64_t{full.in_channels}}) input->add_dims(d);
+
+  auto* mask = out->add_output();
+  mask->set_name(kOipMask);
+  mask->set_data_type(oip::TYPE_UINT8);
+  for (int64_t d : {-1, -1}) mask->add_dims(d);
+  auto* probabilities = out->add_output();
+  probabilities->set_name(kOipProbabilities);
+  probabilities->set_data_type(oip::TYPE_FP32);
+  for (int64_t d : {int64_t{full.classes}, int64_t{-1}, int64_t{-1}}) probabilities->add_dims(d);
+
+  auto* dynamic = out->mutable_dynamic_batching();
+  if (batching.preferred_batch_size > 0) {
+    dynamic->add_preferred_batch_size(batching.preferred_batch_size);
+  }
+  dynamic->set_max_queue_delay_microseconds(
+      static_cast<uint64_t>(std::max<int64_t>(0, batching.max_queue_delay_us)));
+
+  auto& params = *out->mutable_parameters();
+  params["datatypes"].set_string_value("UINT8,FP32");
+  params["scale"].set_string_value("UINT8 is divided by 255; FP32 is taken as already on [0, 1]");
+  params["normalisation"].set_string_value("(x - mean) / std per channel, after scaling");
+  params["mean"].set_string_value(Joined(full.mean));
+  params["std"].set_string_value(Joined(full.std));
+  params["classes"].set_string_value(absl::StrCat(full.classes));
+  params["probabilities"].set_string_value("only when requested in ModelInfer outputs");
+}
+
 absl::StatusOr<int64_t> ParseModelVersion(const std::string& version, const std::string& field) {
   if (version.empty()) return 0;
   int64_t parsed = 0;

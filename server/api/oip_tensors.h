@@ -48,6 +48,17 @@ void FillInferResponse(const std::vector<inference::SegmentResult>& results,
 // The model's tensors as ModelMetadata describes them.
 void FillTensorMetadata(const model::UnetConfig& config, oip::ModelMetadataResponse* out);
 
+// The dynamic batcher's settings as Triton's ModelConfig states them.
+struct OipBatching {
+  int preferred_batch_size = 0;       // the scheduler's max batch; 0 = not stated
+  int64_t max_queue_delay_us = 0;
+};
+
+// The model's tensors as Triton's ModelConfig describes them (batch dimension left out,
+// max_batch_size = limits.max_batch), under the name asked for.
+void FillModelConfig(const model::UnetConfig& config, const std::string& name,
+                     const OipLimits& limits, const OipBatching& batching, oip::ModelConfig* out);
+
 // A model_version string: "" -> 0 (as Segment resolves it), else a positive integer.
 // InvalidArgument naming `field` otherwise.
 absl::StatusOr<int64_t> ParseModelVersion(const std::string& version, const std::string& field);

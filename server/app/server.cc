@@ -254,6 +254,9 @@ absl::Status SegserveServer::BuildComponents() {
   // The Open Inference Protocol (KServe v2) on the same port and the same engine.
   api::OipServiceOptions oip_options;
   oip_options.limits.max_image_pixels = options_.max_image_pixels;
+  oip_options.batching.preferred_batch_size = options_.max_batch_size;
+  oip_options.batching.max_queue_delay_us =
+      static_cast<int64_t>(options_.max_queue_delay_ms * 1000);
   oip_options.server_version = metrics::kVersion;
   oip_options.ready = [this] { return ready_.load(); };
   services_.push_back(

@@ -142,6 +142,9 @@ std::vector<Method> AllMethods(const std::shared_ptr<grpc::Channel>& channel) {
       {"inference/RepositoryIndex", Role::kViewer,
        Unary<::inference::RepositoryIndexRequest, ::inference::RepositoryIndexResponse>(
            oip, &O::RepositoryIndex)},
+      {"inference/ModelConfig", Role::kViewer,
+       Unary<::inference::ModelConfigRequest, ::inference::ModelConfigResponse>(oip,
+                                                                                &O::ModelConfig)},
       {"inference/ModelInfer", Role::kSegmenter,
        Unary<::inference::ModelInferRequest, ::inference::ModelInferResponse>(oip,
                                                                               &O::ModelInfer)},

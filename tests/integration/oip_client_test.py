@@ -122,9 +122,26 @@ class OpenInferenceProtocolTest(unittest.TestCase):
                          [("mask", "UINT8", [-1, -1, -1]), ("probabilities", "FP32", [-1, 3, -1, -1])])
 
     def test_repository_index(self):
-        index = self.stub.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=30)
-        self.assertEqual([(m.name, m.version, m.state) for m in index.models],
-                         [("plasmo-l1", "1", "READY")])
+        for ready in (False, True):
+            index = self.stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=ready), timeout=30)
+            self.assertEqual([(m.name, m.version, m.state) for m in index.models],
+                             [("plasmo-l1", "1", "READY"), ("l1-pruned", "1", "READY")])
+
+    def test_model_config(self):
+        # What perf_analyzer and Triton's image_client read, by Triton's field names.
+        config = self.stub.ModelConfig(pb.ModelConfigRequest(name="l1-pruned"), timeout=30).config
+        self.assertEqual((config.name, config.platform, config.backend, config.max_batch_size),
+                         ("l1-pruned", "segserve_unet", "segserve", 64))
+        self.assertEqual([(t.name, t.data_type, t.format, list(t.dims)) for t in config.input],
+                         [("image", pb.TYPE_UINT8, pb.ModelInput.FORMAT_NHWC, [-1, -1, 3])])
+        self.assertEqual([(t.name, t.data_type, list(t.dims)) for t in config.output],
+                         [("mask", pb.TYPE_UINT8, [-1, -1]), ("probabilities", pb.TYPE_FP32, [3, -1, -1])])
+        self.assertEqual(config.WhichOneof("scheduling_choice"), "dynamic_batching")
+        self.assertEqual(config.parameters["mean"].string_value, "0.485,0.456,0.406")
+        with self.assertRaises(self.grpc.RpcError) as error:
+            self.stub.ModelConfig(pb.ModelConfigRequest(name="no-such-model"), timeout=30)
+        self.assertEqual(error.exception.code(), self.grpc.StatusCode.NOT_FOUND)
+        self.assertIn("no-such-model", error.exception.details())
 
     def test_infer_raw_batch_of_two_matches_segment(self):
         request = self.infer_request(self.images)

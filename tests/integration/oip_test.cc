@@ -13,6 +13,7 @@
 #include "client/lib/client.h"
 #include "gtest/gtest.h"
 #include "inference/open_inference.grpc.pb.h"
+#include "segserve/v1/models.grpc.pb.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 #include "server/data/image.h"
 #include "test_paths.h"
@@ -222,15 +223,123 @@ TEST_F(OipTest, ModelMetadataDescribesTheTensors) {
 }
 
 TEST_F(OipTest, RepositoryIndexListsTheStoredVersions) {
-  oip::RepositoryIndexRequest request;
-  request.set_ready(true);
-  oip::RepositoryIndexResponse index;
+  for (bool ready_only : {true, false}) {
+    oip::RepositoryIndexRequest request;
+    request.set_ready(ready_only);
+    oip::RepositoryIndexResponse index;
+    auto context = client_->NewContext();
+    ASSERT_TRUE(stub_->RepositoryIndex(context.get(), request, &index).ok());
+    // The version under its name, then under the alias that reaches it.
+    ASSERT_EQ(index.models_size(), 2) << index.DebugString();
+    EXPECT_EQ(index.models(0).name(), "plasmo-l1");
+    EXPECT_EQ(index.models(1).name(), "l1-pruned");
+    for (const auto& entry : index.models()) {
+      EXPECT_EQ(entry.version(), "1");
+      EXPECT_EQ(entry.state(), "READY");
+      EXPECT_EQ(entry.reason(), "");
+    }
+  }
+}
+
+TEST_F(OipTest, RepositoryIndexMarksUnloadedVersionsUnavailable) {
+  v1::UnloadModelRequest unload;
+  unload.mutable_model()->set_name("plasmo-l1");
+  unload.mutable_model()->set_version(1);
+  v1::ModelInfo info;
+  auto unload_context = client_->NewContext();
+  grpc::Status unloaded =
+      v1::Models::NewStub(client_->channel())->Unload(unload_context.get(), unload, &info);
+  ASSERT_TRUE(unloaded.ok()) << unloaded.error_message();
+  oip::RepositoryIndexResponse all;
   auto context = client_->NewContext();
-  ASSERT_TRUE(stub_->RepositoryIndex(context.get(), request, &index).ok());
-  ASSERT_EQ(index.models_size(), 1);
-  EXPECT_EQ(index.models(0).name(), "plasmo-l1");
-  EXPECT_EQ(index.models(0).version(), "1");
-  EXPECT_EQ(index.models(0).state(), "READY");
+  ASSERT_TRUE(stub_->RepositoryIndex(context.get(), {}, &all).ok());
+  ASSERT_EQ(all.models_size(), 2) << all.DebugString();
+  for (const auto& entry : all.models()) {
+    EXPECT_EQ(entry.state(), "UNAVAILABLE");
+    EXPECT_EQ(entry.reason(), "not loaded");
+  }
+  oip::RepositoryIndexRequest ready_only;
+  ready_only.set_ready(true);
+  oip::RepositoryIndexResponse ready;
+  auto ready_context = client_->NewContext();
+  ASSERT_TRUE(stub_->RepositoryIndex(ready_context.get(), ready_only, &ready).ok());
+  EXPECT_EQ(ready.models_size(), 0) << ready.DebugString();
+  // A stored version that is not loaded still has a configuration.
+  oip::ModelConfigRequest config_request;
+  config_request.set_name("plasmo-l1");
+  oip::ModelConfigResponse config;
+  auto config_context = client_->NewContext();
+  EXPECT_TRUE(stub_->ModelConfig(config_context.get(), config_request, &config).ok());
+}
+
+TEST_F(OipTest, ModelConfigIsWhatTritonToolsRead) {
+  const std::string ok_metric =
+      R"(segserve_grpc_requests_total{code="OK",method="/inference.GRPCInferenceService/ModelConfig"})";
+  const double ok_before = std::max(0.0, server_->Metric(ok_metric));
+  for (const auto& [name, version] : std::vector<std::pair<std::string, std::string>>{
+           {"l1-pruned", ""}, {"plasmo-l1", "1"}}) {
+    oip::ModelConfigRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    oip::ModelConfigResponse response;
+    grpc::ClientContext context;
+    context.AddMetadata("x-request-id", "config-" + name);
+    grpc::Status status = stub_->ModelConfig(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << name << ": " << status.error_message();
+    auto id = context.GetServerInitialMetadata().find("x-request-id");
+    ASSERT_NE(id, context.GetServerInitialMetadata().end());
+    EXPECT_EQ(std::string(id->second.data(), id->second.size()), "config-" + name);
+    const oip::ModelConfig& config = response.config();
+    EXPECT_EQ(config.name(), name);
+    EXPECT_EQ(config.platform(), "segserve_unet");
+    EXPECT_EQ(config.backend(), "segserve");
+    EXPECT_EQ(config.max_batch_size(), 64);
+    ASSERT_EQ(config.input_size(), 1);
+    EXPECT_EQ(config.input(0).name(), "image");
+    EXPECT_EQ(config.input(0).data_type(), oip::TYPE_UINT8);
+    EXPECT_EQ(config.input(0).format(), oip::ModelInput::FORMAT_NHWC);
+    EXPECT_EQ(std::vector<int64_t>(config.input(0).dims().begin(), config.input(0).dims().end()),
+              (std::vector<int64_t>{-1, -1, 3}));
+    ASSERT_EQ(config.output_size(), 2);
+    EXPECT_EQ(config.output(0).name(), "mask");
+    EXPECT_EQ(config.output(0).data_type(), oip::TYPE_UINT8);
+    EXPECT_EQ(std::vector<int64_t>(config.output(0).dims().begin(), config.output(0).dims().end()),
+              (std::vector<int64_t>{-1, -1}));
+    EXPECT_EQ(config.output(1).name(), "probabilities");
+    EXPECT_EQ(config.output(1).data_type(), oip::TYPE_FP32);
+    EXPECT_EQ(std::vector<int64_t>(config.output(1).dims().begin(), config.output(1).dims().end()),
+              (std::vector<int64_t>{3, -1, -1}));
+    ASSERT_TRUE(config.has_dynamic_batching());
+    // ServerProcess's flags, else the defaults (--max_batch_size=8, --max_queue_delay_ms=2).
+    EXPECT_EQ(config.dynamic_batching().preferred_batch_size_size(), 1);
+    EXPECT_GT(config.dynamic_batching().preferred_batch_size(0), 0);
+    EXPECT_EQ(config.parameters().at("mean").string_value(), "0.485,0.456,0.406");
+    EXPECT_EQ(config.parameters().at("std").string_value(), "0.229,0.224,0.225");
+    EXPECT_EQ(config.parameters().at("datatypes").string_value(), "UINT8,FP32");
+  }
+  EXPECT_EQ(server_->Metric(ok_metric) - ok_before, 2);
+
+  oip::ModelConfigResponse response;
+  oip::ModelConfigRequest unknown;
+  unknown.set_name("no-such-model");
+  auto context = client_->NewContext();
+  grpc::Status missing = stub_->ModelConfig(context.get(), unknown, &response);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(missing.error_message().find("no-such-model"), std::string::npos)
+      << missing.error_message();
+  oip::ModelConfigRequest bad_version;
+  bad_version.set_name("plasmo-l1");
+  bad_version.set_version("latest");
+  auto bad_context = client_->NewContext();
+  grpc::Status bad = stub_->ModelConfig(bad_context.get(), bad_version, &response);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("version"), std::string::npos) << bad.error_message();
+  oip::ModelConfigRequest unstored;
+  unstored.set_name("plasmo-l1");
+  unstored.set_version("9");
+  auto unstored_context = client_->NewContext();
+  EXPECT_EQ(stub_->ModelConfig(unstored_context.get(), unstored, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(OipTest, RawBatchOfTwoGivesSegmentsMasks) {
