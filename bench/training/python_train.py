@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Python baseline for bench/training: the same U-net (tests/model/reference_unet.py), loss
 (cross-entropy + soft Dice over foreground classes, smoothing 1), Adam step, random 256x256
-inputs, in Debian's torch; NCHW and channels-last. Median step time over --steps after 2
-warm-up steps. Prints
-  python,<encoder>,<level>,<batch>,<layout>,<images_per_s>
+inputs, in Debian's torch; NCHW and channels-last; fp32, and bf16 autocast over the forward
+pass as torch.autocast("cpu") is documented for training (loss in fp32). Median step time
+over --steps after 2 warm-up steps. Prints
+  python,<encoder>,<level>,<batch>,<layout>,<precision>,<images_per_s>
 Usage: /usr/bin/python3 bench/training/python_train.py [--threads 2] [--batch 8] [--steps 5]
-       [--size 256] [--level 1] [--encoder resnet18] [--layout nchw|cl|both]"""
+       [--size 256] [--level 1] [--encoder resnet18] [--layout nchw|cl|both]
+       [--precision fp32|bf16|both]"""
 import argparse
 import os
 import statistics
@@ -31,7 +33,7 @@ def loss_fn(logits, target):
     return ce + (1 - dice.mean())
 
 
-def run(args, channels_last):
+def run(args, channels_last, bf16):
     torch.manual_seed(0)
     model = reference_unet.Unet(args.encoder, args.level, 3, 3)
     if channels_last:
@@ -46,7 +48,9 @@ def run(args, channels_last):
     for i in range(args.steps + 2):
         t0 = time.perf_counter()
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
         loss.backward()
         opt.step()
         loss.item()
@@ -64,14 +68,18 @@ def main():
     parser.add_argument("--level", type=int, default=1)
     parser.add_argument("--encoder", default="resnet18")
     parser.add_argument("--layout", default="both", choices=("nchw", "cl", "both"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "both"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for cl in (False, True):
         if (args.layout == "nchw" and cl) or (args.layout == "cl" and not cl):
             continue
-        ips = run(args, cl)
-        print(f"python,{args.encoder},{args.level},{args.batch},{'cl' if cl else 'nchw'},{ips:.3f}",
-              flush=True)
+        for precision in ("fp32", "bf16"):
+            if args.precision not in ("both", precision):
+                continue
+            ips = run(args, cl, precision == "bf16")
+            print(f"python,{args.encoder},{args.level},{args.batch},{'cl' if cl else 'nchw'},"
+                  f"{precision},{ips:.3f}", flush=True)
 
 
 if __name__ == "__main__":

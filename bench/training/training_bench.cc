@@ -1,10 +1,12 @@
-// File: bench/training/training_bench.cc — training throughput of the U-net: forward, the
-// segserve loss (CE + soft Dice), backward and an Adam step on random 256x256 images, as
-// server/training runs it, NCHW and channels-last. Prints
-//   cpp,<encoder>,<level>,<batch>,<layout>,<images_per_s>
+// File: bench/training/training_bench.cc — training throughput of the U-net: the TRAIN job's
+// own step (server/training's TrainStep: forward, the segserve loss (CE + soft Dice),
+// backward and an Adam step) on random 256x256 images, NCHW and channels-last, fp32 and bf16
+// autocast. Prints
+//   cpp,<encoder>,<level>,<batch>,<layout>,<precision>,<images_per_s>
 // (median step time over --steps steps after 2 warm-up steps).
 // Usage: training_bench [--threads 2] [--batch 8] [--steps 5] [--size 256] [--level 1]
 //                       [--encoder resnet18] [--layout nchw|cl|both]
+//                       [--precision fp32|bf16|both]
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -16,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "server/model/loss.h"
 #include "server/model/unet.h"
 #include "server/training/trainer_internal.h"
 
@@ -25,7 +26,8 @@ namespace {
 using segserve::model::Unet;
 using segserve::model::UnetConfig;
 
-double Run(const UnetConfig& config, int batch, int size, int steps, bool channels_last) {
+double Run(const UnetConfig& config, int batch, int size, int steps, bool channels_last,
+           const std::string& precision) {
   torch::manual_seed(0);
   Unet model(config);
   if (channels_last) segserve::training::internal::ToChannelsLast(model);
@@ -37,10 +39,8 @@ double Run(const UnetConfig& config, int batch, int size, int steps, bool channe
   std::vector<double> times;
   for (int i = 0; i < steps + 2; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    adam.zero_grad();
-    torch::Tensor loss = segserve::model::SegmentationLoss(model->forward(x), y, 1.0, 1.0);
-    loss.backward();
-    adam.step();
+    torch::Tensor loss = segserve::training::internal::TrainStep(model, adam, x, y, 1.0, 1.0,
+                                                                 precision, nullptr);
     (void)loss.item<float>();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= 2) times.push_back(s);
@@ -53,7 +53,7 @@ double Run(const UnetConfig& config, int batch, int size, int steps, bool channe
 
 int main(int argc, char** argv) {
   int threads = 2, batch = 8, steps = 5, size = 256, level = 1;
-  std::string encoder = "resnet18", layout = "both";
+  std::string encoder = "resnet18", layout = "both", precision = "fp32";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const char* v = argv[i + 1];
@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
       encoder = v;
     else if (flag == "--layout")
       layout = v;
+    else if (flag == "--precision")
+      precision = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -85,9 +87,13 @@ int main(int argc, char** argv) {
   config.classes = 3;
   for (const bool cl : {false, true}) {
     if ((layout == "nchw" && cl) || (layout == "cl" && !cl)) continue;
-    const double ips = Run(config, batch, size, steps, cl);
-    std::printf("cpp,%s,%d,%d,%s,%.3f\n", encoder.c_str(), level, batch, cl ? "cl" : "nchw", ips);
-    std::fflush(stdout);
+    for (const std::string p : {"fp32", "bf16"}) {
+      if (precision != "both" && precision != p) continue;
+      const double ips = Run(config, batch, size, steps, cl, p);
+      std::printf("cpp,%s,%d,%d,%s,%s,%.3f\n", encoder.c_str(), level, batch, cl ? "cl" : "nchw",
+                  p.c_str(), ips);
+      std::fflush(stdout);
+    }
   }
   return 0;
 }

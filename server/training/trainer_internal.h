@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -81,5 +82,13 @@ class LossScaler {
   int good_steps_ = 0;
   int64_t skipped_ = 0;
 };
+
+// One optimisation step as the TRAIN job runs it (and bench/training measures it):
+// zero_grad; the forward pass under autocast for "bf16"/"fp16" (TrainSpec::precision); the
+// loss in fp32; backward, scaled when `scaler` is given; the optimizer step, skipped when the
+// scaler found inf/NaN gradients. Returns the loss (not synced to the host).
+torch::Tensor TrainStep(model::Unet& model, torch::optim::Optimizer& optimizer,
+                        const torch::Tensor& x, const torch::Tensor& y, double ce_weight,
+                        double dice_weight, const std::string& precision, LossScaler* scaler);
 
 }  // namespace segserve::training::internal

@@ -16,10 +16,8 @@
 #include "server/common/file_util.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
-#include "server/model/autocast.h"
 #include "server/model/checkpoint.h"
 #include "server/model/device.h"
-#include "server/model/loss.h"
 #include "server/model/state_dict.h"
 #include "server/model/torch_status.h"
 #include "server/training/finalize.h"
@@ -334,26 +332,9 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
     if (!batch) break;
     const torch::Tensor x = internal::BatchImages(*batch, run_.device, run_.channels_last);
     const torch::Tensor y = internal::BatchMasks(*batch, run_.device);
-    optimizer_->zero_grad();
-    torch::Tensor logits;
-    {
-      // Mixed precision: the forward pass under autocast; backward replays it in the same
-      // dtypes; the loss and everything after it in fp32.
-      std::optional<model::AutocastGuard> autocast;
-      if (spec_.precision != "fp32") {
-        autocast.emplace(run_.device, spec_.precision == "bf16" ? torch::kBFloat16 : torch::kHalf);
-      }
-      logits = run_.model->forward(x);
-    }
-    torch::Tensor loss = model::SegmentationLoss(logits.to(torch::kFloat32), y, spec_.ce_weight,
-                                                 spec_.dice_weight);
-    if (loss_scaler_ != nullptr) {
-      loss_scaler_->Scale(loss).backward();
-      if (loss_scaler_->UnscaleAndUpdate(optimizer_->parameters())) optimizer_->step();
-    } else {
-      loss.backward();
-      optimizer_->step();
-    }
+    torch::Tensor loss =
+        internal::TrainStep(run_.model, *optimizer_, x, y, spec_.ce_weight, spec_.dice_weight,
+                            spec_.precision, loss_scaler_.get());
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       return absl::FailedPreconditionError(absl::StrCat(
