@@ -6,8 +6,10 @@
 # segserve build one after the other in one invocation (e.g. before and after a change),
 # each with a fresh data directory, the same model, the same fixed request rate and the
 # same client (segctl from the first build). Loopback only; the load generator shares the
-# machine's cores with the server.
-# Usage: bench/serving/interference.sh [--rate R] [--seconds S] LABEL=BUILD_DIR...
+# machine's cores with the server. A build may carry extra segserve flags after a comma
+# (e.g. cap8=build-rel,--max_background_batch_size=8) to compare settings of one binary.
+# The analysis row also says how long the whole analysis took (it is waited for).
+# Usage: bench/serving/interference.sh [--rate R] [--seconds S] LABEL=BUILD_DIR[,FLAGS]...
 set -euo pipefail
 rate=4
 seconds=20
@@ -30,6 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 first_build=${1#*=}
+first_build=${first_build%%,*}
 segctl="$(cd "$first_build" && pwd)/client/segctl/segctl"
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
@@ -61,11 +64,14 @@ bench() {  # prints "p50 p99 images/s errors"
 rows=()
 for spec in "$@"; do
   label=${spec%%=*}
-  build=$(cd "${spec#*=}" && pwd)
+  rest=${spec#*=}
+  build=$(cd "${rest%%,*}" && pwd)
+  extra=""
+  [[ "$rest" == *,* ]] && extra=${rest#*,}
   rm -rf "$work/var" "$work/ports.json"
   "$build/server/app/segserve" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
     --data_dir="$work/var" --port_file="$work/ports.json" --bootstrap=false --auth_disabled \
-    --threads=2 --max_batch_size=8 --max_queue_delay_ms=5 --log_level=warning &
+    --threads=2 --max_batch_size=8 --max_queue_delay_ms=5 --log_level=warning $extra &
   server_pid=$!
   for _ in $(seq 300); do [ -s "$work/ports.json" ] && break; sleep 0.1; done
   addr="127.0.0.1:$(sed -n 's/.*"grpc_port":\([0-9]*\).*/\1/p' "$work/ports.json")"
@@ -88,15 +94,18 @@ for spec in "$@"; do
   imports=$("$segctl" --server "$addr" models list 2>/dev/null | awk '$1 == "big"' | wc -l)
   rows+=("| $label | during imports ($imports versions written) | $i50 | $i99 | $iips | $ierr |")
 
-  # An analysis of 500 source + 500 shifted target images, as a job.
+  # An analysis of 500 source + 500 shifted target images, as a job; waited for, so its
+  # duration shows what the Segment latency costs it.
+  analysis_start=$(date +%s.%N)
   "$segctl" --server "$addr" --timeout 600 susceptibility --model served --source synth:train \
     --target synth:train:brightness:3 --limit 500 >/dev/null 2>&1 &
   bg_pid=$!
   sleep 2
   read -r s50 s99 sips serr < <(bench)
-  if kill -0 "$bg_pid" 2>/dev/null; then analysis="still running at the end"; else analysis="ended during the phase"; fi
-  kill "$bg_pid" 2>/dev/null; wait "$bg_pid" 2>/dev/null || true; bg_pid=""
-  rows+=("| $label | during a 2 x 500-image analysis ($analysis) | $s50 | $s99 | $sips | $serr |")
+  wait "$bg_pid" || echo "analysis failed for $label" >&2
+  bg_pid=""
+  analysis=$(awk -v a="$analysis_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
+  rows+=("| $label | during a 2 x 500-image analysis (took $analysis s) | $s50 | $s99 | $sips | $serr |")
 
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 done
