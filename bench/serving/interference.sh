@@ -91,7 +91,7 @@ for spec in "$@"; do
   bg_pid=$!
   read -r i50 i99 iips ierr < <(bench)
   kill "$bg_pid" 2>/dev/null; wait "$bg_pid" 2>/dev/null || true; bg_pid=""
-  imports=$("$segctl" --server "$addr" models list 2>/dev/null | awk '$1 == "big"' | wc -l)
+  imports=$("$segctl" --server "$addr" models list 2>/dev/null | awk '$1 == "big" || $1 ~ /^big:/' | wc -l)
   rows+=("| $label | during imports ($imports versions written) | $i50 | $i99 | $iips | $ierr |")
 
   # An analysis of 500 source + 500 shifted target images, as a job; waited for, so its
