@@ -11,20 +11,9 @@ namespace segserve::scheduler {
 namespace {
 
 using testing::Backend;
+using testing::MakeJob;
 using ::testing::ElementsAre;
 using testing::StoreFactory;
-
-Job MakeJob(const std::string& id, int priority = 0, JobKind kind = JobKind::kTrain,
-            const std::string& parent = "") {
-  Job job;
-  job.id = id;
-  job.kind = kind;
-  job.priority = priority;
-  job.parent_id = parent;
-  job.created = TimePoint(std::chrono::milliseconds(1700000000123));
-  job.spec_json = R"({"name":")" + id + R"("})";
-  return job;
-}
 
 std::vector<std::string> Ids(const std::vector<Job>& jobs) {
   std::vector<std::string> ids;

@@ -12,19 +12,8 @@ namespace segserve::scheduler {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::MakeJob;
 using testing::TempDir;
-
-Job MakeJob(const std::string& id, int priority = 0, JobKind kind = JobKind::kTrain,
-            const std::string& parent = "") {
-  Job job;
-  job.id = id;
-  job.kind = kind;
-  job.priority = priority;
-  job.parent_id = parent;
-  job.created = TimePoint(std::chrono::milliseconds(1700000000123));
-  job.spec_json = R"({"name":")" + id + R"("})";
-  return job;
-}
 
 TEST(SqliteJobStore, NotADatabaseIsReportedAsDataLoss) {
   TempDir dir;

@@ -202,4 +202,15 @@ double MetricValue(const metrics::Metrics& metrics, const std::string& name,
   return -1;
 }
 
+Job MakeJob(const std::string& id, int priority, JobKind kind, const std::string& parent) {
+  Job job;
+  job.id = id;
+  job.kind = kind;
+  job.priority = priority;
+  job.parent_id = parent;
+  job.created = TimePoint(std::chrono::milliseconds(1700000000123));
+  job.spec_json = R"({"name":")" + id + R"("})";
+  return job;
+}
+
 }  // namespace segserve::scheduler::testing

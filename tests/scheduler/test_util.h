@@ -64,6 +64,10 @@ class StoreFactory {
   absl::StatusOr<std::string> database_;
 };
 
+// A job row as the store tests insert it: a fixed creation time and {"name": id} as spec.
+Job MakeJob(const std::string& id, int priority = 0, JobKind kind = JobKind::kTrain,
+            const std::string& parent = "");
+
 // Opens a store or fails the test with the reason (ASSERT inside a helper: check
 // HasFatalFailure, or use it through the fixtures).
 std::unique_ptr<JobStore> OpenOrFail(StoreFactory& factory);
