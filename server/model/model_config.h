@@ -18,8 +18,6 @@ enum class EncoderKind { kResNet18, kResNet34 };
 inline constexpr int kMaxSkipPruneLevel = 4;
 inline constexpr int kMaxInChannels = 4;
 inline constexpr int kMinClasses = 2;
-// Inputs are padded to a multiple of this (the encoder's output stride).
-inline constexpr int kInputMultiple = 32;
 
 // "resnet18" / "resnet34".
 std::string_view EncoderName(EncoderKind kind);

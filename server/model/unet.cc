@@ -10,26 +10,6 @@ namespace {
 class NamedContainerImpl : public torch::nn::Module {};
 TORCH_MODULE(NamedContainer);
 
-torch::Tensor PadToMultiple(const torch::Tensor& x, int multiple) {
-  const int64_t h = x.size(2);
-  const int64_t w = x.size(3);
-  const int64_t pad_h = (multiple - h % multiple) % multiple;
-  const int64_t pad_w = (multiple - w % multiple) % multiple;
-  if (pad_h == 0 && pad_w == 0) return x;
-  namespace F = torch::nn::functional;
-  // Reflection needs pad < size; tiny images fall back to edge replication.
-  const bool reflect = pad_h < h && pad_w < w;
-  F::PadFuncOptions options({0, pad_w, 0, pad_h});
-  if (reflect) {
-    options.mode(torch::kReflect);
-  } else {
-    options.mode(torch::kReplicate);
-  }
-  return F::pad(x, options);
-}
-
-int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 }  // namespace
 
 DecoderBlockImpl::DecoderBlockImpl(int in_channels, int skip_channels, int out_channels)
@@ -38,10 +18,13 @@ DecoderBlockImpl::DecoderBlockImpl(int in_channels, int skip_channels, int out_c
       conv2_(register_module("conv2", ConvBn(out_channels, out_channels, 3, 1, 1,
                                              /*relu=*/true))) {}
 
-torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& skip) {
+torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, int64_t height, int64_t width,
+                                        const torch::Tensor& skip) {
   namespace F = torch::nn::functional;
+  // smp >= 0.5: nearest upsampling to the next encoder level's size. For sizes that halve
+  // evenly this is exactly the 2x upsampling of earlier smp versions.
   torch::Tensor y = F::interpolate(x, F::InterpolateFuncOptions()
-                                          .scale_factor(std::vector<double>{2.0, 2.0})
+                                          .size(std::vector<int64_t>{height, width})
                                           .mode(torch::kNearest));
   if (skip.defined()) y = torch::cat({y, skip}, /*dim=*/1);
   return conv2_(conv1_(y));
@@ -91,30 +74,24 @@ UnetOutput UnetImpl::Run(const torch::Tensor& x, bool taps) {
   TORCH_CHECK(x.dim() == 4, "input must be N x C x H x W, got ", x.dim(), " dimensions");
   TORCH_CHECK(x.size(1) == config_.in_channels, "input must have ", config_.in_channels,
               " channels, got ", x.size(1));
-  const int64_t h = x.size(2);
-  const int64_t w = x.size(3);
-  const EncoderFeatures f = encoder_(PadToMultiple(x, kInputMultiple));
+  const EncoderFeatures f = encoder_(x);
+  // Each block upsamples to the size of the encoder level it comes back to (whether or not
+  // its skip is pruned); the last one to the input's size.
   const std::array<torch::Tensor, 4> skips = {f.layer3, f.layer2, f.layer1, f.stem};
   UnetOutput out;
   std::vector<torch::Tensor> activations;
   if (taps) activations = {f.stem, f.layer1, f.layer2, f.layer3, f.layer4};
   torch::Tensor y = f.layer4;
   for (int i = 0; i < 5; ++i) {
+    const torch::Tensor& level = i < 4 ? skips[i] : x;
     const torch::Tensor skip = i < 4 && skip_used_[i] ? skips[i] : torch::Tensor();
-    y = blocks_[i]->as<DecoderBlockImpl>()->forward(y, skip);
+    y = blocks_[i]->as<DecoderBlockImpl>()->forward(y, level.size(2), level.size(3), skip);
     if (taps) activations.push_back(y);
   }
   out.logits = head_(y);
-  if (out.logits.size(2) != h || out.logits.size(3) != w) {
-    out.logits = out.logits.narrow(2, 0, h).narrow(3, 0, w);
-  }
   if (taps) {
     for (size_t i = 0; i < activations.size(); ++i) {
-      const int stride = TapStrides()[i];
-      torch::Tensor t = activations[i];
-      t = t.narrow(2, 0, std::min(t.size(2), CeilDiv(h, stride)))
-              .narrow(3, 0, std::min(t.size(3), CeilDiv(w, stride)));
-      out.taps.push_back({TapNames()[i], t});
+      out.taps.push_back({TapNames()[i], activations[i]});
     }
   }
   return out;

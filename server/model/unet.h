@@ -1,6 +1,6 @@
 // File: server/model/unet.h — the segmentation_models_pytorch-compatible U-net (ResNet18/34
 // encoder, decoder channels 256/128/64/32/16, conv3x3 head) with L0..L4 skip pruning,
-// padding of arbitrary input sizes and named feature taps.
+// inputs of any size (as smp >= 0.5) and named feature taps.
 //
 // State-dict keys are exactly smp's `Unet` keys: encoder.*, decoder.blocks.<i>.conv{1,2}.{0,1}.*,
 // segmentation_head.0.{weight,bias} (smp's decoder centre and attention are Identity and have
@@ -23,13 +23,14 @@ namespace segserve::model {
 
 inline constexpr std::array<int, 5> kDecoderChannels = {256, 128, 64, 32, 16};
 
-// One decoder block: 2x nearest upsampling, concatenation with the skip (when used),
-// conv1 and conv2 (each conv3x3 + BN + ReLU).
+// One decoder block: nearest upsampling to height x width (the next encoder level's size),
+// concatenation with the skip (when used), conv1 and conv2 (each conv3x3 + BN + ReLU).
 class DecoderBlockImpl : public torch::nn::Module {
  public:
   DecoderBlockImpl(int in_channels, int skip_channels, int out_channels);
   // `skip` undefined for a block without skip.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& skip);
+  torch::Tensor forward(const torch::Tensor& x, int64_t height, int64_t width,
+                        const torch::Tensor& skip);
   void FoldBatchNorm();
 
  private:
@@ -38,8 +39,8 @@ class DecoderBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DecoderBlock);
 
-// A named activation. The tensor is a view of the forward pass's own activation (no copy),
-// cropped to the part that covers the unpadded input.
+// A named activation: the forward pass's own activation (no copy). A tap of output stride s
+// is ceil(H/s) x ceil(W/s).
 struct NamedTensor {
   std::string name;
   torch::Tensor tensor;
@@ -55,9 +56,12 @@ class UnetImpl : public torch::nn::Module {
   // `config` must pass Validate(); the weights are initialised randomly (LibTorch defaults).
   explicit UnetImpl(const UnetConfig& config);
 
-  // N x in_channels x H x W (any H, W >= 1; reflect-padded to a multiple of 32 at the
-  // bottom/right, replicate where the image is too small to reflect) -> logits of the same
-  // H x W. Throws c10::Error on bad input; callers outside model/ use ServableModel.
+  // N x in_channels x H x W (any H, W >= 1) -> logits of the same H x W. No padding: as in
+  // segmentation_models_pytorch >= 0.5, each stride-2 stage gives ceil(size / 2) and each
+  // decoder block upsamples (nearest) to the size of the encoder level it returns to, so
+  // imported smp weights give smp's outputs at every size; for sizes divisible by 32 this
+  // is the same as smp < 0.5's fixed 2x upsampling. Throws c10::Error on bad input;
+  // callers outside model/ use ServableModel.
   torch::Tensor forward(const torch::Tensor& x);
   // As forward, also returning the activations named in TapNames().
   UnetOutput ForwardWithTaps(const torch::Tensor& x);

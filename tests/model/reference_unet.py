@@ -2,10 +2,13 @@
 """Reference for segserve's U-net: the segmentation_models_pytorch (smp) Unet rebuilt from
 torchvision, with smp's module names, so that its state-dict keys are exactly smp's.
 
-smp is not packaged in Debian, so this file re-creates smp 0.3's `Unet(encoder_name=
+smp is not packaged in Debian, so this file re-creates smp's `Unet(encoder_name=
 "resnet18"|"resnet34", encoder_depth=5, decoder_channels=(256, 128, 64, 32, 16),
 decoder_use_batchnorm=True, decoder_attention_type=None, activation=None)` and adds the
-skip pruning of Wilm et al. (level k removes the k highest-resolution skips).
+skip pruning of Wilm et al. (level k removes the k highest-resolution skips). The decoder
+is smp >= 0.5's (UnetDecoder.forward / UnetDecoderBlock.forward there): each block upsamples
+(nearest) to the spatial size of the encoder level it returns to, so any input size works
+without padding; for sizes divisible by 32 this equals smp 0.3's fixed 2x upsampling.
 It reproduces the figures quoted in issue 3 (resnet18: 14,328,354 parameters / 182
 state-dict keys; resnet34: 24,436,514 / 278 for 3 input channels and 2 classes).
 
@@ -65,8 +68,8 @@ class DecoderBlock(nn.Module):
         self.conv2 = Conv2dReLU(out_channels, out_channels)
         self.attention2 = nn.Identity()
 
-    def forward(self, x, skip=None):
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
+    def forward(self, x, height, width, skip=None):
+        x = F.interpolate(x, size=(height, width), mode="nearest")
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
             x = self.attention1(x)
@@ -90,13 +93,16 @@ class UnetDecoder(nn.Module):
         )
 
     def forward(self, *features):
+        # [input, stem, layer1, ..., layer4] sizes, deepest first: block i upsamples to [i + 1].
+        spatial_shapes = [f.shape[2:] for f in features][::-1]
         features = features[1:][::-1]
         x = self.center(features[0])
         skips = features[1:]
         taps = []
         for i, block in enumerate(self.blocks):
+            height, width = spatial_shapes[i + 1]
             skip = skips[i] if i < len(skips) and self.skip_used[i] else None
-            x = block(x, skip)
+            x = block(x, height, width, skip)
             taps.append(x)
         return x, taps
 
@@ -169,8 +175,11 @@ def counts():
 def equivalence(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(0)
+    # The last three have sizes not divisible by 32 (smp >= 0.5 accepts any size).
     cases = [("resnet18", 0, 3, 2, 64, 64), ("resnet18", 1, 3, 2, 64, 96),
-             ("resnet34", 2, 1, 3, 96, 64), ("resnet18", 4, 4, 2, 64, 64)]
+             ("resnet34", 2, 1, 3, 96, 64), ("resnet18", 4, 4, 2, 64, 64),
+             ("resnet34", 0, 3, 2, 100, 76), ("resnet18", 1, 3, 3, 37, 53),
+             ("resnet18", 0, 1, 2, 5, 7)]
     for idx, (encoder, level, cin, classes, h, w) in enumerate(cases):
         model = Unet(encoder, level, cin, classes)
         randomise(model, 100 + idx, cin)
