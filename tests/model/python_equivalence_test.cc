@@ -80,6 +80,8 @@ TEST_F(PythonEquivalenceTest, ServingPathMatchesPython) {
     const std::string stem = "case" + std::to_string(i);
     for (bool fold : {false, true}) {
       for (bool channels_last : {false, true}) {
+        // The odd sizes (cases 4-6) in the production setting only (folded, channels-last).
+        if (i >= 4 && !(fold && channels_last)) continue;
         SCOPED_TRACE(stem + " fold=" + std::to_string(fold) +
                      " channels_last=" + std::to_string(channels_last));
         Unet model(ReadConfig(stem));
