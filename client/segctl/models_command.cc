@@ -1,5 +1,9 @@
-// `segctl models list|get|load|unload|alias|import`.
+// `segctl models list|get|load|unload|alias|import|export|delete`.
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -9,11 +13,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/lib/lifecycle.h"
+#include "client/lib/model_transfer.h"
 #include "client/segctl/commands.h"
 #include "client/segctl/model_output.h"
 #include "client/segctl/table.h"
 #include "segserve/v1/models.grpc.pb.h"
-#include "server/common/file_util.h"
 
 namespace segserve::segctl {
 namespace {
@@ -177,6 +181,52 @@ void AddAlias(CLI::App* models, Invocation& invocation) {
             });
 }
 
+// A progress line on stderr for a transfer ("imported 12.0 of 93.4 MiB (13%), 45.1 MB/s"),
+// rewritten in place on a terminal (at most every 5%), printed once at the end otherwise.
+class TransferMeter {
+ public:
+  TransferMeter(std::ostream& err, const char* verb)
+      : err_(err), verb_(verb), tty_(isatty(STDERR_FILENO) == 1),
+        start_(std::chrono::steady_clock::now()) {}
+
+  client::TransferProgress Callback() {
+    return [this](int64_t done, int64_t total) {
+      done_ = done;
+      total_ = total;
+      const int percent = total > 0 ? static_cast<int>(100 * done / total) : 100;
+      if (tty_ && (percent >= last_percent_ + 5 || done == total)) {
+        err_ << "\r" << Line() << std::flush;
+        last_percent_ = percent;
+      }
+    };
+  }
+  // The final line (after a successful transfer).
+  void Done() {
+    if (tty_) err_ << "\r";
+    err_ << Line() << "\n";
+  }
+
+ private:
+  std::string Line() const {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    char text[160];
+    std::snprintf(text, sizeof(text), "%s %.1f of %.1f MiB (%d%%), %.1f MB/s", verb_,
+                  static_cast<double>(done_) / (1 << 20), static_cast<double>(total_) / (1 << 20),
+                  total_ > 0 ? static_cast<int>(100 * done_ / total_) : 100,
+                  seconds > 0 ? static_cast<double>(done_) / 1e6 / seconds : 0.0);
+    return text;
+  }
+
+  std::ostream& err_;
+  const char* verb_;
+  const bool tty_;
+  const std::chrono::steady_clock::time_point start_;
+  int64_t done_ = 0;
+  int64_t total_ = 0;
+  int last_percent_ = -5;
+};
+
 void AddImport(CLI::App* models, Invocation& invocation) {
   struct Options {
     std::string file, name, encoder = "resnet34";
@@ -221,17 +271,60 @@ void AddImport(CLI::App* models, Invocation& invocation) {
               request.mutable_config()->set_classes(o->classes);
               request.set_non_strict(o->encoder_only);
               request.set_load(o->load);
-              auto bytes = common::ReadFile(o->file);
-              if (!bytes.ok()) return ReportError(err, bytes.status());
-              request.set_state_dict(std::move(*bytes));
               auto client = client::Client::Create(global.client);
               if (!client.ok()) return ReportError(err, client.status());
-              auto stub = v1::Models::NewStub((*client)->channel());
-              auto context = (*client)->NewContext();
-              v1::ModelInfo info;
-              grpc::Status status = stub->Import(context.get(), request, &info);
-              if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
-              PrintModelLine(out, info);
+              // Streamed (Models.ImportStream): no message-size ceiling; the server checks
+              // the size and SHA-256 segctl computed.
+              TransferMeter meter(err, "imported");
+              auto info = client::ImportModelFile(**client, request, o->file, meter.Callback());
+              if (!info.ok()) return ReportError(err, info.status());
+              meter.Done();
+              PrintModelLine(out, *info);
+              return kExitOk;
+            });
+}
+
+void AddExport(CLI::App* models, Invocation& invocation) {
+  struct Options {
+    std::string ref, out, format = "smp";
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* command = models->add_subcommand(
+      "export", "write a stored model version as a PyTorch state dict (torch.save format)");
+  command->add_option("model", o->ref, "model name, name:version or alias")
+      ->required()
+      ->check(RefValidator());
+  command->add_option("--out", o->out, "the file to write (written whole or not at all)")
+      ->required();
+  command->add_option("--format", o->format,
+                      "smp: segmentation_models_pytorch Unet keys (every weight); "
+                      "torchvision-encoder: the encoder alone, torchvision ResNet keys")
+      ->check(CLI::IsMember({"smp", "torchvision-encoder"}))
+      ->capture_default_str();
+  SetExamples(command,
+              {"segctl models export l1-pruned --out l1.pt",
+               "segctl models export mymodel:2 --out enc.pt --format torchvision-encoder"},
+              "In Python: model.load_state_dict(torch.load(\"l1.pt\")) into smp's\n"
+              "Unet(encoder_name=..., in_channels=..., classes=...) (L0 models; pruned levels\n"
+              "have fewer decoder input channels). The file's SHA-256 is checked on arrival.");
+  SetAction(command, invocation,
+            [o](const GlobalOptions& global, std::ostream& out, std::ostream& err) -> int {
+              auto ref = ParseRef(o->ref);
+              if (!ref.ok()) return ReportError(err, ref.status());
+              v1::ExportModelRequest request;
+              *request.mutable_model() = *ref;
+              request.set_format(o->format == "smp"
+                                     ? v1::ExportModelRequest::FORMAT_SMP
+                                     : v1::ExportModelRequest::FORMAT_TORCHVISION_ENCODER);
+              auto client = client::Client::Create(global.client);
+              if (!client.ok()) return ReportError(err, client.status());
+              TransferMeter meter(err, "exported");
+              auto header = client::ExportModelToFile(**client, request, o->out, meter.Callback());
+              if (!header.ok()) return ReportError(err, header.status());
+              meter.Done();
+              out << header->model().name() << ":" << header->model().version() << " -> "
+                  << o->out << "  " << header->tensors() << " tensors, " << header->size_bytes()
+                  << " bytes, sha256 " << header->sha256() << "\n";
               return kExitOk;
             });
 }
@@ -325,7 +418,7 @@ void PrintModelTable(std::ostream& out, const v1::ListModelsResponse& response) 
 
 void AddModelsCommands(CLI::App& segctl, Invocation& invocation) {
   CLI::App* models = segctl.add_subcommand(
-      "models", "list, inspect, load, unload, alias, import and delete models");
+      "models", "list, inspect, load, unload, alias, import, export and delete models");
   models->require_subcommand(1);
   SetExamples(models, {"segctl models list", "segctl models get l1-pruned",
                        "segctl models alias baseline mymodel"},
@@ -336,6 +429,7 @@ void AddModelsCommands(CLI::App& segctl, Invocation& invocation) {
   AddRefCommand(models, invocation, "unload", "unload a model version");
   AddAlias(models, invocation);
   AddImport(models, invocation);
+  AddExport(models, invocation);
   AddDelete(models, invocation);
 }
 

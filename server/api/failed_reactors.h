@@ -14,6 +14,13 @@ class FailedWriteReactor final : public grpc::ServerWriteReactor<Response> {
   void OnDone() override { delete this; }
 };
 
+template <typename Request>
+class FailedReadReactor final : public grpc::ServerReadReactor<Request> {
+ public:
+  explicit FailedReadReactor(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 template <typename Request, typename Response>
 class FailedBidiReactor final : public grpc::ServerBidiReactor<Request, Response> {
  public:

@@ -32,6 +32,9 @@ ABSL_FLAG(int, threads, 0,
 ABSL_FLAG(int64_t, max_message_bytes, 64ll << 20,
           "Largest gRPC message accepted or sent, in bytes (default 64 MiB: a 4096x4096 RGB "
           "image as raw bytes). 1 MiB..1 GiB.");
+ABSL_FLAG(int64_t, max_model_bytes, 1ll << 30,
+          "Largest state-dict file Models.ImportStream accepts, in bytes (default 1 GiB; an "
+          "smp resnet34 Unet is 98 MB). 1 MiB..64 GiB.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning or error.");
 ABSL_FLAG(double, drain_seconds, 10,
           "On SIGTERM/SIGINT: seconds in-flight calls may take to finish before they are "
@@ -145,6 +148,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.device = absl::GetFlag(FLAGS_device);
   options.intra_op_threads = absl::GetFlag(FLAGS_threads);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   options.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   options.port_file = absl::GetFlag(FLAGS_port_file);
 
@@ -176,6 +180,10 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (options.max_message_bytes < (1ll << 20) || options.max_message_bytes > (1ll << 30)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max_message_bytes: must be 1 MiB..1 GiB, got ", options.max_message_bytes));
+  }
+  if (options.max_model_bytes < (1ll << 20) || options.max_model_bytes > (64ll << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_model_bytes: must be 1 MiB..64 GiB, got ", options.max_model_bytes));
   }
   if (!common::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &options.log_level)) {
     return absl::InvalidArgumentError(

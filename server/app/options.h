@@ -26,6 +26,7 @@ struct ServerOptions {
   std::string device = "cpu";  // "cpu" or "cuda:N".
   int intra_op_threads = 0;    // 0 = number of cores.
   int64_t max_message_bytes = 64ll << 20;
+  int64_t max_model_bytes = 1ll << 30;  // Models.ImportStream's file limit
   common::LogLevel log_level = common::LogLevel::kInfo;
   double drain_seconds = 10;   // graceful-shutdown budget for in-flight calls.
   std::string port_file;       // where to write the bound ports (JSON), if set.

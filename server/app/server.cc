@@ -262,8 +262,12 @@ absl::Status SegserveServer::BuildComponents() {
   services_.push_back(
       std::make_unique<api::OipService>(std::move(oip_options), *registry_, *engine_, *access_));
   auto refresh_disk_usage = [this] { disk_usage_->Refresh(); };
+  api::ModelsServiceOptions models_options;
+  models_options.incoming_dir = options_.data_dir + "/incoming";
+  models_options.max_model_bytes = options_.max_model_bytes;
+  models_options.on_change = refresh_disk_usage;
   services_.push_back(std::make_unique<api::ModelsService>(*registry_, *control_pool_, *access_,
-                                                           refresh_disk_usage));
+                                                           std::move(models_options)));
   api::SusceptibilityServiceOptions susceptibility_options;
   susceptibility_options.data_dir = options_.data_dir;
   susceptibility_options.max_analyze_images = options_.max_analyze_images;

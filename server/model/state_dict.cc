@@ -47,6 +47,17 @@ absl::StatusOr<StateDict> ReadStateDictFile(const std::string& path) {
   return parsed;
 }
 
+absl::StatusOr<std::string> SerializeStateDict(const StateDict& state_dict) {
+  return CallTorch("writing state dict", [&]() -> absl::StatusOr<std::string> {
+    c10::Dict<std::string, torch::Tensor> dict;
+    for (const auto& [key, tensor] : state_dict) {
+      dict.insert(key, tensor.detach().to(torch::kCPU).contiguous());
+    }
+    const std::vector<char> bytes = torch::pickle_save(dict);
+    return std::string(bytes.begin(), bytes.end());
+  });
+}
+
 StateDict GetStateDict(torch::nn::Module& model) {
   StateDict result;
   for (const auto& p : model.named_parameters()) result.emplace_back(p.key(), p.value());

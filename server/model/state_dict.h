@@ -63,4 +63,9 @@ absl::StatusOr<LoadReport> LoadTorchvisionEncoderFile(Unet& model, const std::st
 // The model's parameters and buffers, in registration order (smp's key order).
 StateDict GetStateDict(torch::nn::Module& model);
 
+// The bytes of `torch.save(state_dict, f)`: a zip-format pickle of a {str: Tensor} dict
+// (tensors copied to the CPU and made contiguous) that Python's torch.load, and
+// ParseStateDict, read back bit-exactly.
+absl::StatusOr<std::string> SerializeStateDict(const StateDict& state_dict);
+
 }  // namespace segserve::model

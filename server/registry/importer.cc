@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/common/file_util.h"
 #include "server/common/status_macros.h"
 #include "server/model/checkpoint.h"
 #include "server/model/state_dict.h"
@@ -14,7 +15,15 @@ namespace segserve::registry {
 absl::StatusOr<StoredVersion> ImportStateDict(ModelStore& store, const ImportRequest& request) {
   RETURN_IF_ERROR(ValidateModelName(request.name, "name"));
   RETURN_IF_ERROR(model::Validate(request.config));
-  ASSIGN_OR_RETURN(model::StateDict state_dict, model::ParseStateDict(request.state_dict_bytes));
+  model::StateDict state_dict;
+  if (request.state_dict_path.empty()) {
+    ASSIGN_OR_RETURN(state_dict, model::ParseStateDict(request.state_dict_bytes));
+  } else {
+    // The file's bytes live only until parsed: with the tensors and then the model, at most
+    // two copies of the weights are held at once.
+    ASSIGN_OR_RETURN(std::string bytes, common::ReadFile(request.state_dict_path));
+    ASSIGN_OR_RETURN(state_dict, model::ParseStateDict(bytes));
+  }
   const model::UnetConfig config = model::WithDefaultNormalisation(request.config);
   model::Unet unet{nullptr};
   try {
@@ -31,6 +40,7 @@ absl::StatusOr<StoredVersion> ImportStateDict(ModelStore& store, const ImportReq
   model::LoadOptions options;
   options.strict = request.strict;
   ASSIGN_OR_RETURN(model::LoadReport report, model::LoadStateDict(unet, state_dict, options));
+  state_dict.clear();  // copied into the model
   nlohmann::json metadata = request.metadata;
   metadata["source"] = "import";
   metadata["imported_keys"] = report.loaded.size();

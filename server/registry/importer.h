@@ -14,7 +14,8 @@ namespace segserve::registry {
 struct ImportRequest {
   std::string name;
   model::UnetConfig config;
-  std::string state_dict_bytes;  // torch.save(model.state_dict(), f)
+  std::string state_dict_bytes;  // torch.save(model.state_dict(), f), or:
+  std::string state_dict_path;   // a file holding those bytes (read here; not removed)
   bool strict = true;            // false: encoder-only files (torchvision) are accepted
   nlohmann::json metadata = nlohmann::json::object();
 };

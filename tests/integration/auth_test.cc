@@ -85,6 +85,22 @@ std::vector<Method> AllMethods(const std::shared_ptr<grpc::Channel>& channel) {
        Unary<v1::ImportModelRequest, v1::ModelInfo>(models, &M::Import)},
       {"Models/SetAlias", Role::kAdmin,
        Unary<v1::SetAliasRequest, v1::SetAliasResponse>(models, &M::SetAlias)},
+      {"Models/ImportStream", Role::kAdmin,
+       [models](grpc::ClientContext* context) {
+         v1::ModelInfo info;
+         auto stream = models->ImportStream(context, &info);
+         stream->WritesDone();
+         return stream->Finish();
+       }},
+      {"Models/Export", Role::kTrainer,
+       [models](grpc::ClientContext* context) {
+         v1::ExportModelRequest request;
+         auto stream = models->Export(context, request);
+         v1::ExportModelChunk chunk;
+         while (stream->Read(&chunk)) {
+         }
+         return stream->Finish();
+       }},
       {"Models/Delete", Role::kAdmin,
        Unary<v1::DeleteModelRequest, v1::DeleteModelResponse>(models, &M::Delete)},
       {"Datasets/List", Role::kViewer,
