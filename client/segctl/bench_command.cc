@@ -1,4 +1,5 @@
-// `segctl bench`: a closed-loop (or rate-limited) load generator for Segment.
+// `segctl bench`: a closed-loop (or rate-limited) load generator for Segment, or for the
+// Open Inference Protocol's ModelInfer with the same image (--api oip), to compare the two.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/lib/http_get.h"
 #include "client/segctl/commands.h"
+#include "inference/open_inference.grpc.pb.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 
 namespace segserve::segctl {
@@ -48,7 +50,7 @@ double Percentile(std::vector<double>& sorted, double p) {
 
 
 struct Options {
-  std::string model;
+  std::string model, api = "segment";
   int concurrency = 8, size = 256, channels = 3;
   double duration = 10, rate = 0, warmup = 2;
   std::string metrics;
@@ -70,6 +72,20 @@ int Bench(const Options& o, const GlobalOptions& global, std::ostream& out, std:
   std::mt19937 rng(1);
   for (char& p : pixels) p = static_cast<char>(rng() & 0xff);
   raw->set_data(pixels);
+  // The same image as an OIP request: UINT8 NHWC, the mask output (Segment's MASK_RAW).
+  ::inference::ModelInferRequest infer;
+  {
+    const auto colon = o.model.rfind(':');
+    infer.set_model_name(o.model.substr(0, colon));
+    if (colon != std::string::npos) infer.set_model_version(o.model.substr(colon + 1));
+    auto* input = infer.add_inputs();
+    input->set_name("image");
+    input->set_datatype("UINT8");
+    for (int64_t d : {1, o.size, o.size, o.channels}) input->add_shape(d);
+    infer.add_raw_input_contents(pixels);
+    infer.add_outputs()->set_name("mask");
+  }
+  const bool oip = o.api == "oip";
 
   std::string metrics_host;
   int metrics_port = 0;
@@ -95,6 +111,7 @@ int Bench(const Options& o, const GlobalOptions& global, std::ostream& out, std:
   for (int w = 0; w < o.concurrency; ++w) {
     workers.emplace_back([&] {
       auto stub = v1::Segmentation::NewStub((*client)->channel());
+      auto oip_stub = ::inference::GRPCInferenceService::NewStub((*client)->channel());
       while (true) {
         if (interval > 0) {
           const auto slot = start + std::chrono::microseconds(static_cast<int64_t>(
@@ -103,9 +120,15 @@ int Bench(const Options& o, const GlobalOptions& global, std::ostream& out, std:
         }
         const auto sent = Clock::now();
         if (sent >= stop_at) return;
-        v1::SegmentResponse response;
         auto context = (*client)->NewContext();
-        const grpc::Status status = stub->Segment(context.get(), request, &response);
+        grpc::Status status;
+        if (oip) {
+          ::inference::ModelInferResponse response;
+          status = oip_stub->ModelInfer(context.get(), infer, &response);
+        } else {
+          v1::SegmentResponse response;
+          status = stub->Segment(context.get(), request, &response);
+        }
         const auto received = Clock::now();
         if (sent < measure_from) continue;
         std::lock_guard<std::mutex> lock(mu);
@@ -126,7 +149,8 @@ int Bench(const Options& o, const GlobalOptions& global, std::ostream& out, std:
   (void)measuring;
   std::sort(latencies.begin(), latencies.end());
   const double images_per_second = latencies.size() / o.duration;
-  out << std::fixed << std::setprecision(2) << "model " << o.model << "  "
+  out << std::fixed << std::setprecision(2) << (oip ? "ModelInfer" : "Segment") << "  model "
+      << o.model << "  "
       << o.size << "x" << o.size << "x" << o.channels << "  concurrency " << o.concurrency
       << (interval > 0 ? absl::StrCat("  rate ", o.rate, "/s") : "") << "\n";
   out << "images/s " << images_per_second << "  (" << latencies.size() << " ok in " << o.duration
@@ -162,7 +186,7 @@ int Bench(const Options& o, const GlobalOptions& global, std::ostream& out, std:
 void AddBenchCommand(CLI::App& segctl, Invocation& invocation) {
   auto o = std::make_shared<Options>();
   CLI::App* bench =
-      segctl.add_subcommand("bench", "load-test Segment: images/s and latency percentiles");
+      segctl.add_subcommand("bench", "load-test Segment (or OIP ModelInfer): images/s and latency percentiles");
   bench->add_option("--model", o->model, "model name, name:version or alias")->required();
   bench->add_option("--concurrency", o->concurrency, "parallel clients")
       ->check(CLI::Range(1, 1024))
@@ -181,6 +205,11 @@ void AddBenchCommand(CLI::App& segctl, Invocation& invocation) {
       ->capture_default_str();
   bench->add_option("--warmup", o->warmup, "seconds before measuring")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  bench->add_option("--api", o->api,
+                    "segment: segserve.v1 Segment (raw tensor, raw mask); oip: the Open "
+                    "Inference Protocol's ModelInfer (UINT8 NHWC input, mask output)")
+      ->check(CLI::IsMember({"segment", "oip"}))
       ->capture_default_str();
   bench->add_option("--metrics", o->metrics,
                     "scrape the server's /metrics here for the batch-size distribution")
