@@ -46,6 +46,17 @@ if(NOT SEGSERVE_CORE_ONLY)
     list(APPEND OpenCV_LIBS opencv::${component})
   endforeach()
   find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+  # NIfTI-1/2 (libnifti2-dev, nifti_clib 3.0): the header structs, byte swapping and
+  # quaternion math of server/data/nifti. Its NIFTIConfig.cmake also imports the nifti_tool
+  # executables (package nifti-bin, not installed), so find the library directly.
+  find_path(NIFTI_INCLUDE_DIR nifti2_io.h PATH_SUFFIXES nifti REQUIRED)
+  find_library(NIFTI2_LIBRARY nifti2 REQUIRED)
+  find_library(ZNZ_LIBRARY znz REQUIRED)
+  add_library(nifti::nifti2 UNKNOWN IMPORTED)
+  set_target_properties(nifti::nifti2 PROPERTIES
+    IMPORTED_LOCATION ${NIFTI2_LIBRARY}
+    INTERFACE_INCLUDE_DIRECTORIES ${NIFTI_INCLUDE_DIR}
+    INTERFACE_LINK_LIBRARIES "${ZNZ_LIBRARY};ZLIB::ZLIB;m")
 endif()
 if(SEGSERVE_BUILD_TESTS)
   find_package(GTest REQUIRED)

@@ -11,7 +11,7 @@ RUNTIME_PKGS=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libtorch1.13 libopencv-core406
   libopencv-imgproc406 libopencv-imgcodecs406 libabsl20220623 libprometheus-cpp-core1.0
   libprometheus-cpp-pull1.0 libsqlite3-0 libopenblas0-pthread libssl3 ca-certificates
-  libpq5
+  libpq5 libnifti2-2 libznz3
 )
 # Everything needed to build segserve and segctl.
 BUILD_PKGS=(
@@ -19,7 +19,7 @@ BUILD_PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-  libssl-dev libcli11-dev zlib1g-dev libpq-dev
+  libssl-dev libcli11-dev zlib1g-dev libpq-dev libnifti2-dev
   libopenblas0-pthread
 )
 # Reference implementations and probes used only by tests and benchmarks (python3-pip: the

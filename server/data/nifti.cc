@@ -1,0 +1,610 @@
+#include "server/data/nifti.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/file_util.h"
+#include "server/common/status_macros.h"
+#include "server/data/absl_compat.h"
+#include "server/data/nifti_gzip.h"
+
+extern "C" {
+#include "nifti2_io.h"
+}
+
+namespace segserve::data {
+namespace {
+
+absl::Status Bad(const std::string& name, std::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(name, ": ", Sv(problem)));
+}
+
+uint32_t Swap32(uint32_t v) {
+  return (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
+}
+
+// Bytes per voxel of the datatypes we read; 0 for the rest (complex, RGB, float128, bit).
+int VoxelBytes(int datatype) {
+  switch (datatype) {
+    case DT_UINT8:
+    case DT_INT8:
+      return 1;
+    case DT_INT16:
+    case DT_UINT16:
+      return 2;
+    case DT_INT32:
+    case DT_UINT32:
+    case DT_FLOAT32:
+      return 4;
+    case DT_INT64:
+    case DT_UINT64:
+    case DT_FLOAT64:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
+template <typename T>
+void ConvertVoxels(const uint8_t* src, int64_t n, bool swap, double slope, double inter,
+                   float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, src + i * sizeof(T), sizeof(T));
+    if (swap && sizeof(T) > 1) nifti_swap_Nbytes(1, sizeof(T), &v);
+    out[i] = static_cast<float>(static_cast<double>(v) * slope + inter);
+  }
+}
+
+void ConvertAll(int datatype, const uint8_t* src, int64_t n, bool swap, double slope, double inter,
+                float* out) {
+  switch (datatype) {
+    case DT_UINT8:
+      ConvertVoxels<uint8_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_INT8:
+      ConvertVoxels<int8_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_INT16:
+      ConvertVoxels<int16_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_UINT16:
+      ConvertVoxels<uint16_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_INT32:
+      ConvertVoxels<int32_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_UINT32:
+      ConvertVoxels<uint32_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_INT64:
+      ConvertVoxels<int64_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_UINT64:
+      ConvertVoxels<uint64_t>(src, n, swap, slope, inter, out);
+      break;
+    case DT_FLOAT32:
+      ConvertVoxels<float>(src, n, swap, slope, inter, out);
+      break;
+    case DT_FLOAT64:
+      ConvertVoxels<double>(src, n, swap, slope, inter, out);
+      break;
+    default:
+      break;
+  }
+}
+
+Affine ToAffine(const nifti_dmat44& m) {
+  Affine a{};
+  for (int r = 0; r < 4; ++r) {
+    for (int c = 0; c < 4; ++c) a[r][c] = m.m[r][c];
+  }
+  return a;
+}
+
+// The header fields both versions share, checked and copied into `volume`. H is
+// nifti_1_header or nifti_2_header, already in this machine's byte order.
+template <typename H>
+absl::Status ReadHeader(const H& h, const std::string& name, const NiftiLimits& limits,
+                        NiftiVolume& volume, int64_t& vox_offset) {
+  const int64_t dim0 = h.dim[0];
+  if (dim0 < 1 || dim0 > 7) {
+    return Bad(name, absl::StrCat("header dim[0] = ", dim0, ": must be 1..7"));
+  }
+  for (int64_t i = 1; i <= dim0; ++i) {
+    if (h.dim[i] < 1) {
+      return Bad(name, absl::StrCat("header dim[", i, "] = ", h.dim[i], ": must be >= 1"));
+    }
+  }
+  for (int64_t i = 4; i <= dim0; ++i) {
+    if (h.dim[i] > 1) {
+      return Bad(name, absl::StrCat("a ", i, "-D volume (dim[", i, "] = ", h.dim[i],
+                                    "): only 2-D and 3-D volumes are supported; split a "
+                                    "series into 3-D volumes"));
+    }
+  }
+  for (int i = 0; i < 3; ++i) {
+    volume.dims[i] = i + 1 <= dim0 ? static_cast<int64_t>(h.dim[i + 1]) : 1;
+    if (volume.dims[i] > limits.max_side) {
+      return Bad(name, absl::StrCat("header dim[", i + 1, "] = ", volume.dims[i],
+                                    " exceeds the limit of ", limits.max_side));
+    }
+  }
+  if (volume.num_voxels() > limits.max_voxels) {
+    return Bad(name, absl::StrCat(volume.dims[0], "x", volume.dims[1], "x", volume.dims[2], " = ",
+                                  volume.num_voxels(), " voxels exceeds the limit of ",
+                                  limits.max_voxels));
+  }
+  volume.datatype = h.datatype;
+  const int bytes = VoxelBytes(h.datatype);
+  if (bytes == 0) {
+    const char* type = nifti_datatype_to_string(h.datatype);
+    return Bad(name, absl::StrCat("datatype ", h.datatype, " (", type ? type : "unknown",
+                                  ") is not supported; use an integer or real type"));
+  }
+  if (h.bitpix != 8 * bytes) {
+    return Bad(name, absl::StrCat("header bitpix = ", h.bitpix, " disagrees with datatype ",
+                                  nifti_datatype_to_string(h.datatype)));
+  }
+  const double offset = static_cast<double>(h.vox_offset);
+  if (!std::isfinite(offset) || offset < static_cast<double>(sizeof(H)) ||
+      offset > static_cast<double>(limits.max_vox_offset) || offset != std::floor(offset)) {
+    return Bad(name, absl::StrCat("header vox_offset = ", offset, ": must be a whole number in ",
+                                  sizeof(H), "..", limits.max_vox_offset));
+  }
+  vox_offset = static_cast<int64_t>(offset);
+  double slope = h.scl_slope, inter = h.scl_inter;
+  volume.scl_slope = slope;
+  volume.scl_inter = inter;
+  if (!std::isfinite(slope) || slope == 0) slope = 1, inter = 0;  // the spec: no scaling
+  if (!std::isfinite(inter)) inter = 0;
+  volume.scl_slope = slope;
+  volume.scl_inter = inter;
+  for (int i = 0; i < 3; ++i) volume.spacing[i] = h.pixdim[i + 1];
+  volume.qform_code = h.qform_code;
+  volume.sform_code = h.sform_code;
+  const double qfac = h.pixdim[0] < 0 ? -1.0 : 1.0;
+  volume.qform = ToAffine(nifti_quatern_to_dmat44(h.quatern_b, h.quatern_c, h.quatern_d,
+                                                  h.qoffset_x, h.qoffset_y, h.qoffset_z,
+                                                  h.pixdim[1], h.pixdim[2], h.pixdim[3], qfac));
+  Affine s{};
+  for (int c = 0; c < 4; ++c) {
+    s[0][c] = h.srow_x[c];
+    s[1][c] = h.srow_y[c];
+    s[2][c] = h.srow_z[c];
+  }
+  s[3] = {0, 0, 0, 1};
+  volume.sform = s;
+  return absl::OkStatus();
+}
+
+// Reads the header from `in` into `volume` (fields + native-order bytes). Sets `swap`.
+absl::Status ParseHeader(ByteReader& in, const std::string& name, const NiftiLimits& limits,
+                         NiftiVolume& volume, int64_t& vox_offset, bool& swap) {
+  uint8_t buffer[sizeof(nifti_2_header)];
+  ASSIGN_OR_RETURN(size_t got, in.Read(buffer, sizeof(nifti_1_header)));
+  if (got < sizeof(nifti_1_header)) {
+    return Bad(name, absl::StrCat("too short for a NIfTI header (", got, " bytes)"));
+  }
+  uint32_t sizeof_hdr;
+  std::memcpy(&sizeof_hdr, buffer, 4);
+  swap = false;
+  if (sizeof_hdr != 348 && sizeof_hdr != 540) {
+    sizeof_hdr = Swap32(sizeof_hdr);
+    swap = true;
+  }
+  if (sizeof_hdr == 348) {
+    nifti_1_header h;
+    std::memcpy(&h, buffer, sizeof(h));
+    if (swap) swap_nifti_header(&h, 1);
+    if (std::memcmp(h.magic, "ni1", 4) == 0) {
+      return Bad(name, "a .hdr/.img pair is not supported; convert it to a single .nii file");
+    }
+    if (std::memcmp(h.magic, "n+1", 4) != 0) {
+      return Bad(name, "not a NIfTI-1 file (bad magic; Analyze 7.5 is not supported)");
+    }
+    volume.version = 1;
+    volume.header.assign(reinterpret_cast<uint8_t*>(&h),
+                         reinterpret_cast<uint8_t*>(&h) + sizeof(h));
+    return ReadHeader(h, name, limits, volume, vox_offset);
+  }
+  if (sizeof_hdr == 540) {
+    ASSIGN_OR_RETURN(size_t rest, in.Read(buffer + sizeof(nifti_1_header),
+                                          sizeof(nifti_2_header) - sizeof(nifti_1_header)));
+    if (got + rest < sizeof(nifti_2_header)) {
+      return Bad(name, absl::StrCat("too short for a NIfTI-2 header (", got + rest, " bytes)"));
+    }
+    nifti_2_header h;
+    std::memcpy(&h, buffer, sizeof(h));
+    if (swap) swap_nifti_header(&h, 2);
+    if (std::memcmp(h.magic, "ni2", 4) == 0) {
+      return Bad(name, "a .hdr/.img pair is not supported; convert it to a single .nii file");
+    }
+    if (std::memcmp(h.magic, "n+2\0\r\n\032\n", 8) != 0) {
+      return Bad(name, "not a NIfTI-2 file (bad magic)");
+    }
+    volume.version = 2;
+    volume.header.assign(reinterpret_cast<uint8_t*>(&h),
+                         reinterpret_cast<uint8_t*>(&h) + sizeof(h));
+    return ReadHeader(h, name, limits, volume, vox_offset);
+  }
+  return Bad(name, "not a NIfTI-1 or NIfTI-2 file (sizeof_hdr is neither 348 nor 540)");
+}
+
+std::string DimsString(const std::array<int64_t, 3>& d) {
+  return absl::StrCat(d[0], "x", d[1], "x", d[2]);
+}
+
+// Strides of the voxel order; the two axes other than `axis`, faster first.
+void SliceGeometry(const std::array<int64_t, 3>& dims, int axis, int& fast, int& slow,
+                   std::array<int64_t, 3>& stride) {
+  stride = {1, dims[0], dims[0] * dims[1]};
+  fast = axis == 0 ? 1 : 0;
+  slow = axis == 2 ? 1 : 2;
+}
+
+template <typename H>
+void SetOutputFields(H& h, const std::array<int64_t, 3>& dims, int datatype, int bitpix,
+                     double cal_max, bool label_intent) {
+  using Dim = std::remove_reference_t<decltype(h.dim[0])>;
+  const int64_t dim0 = std::clamp<int64_t>(h.dim[0], 2, 3);
+  h.dim[0] = static_cast<Dim>(dims[2] > 1 ? 3 : dim0);
+  for (int i = 0; i < 3; ++i) h.dim[i + 1] = static_cast<Dim>(dims[i]);
+  for (int i = 4; i < 8; ++i) h.dim[i] = 1;
+  h.datatype = static_cast<std::remove_reference_t<decltype(h.datatype)>>(datatype);
+  h.bitpix = static_cast<std::remove_reference_t<decltype(h.bitpix)>>(bitpix);
+  h.vox_offset = sizeof(H) + 4;
+  h.scl_slope = 1;
+  h.scl_inter = 0;
+  h.cal_min = 0;
+  h.cal_max = static_cast<std::remove_reference_t<decltype(h.cal_max)>>(cal_max);
+  if (label_intent) {
+    h.intent_code = NIFTI_INTENT_LABEL;
+    h.intent_p1 = h.intent_p2 = h.intent_p3 = 0;
+    std::memset(h.intent_name, 0, sizeof(h.intent_name));
+  }
+}
+
+// Header (+ a zero extension flag) for `like`'s header with new voxel fields.
+std::string OutputHeader(const NiftiVolume& like, int datatype, int bitpix, double cal_max,
+                         bool label_intent) {
+  std::string out;
+  if (like.version == 2) {
+    nifti_2_header h;
+    std::memcpy(&h, like.header.data(), sizeof(h));
+    SetOutputFields(h, like.dims, datatype, bitpix, cal_max, label_intent);
+    std::memcpy(h.magic, "n+2\0\r\n\032\n", 8);
+    out.assign(reinterpret_cast<const char*>(&h), sizeof(h));
+  } else {
+    nifti_1_header h;
+    std::memcpy(&h, like.header.data(), sizeof(h));
+    SetOutputFields(h, like.dims, datatype, bitpix, cal_max, label_intent);
+    std::memcpy(h.magic, "n+1", 4);
+    out.assign(reinterpret_cast<const char*>(&h), sizeof(h));
+  }
+  out.append(4, '\0');  // extension flag: none
+  return out;
+}
+
+absl::Status WriteBytes(const std::string& path, std::string bytes) {
+  if (absl::EndsWith(absl::AsciiStrToLower(path), ".gz")) {
+    ASSIGN_OR_RETURN(bytes, GzipCompress(bytes));
+  }
+  return common::WriteFileAtomically(path, bytes);
+}
+
+bool HeaderMatchesVolume(const NiftiVolume& v) {
+  return v.header.size() == (v.version == 2 ? sizeof(nifti_2_header) : sizeof(nifti_1_header));
+}
+
+}  // namespace
+
+absl::StatusOr<NiftiVolume> ParseNifti(std::string_view bytes, const std::string& name,
+                                       const NiftiLimits& limits) {
+  NiftiVolume volume;
+  volume.source = name;
+  const bool gzip = bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x1f &&
+                    static_cast<uint8_t>(bytes[1]) == 0x8b;
+  ByteReader in(bytes, gzip, name);
+  int64_t vox_offset = 0;
+  bool swap = false;
+  RETURN_IF_ERROR(ParseHeader(in, name, limits, volume, vox_offset, swap));
+  const int64_t header_bytes = static_cast<int64_t>(volume.header.size());
+  // Skip the extensions (header end .. vox_offset).
+  std::vector<uint8_t> skip(static_cast<size_t>(vox_offset - header_bytes));
+  const int nbyper = VoxelBytes(volume.datatype);
+  const int64_t data_bytes = volume.num_voxels() * nbyper;
+  ASSIGN_OR_RETURN(size_t got_skip, in.Read(skip.data(), skip.size()));
+  // Grown as data arrives, so a header that claims more than the file holds (or a gzip
+  // stream that ends early) costs only what is really there.
+  std::vector<uint8_t> data;
+  size_t got = 0;
+  constexpr size_t kChunk = size_t{16} << 20;
+  while (got_skip == skip.size() && got < static_cast<size_t>(data_bytes)) {
+    const size_t chunk = std::min(kChunk, static_cast<size_t>(data_bytes) - got);
+    data.resize(got + chunk);
+    ASSIGN_OR_RETURN(size_t n, in.Read(data.data() + got, chunk));
+    got += n;
+    if (n < chunk) break;
+  }
+  const std::string need = absl::StrCat("the header's ", DimsString(volume.dims), " ",
+                                        nifti_datatype_to_string(volume.datatype), " voxels need ",
+                                        data_bytes, " bytes from offset ", vox_offset);
+  if (got_skip < skip.size() || got < static_cast<size_t>(data_bytes)) {
+    const int64_t have = header_bytes + static_cast<int64_t>(got_skip + got);
+    if (gzip && !in.complete()) {
+      return Bad(name, absl::StrCat("truncated gzip stream (ends after ", have,
+                                    " decompressed bytes); ", need));
+    }
+    return Bad(name, absl::StrCat("header dimensions disagree with the data size: ", need,
+                                  ", but the file holds ", have, " bytes"));
+  }
+  uint8_t extra = 0;
+  ASSIGN_OR_RETURN(size_t more, in.Read(&extra, 1));
+  if (more > 0) {
+    return Bad(name, absl::StrCat("header dimensions disagree with the data size: ", need,
+                                  ", but the file holds more"));
+  }
+  if (gzip && !in.complete()) {
+    return Bad(name, "truncated gzip stream (the gzip trailer is missing)");
+  }
+  volume.voxels.resize(static_cast<size_t>(volume.num_voxels()));
+  ConvertAll(volume.datatype, data.data(), volume.num_voxels(), swap, volume.scl_slope,
+             volume.scl_inter, volume.voxels.data());
+  for (size_t i = 0; i < volume.voxels.size(); ++i) {
+    if (!std::isfinite(volume.voxels[i])) {
+      return Bad(name,
+                 absl::StrCat("voxel ", i, " is not a finite number (", volume.voxels[i], ")"));
+    }
+  }
+  return volume;
+}
+
+absl::StatusOr<NiftiVolume> ReadNifti(const std::string& path, const NiftiLimits& limits) {
+  auto bytes = common::ReadFile(path);
+  if (!bytes.ok()) return bytes.status();
+  return ParseNifti(*bytes, path, limits);
+}
+
+absl::StatusOr<NiftiLabels> LabelsFromVolume(const NiftiVolume& volume) {
+  NiftiLabels labels;
+  labels.source = volume.source;
+  labels.dims = volume.dims;
+  labels.ids.resize(volume.voxels.size());
+  for (size_t i = 0; i < volume.voxels.size(); ++i) {
+    const float v = volume.voxels[i];
+    if (v != std::floor(v) || v < 0 || v > 255) {
+      const int64_t nx = volume.dims[0], ny = volume.dims[1];
+      const int64_t idx = static_cast<int64_t>(i);
+      return Bad(volume.source, absl::StrCat("label voxel (", idx % nx, ", ", (idx / nx) % ny, ", ",
+                                             idx / (nx * ny), ") = ", v,
+                                             ": labels must be integer class ids in 0..255"));
+    }
+    labels.ids[i] = static_cast<uint8_t>(v);
+  }
+  return labels;
+}
+
+absl::StatusOr<NiftiLabels> ReadNiftiLabels(const std::string& path, const NiftiLimits& limits) {
+  auto volume = ReadNifti(path, limits);
+  if (!volume.ok()) return volume.status();
+  return LabelsFromVolume(*volume);
+}
+
+absl::Status CheckSameShape(const NiftiVolume& image, const NiftiLabels& labels) {
+  if (image.dims == labels.dims) return absl::OkStatus();
+  return Bad(labels.source,
+             absl::StrCat("shape ", DimsString(labels.dims), " differs from its image ",
+                          image.source, " (", DimsString(image.dims), ")"));
+}
+
+absl::Status ValidateAxis(int axis) {
+  if (axis >= 0 && axis <= 2) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("axis: must be 0, 1 or 2, got ", axis));
+}
+
+int64_t NumSlices(const std::array<int64_t, 3>& dims, int axis) { return dims[axis]; }
+
+Image ExtractSlice(const std::vector<float>& voxels, const std::array<int64_t, 3>& dims, int axis,
+                   int64_t index) {
+  int fast, slow;
+  std::array<int64_t, 3> stride;
+  SliceGeometry(dims, axis, fast, slow, stride);
+  Image image = Image::Create(static_cast<int>(dims[slow]), static_cast<int>(dims[fast]), 1,
+                              PixelDepth::kF32);
+  float* out = reinterpret_cast<float*>(image.bytes.data());
+  const int64_t base = index * stride[axis];
+  for (int64_t r = 0; r < dims[slow]; ++r) {
+    for (int64_t c = 0; c < dims[fast]; ++c) {
+      out[r * dims[fast] + c] = voxels[base + r * stride[slow] + c * stride[fast]];
+    }
+  }
+  return image;
+}
+
+absl::Status InsertSlice(const Mask& mask, const std::array<int64_t, 3>& dims, int axis,
+                         int64_t index, std::vector<uint8_t>& ids) {
+  int fast, slow;
+  std::array<int64_t, 3> stride;
+  SliceGeometry(dims, axis, fast, slow, stride);
+  if (mask.height != dims[slow] || mask.width != dims[fast] || index < 0 || index >= dims[axis] ||
+      static_cast<int64_t>(ids.size()) != dims[0] * dims[1] * dims[2]) {
+    return absl::InvalidArgumentError(absl::StrCat("slice ", index, ": mask is ", mask.height, "x",
+                                                   mask.width, ", the volume's slice is ",
+                                                   dims[slow], "x", dims[fast]));
+  }
+  const int64_t base = index * stride[axis];
+  for (int64_t r = 0; r < dims[slow]; ++r) {
+    for (int64_t c = 0; c < dims[fast]; ++c) {
+      ids[base + r * stride[slow] + c * stride[fast]] = mask.ids[r * dims[fast] + c];
+    }
+  }
+  return absl::OkStatus();
+}
+
+Mask ExtractMaskSlice(const std::vector<uint8_t>& ids, const std::array<int64_t, 3>& dims, int axis,
+                      int64_t index) {
+  int fast, slow;
+  std::array<int64_t, 3> stride;
+  SliceGeometry(dims, axis, fast, slow, stride);
+  Mask mask = Mask::Create(static_cast<int>(dims[slow]), static_cast<int>(dims[fast]));
+  const int64_t base = index * stride[axis];
+  for (int64_t r = 0; r < dims[slow]; ++r) {
+    for (int64_t c = 0; c < dims[fast]; ++c) {
+      mask.ids[r * dims[fast] + c] = ids[base + r * stride[slow] + c * stride[fast]];
+    }
+  }
+  return mask;
+}
+
+absl::StatusOr<MrNormalization> ParseMrNormalization(std::string_view name) {
+  if (name == "percentile") return MrNormalization::kPercentile;
+  if (name == "zscore") return MrNormalization::kZScore;
+  return absl::InvalidArgumentError(
+      absl::StrCat("normalisation: must be percentile or zscore, got '", Sv(name), "'"));
+}
+
+std::string_view MrNormalizationName(MrNormalization method) {
+  return method == MrNormalization::kZScore ? "zscore" : "percentile";
+}
+
+void NormalizeIntensities(std::vector<float>& voxels, const NormalizationOptions& options) {
+  if (voxels.empty()) return;
+  if (options.method == MrNormalization::kZScore) {
+    double sum = 0, sum_sq = 0;
+    for (float v : voxels) sum += v;
+    const double mean = sum / static_cast<double>(voxels.size());
+    for (float v : voxels) sum_sq += (v - mean) * (v - mean);
+    const double sd = std::sqrt(sum_sq / static_cast<double>(voxels.size()));
+    for (float& v : voxels) v = sd > 0 ? static_cast<float>((v - mean) / sd) : 0.0f;
+    return;
+  }
+  // Percentiles with linear interpolation between order statistics (numpy's default).
+  std::vector<float> sorted = voxels;
+  auto percentile = [&](double p) {
+    const double pos = std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(sorted.size() - 1);
+    const size_t lo = static_cast<size_t>(std::floor(pos));
+    const size_t hi = std::min(lo + 1, sorted.size() - 1);
+    std::nth_element(sorted.begin(), sorted.begin() + lo, sorted.end());
+    const double a = sorted[lo];
+    const double b = hi == lo ? a : *std::min_element(sorted.begin() + lo + 1, sorted.end());
+    return a + (b - a) * (pos - static_cast<double>(lo));
+  };
+  const double low = percentile(options.low_percentile);
+  const double high = percentile(options.high_percentile);
+  for (float& v : voxels) {
+    v = high > low ? static_cast<float>((std::clamp<double>(v, low, high) - low) / (high - low))
+                   : 0.0f;
+  }
+}
+
+std::string SerializeNiftiLabels(const NiftiVolume& like, const std::vector<uint8_t>& ids,
+                                 LabelType type) {
+  const uint8_t max_id = ids.empty() ? 0 : *std::max_element(ids.begin(), ids.end());
+  if (type == LabelType::kUInt8) {
+    std::string out = OutputHeader(like, DT_UINT8, 8, max_id, true);
+    out.append(ids.begin(), ids.end());
+    return out;
+  }
+  std::string out = OutputHeader(like, DT_INT16, 16, max_id, true);
+  const size_t start = out.size();
+  out.resize(start + ids.size() * 2);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int16_t v = ids[i];
+    std::memcpy(&out[start + 2 * i], &v, 2);
+  }
+  return out;
+}
+
+absl::Status WriteNiftiLabels(const std::string& path, const NiftiVolume& like,
+                              const std::vector<uint8_t>& ids, LabelType type) {
+  if (!HeaderMatchesVolume(like) || static_cast<int64_t>(ids.size()) != like.num_voxels()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", ids.size(), " labels for a ", DimsString(like.dims), " volume"));
+  }
+  return WriteBytes(path, SerializeNiftiLabels(like, ids, type));
+}
+
+absl::Status WriteNiftiFloat(const std::string& path, const NiftiVolume& volume) {
+  if (!HeaderMatchesVolume(volume) ||
+      static_cast<int64_t>(volume.voxels.size()) != volume.num_voxels()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", volume.voxels.size(), " voxels for a ", DimsString(volume.dims), " volume"));
+  }
+  std::string out = OutputHeader(volume, DT_FLOAT32, 32, 0, false);
+  const size_t start = out.size();
+  out.resize(start + volume.voxels.size() * 4);
+  std::memcpy(&out[start], volume.voxels.data(), volume.voxels.size() * 4);
+  return WriteBytes(path, std::move(out));
+}
+
+absl::StatusOr<NiftiVolume> NewNiftiVolume(const std::array<int64_t, 3>& dims, const Affine& affine,
+                                           int version) {
+  if (version != 1 && version != 2) {
+    return absl::InvalidArgumentError(absl::StrCat("version: must be 1 or 2, got ", version));
+  }
+  for (int64_t d : dims) {
+    if (d < 1 || d > NiftiLimits{}.max_side) {
+      return absl::InvalidArgumentError(absl::StrCat("dims: ", DimsString(dims)));
+    }
+  }
+  nifti_dmat44 r;
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) r.m[i][j] = affine[i][j];
+  }
+  double qb, qc, qd, qx, qy, qz, dx, dy, dz, qfac;
+  nifti_dmat44_to_quatern(r, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
+  const int64_t arg_dims[8] = {3, dims[0], dims[1], dims[2], 1, 1, 1, 1};
+  auto fill = [&](auto* h) {
+    using Real = std::remove_reference_t<decltype(h->pixdim[0])>;
+    h->pixdim[0] = static_cast<Real>(qfac);
+    h->pixdim[1] = static_cast<Real>(dx);
+    h->pixdim[2] = static_cast<Real>(dy);
+    h->pixdim[3] = static_cast<Real>(dz);
+    h->qform_code = h->sform_code = NIFTI_XFORM_SCANNER_ANAT;
+    h->quatern_b = static_cast<Real>(qb);
+    h->quatern_c = static_cast<Real>(qc);
+    h->quatern_d = static_cast<Real>(qd);
+    h->qoffset_x = static_cast<Real>(qx);
+    h->qoffset_y = static_cast<Real>(qy);
+    h->qoffset_z = static_cast<Real>(qz);
+    for (int c = 0; c < 4; ++c) {
+      h->srow_x[c] = static_cast<Real>(affine[0][c]);
+      h->srow_y[c] = static_cast<Real>(affine[1][c]);
+      h->srow_z[c] = static_cast<Real>(affine[2][c]);
+    }
+    h->xyzt_units = NIFTI_UNITS_MM;
+    std::snprintf(h->descrip, sizeof(h->descrip), "segserve");
+  };
+  NiftiVolume volume;
+  volume.version = version;
+  volume.dims = dims;
+  if (version == 1) {
+    nifti_1_header* h = nifti_make_new_n1_header(arg_dims, DT_FLOAT32);
+    if (h == nullptr) return absl::InternalError("nifti_make_new_n1_header failed");
+    fill(h);
+    volume.header.assign(reinterpret_cast<uint8_t*>(h), reinterpret_cast<uint8_t*>(h) + sizeof(*h));
+    free(h);
+  } else {
+    nifti_2_header* h = nifti_make_new_n2_header(arg_dims, DT_FLOAT32);
+    if (h == nullptr) return absl::InternalError("nifti_make_new_n2_header failed");
+    fill(h);
+    volume.header.assign(reinterpret_cast<uint8_t*>(h), reinterpret_cast<uint8_t*>(h) + sizeof(*h));
+    free(h);
+  }
+  volume.voxels.assign(static_cast<size_t>(volume.num_voxels()), 0.0f);
+  // Parse what would be written, so every field is exactly what a reader will see.
+  std::string bytes = OutputHeader(volume, DT_FLOAT32, 32, 0, false);
+  bytes.append(volume.voxels.size() * 4, '\0');
+  return ParseNifti(bytes, "new volume");
+}
+
+}  // namespace segserve::data
