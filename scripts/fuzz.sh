@@ -30,7 +30,7 @@ budget_for() {
   echo "-runs=$runs -seed=1"
 }
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=${FUZZ_TARGETS:-"image raw_tensor request dataset checkpoint"}
+targets=${FUZZ_TARGETS:-"image raw_tensor request dataset checkpoint nifti"}
 
 if [[ "${FUZZ_NO_BUILD:-0}" != 1 ]]; then
   start=$(date +%s)
@@ -53,6 +53,7 @@ options_for() {
     checkpoint) echo "-max_len=32768 -timeout=20" ;;
     dataset) echo "-max_len=4096 -timeout=10 -close_fd_mask=3" ;;
     request) echo "-max_len=8192 -timeout=10 -close_fd_mask=3" ;;
+    nifti) echo "-max_len=16384 -timeout=10" ;;
     *) echo "-max_len=8192 -timeout=10" ;;
   esac
 }

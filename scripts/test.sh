@@ -3,7 +3,7 @@
 # packages, builds everything once with clang + AddressSanitizer + UndefinedBehaviorSanitizer
 # (+ libFuzzer coverage, so the fuzz targets come from the same build), runs every test
 # with ctest, the deployment checks, a real Prometheus scrape, and a short repeatable fuzz
-# pass over all five fuzz targets.
+# pass over all six fuzz targets.
 #
 # One build instead of a release build plus a sanitizer build: on 2 cores the build is
 # most of the time, and every test under ASan/UBSan checks more than the same test

@@ -162,8 +162,6 @@ absl::Status ReadHeader(const H& h, const std::string& name, const NiftiLimits& 
   }
   vox_offset = static_cast<int64_t>(offset);
   double slope = h.scl_slope, inter = h.scl_inter;
-  volume.scl_slope = slope;
-  volume.scl_inter = inter;
   if (!std::isfinite(slope) || slope == 0) slope = 1, inter = 0;  // the spec: no scaling
   if (!std::isfinite(inter)) inter = 0;
   volume.scl_slope = slope;

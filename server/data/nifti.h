@@ -48,7 +48,7 @@ struct NiftiVolume {
   std::array<int64_t, 3> dims{};        // nx, ny, nz (nz = 1 for a 2-D file)
   std::array<double, 3> spacing{};      // pixdim[1..3]
   int datatype = 0;                     // NIfTI datatype code of the stored voxels
-  double scl_slope = 0, scl_inter = 0;  // as stored (slope 0 = no scaling)
+  double scl_slope = 1, scl_inter = 0;  // applied (1 and 0 when the file has no scaling)
   int qform_code = 0, sform_code = 0;
   Affine qform{}, sform{};    // valid when the matching code is > 0
   std::vector<float> voxels;  // scl_slope * stored + scl_inter, nx * ny * nz

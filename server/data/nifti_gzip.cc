@@ -34,6 +34,7 @@ bool ByteReader::complete() const {
 }
 
 absl::StatusOr<size_t> ByteReader::Read(uint8_t *out, size_t n) {
+  if (n == 0) return 0;  // `out` may be null (an empty buffer): memcpy must not see it
   if (inflater_ == nullptr) {
     const size_t got = std::min(n, bytes_.size() - offset_);
     std::memcpy(out, bytes_.data() + offset_, got);

@@ -214,6 +214,24 @@ TEST_F(NiftiTest, ReadsBigEndianFilesAndScaling) {
   }
 }
 
+// Data right after the header (no extension flag), as some writers do: found by the fuzzer
+// (an empty read of the extension gap passed a null pointer to memcpy).
+TEST_F(NiftiTest, ReadsDataThatStartsRightAfterTheHeader) {
+  NiftiVolume v = TestVolume({3, 3, 2});
+  const std::string path = dir_ / "no_ext.nii";
+  ASSERT_TRUE(WriteNiftiFloat(path, v).ok());
+  std::string bytes = Read(path);
+  nifti_1_header h;
+  std::memcpy(&h, bytes.data(), sizeof(h));
+  h.vox_offset = 348;
+  std::memcpy(bytes.data(), &h, sizeof(h));
+  bytes.erase(348, 4);
+  Write(path, bytes);
+  auto back = ReadNifti(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->voxels, v.voxels);
+}
+
 // --- Every bad input: InvalidArgument naming the file and the problem.
 
 class NiftiRejectTest : public NiftiTest {

@@ -274,9 +274,53 @@ def checkpoints():
     write("checkpoint", "state_dict_empty.bin", b"\x02" + state_dict_zip([]))
 
 
+# ---- NIfTI volumes -------------------------------------------------------------------------
+def nifti1(dims, datatype, bitpix, data, endian="<", scl=(1.0, 0.0), dim0=None):
+    d = [dim0 if dim0 is not None else len(dims)] + list(dims) + [1] * (7 - len(dims))
+    pixdim = [1.0, 1.0, 1.2, 3.0, 0, 0, 0, 0]
+    srow = [-1.0, 0, 0, 10.0, 0, 1.2, 0, -5.0, 0, 0, 3.0, 2.0]
+    header = struct.pack(
+        endian + "i10s18sihcc8h3fhhhh8ffffhcc4f2i80s24shh6f12f16s4s",
+        348, b"", b"", 0, 0, b"r", b"\0", *d, 0, 0, 0, 0, datatype, bitpix, 0, *pixdim, 352.0,
+        scl[0], scl[1], 0, b"\0", b"\x02", 0, 0, 0, 0, 0, 0, b"fuzz seed", b"", 1, 1,
+        0, 0, 1.0, 10.0, -5.0, 2.0, *srow, b"", b"n+1\0")
+    return header + b"\0" * 4 + data
+
+
+def nifti2(dims, datatype, bitpix, data):
+    d = [len(dims)] + list(dims) + [1] * (7 - len(dims))
+    header = struct.pack(
+        "<i8shh8q3d8dq6dqq80s24sii6d12diii16sc15s",
+        540, b"n+2\0\r\n\x1a\n", datatype, bitpix, *d, 0, 0, 0,
+        1.0, 0.8, 0.8, 2.0, 0, 0, 0, 0, 544, 1.0, 0.0, 0, 0, 0, 0, 0, 0, b"n2 seed", b"",
+        1, 0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, *([0.0] * 12), 0, 2, 0, b"", b"\0", b"")
+    return header + b"\0" * 4 + data
+
+
+def niftis():
+    f32 = struct.pack("<24f", *[float(i) for i in range(24)])
+    write("nifti", "n1_f32_4x3x2.nii", nifti1((4, 3, 2), 16, 32, f32))
+    write("nifti", "n1_f32_4x3x2.nii.gz", gzip_bytes(nifti1((4, 3, 2), 16, 32, f32)))
+    write("nifti", "n1_be_i16_scaled.nii",
+          nifti1((3, 2, 2), 4, 16, struct.pack(">12h", *range(12)), ">", (2.0, -1.0)))
+    write("nifti", "n1_u8_labels_2d.nii", nifti1((4, 4), 2, 8, bytes([0, 1, 2, 1] * 4)))
+    write("nifti", "n2_u8_3x3x3.nii", nifti2((3, 3, 3), 2, 8, bytes(range(27))))
+    write("nifti", "n2_f64_2x2x2.nii.gz",
+          gzip_bytes(nifti2((2, 2, 2), 64, 64, struct.pack("<8d", *[0.5 * i for i in range(8)]))))
+    write("nifti", "n1_4d_near_miss.nii",
+          nifti1((2, 2, 1, 2), 2, 8, bytes(8)))
+    write("nifti", "n1_truncated.nii.gz", gzip_bytes(nifti1((4, 3, 2), 16, 32, f32))[:-30])
+
+
+def gzip_bytes(data):
+    c = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return c.compress(data) + c.flush()
+
+
 if __name__ == "__main__":
     images()
     raw_tensors()
     requests()
     datasets()
     checkpoints()
+    niftis()
