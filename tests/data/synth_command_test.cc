@@ -1,10 +1,10 @@
-#include "client/segctl/cli.h"
-
 #include <sstream>
 
+#include "client/segctl/cli.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/data/dataset.h"
+#include "server/data/nifti.h"
 #include "temp_dir.h"
 
 namespace segserve::segctl {
@@ -69,3 +69,39 @@ TEST(SynthCommandTest, ExistingDatasetFailsWithOne) {
 
 }  // namespace
 }  // namespace segserve::segctl
+
+TEST(SynthCommandTest, NiftiWritesSyntheticMrVolumes) {
+  TempDir dir;
+  std::string out, err;
+  ASSERT_EQ(RunSynth({"--nifti", "--out", dir / "mr", "--n", "2", "--size", "32", "--slices", "8"},
+                     &out, &err),
+            0)
+      << err;
+  EXPECT_THAT(out, HasSubstr("wrote 2 MR volumes (32x32x8"));
+  auto image = data::ReadNifti(dir / "mr/imagesTr/mr_001_0000.nii.gz");
+  auto labels = data::ReadNiftiLabels(dir / "mr/labelsTr/mr_001.nii.gz");
+  ASSERT_TRUE(image.ok()) << image.status();
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  EXPECT_EQ(image->dims, (std::array<int64_t, 3>{32, 32, 8}));
+  EXPECT_TRUE(data::CheckSameShape(*image, *labels).ok());
+  EXPECT_EQ(RunSynth({"--nifti", "--out", dir / "mr2", "--shift", "brightness:2"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("--shift does not apply to --nifti"));
+}
+
+TEST(SegmentNiftiCommandTest, LocalProblemsAreReportedBeforeAnyServerCall) {
+  TempDir dir;
+  std::ostringstream o, e;
+  EXPECT_EQ(RunSegctl({"--server", "127.0.0.1:1", "segment", "--model", "m", "--nifti",
+                       dir / "v.nii.gz", "--out", dir / "masks"},
+                      o, e),
+            1);
+  EXPECT_THAT(e.str(), HasSubstr("--out: with --nifti, a .nii or .nii.gz file"));
+  std::ostringstream o2, e2;
+  EXPECT_EQ(RunSegctl({"--server", "127.0.0.1:1", "segment", "--model", "m", "--nifti",
+                       dir / "missing.nii.gz", "--out", dir / "m.nii.gz"},
+                      o2, e2),
+            1);
+  EXPECT_THAT(e2.str(), HasSubstr("missing.nii.gz"));
+  std::ostringstream o3, e3;
+  EXPECT_EQ(RunSegctl({"segment", "--model", "m", "--nifti", "x.nii", "--axis", "3"}, o3, e3), 2);
+}
