@@ -67,8 +67,6 @@ TEST(SynthCommandTest, ExistingDatasetFailsWithOne) {
   EXPECT_THAT(err, HasSubstr("already exists"));
 }
 
-}  // namespace
-}  // namespace segserve::segctl
 
 TEST(SynthCommandTest, NiftiWritesSyntheticMrVolumes) {
   TempDir dir;
@@ -105,3 +103,6 @@ TEST(SegmentNiftiCommandTest, LocalProblemsAreReportedBeforeAnyServerCall) {
   std::ostringstream o3, e3;
   EXPECT_EQ(RunSegctl({"segment", "--model", "m", "--nifti", "x.nii", "--axis", "3"}, o3, e3), 2);
 }
+
+}  // namespace
+}  // namespace segserve::segctl
