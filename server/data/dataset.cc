@@ -162,7 +162,7 @@ absl::Status VerifySample(const Dataset &ds, DatasetSample *s, const OpenOptions
     if (mask->height != s->height || mask->width != s->width) {
       return absl::InvalidArgumentError(
           absl::StrCat("dataset ", ds.root, ": size mismatch for sample '", s->id, "': image ",
-                       s->width, "x", s->height, ", mask ", mask->width, "x", mask->height));
+                       s->width, "x", s->height, ", mask ", mask->width, "x", mask->height, " (", s->mask_path, ")"));
     }
     bool allowed[256] = {};
     for (const ClassInfo &c : ds.classes) allowed[c.id] = true;
