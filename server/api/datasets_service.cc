@@ -1,14 +1,17 @@
 #include "server/api/datasets_service.h"
 
+#include <atomic>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "server/api/failed_reactors.h"
 #include "server/api/job_converters.h"
 #include "server/api/pool_call.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
 #include "server/common/dir_util.h"
+#include "server/common/status_macros.h"
 #include "server/data/dataset.h"
 #include "server/lifecycle/datasets.h"
 #include "server/registry/model_store.h"
@@ -26,17 +29,146 @@ const char* ShiftKindName(v1::Shift::Kind kind) {
   }
 }
 
+void FillInfo(const std::string& name, const data::Dataset& dataset, int64_t disk_bytes,
+              v1::DatasetInfo* info) {
+  info->set_name(name);
+  info->set_images(static_cast<int>(dataset.samples.size()));
+  info->set_channels(dataset.channels);
+  for (const auto& cls : dataset.classes) info->add_class_names(cls.name);
+  (*info->mutable_splits())["train"] = static_cast<int>(dataset.train.size());
+  (*info->mutable_splits())["val"] = static_cast<int>(dataset.val.size());
+  (*info->mutable_splits())["test"] = static_cast<int>(dataset.test.size());
+  info->set_disk_bytes(disk_bytes);
+}
+
+// Datasets.Upload. gRPC threads only start tasks: every received message is handled by a
+// task on the upload pool (file writes, the final validation and publishing), and the next
+// read starts when that task is done, so one message per stream is in memory and at most
+// one task per stream exists. The members are touched by one task or reaction at a time
+// (each hands over to the next through gRPC or the pool's queue), so they need no lock;
+// `cancelled_` is the exception, set by OnCancel at any time.
+class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChunk> {
+ public:
+  UploadReactor(grpc::CallbackServerContext* context, data::DatasetUploads& uploads,
+                common::ThreadPool& pool, std::unique_ptr<StreamSlot> slot,
+                v1::DatasetInfo* response, const std::function<void()>& on_change)
+      : context_(context),
+        uploads_(uploads),
+        pool_(pool),
+        slot_(std::move(slot)),
+        response_(response),
+        on_change_(on_change),
+        request_id_(RequestId(*context)) {
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (pool_.TrySchedule([this, ok] { ok ? Consume() : EndOfStream(); })) return;
+    // No task may run: the staging directory stays for the next attempt with this id (or
+    // the next start) to remove, rather than being removed on this gRPC thread.
+    if (attempt_) attempt_->Abandon();
+    attempt_.reset();
+    Finish(ToGrpcStatus(absl::ResourceExhaustedError("too many uploads queued; retry later"),
+                        request_id_));
+  }
+
+  void OnCancel() override { cancelled_.store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  // On the pool: one message.
+  void Consume() {
+    if (cancelled_.load()) return Done(absl::CancelledError("upload cancelled"));
+    if (attempt_ == nullptr) {
+      if (!incoming_.has_header()) {
+        return Done(absl::InvalidArgumentError("the first message must be the header"));
+      }
+      absl::StatusOr<data::UploadHeader> header = HeaderFromProto(incoming_.header());
+      if (!header.ok()) return Done(header.status());
+      absl::StatusOr<data::DatasetUploads::Begun> begun = uploads_.Begin(*std::move(header));
+      if (!begun.ok()) return Done(begun.status());
+      if (begun->published.has_value()) {  // a retry of an upload that succeeded
+        FillInfo(incoming_.header().name(), *begun->published,
+                 common::DirectoryBytes(begun->published->root), response_);
+        return Done(absl::OkStatus());
+      }
+      attempt_ = std::move(begun->attempt);
+    } else {
+      if (!incoming_.has_file()) {
+        return Done(absl::InvalidArgumentError("only the first message may be a header"));
+      }
+      const v1::UploadFileChunk& file = incoming_.file();
+      absl::Status written = attempt_->Write(file.path(), file.offset(), file.data(), file.last());
+      if (!written.ok()) return Done(written);
+    }
+    incoming_.Clear();
+    StartRead(&incoming_);  // last: the next OnReadDone may run at once, on another thread
+  }
+
+  // On the pool: the client closed its side (or went away).
+  void EndOfStream() {
+    if (cancelled_.load() || context_->IsCancelled()) {
+      return Done(absl::CancelledError("upload cancelled"));
+    }
+    if (attempt_ == nullptr) {
+      return Done(absl::InvalidArgumentError("the stream ended before the header"));
+    }
+    absl::StatusOr<data::Dataset> published = attempt_->Publish();
+    if (!published.ok()) return Done(published.status());
+    const std::string name = published->root.substr(published->root.rfind('/') + 1);
+    FillInfo(name, *published, common::DirectoryBytes(published->root), response_);
+    if (on_change_) on_change_();
+    Done(absl::OkStatus());
+  }
+
+  // Removes what an unpublished attempt staged, then finishes: the last use of `this`.
+  void Done(const absl::Status& status) {
+    attempt_.reset();
+    Finish(ToGrpcStatus(status, request_id_));
+  }
+
+  static absl::StatusOr<data::UploadHeader> HeaderFromProto(const v1::UploadDatasetHeader& h) {
+    RETURN_IF_ERROR(registry::ValidateModelName(h.name(), "header.name"));
+    data::UploadHeader header;
+    header.name = h.name();
+    switch (h.layout()) {
+      case v1::DATASET_LAYOUT_NATIVE: header.layout = data::UploadLayout::kNative; break;
+      case v1::DATASET_LAYOUT_NNUNET: header.layout = data::UploadLayout::kNnUnet; break;
+      default:
+        return absl::InvalidArgumentError("header.layout: required (NATIVE or NNUNET)");
+    }
+    header.upload_id = h.upload_id();
+    header.total_bytes = h.total_bytes();
+    header.file_count = h.file_count();
+    return header;
+  }
+
+  grpc::CallbackServerContext* context_;
+  data::DatasetUploads& uploads_;
+  common::ThreadPool& pool_;
+  std::unique_ptr<StreamSlot> slot_;  // counts against the client's stream limit
+  v1::DatasetInfo* response_;
+  const std::function<void()>& on_change_;
+  const std::string request_id_;
+  std::atomic<bool> cancelled_{false};
+  v1::UploadDatasetChunk incoming_;  // the outstanding read's target
+  std::unique_ptr<data::UploadAttempt> attempt_;
+};
+
 }  // namespace
 
 DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir,
                                  AccessControl& access, common::ThreadPool& store_pool,
                                  common::ThreadPool& control_pool,
+                                 common::ThreadPool& upload_pool, data::UploadLimits upload_limits,
                                  std::function<void()> on_change)
     : scheduler_(scheduler),
       data_dir_(std::move(data_dir)),
       access_(access),
       store_pool_(store_pool),
       control_pool_(control_pool),
+      upload_pool_(upload_pool),
+      uploads_(data_dir_ + "/datasets", upload_limits),
       on_change_(std::move(on_change)) {}
 
 grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* context,
@@ -61,15 +193,8 @@ grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* con
         for (const auto& name : names) {
           auto dataset = data::OpenDataset(data_dir_ + "/datasets/" + name, options);
           if (!dataset.ok()) continue;  // half-written or foreign folders are not listed
-          auto* info = response->add_datasets();
-          info->set_name(name);
-          info->set_images(static_cast<int>(dataset->samples.size()));
-          info->set_channels(dataset->channels);
-          for (const auto& cls : dataset->classes) info->add_class_names(cls.name);
-          (*info->mutable_splits())["train"] = static_cast<int>(dataset->train.size());
-          (*info->mutable_splits())["val"] = static_cast<int>(dataset->val.size());
-          (*info->mutable_splits())["test"] = static_cast<int>(dataset->test.size());
-          info->set_disk_bytes(common::DirectoryBytes(data_dir_ + "/datasets/" + name));
+          FillInfo(name, *dataset, common::DirectoryBytes(data_dir_ + "/datasets/" + name),
+                   response->add_datasets());
         }
         return absl::OkStatus();
       },
@@ -139,6 +264,17 @@ grpc::ServerUnaryReactor* DatasetsService::Delete(grpc::CallbackServerContext* c
     if (on_change_) on_change_();
     return absl::OkStatus();
   });
+}
+
+grpc::ServerReadReactor<v1::UploadDatasetChunk>* DatasetsService::Upload(
+    grpc::CallbackServerContext* context, v1::DatasetInfo* response) {
+  using Failed = FailedReadReactor<v1::UploadDatasetChunk>;
+  auto caller = access_.Authorize(*context, auth::Role::kAdmin);
+  if (!caller.ok()) return new Failed(ToGrpcStatus(caller.status(), RequestId(*context)));
+  auto slot = access_.OpenStream(*caller);
+  if (!slot.ok()) return new Failed(ToGrpcStatus(slot.status(), RequestId(*context)));
+  return new UploadReactor(context, uploads_, upload_pool_, std::move(*slot), response,
+                           on_change_);
 }
 
 }  // namespace segserve::api

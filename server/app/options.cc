@@ -116,6 +116,10 @@ ABSL_FLAG(std::string, retention_sweep_interval, "1h",
 ABSL_FLAG(std::string, disk_usage_interval, "60s",
           "How often segserve_data_dir_bytes and segserve_data_dir_free_bytes are measured "
           "(they are also refreshed after each delete, import or finished job). 1s..1d.");
+ABSL_FLAG(int64_t, max_dataset_bytes, 2ll << 30,
+          "Largest data set Datasets.Upload accepts, in bytes of uploaded files (default "
+          "2 GiB; one file at most 256 MiB). The set is staged on disk under "
+          "<data_dir>/datasets/, never held in memory. 1 KiB..1 TiB.");
 
 namespace segserve::app {
 namespace {
@@ -225,6 +229,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.bootstrap = absl::GetFlag(FLAGS_bootstrap);
   options.max_analyze_images = absl::GetFlag(FLAGS_max_analyze_images);
   options.drift_window = absl::GetFlag(FLAGS_drift_window);
+  options.max_dataset_bytes = absl::GetFlag(FLAGS_max_dataset_bytes);
   struct IntRange {
     const char* flag;
     int64_t value, low, high;
@@ -246,7 +251,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
                             IntRange{"max_queued_jobs", options.max_queued_jobs, 1, 100000},
                             IntRange{"max_analyze_images", options.max_analyze_images, 1,
                                      100000},
-                            IntRange{"drift_window", options.drift_window, 0, 65535}}) {
+                            IntRange{"drift_window", options.drift_window, 0, 65535},
+                            IntRange{"max_dataset_bytes", options.max_dataset_bytes, 1ll << 10,
+                                     1ll << 40}}) {
     if (r.value < r.low || r.value > r.high) {
       return absl::InvalidArgumentError(absl::StrCat("--", r.flag, ": must be ", r.low, "..",
                                                      r.high, ", got ", r.value));

@@ -65,6 +65,9 @@ struct ServerOptions {
   std::chrono::seconds retention_sweep_interval{3600};
   std::chrono::seconds disk_usage_interval{60};
 
+  // Data sets.
+  int64_t max_dataset_bytes = 2ll << 30;  // Datasets.Upload: files of one set, in bytes
+
   // Models.
   std::vector<std::pair<std::string, std::string>> aliases;  // alias -> name[:version]
   std::vector<std::string> load_models;  // empty = every model in the store

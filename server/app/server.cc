@@ -146,6 +146,10 @@ absl::Status SegserveServer::BuildComponents() {
   // data-set listing proceeds while a job commit waits on the disk (the scheduler lets one
   // job-store call in at a time anyway). Bounded: a full queue answers RESOURCE_EXHAUSTED.
   store_pool_ = std::make_unique<common::ThreadPool>(2, 128);
+  // Data-set uploads: chunk writes (short) and each upload's final validation (decodes
+  // every image: seconds to minutes), kept off the store and control pools so that a big
+  // upload holds up neither job RPCs nor model loads. A stream has at most one task queued.
+  upload_pool_ = std::make_unique<common::ThreadPool>(2, 64);
   inference::SchedulerOptions batching_options;
   batching_options.max_batch_size = options_.max_batch_size;
   batching_options.max_background_batch_size = options_.max_background_batch_size;
@@ -278,8 +282,12 @@ absl::Status SegserveServer::BuildComponents() {
   services_.push_back(std::make_unique<api::TrainingService>(*scheduler_, options_.data_dir,
                                                              *access_, *store_pool_,
                                                              retention_.get(), control_pool_.get()));
+  data::UploadLimits upload_limits;
+  upload_limits.max_dataset_bytes = options_.max_dataset_bytes;
+  upload_limits.max_pixels = options_.max_image_pixels;
   services_.push_back(std::make_unique<api::DatasetsService>(
-      *scheduler_, options_.data_dir, *access_, *store_pool_, *control_pool_, refresh_disk_usage));
+      *scheduler_, options_.data_dir, *access_, *store_pool_, *control_pool_, *upload_pool_,
+      upload_limits, refresh_disk_usage));
   return absl::OkStatus();
 }
 
@@ -331,6 +339,8 @@ absl::Status SegserveServer::Start() {
   // Deletes a crash interrupted were committed by their rename: finish them (the model
   // store cleans models/ itself).
   for (const char* sub : {"/datasets", "/runs"}) common::RemoveTombstones(options_.data_dir + sub);
+  // Uploads the last process did not finish: the clients retry from the start.
+  data::DatasetUploads::RemoveStagingDirectories(options_.data_dir + "/datasets");
   RETURN_IF_ERROR(BuildComponents());
 
   ASSIGN_OR_RETURN(exposer_, metrics::HttpExposer::Start(options_.metrics_address));
@@ -422,6 +432,7 @@ SegserveServer::~SegserveServer() {
   if (batch_scheduler_) batch_scheduler_->Shutdown();
   if (executor_) executor_->Join();
   store_pool_.reset();  // its queued job calls now fail fast: the scheduler is shut down
+  upload_pool_.reset();
   analysis_pool_.reset();
   cpu_pool_.reset();
   control_pool_.reset();

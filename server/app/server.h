@@ -84,6 +84,7 @@ class SegserveServer {
   std::unique_ptr<common::ThreadPool> cpu_pool_;
   std::unique_ptr<common::ThreadPool> control_pool_;
   std::unique_ptr<common::ThreadPool> analysis_pool_;  // Analyze RPCs (they block on results)
+  std::unique_ptr<common::ThreadPool> upload_pool_;  // Datasets.Upload: writes, validation
   std::unique_ptr<common::ThreadPool> store_pool_;  // job-store and data-directory RPC work
   std::unique_ptr<DriftObserver> drift_observer_;
   std::unique_ptr<inference::BatchScheduler> batch_scheduler_;

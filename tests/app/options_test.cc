@@ -21,6 +21,7 @@ ABSL_DECLARE_FLAG(std::string, keep_run_checkpoints);
 ABSL_DECLARE_FLAG(std::string, failed_run_retention);
 ABSL_DECLARE_FLAG(std::string, retention_sweep_interval);
 ABSL_DECLARE_FLAG(std::string, disk_usage_interval);
+ABSL_DECLARE_FLAG(int64_t, max_dataset_bytes);
 
 namespace segserve::app {
 namespace {
@@ -59,6 +60,7 @@ TEST_F(OptionsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(options->log_level, common::LogLevel::kInfo);
   EXPECT_EQ(options->max_batch_size, 8);
   EXPECT_EQ(options->max_background_batch_size, 1);
+  EXPECT_EQ(options->max_dataset_bytes, 2ll << 30);
 }
 
 TEST_F(OptionsTest, RetentionFlagsDefaultParseAndNameTheirLimits) {
@@ -129,6 +131,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFlagCase{"TinyMessages",
                     [] { absl::SetFlag(&FLAGS_max_message_bytes, int64_t{1000}); },
                     "--max_message_bytes"},
+        BadFlagCase{"TinyDatasetLimit",
+                    [] { absl::SetFlag(&FLAGS_max_dataset_bytes, int64_t{100}); },
+                    "--max_dataset_bytes: must be 1024.."},
         BadFlagCase{"UnknownLogLevel", [] { absl::SetFlag(&FLAGS_log_level, "loud"); },
                     "--log_level"},
         BadFlagCase{"NegativeDrain", [] { absl::SetFlag(&FLAGS_drain_seconds, -1.0); },

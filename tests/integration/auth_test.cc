@@ -111,6 +111,13 @@ std::vector<Method> AllMethods(const std::shared_ptr<grpc::Channel>& channel) {
       {"Datasets/Delete", Role::kAdmin,
        Unary<v1::DeleteDatasetRequest, v1::DeleteDatasetResponse>(datasets,
                                                                   &v1::Datasets::Stub::Delete)},
+      {"Datasets/Upload", Role::kAdmin,
+       [datasets](grpc::ClientContext* context) {
+         v1::DatasetInfo info;
+         auto stream = datasets->Upload(context, &info);
+         stream->WritesDone();
+         return stream->Finish();
+       }},
       {"Segmentation/Segment", Role::kSegmenter,
        Unary<v1::SegmentRequest, v1::SegmentResponse>(segmentation,
                                                       &v1::Segmentation::Stub::Segment)},
