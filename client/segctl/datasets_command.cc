@@ -1,8 +1,11 @@
-// `segctl datasets list|generate|delete`.
+// `segctl datasets list|generate|upload|delete`.
+#include <chrono>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_format.h"
+#include "client/lib/dataset_upload.h"
 #include "client/lib/lifecycle.h"
 #include "client/segctl/commands.h"
 #include "client/segctl/job_output.h"
@@ -107,6 +110,74 @@ void AddGenerate(CLI::App* datasets, Invocation& invocation) {
             });
 }
 
+struct UploadOptions {
+  std::string dir, name, layout;
+  bool quiet = false;
+};
+
+int Upload(const UploadOptions& o, const GlobalOptions& global, std::ostream& out,
+           std::ostream& err) {
+  auto plan = client::PlanUpload(o.dir, o.name, o.layout);
+  if (!plan.ok()) return ReportError(err, plan.status());
+  if (!plan->skipped.empty()) {
+    err << "segctl: not sending " << plan->skipped.size()
+        << " file(s) outside the layout, e.g. " << plan->skipped.front() << "\n";
+  }
+  auto client = client::Client::Create(global.client);
+  if (!client.ok()) return ReportError(err, client.status());
+  const auto start = std::chrono::steady_clock::now();
+  auto last_shown = start - std::chrono::seconds(1);
+  const auto show = [&](int64_t sent, int64_t total, bool final) {
+    const auto now = std::chrono::steady_clock::now();
+    if (o.quiet || (!final && now - last_shown < std::chrono::milliseconds(200))) return;
+    last_shown = now;
+    const double seconds = std::chrono::duration<double>(now - start).count();
+    err << absl::StrFormat("\ruploading %s: %.1f / %.1f MB (%3.0f%%), %.1f MB/s", o.name,
+                           sent / 1e6, total / 1e6, total > 0 ? 100.0 * sent / total : 100.0,
+                           seconds > 0 ? sent / 1e6 / seconds : 0.0)
+        << (final ? "\n" : "") << std::flush;
+  };
+  int64_t sent_bytes = 0;
+  auto info = client::UploadDataset(**client, *plan, 1 << 20, [&](int64_t sent, int64_t total) {
+    sent_bytes = sent;
+    show(sent, total, false);
+  });
+  show(sent_bytes, plan->total_bytes, true);
+  if (!info.ok()) return ReportError(err, info.status());
+  auto split = [&](const char* s) { return SplitSize(*info, s); };
+  out << "uploaded data set " << info->name() << ": " << info->images() << " images ("
+      << split("train") << "/" << split("val") << "/" << split("test")
+      << " train/val/test), " << info->channels() << " channel(s), classes "
+      << absl::StrJoin(info->class_names(), ",") << ", " << client::HumanBytes(info->disk_bytes())
+      << "\n";
+  return kExitOk;
+}
+
+void AddUpload(CLI::App* datasets, Invocation& invocation) {
+  auto o = std::make_shared<UploadOptions>();
+  CLI::App* upload = datasets->add_subcommand(
+      "upload", "upload a local labelled data set (native or nnU-Net layout; admin)");
+  upload->add_option("dir", o->dir, "local data-set directory")->required();
+  upload->add_option("--name", o->name, "name of the data set on the server")->required();
+  upload->add_option("--layout", o->layout,
+                     "native (dataset.json, images/, masks/) or nnunet (dataset.json, "
+                     "imagesTr/, labelsTr/); detected when omitted")
+      ->check(CLI::IsMember({"native", "nnunet"}));
+  upload->add_flag("--quiet", o->quiet, "no progress line on stderr");
+  SetExamples(upload,
+              {"segctl datasets upload ./smears --name smears",
+               "segctl datasets upload ./Dataset042_Cells --name cells --layout nnunet"},
+              "The server validates the whole set (every image decodes, masks match their "
+              "images and hold only declared classes) before it appears in `datasets list`; "
+              "a rejection names the file. Running the same command again after a broken "
+              "connection starts the upload afresh; after a success it answers at once. "
+              "nnU-Net sets are stored in the native layout (70/15/15 splits).");
+  SetAction(upload, invocation,
+            [o](const GlobalOptions& global, std::ostream& out, std::ostream& err) {
+              return Upload(*o, global, out, err);
+            });
+}
+
 void AddDelete(CLI::App* datasets, Invocation& invocation) {
   auto name = std::make_shared<std::string>();
   CLI::App* command = datasets->add_subcommand("delete", "delete a server-side data set (admin)");
@@ -129,12 +200,14 @@ void AddDelete(CLI::App* datasets, Invocation& invocation) {
 
 void AddDatasetsCommands(CLI::App& segctl, Invocation& invocation) {
   CLI::App* datasets = segctl.add_subcommand(
-      "datasets", "list and delete server-side data sets; generate synthetic ones");
+      "datasets", "list, upload and delete server-side data sets; generate synthetic ones");
   datasets->require_subcommand(1);
   SetExamples(datasets, {"segctl datasets list",
-                         "segctl datasets generate --name smears --n 500 --wait"});
+                         "segctl datasets generate --name smears --n 500 --wait",
+                         "segctl datasets upload ./smears --name smears"});
   AddList(datasets, invocation);
   AddGenerate(datasets, invocation);
+  AddUpload(datasets, invocation);
   AddDelete(datasets, invocation);
 }
 
