@@ -59,8 +59,8 @@ absl::StatusOr<UploadPlan> PlanUpload(const std::string& dir, const std::string&
   const bool nnunet = plan.layout == v1::DATASET_LAYOUT_NNUNET;
   const std::string image_dir = nnunet ? "imagesTr" : "images";
   const std::string mask_dir = nnunet ? "labelsTr" : "masks";
-  plan.files.push_back({"dataset.json", static_cast<int64_t>(fs::file_size(
-                                            fs::path(dir) / "dataset.json", ec))});
+  plan.files.push_back(
+      {"dataset.json", static_cast<int64_t>(fs::file_size(fs::path(dir) / "dataset.json", ec))});
   // Fields separated by '\n', which no name or path of an upload may hold.
   std::string key = absl::StrCat(name, "\n", v1::DatasetLayout_Name(plan.layout), "\n");
   std::vector<UploadFile> files;
@@ -97,8 +97,7 @@ absl::StatusOr<UploadPlan> PlanUpload(const std::string& dir, const std::string&
 }
 
 absl::StatusOr<v1::DatasetInfo> UploadDataset(const Client& client, const UploadPlan& plan,
-                                              int64_t chunk_bytes,
-                                              const UploadProgress& progress) {
+                                              int64_t chunk_bytes, const UploadProgress& progress) {
   chunk_bytes = std::max<int64_t>(chunk_bytes, 1);
   auto stub = v1::Datasets::NewStub(client.channel());
   auto context = client.NewStreamContext();

@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "client/lib/dataset_upload.h"
 #include "client/lib/lifecycle.h"
 #include "client/segctl/commands.h"
@@ -120,8 +120,8 @@ int Upload(const UploadOptions& o, const GlobalOptions& global, std::ostream& ou
   auto plan = client::PlanUpload(o.dir, o.name, o.layout);
   if (!plan.ok()) return ReportError(err, plan.status());
   if (!plan->skipped.empty()) {
-    err << "segctl: not sending " << plan->skipped.size()
-        << " file(s) outside the layout, e.g. " << plan->skipped.front() << "\n";
+    err << "segctl: not sending " << plan->skipped.size() << " file(s) outside the layout, e.g. "
+        << plan->skipped.front() << "\n";
   }
   auto client = client::Client::Create(global.client);
   if (!client.ok()) return ReportError(err, client.status());
@@ -146,10 +146,9 @@ int Upload(const UploadOptions& o, const GlobalOptions& global, std::ostream& ou
   if (!info.ok()) return ReportError(err, info.status());
   auto split = [&](const char* s) { return SplitSize(*info, s); };
   out << "uploaded data set " << info->name() << ": " << info->images() << " images ("
-      << split("train") << "/" << split("val") << "/" << split("test")
-      << " train/val/test), " << info->channels() << " channel(s), classes "
-      << absl::StrJoin(info->class_names(), ",") << ", " << client::HumanBytes(info->disk_bytes())
-      << "\n";
+      << split("train") << "/" << split("val") << "/" << split("test") << " train/val/test), "
+      << info->channels() << " channel(s), classes " << absl::StrJoin(info->class_names(), ",")
+      << ", " << client::HumanBytes(info->disk_bytes()) << "\n";
   return kExitOk;
 }
 
@@ -159,9 +158,10 @@ void AddUpload(CLI::App* datasets, Invocation& invocation) {
       "upload", "upload a local labelled data set (native or nnU-Net layout; admin)");
   upload->add_option("dir", o->dir, "local data-set directory")->required();
   upload->add_option("--name", o->name, "name of the data set on the server")->required();
-  upload->add_option("--layout", o->layout,
-                     "native (dataset.json, images/, masks/) or nnunet (dataset.json, "
-                     "imagesTr/, labelsTr/); detected when omitted")
+  upload
+      ->add_option("--layout", o->layout,
+                   "native (dataset.json, images/, masks/) or nnunet (dataset.json, "
+                   "imagesTr/, labelsTr/); detected when omitted")
       ->check(CLI::IsMember({"native", "nnunet"}));
   upload->add_flag("--quiet", o->quiet, "no progress line on stderr");
   SetExamples(upload,
@@ -202,9 +202,9 @@ void AddDatasetsCommands(CLI::App& segctl, Invocation& invocation) {
   CLI::App* datasets = segctl.add_subcommand(
       "datasets", "list, upload and delete server-side data sets; generate synthetic ones");
   datasets->require_subcommand(1);
-  SetExamples(datasets, {"segctl datasets list",
-                         "segctl datasets generate --name smears --n 500 --wait",
-                         "segctl datasets upload ./smears --name smears"});
+  SetExamples(datasets,
+              {"segctl datasets list", "segctl datasets generate --name smears --n 500 --wait",
+               "segctl datasets upload ./smears --name smears"});
   AddList(datasets, invocation);
   AddGenerate(datasets, invocation);
   AddUpload(datasets, invocation);

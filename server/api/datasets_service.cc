@@ -132,8 +132,12 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
     data::UploadHeader header;
     header.name = h.name();
     switch (h.layout()) {
-      case v1::DATASET_LAYOUT_NATIVE: header.layout = data::UploadLayout::kNative; break;
-      case v1::DATASET_LAYOUT_NNUNET: header.layout = data::UploadLayout::kNnUnet; break;
+      case v1::DATASET_LAYOUT_NATIVE:
+        header.layout = data::UploadLayout::kNative;
+        break;
+      case v1::DATASET_LAYOUT_NNUNET:
+        header.layout = data::UploadLayout::kNnUnet;
+        break;
       default:
         return absl::InvalidArgumentError("header.layout: required (NATIVE or NNUNET)");
     }
@@ -159,9 +163,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
 
 DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir,
                                  AccessControl& access, common::ThreadPool& store_pool,
-                                 common::ThreadPool& control_pool,
-                                 common::ThreadPool& upload_pool, data::UploadLimits upload_limits,
-                                 std::function<void()> on_change)
+                                 common::ThreadPool& control_pool, common::ThreadPool& upload_pool,
+                                 data::UploadLimits upload_limits, std::function<void()> on_change)
     : scheduler_(scheduler),
       data_dir_(std::move(data_dir)),
       access_(access),
@@ -273,8 +276,7 @@ grpc::ServerReadReactor<v1::UploadDatasetChunk>* DatasetsService::Upload(
   if (!caller.ok()) return new Failed(ToGrpcStatus(caller.status(), RequestId(*context)));
   auto slot = access_.OpenStream(*caller);
   if (!slot.ok()) return new Failed(ToGrpcStatus(slot.status(), RequestId(*context)));
-  return new UploadReactor(context, uploads_, upload_pool_, std::move(*slot), response,
-                           on_change_);
+  return new UploadReactor(context, uploads_, upload_pool_, std::move(*slot), response, on_change_);
 }
 
 }  // namespace segserve::api

@@ -31,8 +31,7 @@ namespace {
 
 absl::Status ErrnoStatus(const char *what, const std::string &path, int err) {
   if (err == ENOSPC || err == EDQUOT) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(what, " ", path, ": no space left on device"));
+    return absl::ResourceExhaustedError(absl::StrCat(what, " ", path, ": no space left on device"));
   }
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(err)));
 }
@@ -163,8 +162,8 @@ absl::Status UploadAttempt::Write(std::string_view path, int64_t offset, std::st
     const std::string name(path);
     if (files_.count(name) > 0) return Fail(path, "sent twice");
     if (static_cast<int64_t>(files_.size()) >= header_.file_count) {
-      return Fail(path, absl::StrCat("one file more than header.file_count (",
-                                     header_.file_count, ")"));
+      return Fail(path,
+                  absl::StrCat("one file more than header.file_count (", header_.file_count, ")"));
     }
     if (offset != 0) return Fail(path, absl::StrCat("first chunk at offset ", offset, ", not 0"));
     const std::string full = staging_ + "/" + name;
@@ -234,8 +233,8 @@ absl::Status UploadAttempt::ConvertNnUnet(const Dataset &opened) {
   for (const int i : opened.val) manifest.split_lists->val.push_back(opened.samples[i].id);
   for (const int i : opened.test) manifest.split_lists->test.push_back(opened.samples[i].id);
   for (const DatasetSample &s : opened.samples) {
-    const std::string image = absl::StrCat(staging_, "/images/", s.id,
-                                           fs::path(s.image_path).extension().string());
+    const std::string image =
+        absl::StrCat(staging_, "/images/", s.id, fs::path(s.image_path).extension().string());
     const std::string mask = absl::StrCat(staging_, "/masks/", s.id, ".png");
     if (::rename(s.image_path.c_str(), image.c_str()) != 0) {
       return ErrnoStatus("rename", s.image_path, errno);
@@ -285,16 +284,16 @@ absl::StatusOr<Dataset> UploadAttempt::Publish() {
   options.verify_contents = false;  // contents checked above; this checks the conversion
   absl::StatusOr<Dataset> staged = OpenDataset(staging_, options);
   if (!staged.ok()) {
-    LOG(ERROR) << "upload " << header_.upload_id << ": converted set does not open: "
-               << staged.status();
+    LOG(ERROR) << "upload " << header_.upload_id
+               << ": converted set does not open: " << staged.status();
     return absl::InternalError("the uploaded data set could not be converted");
   }
   const json marker = {{"upload_id", header_.upload_id},
                        {"layout", LayoutName(header_.layout)},
                        {"files", files_.size()},
                        {"bytes", total_bytes_}};
-  RETURN_IF_ERROR(common::WriteFileAtomically(staging_ + "/" + kUploadMarkerFile,
-                                              marker.dump() + "\n"));
+  RETURN_IF_ERROR(
+      common::WriteFileAtomically(staging_ + "/" + kUploadMarkerFile, marker.dump() + "\n"));
   RETURN_IF_ERROR(SyncFileSystem(staging_));
   const std::string target = owner_.datasets_dir() + "/" + header_.name;
   if (RenameNoReplace(staging_, target) != 0) {
@@ -353,8 +352,7 @@ absl::Status ValidateHeader(const UploadHeader &h, const UploadLimits &limits) {
   }
   if (h.total_bytes < 1 || h.total_bytes > limits.max_dataset_bytes) {
     return bad("total_bytes", absl::StrCat(h.total_bytes, " bytes is outside 1..",
-                                           limits.max_dataset_bytes,
-                                           " (--max_dataset_bytes)"));
+                                           limits.max_dataset_bytes, " (--max_dataset_bytes)"));
   }
   if (h.file_count < 1 || h.file_count > limits.max_files) {
     return bad("file_count", absl::StrCat(h.file_count, " is outside 1..", limits.max_files));
@@ -429,7 +427,8 @@ absl::StatusOr<DatasetUploads::Begun> DatasetUploads::Begin(UploadHeader header)
     }
     do {
       staging = absl::StrCat(prefix, ++attempts_);
-    } while (active_.count(staging) > 0 || fs::exists(fs::symlink_status(dir_ + "/" + staging, ec)));
+    } while (active_.count(staging) > 0 ||
+             fs::exists(fs::symlink_status(dir_ + "/" + staging, ec)));
     active_.insert(staging);
   }
   // From here the attempt owns the name: its destructor releases it.

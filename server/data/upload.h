@@ -84,7 +84,7 @@ class UploadAttempt {
 
   DatasetUploads &owner_;
   const UploadHeader header_;
-  const std::string staging_;  // absolute
+  const std::string staging_;    // absolute
   std::set<std::string> files_;  // relative paths received (complete or current)
   std::string current_;          // the file being written; empty between files
   int fd_ = -1;                  // current_'s descriptor

@@ -113,8 +113,8 @@ class UploadTest : public ::testing::Test {
 
 TEST_F(UploadTest, NativeSetIsPublishedWhole) {
   DatasetUploads uploads(datasets_.path(), limits_);
-  absl::StatusOr<Dataset> ds = Upload(uploads, native_.path(), FilesOf(native_.path()), "mine",
-                                      UploadLayout::kNative);
+  absl::StatusOr<Dataset> ds =
+      Upload(uploads, native_.path(), FilesOf(native_.path()), "mine", UploadLayout::kNative);
   ASSERT_TRUE(ds.ok()) << ds.status();
   EXPECT_EQ(ds->samples.size(), 6u);
   EXPECT_EQ(ds->root, fs::canonical(datasets_.path()).string() + "/mine");
@@ -134,8 +134,8 @@ TEST_F(UploadTest, NativeSetIsPublishedWhole) {
 
 TEST_F(UploadTest, NnUnetSetIsPublishedInTheNativeLayoutWithExplicitSplits) {
   DatasetUploads uploads(datasets_.path(), limits_);
-  absl::StatusOr<Dataset> ds = Upload(uploads, nnunet_.path(), FilesOf(nnunet_.path()), "nn",
-                                      UploadLayout::kNnUnet);
+  absl::StatusOr<Dataset> ds =
+      Upload(uploads, nnunet_.path(), FilesOf(nnunet_.path()), "nn", UploadLayout::kNnUnet);
   ASSERT_TRUE(ds.ok()) << ds.status();
   absl::StatusOr<Dataset> opened = OpenDataset(datasets_ / "nn");
   ASSERT_TRUE(opened.ok()) << opened.status();
@@ -198,9 +198,9 @@ TEST_F(UploadTest, MaskSizeMismatchIsRejectedNamingTheMask) {
   const Dataset ds = *OpenDataset(native_.path());
   ASSERT_TRUE(WriteMaskFile(ds.samples[2].mask_path, Mask::Create(16, 16)).ok());
   DatasetUploads uploads(datasets_.path(), limits_);
-  ExpectRejected(Upload(uploads, native_.path(), FilesOf(native_.path()), "bad",
-                        UploadLayout::kNative),
-                 "masks/" + ds.samples[2].id + ".png", "size mismatch");
+  ExpectRejected(
+      Upload(uploads, native_.path(), FilesOf(native_.path()), "bad", UploadLayout::kNative),
+      "masks/" + ds.samples[2].id + ".png", "size mismatch");
 }
 
 TEST_F(UploadTest, UndeclaredMaskValueIsRejectedNamingTheMask) {
@@ -209,18 +209,18 @@ TEST_F(UploadTest, UndeclaredMaskValueIsRejectedNamingTheMask) {
   mask.ids[5] = 7;
   ASSERT_TRUE(WriteMaskFile(ds.samples[1].mask_path, mask).ok());
   DatasetUploads uploads(datasets_.path(), limits_);
-  ExpectRejected(Upload(uploads, native_.path(), FilesOf(native_.path()), "bad",
-                        UploadLayout::kNative),
-                 "masks/" + ds.samples[1].id + ".png", "holds value 7");
+  ExpectRejected(
+      Upload(uploads, native_.path(), FilesOf(native_.path()), "bad", UploadLayout::kNative),
+      "masks/" + ds.samples[1].id + ".png", "holds value 7");
 }
 
 TEST_F(UploadTest, UndecodableImageIsRejectedNamingIt) {
   const Dataset ds = *OpenDataset(native_.path());
   ASSERT_TRUE(common::WriteFileAtomically(ds.samples[0].image_path, "not a png at all").ok());
   DatasetUploads uploads(datasets_.path(), limits_);
-  ExpectRejected(Upload(uploads, native_.path(), FilesOf(native_.path()), "bad",
-                        UploadLayout::kNative),
-                 "images/" + ds.samples[0].id + ".png", "unreadable file");
+  ExpectRejected(
+      Upload(uploads, native_.path(), FilesOf(native_.path()), "bad", UploadLayout::kNative),
+      "images/" + ds.samples[0].id + ".png", "unreadable file");
 }
 
 TEST_F(UploadTest, NnUnetLabelWithUndeclaredValueIsRejectedNamingIt) {
@@ -228,17 +228,17 @@ TEST_F(UploadTest, NnUnetLabelWithUndeclaredValueIsRejectedNamingIt) {
   mask.ids[0] = 9;
   ASSERT_TRUE(WriteMaskFile(nnunet_ / "labelsTr/synth_00003.png", mask).ok());
   DatasetUploads uploads(datasets_.path(), limits_);
-  ExpectRejected(Upload(uploads, nnunet_.path(), FilesOf(nnunet_.path()), "bad",
-                        UploadLayout::kNnUnet),
-                 "labelsTr/synth_00003.png", "holds value 9");
+  ExpectRejected(
+      Upload(uploads, nnunet_.path(), FilesOf(nnunet_.path()), "bad", UploadLayout::kNnUnet),
+      "labelsTr/synth_00003.png", "holds value 9");
 }
 
 TEST_F(UploadTest, AFileOutsideTheSetIsRejected) {
   ASSERT_TRUE(common::WriteFileAtomically(native_ / "masks/orphan.png", "x").ok());
   DatasetUploads uploads(datasets_.path(), limits_);
-  ExpectRejected(Upload(uploads, native_.path(), FilesOf(native_.path()), "bad",
-                        UploadLayout::kNative),
-                 "masks/orphan.png", "not part of the data set");
+  ExpectRejected(
+      Upload(uploads, native_.path(), FilesOf(native_.path()), "bad", UploadLayout::kNative),
+      "masks/orphan.png", "not part of the data set");
 }
 
 TEST_F(UploadTest, UnsafePathsAreRejected) {
@@ -295,8 +295,7 @@ TEST_F(UploadTest, SizesAndCountsAreBoundedAndChecked) {
   UploadAttempt &b = *begun->attempt;
   ASSERT_TRUE(b.Write("images/a.png", 0, std::string(900, 'x'), true).ok());
   EXPECT_THAT(std::string(b.Write("images/a.png", 0, "x", true).message()), HasSubstr("twice"));
-  EXPECT_THAT(std::string(b.Write("masks/a.png", 5, "x", false).message()),
-              HasSubstr("offset 5"));
+  EXPECT_THAT(std::string(b.Write("masks/a.png", 5, "x", false).message()), HasSubstr("offset 5"));
   begun->attempt.reset();
   begun = uploads.Begin({"big", UploadLayout::kNative, "upload-0001", 1500, 3});
   UploadAttempt &c = *begun->attempt;

@@ -196,7 +196,8 @@ TEST_F(UploadTest, RejectionsNameTheFileAndLeaveTheDatasetsFolderUnchanged) {
 
   {  // a mask whose size differs from its image's
     const std::string dir = LocalNative("size", 4);
-    ASSERT_TRUE(data::WriteMaskFile(dir + "/masks/synth_00002.png", data::Mask::Create(32, 32)).ok());
+    ASSERT_TRUE(
+        data::WriteMaskFile(dir + "/masks/synth_00002.png", data::Mask::Create(32, 32)).ok());
     ExpectRejected(UploadDir(dir, "bad").status(), "masks/synth_00002.png", "size mismatch",
                    before);
   }
@@ -210,8 +211,8 @@ TEST_F(UploadTest, RejectionsNameTheFileAndLeaveTheDatasetsFolderUnchanged) {
   }
   {  // an image that does not decode
     const std::string dir = LocalNative("decode", 4);
-    ASSERT_TRUE(common::WriteFileAtomically(dir + "/images/synth_00003.png",
-                                            std::string(5000, 'z')).ok());
+    ASSERT_TRUE(
+        common::WriteFileAtomically(dir + "/images/synth_00003.png", std::string(5000, 'z')).ok());
     ExpectRejected(UploadDir(dir, "bad").status(), "images/synth_00003.png", "unreadable file",
                    before);
   }
