@@ -262,6 +262,7 @@ absl::StatusOr<Dataset> UploadAttempt::Publish() {
                                                    header_.total_bytes));
   }
   if (files_.count("dataset.json") == 0) return Fail("dataset.json", "missing");
+  const auto received = std::chrono::steady_clock::now();
   OpenOptions options;
   options.verify_contents = true;  // every image and mask decoded, sizes and values checked
   options.max_pixels = owner_.limits().max_pixels;
@@ -320,9 +321,12 @@ absl::StatusOr<Dataset> UploadAttempt::Publish() {
     move_root(s.image_path);
     move_root(s.mask_path);
   }
+  const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
   LOG(INFO) << "upload: published data set " << header_.name << " (" << result.samples.size()
             << " images, " << total_bytes_ << " bytes, " << LayoutName(header_.layout)
-            << " layout)";
+            << " layout): received in " << seconds(received - started_)
+            << " s, validated and published in "
+            << seconds(std::chrono::steady_clock::now() - received) << " s";
   return result;
 }
 

@@ -6,6 +6,7 @@
 // never listed.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -92,6 +93,7 @@ class UploadAttempt {
   int64_t total_bytes_ = 0;
   bool published_ = false;
   bool abandoned_ = false;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 // The uploads of one datasets directory: starts attempts and tracks which staging
