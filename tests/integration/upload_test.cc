@@ -85,6 +85,37 @@ class UploadTest : public FaultTest {
     for (const auto& d : response.datasets()) out[d.name()] = d;
     return out;
   }
+  // Sends the header and the first half of `plan`'s files on `context` and waits until the
+  // server has staged something. The caller ends the call.
+  std::unique_ptr<grpc::ClientWriter<v1::UploadDatasetChunk>> StartPartialUpload(
+      grpc::ClientContext* context, v1::DatasetInfo* info, const client::UploadPlan& plan) {
+    auto writer = datasets_->Upload(context, info);
+    v1::UploadDatasetChunk message;
+    auto* header = message.mutable_header();
+    header->set_name(plan.name);
+    header->set_layout(plan.layout);
+    header->set_upload_id(plan.upload_id);
+    header->set_total_bytes(plan.total_bytes);
+    header->set_file_count(static_cast<int>(plan.files.size()));
+    EXPECT_TRUE(writer->Write(message));
+    for (size_t i = 0; i < plan.files.size() / 2; ++i) {
+      std::ifstream in(plan.dir + "/" + plan.files[i].path, std::ios::binary);
+      std::stringstream bytes;
+      bytes << in.rdbuf();
+      message.Clear();
+      message.mutable_file()->set_path(plan.files[i].path);
+      message.mutable_file()->set_data(bytes.str());
+      message.mutable_file()->set_last(true);
+      EXPECT_TRUE(writer->Write(message));
+    }
+    bool staged = false;
+    for (int i = 0; i < 400 && !staged; ++i) {
+      for (const auto& name : DatasetEntries()) staged |= name.rfind(".upload-", 0) == 0;
+      if (!staged) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(staged) << "something was staged before the upload broke off";
+    return writer;
+  }
   void ExpectRejected(const absl::Status& status, const std::string& file,
                       const std::string& reason, const std::vector<std::string>& before) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
@@ -132,32 +163,7 @@ TEST_F(UploadTest, ACancelledUploadLeavesNothingAndItsRetrySucceeds) {
   {
     grpc::ClientContext context;
     v1::DatasetInfo info;
-    auto writer = datasets_->Upload(&context, &info);
-    v1::UploadDatasetChunk message;
-    auto* header = message.mutable_header();
-    header->set_name("cut");
-    header->set_layout(plan->layout);
-    header->set_upload_id(plan->upload_id);
-    header->set_total_bytes(plan->total_bytes);
-    header->set_file_count(static_cast<int>(plan->files.size()));
-    ASSERT_TRUE(writer->Write(message));
-    for (size_t i = 0; i < plan->files.size() / 2; ++i) {
-      std::ifstream in(dir + "/" + plan->files[i].path, std::ios::binary);
-      std::stringstream bytes;
-      bytes << in.rdbuf();
-      message.Clear();
-      message.mutable_file()->set_path(plan->files[i].path);
-      message.mutable_file()->set_data(bytes.str());
-      message.mutable_file()->set_last(true);
-      ASSERT_TRUE(writer->Write(message));
-    }
-    // Something was staged before the client went away.
-    bool staged = false;
-    for (int i = 0; i < 400 && !staged; ++i) {
-      for (const auto& name : DatasetEntries()) staged |= name.rfind(".upload-", 0) == 0;
-      if (!staged) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    EXPECT_TRUE(staged);
+    auto writer = StartPartialUpload(&context, &info, *plan);
     context.TryCancel();
     EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
@@ -169,6 +175,26 @@ TEST_F(UploadTest, ACancelledUploadLeavesNothingAndItsRetrySucceeds) {
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_EQ(retried->images(), 12);
   EXPECT_EQ(DatasetEntries(), std::vector<std::string>{"cut"});
+}
+
+TEST_F(UploadTest, AnUploadCutByAServerCrashIsRemovedAtStartAndItsRetrySucceeds) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--bootstrap=false"}));
+  absl::StatusOr<client::UploadPlan> plan = client::PlanUpload(LocalNative("k", 10), "crash", "");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  {
+    grpc::ClientContext context;
+    v1::DatasetInfo info;
+    auto writer = StartPartialUpload(&context, &info, *plan);
+    ASSERT_NO_FATAL_FAILURE(Kill());
+    EXPECT_FALSE(writer->Finish().ok());
+  }
+  ASSERT_EQ(DatasetEntries().size(), 1u) << "the staging directory outlives the process";
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--bootstrap=false"}));
+  EXPECT_TRUE(DatasetEntries().empty()) << "removed at start";
+  auto retried = client::UploadDataset(*client_, *plan, 4096);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->images(), 10);
+  EXPECT_EQ(DatasetEntries(), std::vector<std::string>{"crash"});
 }
 
 TEST_F(UploadTest, ARetryAfterSuccessAnswersTheSetAndAnotherUploadIsRefused) {
