@@ -46,7 +46,7 @@ class StreamSlot {
 };
 
 struct AccessControlOptions {
-  int max_streams_per_client = 32;  // concurrent SegmentStream, WatchJob and Datasets.Upload streams
+  int max_streams_per_client = 32;  // concurrent streaming calls (any streaming RPC)
 };
 
 class AccessControl {

@@ -59,8 +59,9 @@ ABSL_FLAG(bool, auth_disabled, false,
           "Serve without authentication: every caller may do everything. For loopback "
           "quick starts and tests only.");
 ABSL_FLAG(int, max_streams_per_client, 32,
-          "Concurrent SegmentStream, WatchJob and Datasets.Upload streams one client may hold "
-          "(client = token name, or the peer IP with --auth_disabled). 1..100000.");
+          "Concurrent streaming calls (SegmentStream, WatchJob, Models.ImportStream/Export, "
+          "Datasets.Upload) one client may hold (client = token name, or the peer IP with "
+          "--auth_disabled). 1..100000.");
 ABSL_FLAG(int, max_batch_size, 8, "Largest batch the dynamic batcher forms. 1..256.");
 ABSL_FLAG(int, max_background_batch_size, 1,
           "Largest batch of background work (analyses, training evaluation). A Segment request "

@@ -37,7 +37,7 @@ struct ServerOptions {
   // Bearer tokens (server/auth/token_file.h); exactly one of the two must be set.
   std::string auth_tokens_file;
   bool auth_disabled = false;
-  int max_streams_per_client = 32;  // SegmentStream, WatchJob and Datasets.Upload streams per client
+  int max_streams_per_client = 32;  // streaming calls per client
 
   // Inference.
   int max_batch_size = 8;
