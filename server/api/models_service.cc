@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/api/converters.h"
@@ -234,7 +235,7 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportModelChunk
   explicit ExportReactor(std::unique_ptr<StreamSlot> slot) : slot_(std::move(slot)) {}
 
   // From the pool task, once.
-  void Start(v1::ExportModelHeader header, std::string bytes) {
+  void Start(v1::ExportModelHeader header, std::vector<char> bytes) {
     std::lock_guard<std::mutex> lock(mu_);
     bytes_ = std::move(bytes);
     *outgoing_.mutable_header() = std::move(header);
@@ -263,7 +264,7 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportModelChunk
  private:
   std::unique_ptr<StreamSlot> slot_;
   std::mutex mu_;
-  std::string bytes_;
+  std::vector<char> bytes_;
   size_t offset_ = 0;
   v1::ExportModelChunk outgoing_;
 };
@@ -441,14 +442,15 @@ grpc::ServerWriteReactor<v1::ExportModelChunk>* ModelsService::Export(
   auto* reactor = new ExportReactor(std::move(*slot));
   const v1::ModelRef ref = request->model();
   const bool scheduled = control_pool_.TrySchedule([this, reactor, ref, format, request_id] {
-    auto exported = [&]() -> absl::StatusOr<std::pair<v1::ExportModelHeader, std::string>> {
+    auto exported =
+        [&]() -> absl::StatusOr<std::pair<v1::ExportModelHeader, std::vector<char>>> {
       ASSIGN_OR_RETURN(registry::ModelStatus status, registry_.Get(ref.name(), ref.version()));
       ASSIGN_OR_RETURN(registry::ExportedStateDict file,
                        registry::ExportStateDict(status.stored, format));
       v1::ExportModelHeader header;
       ModelStatusToProto(status, header.mutable_model());
       header.set_size_bytes(static_cast<int64_t>(file.bytes.size()));
-      header.set_sha256(common::Sha256Hex(file.bytes));
+      header.set_sha256(common::Sha256Hex(std::string_view(file.bytes.data(), file.bytes.size())));
       header.set_tensors(file.tensors);
       return std::make_pair(std::move(header), std::move(file.bytes));
     }();

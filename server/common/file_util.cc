@@ -93,10 +93,23 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     if (!fs::exists(path)) return absl::NotFoundError(absl::StrCat("file not found: ", path));
     return absl::InternalError(absl::StrCat("cannot open ", path));
   }
-  std::ostringstream out;
-  out << in.rdbuf();
+  // One buffer of the file's size (a stream's growing buffer plus its copy would hold a
+  // large checkpoint up to three times over); then whatever the size did not cover.
+  std::string out;
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (!ec && size > 0) {
+    out.resize(static_cast<size_t>(size));
+    in.read(out.data(), static_cast<std::streamsize>(size));
+    out.resize(static_cast<size_t>(in.gcount()));
+  }
+  if (in) {
+    std::ostringstream rest;
+    rest << in.rdbuf();
+    out += rest.str();
+  }
   if (in.bad()) return absl::InternalError(absl::StrCat("read error on ", path));
-  return out.str();
+  return out;
 }
 
 absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root,

@@ -160,29 +160,37 @@ absl::StatusOr<std::string> SerializeCheckpoint(Unet& model, const nlohmann::jso
         "cannot checkpoint a BatchNorm-folded model; save the unfolded one");
   }
   return CallTorch("serialising checkpoint", [&]() -> absl::StatusOr<std::string> {
+    // The table first (offsets from the sizes), then one buffer of the final size: the
+    // weights are held once more here, not twice (a growing payload plus the file).
     nlohmann::json tensors = nlohmann::json::array();
-    std::string payload;
+    std::vector<torch::Tensor> contiguous;
+    size_t payload_bytes = 0;
     for (const auto& [name, value] : GetStateDict(*model)) {
-      const torch::Tensor t = value.detach().to(torch::kCPU).contiguous();
+      torch::Tensor t = value.detach().to(torch::kCPU).contiguous();
       ASSIGN_OR_RETURN(std::string dtype, DtypeToName(t.scalar_type()));
       const size_t nbytes = t.numel() * t.element_size();
       tensors.push_back({{"name", name},
                          {"dtype", dtype},
                          {"shape", t.sizes().vec()},
-                         {"offset", payload.size()},
+                         {"offset", payload_bytes},
                          {"nbytes", nbytes}});
-      payload.append(static_cast<const char*>(t.data_ptr()), nbytes);
+      payload_bytes += nbytes;
+      contiguous.push_back(std::move(t));
     }
     const nlohmann::json header = {{"format_version", kCheckpointFormatVersion},
                                    {"config", ToJson(model->config())},
                                    {"metadata", metadata},
-                                   {"payload_bytes", payload.size()},
+                                   {"payload_bytes", payload_bytes},
                                    {"tensors", tensors}};
     const std::string header_text = header.dump();
-    std::string out(kCheckpointMagic);
+    std::string out;
+    out.reserve(kCheckpointMagic.size() + 8 + header_text.size() + payload_bytes + kTrailerSize);
+    out.append(kCheckpointMagic);
     AppendUint64(&out, header_text.size());
     out += header_text;
-    out += payload;
+    for (const torch::Tensor& t : contiguous) {
+      out.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+    }
     const std::string checksum = common::Sha256Hex(out);
     absl::StrAppend(&out, std::string(kTrailerPrefix), checksum);
     return out;

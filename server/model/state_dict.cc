@@ -47,14 +47,13 @@ absl::StatusOr<StateDict> ReadStateDictFile(const std::string& path) {
   return parsed;
 }
 
-absl::StatusOr<std::string> SerializeStateDict(const StateDict& state_dict) {
-  return CallTorch("writing state dict", [&]() -> absl::StatusOr<std::string> {
+absl::StatusOr<std::vector<char>> SerializeStateDict(const StateDict& state_dict) {
+  return CallTorch("writing state dict", [&]() -> absl::StatusOr<std::vector<char>> {
     c10::Dict<std::string, torch::Tensor> dict;
     for (const auto& [key, tensor] : state_dict) {
       dict.insert(key, tensor.detach().to(torch::kCPU).contiguous());
     }
-    const std::vector<char> bytes = torch::pickle_save(dict);
-    return std::string(bytes.begin(), bytes.end());
+    return torch::pickle_save(dict);
   });
 }
 

@@ -65,7 +65,7 @@ StateDict GetStateDict(torch::nn::Module& model);
 
 // The bytes of `torch.save(state_dict, f)`: a zip-format pickle of a {str: Tensor} dict
 // (tensors copied to the CPU and made contiguous) that Python's torch.load, and
-// ParseStateDict, read back bit-exactly.
-absl::StatusOr<std::string> SerializeStateDict(const StateDict& state_dict);
+// ParseStateDict, read back bit-exactly. (LibTorch's buffer, handed over without a copy.)
+absl::StatusOr<std::vector<char>> SerializeStateDict(const StateDict& state_dict);
 
 }  // namespace segserve::model

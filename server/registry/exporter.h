@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/registry/model_store.h"
@@ -16,7 +17,7 @@ enum class ExportFormat {
 };
 
 struct ExportedStateDict {
-  std::string bytes;  // torch.save(state_dict, f)
+  std::vector<char> bytes;  // torch.save(state_dict, f)
   int tensors = 0;    // entries
 };
 

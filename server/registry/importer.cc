@@ -49,6 +49,7 @@ absl::StatusOr<StoredVersion> ImportStateDict(ModelStore& store, const ImportReq
                                          std::chrono::system_clock::now().time_since_epoch())
                                          .count();
   ASSIGN_OR_RETURN(std::string bytes, model::SerializeCheckpoint(unet, metadata));
+  unet = model::Unet{nullptr};  // AddVersion parses the bytes into a model of its own
   return store.AddVersion(request.name, bytes);
 }
 
