@@ -60,7 +60,7 @@ import reference_unet
 m = reference_unet.Unet('resnet34', 0, 3, 2)
 m.load_state_dict(torch.load('$file'), strict=True)
 torch.save(m.state_dict(), '$work/py.pt')")
-  echo "| python3: torch.load + load_state_dict + torch.save (in-process, no network) | $i | $t | $(awk -v m="$mb" -v t="$t" 'BEGIN { printf "%.1f", m / t }') |"
+  echo "| python3 -c: import torch, torch.load + load_state_dict(strict=True) + torch.save (process start included) | $i | $t | $(awk -v m="$mb" -v t="$t" 'BEGIN { printf "%.1f", m / t }') |"
 done
 echo
 awk -v b="$base_kb" -v i="$import_peak_kb" -v p="$peak_kb" -v f="$bytes" 'BEGIN {
