@@ -97,7 +97,7 @@ void CheckForward(const torch::Device& device, EncoderKind encoder, int level) {
   Unet cpu = RandomUnet(encoder, level);
   Unet dev = segserve::bench::CopyOf(cpu);
   dev->to(device);
-  // 256x256 and an odd size that exercises the padding path.
+  // 256x256 and an odd size (no padding: each decoder block upsamples to its level's size).
   for (auto hw : {std::pair<int, int>{256, 256}, std::pair<int, int>{200, 136}}) {
     const torch::Tensor x = torch::randn({2, 3, hw.first, hw.second});
     const Agreement a = Compare(dev->forward(x.to(device)), cpu->forward(x));
