@@ -28,6 +28,7 @@ namespace {
 
 constexpr char kTrainerToken[] = "py-client-trainer-token";
 constexpr char kViewerToken[] = "py-client-viewer-token";
+constexpr char kAdminToken[] = "py-client-admin-token";
 
 data::Image TestImage(int height, int width, uint64_t seed) {
   data::Image image = data::Image::Create(height, width, 3);
@@ -54,7 +55,7 @@ bool WriteFile(const std::string& path, const std::string& contents) {
 class PythonClientTest : public ::testing::Test {
  protected:
   // Starts segserve with a 3-class model "plasmo-l1" (aliases baseline, l1-pruned), a
-  // trainer and a viewer token, and with TLS (certificate for localhost from a test CA,
+  // trainer, a viewer and an admin token, and with TLS (certificate for localhost from a test CA,
   // ca.pem in the data dir) when `tls`; waits for health SERVING.
   void StartServer(bool tls) {
     const std::string d = dir_.path();
@@ -66,7 +67,8 @@ class PythonClientTest : public ::testing::Test {
     ASSERT_TRUE(testing::AddTestModel(d, "plasmo-l1", config, 3).ok());
     ASSERT_TRUE(WriteFile(d + "/tokens",
                           auth::TokenLine("trainer", auth::Role::kTrainer, kTrainerToken) + "\n" +
-                              auth::TokenLine("viewer", auth::Role::kViewer, kViewerToken) + "\n"));
+                              auth::TokenLine("viewer", auth::Role::kViewer, kViewerToken) + "\n" +
+                              auth::TokenLine("admin", auth::Role::kAdmin, kAdminToken) + "\n"));
     std::vector<std::string> flags = {"--auth_tokens_file=" + d + "/tokens",
                                       "--aliases=baseline=plasmo-l1,l1-pruned=plasmo-l1"};
     client::ClientOptions options;
@@ -121,7 +123,8 @@ class PythonClientTest : public ::testing::Test {
         "PYTHONPATH=" + package_dir_ + " /usr/bin/python3 " + SEGSERVE_SOURCE_DIR +
         "/tests/integration/python_client_test.py --target " + target_ + " --source_dir " +
         SEGSERVE_SOURCE_DIR + " --work_dir " + work_dir_ + " --trainer_token " + kTrainerToken +
-        " --viewer_token " + kViewerToken + extra + " " + tests);
+        " --viewer_token " + kViewerToken + " --admin_token " + kAdminToken + extra + " " +
+        tests);
   }
 
   // work_dir/image<i>.{rgb,shape,png,mask}: raw pixels, their shape, the same as PNG, and

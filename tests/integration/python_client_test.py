@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The segserve Python client (client/python) against the real server: segment (masks equal
 segserve.v1 Segment's from the C++ client on the same images), segment_many over one
-stream, a tiny data-set and training job submitted and watched, analyze, auth failures and
+stream, a tiny data-set and training job submitted and watched, analyze, a model exported
+and imported back (streamed; the copy segments alike and exports the same bytes), auth failures and
 an exceeded deadline as typed exceptions with code and request id, the README example
 (identical to client/python/examples/segment.py) run as written, and `pip install` of the
 package offline into a venv.
@@ -11,7 +12,7 @@ PythonClientTest, TlsWithACaFile the class TlsTest against a TLS server), which 
 segserve with tokens and a 3-class model "plasmo-l1" (aliases baseline and l1-pruned) and
 writes the test images and their reference masks into WORK_DIR:
   PYTHONPATH=build/python /usr/bin/python3 python_client_test.py --target HOST:PORT \
-    --source_dir SRC --work_dir WORK_DIR --trainer_token T --viewer_token V \
+    --source_dir SRC --work_dir WORK_DIR --trainer_token T --viewer_token V --admin_token A \
     [--tls_ca CA.pem] [PythonClientTest|TlsTest]
 """
 import argparse
@@ -19,6 +20,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import grpc
@@ -143,6 +145,35 @@ class PythonClientTest(unittest.TestCase):
             "model_name", "model_version", "layer", "channels", "mean", "median", "max",
             "null_mean", "per_channel"})
 
+    def test_export_and_import_a_model(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            first = os.path.join(tmp, "plasmo.pt")
+            exported = self.client.export_model("baseline", first)
+            self.assertEqual((exported.name, exported.version, exported.state),
+                             ("plasmo-l1", 1, "LOADED"))
+            self.assertFalse(os.path.exists(first + ".part"))
+            options = dict(encoder="resnet18", prune_level=1, classes=3)
+            with self.assertRaises(segserve.PermissionDeniedError):  # import needs admin
+                self.client.import_model(first, "py-copy", **options)
+            with segserve.Client(ARGS.target, token=ARGS.admin_token, timeout=120) as admin:
+                imported = admin.import_model(first, "py-copy", load=True, chunk_bytes=100000,
+                                              **options)
+            self.assertEqual((imported.name, imported.version, imported.state),
+                             ("py-copy", 1, "LOADED"))
+            self.assertEqual((imported.encoder, imported.skip_prune_level, imported.classes),
+                             ("RESNET18", 1, 3))
+            for image, _, reference in self.references:
+                numpy.testing.assert_array_equal(self.client.segment(image, model="py-copy"),
+                                                 reference)
+            again = os.path.join(tmp, "copy.pt")
+            self.client.export_model("py-copy:1", again)
+            with open(first, "rb") as a, open(again, "rb") as b:
+                self.assertEqual(a.read(), b.read())
+            missing = os.path.join(tmp, "missing.pt")
+            with self.assertRaises(segserve.NotFoundError):
+                self.client.export_model("no-such-model", missing)
+            self.assertEqual(sorted(os.listdir(tmp)), ["copy.pt", "plasmo.pt"])
+
     def test_auth_failures_raise_typed_errors(self):
         image = self.references[0][0]
         for token in ("", "not-a-token"):
@@ -245,7 +276,8 @@ class TlsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for flag in ("--target", "--source_dir", "--work_dir", "--trainer_token", "--viewer_token"):
+    for flag in ("--target", "--source_dir", "--work_dir", "--trainer_token", "--viewer_token",
+                 "--admin_token"):
         parser.add_argument(flag, required=True)
     parser.add_argument("--tls_ca", default=None)
     parser.add_argument("tests", nargs="*", help="test classes or methods (default: all)")

@@ -21,6 +21,7 @@ except ModuleNotFoundError as _e:  # running from the source tree without a buil
 from .client import DEFAULT_ADDRESS, DEFAULT_MODEL, Client, new_request_id
 from .errors import *  # noqa: F401,F403  (the typed exceptions, SegserveError and subclasses)
 from .images import Dataset
-from .datatypes import AnalysisReport, Job, JobEvent, LayerRow, Progress, SegmentResult
+from .datatypes import (AnalysisReport, Job, JobEvent, LayerRow, ModelVersion, Progress,
+                        SegmentResult)
 
 __version__ = "0.1.0"

@@ -4,8 +4,9 @@ Every call sends the bearer token (metadata `authorization: Bearer <token>`, as 
 and an `x-request-id` (the server logs the call under it and echoes it); a failed call raises
 the typed exception of segserve.errors with the status code, message and request id.
 Unary calls have a deadline (the client's `timeout`, or the call's); streams
-(segment_many, watch) have none unless given.
+(segment_many, watch, import_model, export_model) have none unless given.
 """
+import hashlib
 import os
 import threading
 import uuid
@@ -16,8 +17,9 @@ from google.protobuf import json_format
 from . import images as _images
 from . import datatypes as _data
 from .errors import REQUEST_ID_HEADER, SegserveError, error_for, from_rpc_error
-from .v1 import (datasets_pb2, datasets_pb2_grpc, segmentation_pb2, segmentation_pb2_grpc,
-                 susceptibility_pb2, susceptibility_pb2_grpc, training_pb2, training_pb2_grpc)
+from .v1 import (datasets_pb2, datasets_pb2_grpc, models_pb2, models_pb2_grpc, segmentation_pb2,
+                 segmentation_pb2_grpc, susceptibility_pb2, susceptibility_pb2_grpc,
+                 training_pb2, training_pb2_grpc)
 
 DEFAULT_ADDRESS = "localhost:50051"
 DEFAULT_MODEL = "baseline"
@@ -87,6 +89,7 @@ class Client:
         self._training = training_pb2_grpc.TrainingStub(self._channel)
         self._datasets = datasets_pb2_grpc.DatasetsStub(self._channel)
         self._susceptibility = susceptibility_pb2_grpc.SusceptibilityStub(self._channel)
+        self._models = models_pb2_grpc.ModelsStub(self._channel)
 
     def close(self):
         self._channel.close()
@@ -294,6 +297,85 @@ class Client:
         for event in self.watch(job, timeout=timeout):
             last = event.job
         return last if last is not None else self.get_job(job)
+
+    # Models: weights in and out, streamed (no message-size ceiling)
+
+    def import_model(self, path, name, *, encoder="resnet34", prune_level=0, in_channels=3,
+                     classes=2, encoder_only=False, load=False, chunk_bytes=1 << 20,
+                     timeout=None) -> _data.ModelVersion:
+        """Stores a torch.save(model.state_dict()) file as the next version of `name`
+        (Models.ImportStream; admin role): segmentation_models_pytorch Unet keys, or with
+        encoder_only a torchvision ResNet's. The file is read and sent a chunk at a time,
+        with its size and SHA-256, which the server checks. load: serve it at once."""
+        size = os.path.getsize(path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(chunk_bytes), b""):
+                digest.update(block)
+        header = models_pb2.ImportModelRequest(
+            name=name, non_strict=encoder_only, load=load, state_dict_bytes=size,
+            state_dict_sha256=digest.hexdigest())
+        header.config.encoder = models_pb2.Encoder.Value(_encoder(encoder))
+        header.config.skip_prune_level = prune_level
+        header.config.in_channels = in_channels
+        header.config.classes = classes
+
+        def chunks():
+            yield models_pb2.ImportModelChunk(header=header)
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(chunk_bytes), b""):
+                    yield models_pb2.ImportModelChunk(data=block)
+
+        request_id = new_request_id()
+        try:
+            info = self._models.ImportStream(chunks(), timeout=timeout,
+                                             metadata=self.metadata(request_id))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, request_id) from None
+        return _data.model_version_from_proto(info)
+
+    def export_model(self, model, path, *, format="smp", timeout=None) -> _data.ModelVersion:
+        """Writes a stored version (name, alias or name:version) to `path` as a torch.save
+        state dict (Models.Export; trainer role): format "smp" (segmentation_models_pytorch
+        Unet keys: torch.load it into smp's Unet with strict=True) or "torchvision-encoder"
+        (the encoder alone). Written through path + ".part", checked against the size and
+        SHA-256 the server announced, then renamed: the file is whole or absent."""
+        formats = {"smp": models_pb2.ExportModelRequest.FORMAT_SMP,
+                   "torchvision-encoder": models_pb2.ExportModelRequest.FORMAT_TORCHVISION_ENCODER}
+        if format not in formats:
+            raise ValueError("export_model: format must be one of %s" % sorted(formats))
+        request = models_pb2.ExportModelRequest(format=formats[format])
+        _model_ref(request.model, model)
+        request_id = new_request_id()
+        part = os.fspath(path) + ".part"
+        header, received, digest = None, 0, hashlib.sha256()
+        call = self._models.Export(request, timeout=timeout, metadata=self.metadata(request_id))
+        try:
+            with open(part, "wb") as f:
+                for chunk in call:
+                    if chunk.HasField("header"):
+                        header = chunk.header
+                        continue
+                    if header is None:
+                        raise SegserveError("Export: data before the header", request_id)
+                    f.write(chunk.data)
+                    digest.update(chunk.data)
+                    received += len(chunk.data)
+            if header is None:
+                raise SegserveError("Export: the server sent no header", request_id)
+            if received != header.size_bytes or digest.hexdigest() != header.sha256:
+                raise SegserveError(
+                    "Export: received %d bytes with SHA-256 %s; the server announced %d bytes "
+                    "with %s" % (received, digest.hexdigest(), header.size_bytes,
+                                 header.sha256), request_id)
+            os.replace(part, path)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, request_id) from None
+        finally:
+            call.cancel()
+            if os.path.exists(part):
+                os.remove(part)
+        return _data.model_version_from_proto(header.model)
 
     # Susceptibility
 

@@ -142,3 +142,25 @@ def report_from_proto(report) -> AnalysisReport:
     return AnalysisReport(rows=rows, source_images=report.source_images,
                           target_images=report.target_images, bins=report.bins,
                           total_seconds=report.timings.total_seconds)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A stored model version, as import_model and export_model answer."""
+    name: str
+    version: int
+    state: str               # "UNLOADED", "LOADING", "LOADED" or "FAILED"
+    encoder: str = ""        # "RESNET18" / "RESNET34"
+    skip_prune_level: int = 0
+    in_channels: int = 0
+    classes: int = 0
+
+
+def model_version_from_proto(info) -> ModelVersion:
+    from .v1 import models_pb2  # generated at build time
+    return ModelVersion(
+        name=info.name, version=info.version,
+        state=enum_name(models_pb2.LoadState, info.state, "LOAD_STATE_"),
+        encoder=enum_name(models_pb2.Encoder, info.config.encoder, "ENCODER_"),
+        skip_prune_level=info.config.skip_prune_level, in_channels=info.config.in_channels,
+        classes=info.config.classes)
