@@ -55,8 +55,12 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportModelChunk>
     }
     absl::Status status;
     switch (chunk_.part_case()) {
-      case v1::ImportModelChunk::kHeader: status = Header(chunk_.header()); break;
-      case v1::ImportModelChunk::kData: status = Data(chunk_.data()); break;
+      case v1::ImportModelChunk::kHeader:
+        status = Header(chunk_.header());
+        break;
+      case v1::ImportModelChunk::kData:
+        status = Data(chunk_.data());
+        break;
       default:
         status = absl::InvalidArgumentError("part: every message must hold a header or data");
     }
@@ -119,11 +123,10 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportModelChunk>
     const int64_t limit = declared_bytes_ > 0 ? declared_bytes_ : max_model_bytes_;
     if (received_ + static_cast<int64_t>(data.size()) > limit) {
       return absl::InvalidArgumentError(
-          declared_bytes_ > 0
-              ? absl::StrCat("data: more bytes than header.state_dict_bytes (", declared_bytes_,
-                             ")")
-              : absl::StrCat("data: the file is over the server's limit (",
-                             max_model_bytes_, " bytes, --max_model_bytes)"));
+          declared_bytes_ > 0 ? absl::StrCat("data: more bytes than header.state_dict_bytes (",
+                                             declared_bytes_, ")")
+                              : absl::StrCat("data: the file is over the server's limit (",
+                                             max_model_bytes_, " bytes, --max_model_bytes)"));
     }
     size_t written = 0;
     while (written < data.size()) {
@@ -131,10 +134,9 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportModelChunk>
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         const int error = errno;
-        return error == ENOSPC ? absl::ResourceExhaustedError(absl::StrCat(
-                                     "no space left in ", incoming_dir_))
-                               : absl::InternalError(absl::StrCat("writing ", path_, ": ",
-                                                                  strerror(error)));
+        return error == ENOSPC
+                   ? absl::ResourceExhaustedError(absl::StrCat("no space left in ", incoming_dir_))
+                   : absl::InternalError(absl::StrCat("writing ", path_, ": ", strerror(error)));
       }
       written += static_cast<size_t>(n);
     }
@@ -167,9 +169,9 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportModelChunk>
     }
     const std::string sha256 = common::DigestHex(hash_.Finish());
     if (!declared_sha256_.empty() && sha256 != declared_sha256_) {
-      Fail(absl::InvalidArgumentError(
-          absl::StrCat("header.state_dict_sha256: declared ", declared_sha256_,
-                       ", the bytes received hash to ", sha256)));
+      Fail(absl::InvalidArgumentError(absl::StrCat("header.state_dict_sha256: declared ",
+                                                   declared_sha256_,
+                                                   ", the bytes received hash to ", sha256)));
       return;
     }
     request_.state_dict_path = path_;
@@ -261,15 +263,16 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportModelChunk
 
 grpc::ServerReadReactor<v1::ImportModelChunk>* NewImportReactor(
     grpc::CallbackServerContext* context, std::string incoming_dir, int64_t max_model_bytes,
-    common::ThreadPool& pool, std::unique_ptr<StreamSlot> slot, const char* busy,
-    ImportFn import) {
-  return new ImportReactor(context, std::move(incoming_dir), max_model_bytes, pool,
-                           std::move(slot), busy, std::move(import));
+    common::ThreadPool& pool, std::unique_ptr<StreamSlot> slot, const char* busy, ImportFn import) {
+  return new ImportReactor(context, std::move(incoming_dir), max_model_bytes, pool, std::move(slot),
+                           busy, std::move(import));
 }
 
-grpc::ServerWriteReactor<v1::ExportModelChunk>* NewExportReactor(
-    std::unique_ptr<StreamSlot> slot, common::ThreadPool& pool, const char* busy,
-    const std::string& request_id, ExportFn produce) {
+grpc::ServerWriteReactor<v1::ExportModelChunk>* NewExportReactor(std::unique_ptr<StreamSlot> slot,
+                                                                 common::ThreadPool& pool,
+                                                                 const char* busy,
+                                                                 const std::string& request_id,
+                                                                 ExportFn produce) {
   auto* reactor = new ExportReactor(std::move(slot));
   const bool scheduled = pool.TrySchedule([reactor, produce = std::move(produce), request_id] {
     absl::StatusOr<ExportedFile> exported = produce();

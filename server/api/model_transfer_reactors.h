@@ -36,11 +36,12 @@ using ExportFn = std::function<absl::StatusOr<ExportedFile>()>;
 // `busy`: the RESOURCE_EXHAUSTED message when the pool's queue is full.
 grpc::ServerReadReactor<v1::ImportModelChunk>* NewImportReactor(
     grpc::CallbackServerContext* context, std::string incoming_dir, int64_t max_model_bytes,
-    common::ThreadPool& pool, std::unique_ptr<StreamSlot> slot, const char* busy,
-    ImportFn import);
+    common::ThreadPool& pool, std::unique_ptr<StreamSlot> slot, const char* busy, ImportFn import);
 
-grpc::ServerWriteReactor<v1::ExportModelChunk>* NewExportReactor(
-    std::unique_ptr<StreamSlot> slot, common::ThreadPool& pool, const char* busy,
-    const std::string& request_id, ExportFn produce);
+grpc::ServerWriteReactor<v1::ExportModelChunk>* NewExportReactor(std::unique_ptr<StreamSlot> slot,
+                                                                 common::ThreadPool& pool,
+                                                                 const char* busy,
+                                                                 const std::string& request_id,
+                                                                 ExportFn produce);
 
 }  // namespace segserve::api
