@@ -136,13 +136,16 @@ v1::Shift ShiftToProto(const std::string& text) {
   return proto;
 }
 
-void AddPrecisionOption(CLI::App* command, std::string& value) {
+void AddPrecisionOptions(CLI::App* command, std::string& precision, bool& bf16_check) {
   command
-      ->add_option("--precision", value,
+      ->add_option("--precision", precision,
                    "forward-pass arithmetic: fp32, bf16 (autocast, fp32 master weights) or fp16 "
                    "(CUDA only, loss scaling)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
       ->capture_default_str();
+  command->add_flag("--bf16-check", bf16_check,
+                    "also measure test IoU served in bf16 (metric test_iou_bf16); the server's "
+                    "--precision=auto serves bf16 only for models whose check passed");
 }
 
 v1::Precision PrecisionToProto(const std::string& text) {

@@ -75,8 +75,8 @@ const CLI::Validator& ShiftValidator();
 v1::Shift ShiftToProto(const std::string& text);
 // HOST:PORT.
 const CLI::Validator& HostPortValidator();
-// --precision fp32|bf16|fp16 (training jobs) into `value`, and its proto.
-void AddPrecisionOption(CLI::App* command, std::string& value);
+// --precision fp32|bf16|fp16 and --bf16-check (training jobs), and the proto of a precision.
+void AddPrecisionOptions(CLI::App* command, std::string& precision, bool& bf16_check);
 v1::Precision PrecisionToProto(const std::string& text);
 
 }  // namespace segserve::segctl

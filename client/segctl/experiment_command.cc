@@ -21,7 +21,7 @@ struct RunOptions {
   std::vector<int> prune_levels, shift_levels;
   int epochs = 0, batch_size = 0, max_steps_per_epoch = 0, priority = 0;
   double lr = 0;
-  bool wait = false;
+  bool wait = false, bf16_check = false;
 };
 
 // --seeds N (seeds 1..N) or a comma-separated list of seeds.
@@ -79,6 +79,7 @@ int Run(const RunOptions& o, const GlobalOptions& global, std::ostream& out, std
   spec.set_pretrained_encoder(o.pretrained_encoder);
   spec.set_device(o.device);
   spec.set_precision(PrecisionToProto(o.precision));
+  spec.set_bf16_check(o.bf16_check);
 
   auto client = client::Client::Create(global.client);
   if (!client.ok()) return ReportError(err, client.status());
@@ -205,7 +206,7 @@ void AddExperimentCommands(CLI::App& segctl, Invocation& invocation) {
                   "torchvision ResNet state dict under the data dir, for every training");
   run->add_option("--device", o->device, "cpu, cuda or cuda:N (default: the server's)");
   run->add_option("--priority", o->priority, "higher runs first")->check(CLI::Range(-100, 100));
-  AddPrecisionOption(run, o->precision);
+  AddPrecisionOptions(run, o->precision, o->bf16_check);
   run->add_flag("--wait", o->wait, "follow the experiment; print its findings at the end");
   SetExamples(run,
               {"segctl experiment run --dataset plasmodium-synth --encoders resnet18 "

@@ -158,8 +158,28 @@ std::string RenderExperimentMarkdown(const json& report) {
     md << "\n";
   }
 
+  bool bf16 = false;
+  for (const json& c : cells) bf16 = bf16 || c.contains("bf16_minus_fp32");
+  if (bf16) {
+    md << "## Served in bf16 (the same models, test split)\n\n";
+    md << Row({"encoder", "level", "test IoU fp32", "test IoU bf16", "bf16 - fp32 (paired)",
+               "largest drop"})
+       << Rule(6);
+    for (const json& c : cells) {
+      if (!c.contains("bf16_minus_fp32")) continue;
+      md << Row({c.value("encoder", ""), Level(c), Cell(c.value("test_iou", json::object())),
+                 Cell(c.value("test_iou_bf16", json::object())),
+                 Paired(c.value("bf16_minus_fp32", json::object())),
+                 absl::StrFormat("%.4f", c.value("bf16_max_drop", 0.0))});
+    }
+    md << "\n";
+  }
+
   md << "## Models\n\n";
-  md << Row({"job", "encoder", "level", "seed", "state", "model", "test IoU"}) << Rule(7);
+  std::vector<std::string> model_header = {"job",   "encoder", "level",   "seed",
+                                           "state", "model",   "test IoU"};
+  if (bf16) model_header.push_back("test IoU bf16");
+  md << Row(model_header) << Rule(model_header.size());
   for (const json& m : report.value("models", json::array())) {
     const std::string model =
         m.contains("model_name")
@@ -167,8 +187,19 @@ std::string RenderExperimentMarkdown(const json& report) {
             : m.value("reason", "");
     const std::string iou =
         m.contains("test_iou") ? absl::StrFormat("%.4f", m.value("test_iou", 0.0)) : "–";
-    md << Row({m.value("job_id", ""), m.value("encoder", ""), Level(m),
-               absl::StrCat(m.value("seed", uint64_t{0})), m.value("state", ""), model, iou});
+    std::vector<std::string> row = {m.value("job_id", ""),
+                                    m.value("encoder", ""),
+                                    Level(m),
+                                    absl::StrCat(m.value("seed", uint64_t{0})),
+                                    m.value("state", ""),
+                                    model,
+                                    iou};
+    if (bf16) {
+      row.push_back(m.contains("test_iou_bf16")
+                        ? absl::StrFormat("%.4f", m.value("test_iou_bf16", 0.0))
+                        : "–");
+    }
+    md << Row(row);
   }
   md << "\n## Method\n\n" << report.value("method", "") << "\n";
   return md.str();

@@ -362,6 +362,7 @@ void PrintModelDetails(std::ostream& out, const v1::ModelInfo& m) {
   Table fields({"field", "value"});
   fields.AddRow({"model", absl::StrCat(m.name(), ":", m.version())});
   fields.AddRow({"state", StateName(m.state())});
+  if (!m.precision().empty()) fields.AddRow({"serving precision", m.precision()});
   fields.AddRow({"config", ConfigText(m.config())});
   fields.AddRow({"aliases", m.aliases_size() ? absl::StrJoin(m.aliases(), ",") : "-"});
   if (m.created_unix_seconds() > 0) {
@@ -404,7 +405,11 @@ void PrintModelTable(std::ostream& out, const v1::ListModelsResponse& response) 
   table.AlignRight(5);
   for (const auto& m : response.models()) {
     auto test = m.metrics().find("test_iou");
-    table.AddRow({m.name(), absl::StrCat(m.version()), StateName(m.state()), ConfigText(m.config()),
+    // "LOADED bf16": the arithmetic a loaded version serves in (--precision).
+    const std::string state = m.precision().empty()
+                                  ? std::string(StateName(m.state()))
+                                  : absl::StrCat(StateName(m.state()), " ", m.precision());
+    table.AddRow({m.name(), absl::StrCat(m.version()), state, ConfigText(m.config()),
                   test == m.metrics().end() ? "-" : FormatMetric(test->second),
                   client::HumanBytes(m.disk_bytes()), absl::StrJoin(m.aliases(), ",")});
   }

@@ -292,7 +292,8 @@ int Segment(const Options& o, const GlobalOptions& global, std::ostream& out, st
       out << " class" << c << "=" << std::fixed << std::setprecision(4)
           << response.class_fractions(c);
     }
-    out << "  (" << response.model_name() << ":" << response.model_version() << ", "
+    out << "  (" << response.model_name() << ":" << response.model_version() << " "
+        << (response.precision().empty() ? "fp32" : response.precision()) << ", "
         << std::setprecision(1) << response.timings().total_seconds() * 1000 << " ms)\n";
     DrawProgress(done, files->size());
   }

@@ -33,7 +33,7 @@ struct Options {
   std::vector<std::string> cross_domain;
   std::string model_name, alias, pretrained_encoder, device, precision = "fp32";
   int early_stopping = 0, max_steps_per_epoch = 0, priority = 0, crop_size = 0;
-  bool color = false, wait = false;
+  bool color = false, wait = false, bf16_check = false;
 };
 
 v1::TrainSpec ToSpec(const Options& o) {
@@ -69,6 +69,7 @@ v1::TrainSpec ToSpec(const Options& o) {
   spec.set_pretrained_encoder(o.pretrained_encoder);
   spec.set_device(o.device);
   spec.set_precision(PrecisionToProto(o.precision));
+  spec.set_bf16_check(o.bf16_check);
   return spec;
 }
 
@@ -151,7 +152,7 @@ void AddSubmitTrainCommand(CLI::App& segctl, Invocation& invocation) {
       ->check(CLI::Range(0, 2048))
       ->capture_default_str();
   submit->add_option("--device", o->device, "cpu, cuda or cuda:N (default: the server's)");
-  AddPrecisionOption(submit, o->precision);
+  AddPrecisionOptions(submit, o->precision, o->bf16_check);
   submit->add_flag("--color", o->color, "colour augmentation");
   submit->add_flag("--wait", o->wait, "follow the job; print the result (sweep: the table)");
   SetExamples(submit,

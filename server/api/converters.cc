@@ -72,6 +72,7 @@ absl::Status FillSegmentResponse(const inference::SegmentResult& result,
   out->set_height(result.mask.height);
   out->set_width(result.mask.width);
   out->set_tiles(result.tiles);
+  out->set_precision(result.bfloat16 ? "bf16" : "fp32");
   out->set_shift_score(result.shift_score);
   if (options.mask_encoding() == v1::MASK_RAW) {
     out->set_mask_encoding(v1::MASK_RAW);
@@ -147,6 +148,7 @@ void ModelStatusToProto(const registry::ModelStatus& status, v1::ModelInfo* out)
   out->set_created_unix_seconds(status.stored.created_unix_seconds);
   out->set_checkpoint_bytes(status.stored.checkpoint_bytes);
   out->set_disk_bytes(status.stored.disk_bytes);
+  out->set_precision(status.precision);
   out->set_checkpoint_sha256(status.stored.checkpoint_sha256);
   const auto& metadata = status.stored.metadata;
   if (metadata.contains("metrics") && metadata["metrics"].is_object()) {

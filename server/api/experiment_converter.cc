@@ -65,6 +65,7 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   t.model_name = proto.model_name();
   t.priority = proto.priority();
   t.precision = PrecisionName(proto.precision());
+  t.bf16_check = proto.bf16_check();
 
   if (absl::Status s = experiment::ApplyPreset(spec, proto.has_epochs()); !s.ok()) return s;
   if (absl::Status s = experiment::ValidateExperimentSpec(spec, max_children); !s.ok()) return s;
@@ -110,6 +111,7 @@ void ExperimentSpecToProto(const std::string& spec_json, v1::ExperimentSpec* out
   out->set_model_name(t.model_name);
   out->set_priority(t.priority);
   out->set_precision(PrecisionFromName(t.precision));
+  out->set_bf16_check(t.bf16_check);
 }
 
 }  // namespace segserve::api

@@ -25,7 +25,7 @@ void FillTrainResult(const nlohmann::json& result, v1::Job* out) {
   out->set_model_name(result.value("model_name", ""));
   out->set_model_version(result.value("model_version", int64_t{0}));
   auto& metrics = *out->mutable_metrics();
-  for (const char* key : {"val_iou", "test_iou", "epochs_run"}) {
+  for (const char* key : {"val_iou", "test_iou", "test_iou_bf16", "epochs_run"}) {
     if (result.contains(key) && result[key].is_number()) metrics[key] = result[key].get<double>();
   }
   if (result.contains("cross_domain_iou") && result["cross_domain_iou"].is_object()) {

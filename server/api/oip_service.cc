@@ -97,6 +97,8 @@ class InferReactor final : public grpc::ServerUnaryReactor {
     response_->set_model_name(model_->stored.name);
     response_->set_model_version(std::to_string(model_->stored.version));
     response_->set_id(id_);
+    (*response_->mutable_parameters())["precision"].set_string_param(model_->bfloat16 ? "bf16"
+                                                                                      : "fp32");
     FillInferResponse(results, outputs_, response_);
     Finish(grpc::Status::OK);
   }

@@ -63,6 +63,7 @@ training::TrainSpec BaseSpec(const v1::TrainSpec& proto) {
   spec.max_steps_per_epoch = proto.max_steps_per_epoch();
   spec.priority = proto.priority();
   spec.precision = PrecisionName(proto.precision());
+  spec.bf16_check = proto.bf16_check();
   return spec;
 }
 
@@ -181,6 +182,7 @@ void TrainSpecToProto(const std::string& spec_json, v1::TrainSpec* out) {
   out->set_max_steps_per_epoch(spec->max_steps_per_epoch);
   out->set_priority(spec->priority);
   out->set_precision(PrecisionFromName(spec->precision));
+  out->set_bf16_check(spec->bf16_check);
 }
 
 }  // namespace segserve::api

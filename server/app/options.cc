@@ -83,7 +83,14 @@ ABSL_FLAG(int, max_stream_inflight, 32,
           "Images of one SegmentStream in flight at once; beyond it the server stops reading "
           "(gRPC flow control pushes back). 1..1024.");
 ABSL_FLAG(int, cpu_threads, 2, "Threads decoding and post-processing images. 1..256.");
-ABSL_FLAG(bool, bf16, false, "Run models in bfloat16 (about 2x faster on AVX-512 BF16 CPUs).");
+ABSL_FLAG(std::string, precision, "fp32",
+          "Serving arithmetic: fp32; bf16 (about 2x faster on CPUs with AVX-512 BF16 or AMX); "
+          "or auto: bf16 for each model version whose own bf16 test-IoU check (training with "
+          "bf16_check) dropped by at most --bf16_max_iou_drop, on a device with fast bf16, "
+          "else fp32.");
+ABSL_FLAG(double, bf16_max_iou_drop, 0.01,
+          "--precision=auto: largest fp32 - bf16 test IoU drop that still serves bf16. 0..1.");
+ABSL_FLAG(bool, bf16, false, "Same as --precision=bf16 (kept for older command lines).");
 ABSL_FLAG(std::string, aliases, "",
           "Comma-separated alias=model[:version] pairs set at start, e.g. "
           "baseline=plasmo-l0,l1-pruned=plasmo-l1 (persisted in models/aliases.json).");
@@ -224,7 +231,23 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.max_tiles_per_request = absl::GetFlag(FLAGS_max_tiles_per_request);
   options.max_stream_inflight = absl::GetFlag(FLAGS_max_stream_inflight);
   options.cpu_threads = absl::GetFlag(FLAGS_cpu_threads);
-  options.bfloat16 = absl::GetFlag(FLAGS_bf16);
+  {
+    absl::StatusOr<registry::PrecisionMode> precision =
+        registry::ParsePrecisionMode(absl::GetFlag(FLAGS_precision), "--precision");
+    if (!precision.ok()) return precision.status();
+    options.precision = *precision;
+    if (absl::GetFlag(FLAGS_bf16)) {
+      if (options.precision == registry::PrecisionMode::kAuto) {
+        return absl::InvalidArgumentError("--bf16: conflicts with --precision=auto; give one");
+      }
+      options.precision = registry::PrecisionMode::kBf16;
+    }
+    options.bf16_max_iou_drop = absl::GetFlag(FLAGS_bf16_max_iou_drop);
+    if (!(options.bf16_max_iou_drop >= 0 && options.bf16_max_iou_drop <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--bf16_max_iou_drop: must be 0..1, got ", options.bf16_max_iou_drop));
+    }
+  }
   options.training_slots = absl::GetFlag(FLAGS_training_slots);
   options.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   options.bootstrap = absl::GetFlag(FLAGS_bootstrap);

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "server/common/log.h"
 #include "server/lifecycle/retention.h"
+#include "server/registry/precision.h"
 
 namespace segserve::app {
 
@@ -50,7 +51,9 @@ struct ServerOptions {
   int max_tiles_per_request = 1024;
   int max_stream_inflight = 32;
   int cpu_threads = 2;  // pre/post-processing pool
-  bool bfloat16 = false;
+  // Serving arithmetic per loaded version (server/registry/precision.h).
+  registry::PrecisionMode precision = registry::PrecisionMode::kFp32;
+  double bf16_max_iou_drop = 0.01;
 
   // Jobs.
   int training_slots = 1;

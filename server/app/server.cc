@@ -109,7 +109,15 @@ absl::Status SegserveServer::BuildComponents() {
   registry::CheckpointModelLoader::Options loader_options;
   loader_options.device = options_.device;
   loader_options.intra_op_threads = options_.intra_op_threads;
-  loader_options.bfloat16 = options_.bfloat16;
+  loader_options.precision.mode = options_.precision;
+  loader_options.precision.max_iou_drop = options_.bf16_max_iou_drop;
+  loader_options.precision.fast_bf16 = registry::DeviceHasFastBf16(options_.device);
+  if (options_.precision == registry::PrecisionMode::kAuto) {
+    LOG(INFO) << "--precision=auto: the device "
+              << (loader_options.precision.fast_bf16 ? "has" : "has no")
+              << " fast bf16 arithmetic; bf16 for versions whose test IoU drops by at most "
+              << options_.bf16_max_iou_drop;
+  }
   model_loader_ = std::make_unique<registry::CheckpointModelLoader>(loader_options);
   registry_ = std::make_unique<registry::ModelRegistry>(*model_store_, *model_loader_, metrics_);
   for (const auto& [alias, target] : options_.aliases) {

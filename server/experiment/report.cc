@@ -1,5 +1,6 @@
 #include "server/experiment/report.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -30,6 +31,7 @@ struct Cell {
   std::string encoder;
   int level = 0;
   SeedValues test;
+  SeedValues test_bf16;  // the test split served in bf16 (TrainSpec::bf16_check)
   std::map<std::string, SeedValues> test_class;
   std::map<std::string, std::map<int, SeedValues>> shift;  // kind -> level -> seeds
   std::map<std::string, SeedValues> shift_mean, retained;  // kind -> seeds
@@ -154,6 +156,10 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
       model["test_iou"] = *it;
       cell.test[ts->seed] = it->get<double>();
     }
+    if (auto it = result.find("test_iou_bf16"); it != result.end() && it->is_number()) {
+      model["test_iou_bf16"] = *it;
+      cell.test_bf16[ts->seed] = it->get<double>();
+    }
     json classes = json::object();
     if (auto it = result.find("test_class_iou"); it != result.end() && it->is_object()) {
       for (const auto& [name, iou] : it->items()) {
@@ -205,6 +211,18 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
       for (const auto& [seed, unused] : cell.test) seeds.push_back(seed);
       row["seeds"] = seeds;
       row["test_iou"] = SummaryOf(cell.test);
+      if (!cell.test_bf16.empty()) {
+        row["test_iou_bf16"] = SummaryOf(cell.test_bf16);
+        // Paired by model: the same weights served in bf16 minus fp32; and the worst drop.
+        row["bf16_minus_fp32"] = PairedJson(PairedDiff(cell.test_bf16, cell.test));
+        double worst = 0;
+        for (const auto& [seed, bf16] : cell.test_bf16) {
+          if (auto f = cell.test.find(seed); f != cell.test.end()) {
+            worst = std::max(worst, f->second - bf16);
+          }
+        }
+        row["bf16_max_drop"] = worst;
+      }
       row["test_class_iou"] = json::object();
       for (const auto& [name, values] : cell.test_class)
         row["test_class_iou"][name] = SummaryOf(values);
@@ -306,6 +324,22 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
                                Verdict(d, absl::StrCat("L", best, " best"),
                                        absl::StrCat("L", second, " better")),
                                ".")}});
+  }
+
+  // Whether bf16 serving is safe for these models (TrainSpec::bf16_check).
+  for (const json& row : cell_rows) {
+    if (!row.contains("bf16_minus_fp32")) continue;
+    const json& d = row["bf16_minus_fp32"];
+    findings.push_back(
+        {{"question", "bf16"},
+         {"encoder", row["encoder"]},
+         {"text",
+          absl::StrFormat(
+              "bf16 serving (%s L%d): test IoU bf16 - fp32 %s; largest drop of one model %.4f "
+              "(segserve --precision=auto serves bf16 when a model's drop is at most "
+              "--bf16_max_iou_drop, default 0.01).",
+              row["encoder"].get<std::string>(), row["prune_level"].get<int>(), FormatDifference(d),
+              row["bf16_max_drop"].get<double>())}});
   }
 
   return json{{"version", kReportVersion},

@@ -267,6 +267,7 @@ void SegmentationEngine::Postprocess(std::shared_ptr<Request> request) {
   result.tiles = static_cast<int>(request->grid.origins.size());
   result.model_name = request->model->stored.name;
   result.model_version = request->model->stored.version;
+  result.bfloat16 = request->model->bfloat16;
   result.mask = data::Mask::Create(height, width);
   std::vector<int64_t> counts(classes, 0);
   const float* logits = request->weights.empty() ? request->single.data() : request->logits.data();

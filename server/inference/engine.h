@@ -66,6 +66,7 @@ struct SegmentResult {
   double shift_score = -1;
   std::string model_name;
   int64_t model_version = 0;
+  bool bfloat16 = false;  // the arithmetic that answered (LoadedModel::bfloat16)
   SegmentTimings timings;
 };
 

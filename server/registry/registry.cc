@@ -24,7 +24,10 @@ absl::StatusOr<std::shared_ptr<model::ServableModel>> CheckpointModelLoader::Loa
   model::ServeOptions options;
   options.device = options_.device;
   options.intra_op_threads = options_.intra_op_threads;
-  options.bfloat16 = options_.bfloat16;
+  const PrecisionChoice precision = ChoosePrecision(options_.precision, stored.metadata);
+  options.bfloat16 = precision.bfloat16;
+  LOG(INFO) << "model " << stored.name << ":" << stored.version << " serves in "
+            << PrecisionName(precision.bfloat16) << " (" << precision.reason << ")";
   ASSIGN_OR_RETURN(std::unique_ptr<model::ServableModel> servable,
                    model::ServableModel::CreateFromCheckpoint(stored.checkpoint_path, options));
   return std::shared_ptr<model::ServableModel>(std::move(servable));
@@ -99,8 +102,12 @@ ModelStatus ModelRegistry::StatusOf(const StoredVersion& stored) const {
   ModelStatus status;
   status.stored = stored;
   auto it = loaded_.find(stored.name);
-  if (it != loaded_.end() && it->second.count(stored.version)) {
-    status.state = LoadState::kLoaded;
+  if (it != loaded_.end()) {
+    auto v = it->second.find(stored.version);
+    if (v != it->second.end()) {
+      status.state = LoadState::kLoaded;
+      status.precision = std::string(PrecisionName(v->second->bfloat16));
+    }
   }
   auto t = transient_.find(absl::StrCat(stored.name, ":", stored.version));
   if (t != transient_.end() && status.state != LoadState::kLoaded) {
@@ -137,6 +144,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
     }
     loaded->stored = stored;
     loaded->servable = std::move(*servable);
+    loaded->bfloat16 = loaded->servable->options().bfloat16;
   }
   // The listener (drift reference) is ready before requests can resolve the version.
   if (listener_) listener_(*loaded, true);

@@ -19,6 +19,7 @@
 #include "prometheus/gauge.h"
 #include "server/metrics/metrics.h"
 #include "server/registry/model_store.h"
+#include "server/registry/precision.h"
 
 namespace segserve::model {
 class ServableModel;
@@ -32,6 +33,7 @@ enum class LoadState { kUnloaded, kLoading, kLoaded, kFailed };
 struct LoadedModel {
   StoredVersion stored;
   std::shared_ptr<model::ServableModel> servable;
+  bool bfloat16 = false;  // served in bf16 (see precision.h), else fp32
   std::string key() const { return stored.name + ":" + std::to_string(stored.version); }
 };
 
@@ -40,6 +42,7 @@ struct ModelStatus {
   LoadState state = LoadState::kUnloaded;
   std::string load_error;
   std::vector<std::string> aliases;
+  std::string precision;  // "fp32" or "bf16" while loaded, else empty
 };
 
 // The seam between the registry and LibTorch: builds a servable model from a stored
@@ -130,7 +133,7 @@ class CheckpointModelLoader : public ModelLoader {
   struct Options {
     std::string device = "cpu";
     int intra_op_threads = 0;
-    bool bfloat16 = false;
+    PrecisionPolicy precision;  // per version: ChoosePrecision of its metadata
   };
   explicit CheckpointModelLoader(Options options) : options_(std::move(options)) {}
   absl::StatusOr<std::shared_ptr<model::ServableModel>> Load(const StoredVersion& stored) override;

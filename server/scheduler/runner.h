@@ -37,6 +37,12 @@ class JobContext {
   // Counts training images (segserve_training_images_total; its rate is throughput).
   virtual void AddTrainingImages(int64_t images) = 0;
 
+  // Seconds one training step took in all, and of them the seconds it waited for its batch
+  // (segserve_training_step_seconds_total, segserve_training_loader_wait_seconds_total: the
+  // ratio of their rates is the share of training time the data loader costs). The default
+  // ignores them (test doubles).
+  virtual void AddTrainingStepTime(double /*step_seconds*/, double /*loader_wait_seconds*/) {}
+
   // Something the job's owner should know that does not stop the job, e.g. a damaged
   // checkpoint it recovered from: logged, sent to watchers as an event message, and kept as
   // the job's reason while it runs. The default ignores it (test doubles).

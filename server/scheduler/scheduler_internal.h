@@ -33,6 +33,9 @@ class Scheduler::Context : public JobContext {
   void AddTrainingImages(int64_t images) override {
     scheduler_->metrics_.AddTrainingImages(images);
   }
+  void AddTrainingStepTime(double step_seconds, double loader_wait_seconds) override {
+    scheduler_->metrics_.AddTrainingStepTime(step_seconds, loader_wait_seconds);
+  }
   void Note(const std::string& message) override { scheduler_->OnNote(*run_, message); }
   void SetResult(std::string result_json) override { result_ = std::move(result_json); }
   std::string TakeResult() { return std::move(result_); }

@@ -22,6 +22,19 @@ SchedulerMetrics::SchedulerMetrics(metrics::Metrics* metrics) {
                  .Help("Training images processed; its rate is training throughput.")
                  .Register(registry)
                  .Add({});
+  step_seconds_ = &prometheus::BuildCounter()
+                       .Name("segserve_training_step_seconds_total")
+                       .Help("Seconds spent in training steps (loader wait included).")
+                       .Register(registry)
+                       .Add({});
+  loader_wait_seconds_ =
+      &prometheus::BuildCounter()
+           .Name("segserve_training_loader_wait_seconds_total")
+           .Help(
+               "Seconds training steps waited for the data loader's next batch; divided by "
+               "segserve_training_step_seconds_total it is the loader's share of step time.")
+           .Register(registry)
+           .Add({});
   epoch_ = &prometheus::BuildGauge()
                 .Name("segserve_training_epoch")
                 .Help("Current epoch (1-based) of each running job.")
@@ -64,6 +77,13 @@ void SchedulerMetrics::SetQueueDepth(int64_t depth) {
 
 void SchedulerMetrics::AddTrainingImages(int64_t images) {
   if (images_ && images > 0) images_->Increment(static_cast<double>(images));
+}
+
+void SchedulerMetrics::AddTrainingStepTime(double step_seconds, double loader_wait_seconds) {
+  if (step_seconds_ && step_seconds > 0) step_seconds_->Increment(step_seconds);
+  if (loader_wait_seconds_ && loader_wait_seconds > 0) {
+    loader_wait_seconds_->Increment(loader_wait_seconds);
+  }
 }
 
 // The label is job_id, not job: Prometheus attaches job="<scrape job>" to every target,

@@ -29,6 +29,7 @@ class SchedulerMetrics {
   void Transition(std::optional<JobState> from, JobState to);
   void SetQueueDepth(int64_t depth);
   void AddTrainingImages(int64_t images);
+  void AddTrainingStepTime(double step_seconds, double loader_wait_seconds);
   void SetJobProgress(const JobId& job, int epoch, double val_iou);
   void RemoveJob(const JobId& job);
   // segserve_job_store_healthy: 1 when the job store opened and passed its integrity check.
@@ -38,6 +39,8 @@ class SchedulerMetrics {
   prometheus::Family<prometheus::Gauge>* jobs_ = nullptr;
   prometheus::Gauge* queue_depth_ = nullptr;
   prometheus::Counter* images_ = nullptr;
+  prometheus::Counter* step_seconds_ = nullptr;
+  prometheus::Counter* loader_wait_seconds_ = nullptr;
   prometheus::Family<prometheus::Gauge>* epoch_ = nullptr;
   prometheus::Family<prometheus::Gauge>* val_iou_ = nullptr;
   prometheus::Gauge* store_healthy_ = nullptr;

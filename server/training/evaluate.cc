@@ -58,7 +58,7 @@ namespace {
 // original), eval mode, BatchNorm folded, under a name of its own so that its work items
 // batch only with each other. Each snapshot gets a new version: its queue is its own.
 absl::StatusOr<std::shared_ptr<const registry::LoadedModel>> ServingSnapshot(
-    model::Unet& model, const torch::Device& device, bool channels_last) {
+    model::Unet& model, const torch::Device& device, bool channels_last, bool bfloat16 = false) {
   static std::atomic<int64_t> snapshots{0};
   model::Unet copy{nullptr};
   {
@@ -76,6 +76,7 @@ absl::StatusOr<std::shared_ptr<const registry::LoadedModel>> ServingSnapshot(
   serve.fold_bn = true;
   serve.channels_last = channels_last;
   serve.device = device.str();
+  serve.bfloat16 = bfloat16;
   ASSIGN_OR_RETURN(std::unique_ptr<model::ServableModel> servable,
                    model::ServableModel::Create(std::move(copy), serve));
   auto loaded = std::make_shared<registry::LoadedModel>();
@@ -83,6 +84,7 @@ absl::StatusOr<std::shared_ptr<const registry::LoadedModel>> ServingSnapshot(
   loaded->stored.version = ++snapshots;
   loaded->stored.config = model->config();
   loaded->servable = std::move(servable);
+  loaded->bfloat16 = bfloat16;
   return std::shared_ptr<const registry::LoadedModel>(std::move(loaded));
 }
 
@@ -105,12 +107,12 @@ inference::BackgroundBatch WorkOf(std::shared_ptr<const registry::LoadedModel> s
 
 absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& model,
                                          data::Loader& loader,
-                                         const std::function<bool()>& cancelled) {
-  if (run.eval_scheduler == nullptr) {
+                                         const std::function<bool()>& cancelled, bool bfloat16) {
+  if (run.eval_scheduler == nullptr && !bfloat16) {
     return Evaluate(model, loader, run.device, run.channels_last, cancelled);
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const registry::LoadedModel> snapshot,
-                   ServingSnapshot(model, run.device, run.channels_last));
+                   ServingSnapshot(model, run.device, run.channels_last, bfloat16));
   const int classes = model->config().classes;
   ConfusionMatrix cm(classes);
   std::vector<uint8_t> pred;
@@ -119,9 +121,21 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& mod
     if (cancelled && cancelled()) return absl::CancelledError("evaluation cancelled");
     ASSIGN_OR_RETURN(std::optional<data::Batch> batch, loader.Next());
     if (!batch) break;
-    ASSIGN_OR_RETURN(std::vector<inference::LogitsView> logits,
-                     inference::ForwardForLogits(*run.eval_scheduler, WorkOf(snapshot, *batch)));
     const size_t plane = static_cast<size_t>(batch->h) * batch->w;
+    std::vector<inference::LogitsView> logits;
+    torch::Tensor in_place;  // owns the logits when there is no scheduler
+    if (run.eval_scheduler != nullptr) {
+      ASSIGN_OR_RETURN(logits,
+                       inference::ForwardForLogits(*run.eval_scheduler, WorkOf(snapshot, *batch)));
+    } else {
+      ASSIGN_OR_RETURN(in_place, snapshot->servable->Forward(BatchImages(*batch, run.device,
+                                                                         /*channels_last=*/false)));
+      in_place = in_place.to(torch::kCPU).contiguous();
+      for (int i = 0; i < batch->n; ++i) {
+        logits.emplace_back(nullptr, in_place.data_ptr<float>() + i * plane * classes,
+                            plane * classes);
+      }
+    }
     pred.resize(plane);
     for (int i = 0; i < batch->n; ++i) {
       if (logits[i].size() != plane * classes) {

@@ -89,6 +89,15 @@ absl::StatusOr<std::string> FinishTraining(
       if (const double iou = cm.ClassIoU(c); iou >= 0) per_class[ClassName(run, c)] = iou;
     }
     result["test_class_iou"] = per_class;
+    if (run.spec.bf16_check) {
+      // The same split served in bf16: what --precision=auto decides on.
+      ASSIGN_OR_RETURN(ConfusionMatrix bf16,
+                       internal::Evaluate(run, net, *loader, cancelled, /*bfloat16=*/true));
+      metrics["test_iou_bf16"] = bf16.MeanForegroundIoU();
+      result["test_iou_bf16"] = bf16.MeanForegroundIoU();
+      LOG(INFO) << "training " << run.job_id << ": test IoU fp32 " << cm.MeanForegroundIoU()
+                << ", served in bf16 " << bf16.MeanForegroundIoU();
+    }
   } else {
     LOG(WARNING) << "training " << run.job_id << ": split " << run.spec.test_split
                  << " is empty; no test IoU";

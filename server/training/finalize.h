@@ -62,6 +62,7 @@ absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
 // version whose source_job_id is this job, left by a crash, is reused instead), calls
 // `on_registered`, records runs/<job>/registered.json and returns the job's result JSON:
 // {model_name, model_version, val_iou, test_iou, test_class_iou: {foreground class: iou},
+//  test_iou_bf16 (TrainSpec::bf16_check),
 //  cross_domain_iou: {label: iou}, epochs_run, best_epoch, stopped_early}.
 absl::StatusOr<std::string> FinishTraining(
     const RunContext& run, const FinishInfo& info,

@@ -67,6 +67,7 @@ json TrainSpecToJson(const TrainSpec& s) {
               {"set_aliases", s.set_aliases},
               {"max_steps_per_epoch", s.max_steps_per_epoch},
               {"precision", s.precision},
+              {"bf16_check", s.bf16_check},
               {"priority", s.priority}};
 }
 
@@ -121,6 +122,7 @@ absl::StatusOr<TrainSpec> TrainSpecFromJson(const json& j) {
   RETURN_IF_ERROR(Read(j, "set_aliases", f, &s.set_aliases));
   RETURN_IF_ERROR(Read(j, "max_steps_per_epoch", f, &s.max_steps_per_epoch));
   RETURN_IF_ERROR(Read(j, "precision", f, &s.precision));
+  RETURN_IF_ERROR(Read(j, "bf16_check", f, &s.bf16_check));
   RETURN_IF_ERROR(Read(j, "priority", f, &s.priority));
   return s;
 }

@@ -58,6 +58,8 @@ struct TrainSpec {
   // Forward-pass arithmetic: "fp32" | "bf16" (autocast) | "fp16" (autocast + loss
   // scaling, CUDA only). Master weights, loss and optimizer state are fp32 in every mode.
   std::string precision = "fp32";
+  // Also evaluate the test split served in bf16: metrics "test_iou_bf16" (registry/precision.h).
+  bool bf16_check = false;
 };
 
 // Keys as the proto's field names, nested like it ("loss": {"cross_entropy", "dice"},

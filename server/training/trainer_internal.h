@@ -37,9 +37,12 @@ absl::StatusOr<ConfusionMatrix> Evaluate(model::Unet& model, data::Loader& loade
 // Evaluate for a run: through the serving core's batching scheduler when the run has one
 // (RunContext::eval_scheduler: a snapshot of `model` prepared as served runs as background
 // work items; logits come back without a copy and are reduced to argmax here), else in place.
+// `bfloat16`: the snapshot is served in bf16 (ServeOptions::bfloat16), as --precision=bf16
+// would serve the registered model; without a scheduler the snapshot then runs in place.
 absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& model,
                                          data::Loader& loader,
-                                         const std::function<bool()>& cancelled);
+                                         const std::function<bool()>& cancelled,
+                                         bool bfloat16 = false);
 
 // Per tap of UnetImpl::TapNames(), per channel: statistics of the per-image spatial mean over
 // every image of `loader` (ReferenceStatsJson). Model in eval mode.

@@ -123,7 +123,10 @@ class TrainJob {
   absl::StatusOr<bool> Resume();
   absl::Status BuildModel();
   absl::Status TrainEpoch(int epoch);
-  absl::Status EndEpoch(int epoch, double train_loss, const ConfusionMatrix& val);
+  // `timing`: the epoch's train_seconds, loader_wait_seconds and val_seconds, kept in its
+  // history entry.
+  absl::Status EndEpoch(int epoch, double train_loss, const ConfusionMatrix& val,
+                        const json& timing);
   void Report(int epoch, int64_t step, double loss);
   bool cancelled() const { return ctx_.cancelled(); }
 
@@ -324,12 +327,14 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
   train_loader_->StartEpoch(epoch);
   double loss_sum = 0;
   int64_t step = 0;
+  double epoch_train_seconds = 0, epoch_loader_wait = 0;  // this epoch's steps, and their wait
   Report(epoch, 0, 0);
   while (step < steps_per_epoch_) {
     if (cancelled()) return absl::CancelledError("training cancelled");
     const auto t0 = Clock::now();
     ASSIGN_OR_RETURN(std::optional<data::Batch> batch, train_loader_->Next());
     if (!batch) break;
+    const double waited = Seconds(Clock::now() - t0);
     const torch::Tensor x = internal::BatchImages(*batch, run_.device, run_.channels_last);
     const torch::Tensor y = internal::BatchMasks(*batch, run_.device);
     torch::Tensor loss =
@@ -344,8 +349,12 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
     ++step;
     ++steps_done_;
     images_done_ += batch->n;
-    train_seconds_ += Seconds(Clock::now() - t0);
+    const double step_seconds = Seconds(Clock::now() - t0);
+    train_seconds_ += step_seconds;
+    epoch_train_seconds += step_seconds;
+    epoch_loader_wait += waited;
     ctx_.AddTrainingImages(batch->n);
+    ctx_.AddTrainingStepTime(step_seconds, waited);
     Report(epoch, step, loss_sum / step);
   }
   const double train_loss = step > 0 ? loss_sum / step : 0;
@@ -354,20 +363,27 @@ absl::Status TrainJob::TrainEpoch(int epoch) {
   ASSIGN_OR_RETURN(ConfusionMatrix val,
                    internal::Evaluate(run_, run_.model, *val_loader_,
                                       [this] { return cancelled(); }));
-  eval_seconds_ += Seconds(Clock::now() - t0);
+  const double val_seconds = Seconds(Clock::now() - t0);
+  eval_seconds_ += val_seconds;
   ++evals_done_;
-  return EndEpoch(epoch, train_loss, val);
+  return EndEpoch(epoch, train_loss, val,
+                  {{"train_seconds", epoch_train_seconds},
+                   {"loader_wait_seconds", epoch_loader_wait},
+                   {"val_seconds", val_seconds}});
 }
 
-absl::Status TrainJob::EndEpoch(int epoch, double train_loss, const ConfusionMatrix& val) {
+absl::Status TrainJob::EndEpoch(int epoch, double train_loss, const ConfusionMatrix& val,
+                                const json& timing) {
   last_val_iou_ = val.MeanForegroundIoU();
   json per_class = json::object();
   for (int c = 0; c < val.classes(); ++c) per_class[ClassName(run_, c)] = val.ClassIoU(c);
   state_.epoch = epoch;
-  state_.history.push_back({{"epoch", epoch},
-                            {"train_loss", train_loss},
-                            {"val_iou", last_val_iou_},
-                            {"val_class_iou", per_class}});
+  json entry = {{"epoch", epoch},
+                {"train_loss", train_loss},
+                {"val_iou", last_val_iou_},
+                {"val_class_iou", per_class}};
+  entry.update(timing);
+  state_.history.push_back(std::move(entry));
   const auto t0 = Clock::now();
   // The best checkpoint is written before latest: a crash in between re-runs this epoch,
   // which (deterministically) rewrites the same best.
@@ -387,7 +403,9 @@ absl::Status TrainJob::EndEpoch(int epoch, double train_loss, const ConfusionMat
   LOG(INFO) << "training " << job_.id << ": epoch " << epoch << "/" << spec_.epochs << " loss "
             << train_loss << " val_iou " << last_val_iou_ << " best " << state_.best_val_iou
             << " (epoch " << state_.best_epoch << "); train " << train_seconds_ << " s, val "
-            << eval_seconds_ << " s, checkpoints " << Seconds(Clock::now() - t0) << " s so far";
+            << eval_seconds_ << " s, checkpoints " << Seconds(Clock::now() - t0)
+            << " s so far; this epoch's steps waited " << timing.value("loader_wait_seconds", 0.0)
+            << " of " << timing.value("train_seconds", 0.0) << " s on the data loader";
   Report(epoch, steps_per_epoch_, train_loss);
   return absl::OkStatus();
 }

@@ -22,6 +22,9 @@ ABSL_DECLARE_FLAG(std::string, failed_run_retention);
 ABSL_DECLARE_FLAG(std::string, retention_sweep_interval);
 ABSL_DECLARE_FLAG(std::string, disk_usage_interval);
 ABSL_DECLARE_FLAG(int64_t, max_dataset_bytes);
+ABSL_DECLARE_FLAG(std::string, precision);
+ABSL_DECLARE_FLAG(double, bf16_max_iou_drop);
+ABSL_DECLARE_FLAG(bool, bf16);
 
 namespace segserve::app {
 namespace {
@@ -101,6 +104,24 @@ TEST_F(OptionsTest, AcceptsCudaDevicesAndExplicitThreads) {
   EXPECT_EQ(options->log_level, common::LogLevel::kDebug);
 }
 
+TEST_F(OptionsTest, PrecisionDefaultsToFp32AndBf16IsItsOldSpelling) {
+  auto defaults = OptionsFromFlags();
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->precision, registry::PrecisionMode::kFp32);
+  EXPECT_DOUBLE_EQ(defaults->bf16_max_iou_drop, 0.01);
+  absl::SetFlag(&FLAGS_precision, std::string("auto"));
+  absl::SetFlag(&FLAGS_bf16_max_iou_drop, 0.02);
+  auto set = OptionsFromFlags();
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->precision, registry::PrecisionMode::kAuto);
+  EXPECT_DOUBLE_EQ(set->bf16_max_iou_drop, 0.02);
+  absl::SetFlag(&FLAGS_precision, std::string("fp32"));
+  absl::SetFlag(&FLAGS_bf16, true);
+  auto old = OptionsFromFlags();
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->precision, registry::PrecisionMode::kBf16);
+}
+
 struct BadFlagCase {
   const char* name;
   void (*set)();
@@ -140,6 +161,17 @@ INSTANTIATE_TEST_SUITE_P(
                     "--drain_seconds"},
         BadFlagCase{"NoStreams", [] { absl::SetFlag(&FLAGS_max_streams_per_client, 0); },
                     "--max_streams_per_client"},
+        BadFlagCase{"UnknownPrecision",
+                    [] { absl::SetFlag(&FLAGS_precision, std::string("fp16")); },
+                    "--precision: must be fp32, bf16 or auto, got 'fp16'"},
+        BadFlagCase{"IouDropAboveOne", [] { absl::SetFlag(&FLAGS_bf16_max_iou_drop, 1.5); },
+                    "--bf16_max_iou_drop: must be 0..1"},
+        BadFlagCase{"Bf16WithAuto",
+                    [] {
+                      absl::SetFlag(&FLAGS_bf16, true);
+                      absl::SetFlag(&FLAGS_precision, std::string("auto"));
+                    },
+                    "--bf16: conflicts with --precision=auto"},
         BadFlagCase{"BackgroundBatchAboveBatch",
                     [] {
                       absl::SetFlag(&FLAGS_max_batch_size, 4);

@@ -88,6 +88,22 @@ TEST(ExperimentMarkdownTest, SetUpFindingsTablesAndPairedLines) {
   EXPECT_THAT(md, HasSubstr("## Method\n\nthe method"));
 }
 
+TEST(ExperimentMarkdownTest, Bf16CheckGetsItsTableAndColumn) {
+  json report = Report();
+  EXPECT_THAT(RenderExperimentMarkdown(report), ::testing::Not(HasSubstr("bf16")));
+  report["cells"][0]["test_iou_bf16"] = S(0.8101, 0.06, 2);
+  report["cells"][0]["bf16_minus_fp32"] = {
+      {"pairs", 2}, {"better", 1}, {"mean", -0.002}, {"half_width", 0.004}, {"interval", true}};
+  report["cells"][0]["bf16_max_drop"] = 0.0042;
+  report["models"][0]["test_iou_bf16"] = 0.8093;
+  const std::string md = RenderExperimentMarkdown(report);
+  EXPECT_THAT(md, HasSubstr("## Served in bf16 (the same models, test split)"));
+  EXPECT_THAT(md, HasSubstr("| resnet18 | L0 | 0.812 ± 0.062 | 0.810 ± 0.060 | -0.002 ± 0.004 "
+                            "(1/2 better) | 0.0042 |"));
+  EXPECT_THAT(md, HasSubstr("| test IoU | test IoU bf16 |"));
+  EXPECT_THAT(md, HasSubstr("| d-resnet18-l0-s1 v1 | 0.8100 | 0.8093 |"));
+}
+
 TEST(ExperimentMarkdownTest, EmptyReportStillRenders) {
   const std::string md = RenderExperimentMarkdown(json::object());
   EXPECT_THAT(md, HasSubstr("# Experiment"));

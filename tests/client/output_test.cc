@@ -148,16 +148,21 @@ TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
     }
   }
   response.mutable_models(1)->add_aliases("l1-pruned");
+  response.mutable_models(1)->set_state(v1::LOAD_STATE_LOADED);
+  response.mutable_models(1)->set_precision("bf16");
   std::ostringstream out;
   PrintModelTable(out, response);
   const auto lines = Lines(out.str());
   ASSERT_EQ(lines.size(), 3u);
-  for (const std::string& line : lines) EXPECT_LE(line.size(), 100u) << line;
+  // Fits a 105-column terminal with a long name, a loaded bf16 state and every column.
+  for (const std::string& line : lines) EXPECT_LE(line.size(), 105u) << line;
   EXPECT_THAT(lines[0], HasSubstr("TEST IoU"));
   EXPECT_THAT(lines[2], HasSubstr("0.7500"));
   EXPECT_THAT(lines[0], HasSubstr("SIZE"));
   EXPECT_THAT(lines[2], HasSubstr("57 MiB"));
   EXPECT_THAT(lines[2], HasSubstr("l1-pruned"));
+  EXPECT_THAT(lines[2], HasSubstr("bf16"));
+  EXPECT_THAT(lines[1], Not(HasSubstr("bf16")));
   EXPECT_THAT(lines[2], Not(HasSubstr("cross_domain")));
 
   std::ostringstream details;

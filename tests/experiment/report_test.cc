@@ -98,6 +98,44 @@ TEST(ReportTest, FindingsStateUncertaintyAndNeverOverclaim) {
   EXPECT_THAT(text["RQ3"], HasSubstr("highest mean cross-domain IoU: L1"));
 }
 
+// The bf16 serving check (TrainSpec::bf16_check): per cell the bf16 test IoU, the paired
+// bf16 - fp32 difference of the same models and the worst drop, and a finding per cell.
+TEST(ReportTest, Bf16CheckIsSummarisedPerCellAndPairedByModel) {
+  ExperimentSpec spec = Spec();
+  spec.train.bf16_check = true;
+  std::vector<scheduler::Job> children;
+  const double fp32[] = {0.80, 0.78, 0.71}, bf16[] = {0.801, 0.776, 0.704};
+  for (uint64_t seed : {1, 2, 3}) {
+    for (int level : {0, 1}) {
+      scheduler::Job child = Child(spec, level, seed, fp32[seed - 1], 0.7, 0.5);
+      json result = json::parse(child.result_json);
+      if (level == 0) result["test_iou_bf16"] = bf16[seed - 1];
+      child.result_json = result.dump();
+      children.push_back(child);
+    }
+  }
+  auto report = BuildReport(spec, children);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const json& l0 = (*report)["cells"][0];
+  EXPECT_NEAR(l0["test_iou_bf16"]["mean"].get<double>(), (0.801 + 0.776 + 0.704) / 3, 1e-12);
+  // bf16 - fp32 per model: +0.001, -0.004, -0.006.
+  EXPECT_NEAR(l0["bf16_minus_fp32"]["mean"].get<double>(), -0.003, 1e-12);
+  EXPECT_EQ(l0["bf16_minus_fp32"]["better"], 1);
+  EXPECT_NEAR(l0["bf16_max_drop"].get<double>(), 0.006, 1e-12);
+  EXPECT_EQ((*report)["models"][0]["test_iou_bf16"], 0.801);
+  // L1's children carry no check: no bf16 fields, no finding for it.
+  EXPECT_FALSE((*report)["cells"][1].contains("bf16_minus_fp32"));
+  std::vector<std::string> bf16_findings;
+  for (const auto& f : (*report)["findings"]) {
+    if (f["question"] == "bf16") bf16_findings.push_back(f["text"]);
+  }
+  ASSERT_EQ(bf16_findings.size(), 1u);
+  EXPECT_THAT(bf16_findings[0], HasSubstr("bf16 serving (resnet18 L0): test IoU bf16 - fp32 "
+                                          "-0.003"));
+  EXPECT_THAT(bf16_findings[0], HasSubstr("(1 of 3 seeds better)"));
+  EXPECT_THAT(bf16_findings[0], HasSubstr("largest drop of one model 0.0060"));
+}
+
 TEST(ReportTest, OneSeedGivesNoIntervalAndNoClaim) {
   ExperimentSpec spec = Spec();
   spec.seeds = {1};

@@ -357,6 +357,8 @@ TEST_F(OipTest, RawBatchOfTwoGivesSegmentsMasks) {
   EXPECT_EQ(response.id(), "batch-of-two");
   EXPECT_EQ(response.model_name(), "plasmo-l1");
   EXPECT_EQ(response.model_version(), "1");
+  ASSERT_TRUE(response.parameters().count("precision"));
+  EXPECT_EQ(response.parameters().at("precision").string_param(), "fp32");
   ASSERT_EQ(response.outputs_size(), 2);
   EXPECT_EQ(response.outputs(0).name(), "mask");
   EXPECT_EQ(response.outputs(0).datatype(), "UINT8");

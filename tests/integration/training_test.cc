@@ -12,6 +12,7 @@
 #include "segserve/v1/models.grpc.pb.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 #include "segserve/v1/training.grpc.pb.h"
+#include "server/common/cpu_features.h"
 #include "tests/testing/commands.h"
 #include "tests/testing/server_process.h"
 
@@ -108,9 +109,12 @@ TEST_F(TrainingTest, DataSetJobsReportImagesWrittenOfN) {
 }
 
 TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
-  ASSERT_NO_FATAL_FAILURE(StartServer());
+  // --precision=auto with any drop allowed: the model, trained with bf16_check, serves in
+  // bf16 wherever the CPU has bf16 units, and says so.
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--precision=auto", "--bf16_max_iou_drop=1"}));
   ASSERT_NO_FATAL_FAILURE(MakeDataset("tiny", 16));
   auto spec = TinySpec("tiny", 2);
+  spec.set_bf16_check(true);
   spec.set_model_name("tiny-l1");
   spec.add_set_aliases("l1-pruned");
   spec.mutable_cross_domain()->Add()->mutable_dataset()->mutable_shift()->set_kind(
@@ -130,6 +134,10 @@ TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
   EXPECT_EQ(done.model_version(), 1);
   EXPECT_TRUE(done.metrics().count("test_iou"));
   EXPECT_TRUE(done.metrics().count("cross_domain_iou/brightness:4"));
+  ASSERT_TRUE(done.metrics().count("test_iou_bf16"));
+  EXPECT_GE(done.metrics().at("test_iou_bf16"), 0.0);
+  EXPECT_TRUE(done.train_spec().bf16_check());
+  const std::string precision = common::CpuHasFastBf16() ? "bf16" : "fp32";
 
   v1::ListModelsResponse models;
   auto context = client_->NewContext();
@@ -138,6 +146,8 @@ TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
   EXPECT_EQ(models.models(0).state(), v1::LOAD_STATE_LOADED);
   EXPECT_TRUE(models.models(0).has_reference_stats());
   EXPECT_TRUE(models.models(0).metrics().count("val_iou"));
+  EXPECT_TRUE(models.models(0).metrics().count("test_iou_bf16"));
+  EXPECT_EQ(models.models(0).precision(), precision);
 
   v1::SegmentRequest request;
   request.mutable_model()->set_name("l1-pruned");
@@ -153,6 +163,7 @@ TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
                ->Segment(segment_context.get(), request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.model_name(), "tiny-l1");
+  EXPECT_EQ(response.precision(), precision);
 }
 
 TEST_F(TrainingTest, SigkillDuringTrainingLosesNoJobAndResumesFromTheLastEpoch) {

@@ -135,6 +135,36 @@ TEST_F(RegistryTest, ResolveDistinguishesUnknownUnloadedAndLoaded) {
   EXPECT_EQ(registry.SetAlias("x", AliasTarget{"missing", 0}).code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(RegistryTest, AutoPrecisionServesBf16OnlyForVersionsWhoseCheckPassed) {
+  const nlohmann::json passed = {{"metrics", {{"test_iou", 0.80}, {"test_iou_bf16", 0.799}}}};
+  const nlohmann::json failed = {{"metrics", {{"test_iou", 0.80}, {"test_iou_bf16", 0.70}}}};
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "passed", Config(), 1, passed).ok());
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "failed", Config(), 1, failed).ok());
+  ASSERT_TRUE(testing::AddTestModel(dir_.path(), "unchecked", Config(), 1).ok());
+  auto store = ModelStore::Open(dir_.path());
+  CheckpointModelLoader::Options options;
+  options.precision = {PrecisionMode::kAuto, 0.01, /*fast_bf16=*/true};
+  CheckpointModelLoader loader(options);
+  ModelRegistry registry(**store, loader, metrics_);
+  for (const char* name : {"passed", "failed", "unchecked"}) {
+    EXPECT_EQ(registry.Get(name, 0)->precision, "") << name;  // not loaded yet
+    absl::StatusOr<ModelStatus> status = registry.Load(name, 0);
+    ASSERT_TRUE(status.ok()) << status.status();
+    const bool bf16 = std::string(name) == "passed";
+    EXPECT_EQ(status->precision, bf16 ? "bf16" : "fp32") << name;
+    auto resolved = registry.Resolve(name, 0);
+    ASSERT_TRUE(resolved.ok());
+    EXPECT_EQ((*resolved)->bfloat16, bf16) << name;
+    EXPECT_EQ((*resolved)->servable->options().bfloat16, bf16) << name;
+  }
+  // The bf16 version answers, in float32 logits of the right shape.
+  auto passed_model = registry.Resolve("passed", 0);
+  auto logits = (*passed_model)->servable->Forward(torch::rand({1, 3, 64, 64}));
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  EXPECT_EQ(logits->scalar_type(), torch::kFloat);
+  EXPECT_EQ(logits->size(1), 2);
+}
+
 TEST_F(RegistryTest, AFailedLoadKeepsServingTheOldVersion) {
   ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 1).ok());
   ASSERT_TRUE(testing::AddTestModel(dir_.path(), "m", Config(), 2).ok());

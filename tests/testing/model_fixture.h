@@ -15,8 +15,8 @@ namespace segserve::testing {
 // across pixels), stored as the next version of `name` under <data_dir>/models.
 absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir,
                                                      const std::string& name,
-                                                     const model::UnetConfig& config,
-                                                     uint64_t seed);
+                                                     const model::UnetConfig& config, uint64_t seed,
+                                                     const nlohmann::json& extra_metadata = {});
 
 // The same model's state dict as torch.save would write it (for Models.Import tests).
 absl::StatusOr<std::string> TestModelStateDict(const model::UnetConfig& config, uint64_t seed);

@@ -40,12 +40,20 @@ class RecordingContext : public scheduler::JobContext {
     return absl::OkStatus();
   }
   void AddTrainingImages(int64_t n) override { images += n; }
+  void AddTrainingStepTime(double step, double wait) override {
+    EXPECT_GE(wait, 0);
+    EXPECT_LE(wait, step);
+    step_seconds += step;
+    ++steps;
+  }
   void SetResult(std::string r) override { result = json::parse(r); }
 
   std::function<bool(const RecordingContext&)> cancel_when;
   std::vector<scheduler::JobProgress> progress;
   std::vector<int> marked;
   int64_t images = 0;
+  double step_seconds = 0;
+  int64_t steps = 0;
   json result;
 
  private:
@@ -123,6 +131,8 @@ TEST_F(TrainingRunnerTest, LearnsCheckpointsEachEpochAndRegisters) {
 
   EXPECT_EQ(ctx.marked, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8}));
   EXPECT_EQ(ctx.images, 8 * 4 * 4);
+  EXPECT_EQ(ctx.steps, 8 * 4);
+  EXPECT_GT(ctx.step_seconds, 0);
   auto losses = EpochLosses(ctx);
   ASSERT_EQ(losses.size(), 8u);
   EXPECT_LT(losses[8], 0.8 * losses[1]) << losses[1] << " -> " << losses[8];
@@ -149,6 +159,17 @@ TEST_F(TrainingRunnerTest, LearnsCheckpointsEachEpochAndRegisters) {
   EXPECT_EQ(meta["source_job_id"], "learn");
   EXPECT_EQ(meta["class_names"], json({"background", "red_blood_cell", "parasite"}));
   EXPECT_EQ(meta["train_spec"]["model_name"], "tiny");
+  // Each epoch's history says how long its steps took and how much of it was loader wait.
+  ASSERT_EQ(meta["history"].size(), 8u);
+  double history_seconds = 0;
+  for (const json& epoch : meta["history"]) {
+    EXPECT_GE(epoch["loader_wait_seconds"].get<double>(), 0) << epoch.dump();
+    EXPECT_LE(epoch["loader_wait_seconds"].get<double>(), epoch["train_seconds"].get<double>());
+    EXPECT_GT(epoch["val_seconds"].get<double>(), 0);
+    history_seconds += epoch["train_seconds"].get<double>();
+  }
+  EXPECT_NEAR(history_seconds, ctx.step_seconds, 1e-6);
+  EXPECT_FALSE(meta["metrics"].contains("test_iou_bf16"));  // no bf16_check asked
   const json& ref = meta["reference_stats"];
   ASSERT_EQ(ref["layers"].size(), 10u);
   EXPECT_EQ(ref["layers"][0]["name"], "encoder.stem");
@@ -177,6 +198,7 @@ TEST_F(TrainingRunnerTest, Bf16MixedPrecisionLearnsWithFp32Checkpoints) {
   TrainSpec bf16 = fp32;
   bf16.model_name = "precision-bf16";
   bf16.precision = "bf16";
+  bf16.bf16_check = true;  // evaluated in place (no serving scheduler here)
   TrainingRunner runner(Options());
   RecordingContext a(RunDir("fp32")), b(RunDir("bf16"));
   ASSERT_TRUE(runner.Run(MakeJob("fp32", fp32), a).ok());
@@ -190,6 +212,10 @@ TEST_F(TrainingRunnerTest, Bf16MixedPrecisionLearnsWithFp32Checkpoints) {
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   for (const auto& p : ckpt->model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
   EXPECT_EQ(ckpt->info.metadata["train_spec"]["precision"], "bf16");
+  // The bf16 serving check: the same test split served in bf16, next to fp32.
+  ASSERT_TRUE(b.result.contains("test_iou_bf16")) << b.result.dump();
+  EXPECT_FALSE(a.result.contains("test_iou_bf16"));
+  EXPECT_NEAR(b.result["test_iou_bf16"].get<double>(), b.result["test_iou"].get<double>(), 0.1);
 }
 
 TEST_F(TrainingRunnerTest, Fp16OnACpuFailsBeforeTraining) {
@@ -328,6 +354,7 @@ TEST_F(TrainingRunnerTest, EvaluationRunsOnTheServingExecutorWithTheSameIoUs) {
   TrainSpec spec = SmallSpec(2);
   spec.cross_domain = {{"", "", "", "brightness:2"}};
   spec.seed = 11;
+  spec.bf16_check = true;
   TrainingRunner in_place(Options());
   RecordingContext a(RunDir("eval-in-place"));
   ASSERT_TRUE(in_place.Run(MakeJob("eval-in-place", spec), a).ok());
@@ -353,6 +380,9 @@ TEST_F(TrainingRunnerTest, EvaluationRunsOnTheServingExecutorWithTheSameIoUs) {
   }
   EXPECT_NEAR(b.result["cross_domain_iou"]["brightness:2"].get<double>(),
               a.result["cross_domain_iou"]["brightness:2"].get<double>(), 2e-3);
+  // The bf16 check runs on the executor too, and agrees with the in-place bf16 pass.
+  EXPECT_NEAR(b.result["test_iou_bf16"].get<double>(), a.result["test_iou_bf16"].get<double>(),
+              2e-3);
 }
 
 }  // namespace
