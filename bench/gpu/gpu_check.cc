@@ -16,7 +16,7 @@
 //   train,cpp,<encoder>,<level>,<size>,<batch>,<fp32|bf16>,<images_per_s>
 //   matmul,cpp,bf16,<tflops>
 // Usage: gpu_check [--device cuda:0] [--quick] [--seconds S] [--no-perf]
-// --quick: resnet18 only in the device checks, small sizes in the figures.
+// --quick: resnet18 only and small tensors in the device checks, small sizes in the figures.
 // On a CPU-only build `--device cpu` runs the same code as a rehearsal (CI builds it).
 #include <ATen/Context.h>
 
@@ -78,6 +78,15 @@ std::string Describe(const Agreement& a) {
   return buf;
 }
 
+// Tensor sizes of the checks. --quick (the CPU rehearsal in ctest, under ASan) shrinks them:
+// the same code paths, a fraction of the arithmetic.
+struct CheckSizes {
+  int forward = 256, odd_h = 200, odd_w = 136;  // CheckForward: square and odd sizes
+  int serve_batch = 8, serve_size = 256;        // CheckServing
+  int train_batch = 8, train_size = 128;        // CheckTraining, CheckAutocast
+};
+CheckSizes sizes;
+
 Unet RandomUnet(EncoderKind encoder, int level) {
   UnetConfig config;
   config.encoder = encoder;
@@ -97,8 +106,9 @@ void CheckForward(const torch::Device& device, EncoderKind encoder, int level) {
   Unet cpu = RandomUnet(encoder, level);
   Unet dev = segserve::bench::CopyOf(cpu);
   dev->to(device);
-  // 256x256 and an odd size (no padding: each decoder block upsamples to its level's size).
-  for (auto hw : {std::pair<int, int>{256, 256}, std::pair<int, int>{200, 136}}) {
+  // A square and an odd size (no padding: each decoder block upsamples to its level's size).
+  for (auto hw : {std::pair<int, int>{sizes.forward, sizes.forward},
+                  std::pair<int, int>{sizes.odd_h, sizes.odd_w}}) {
     const torch::Tensor x = torch::randn({2, 3, hw.first, hw.second});
     const Agreement a = Compare(dev->forward(x.to(device)), cpu->forward(x));
     Check("forward_" + Name(encoder, level) + "_" + std::to_string(hw.first) + "x" +
@@ -107,7 +117,7 @@ void CheckForward(const torch::Device& device, EncoderKind encoder, int level) {
   }
 }
 
-// What the executor runs: ServableModel with BN folded and channels-last, a batch of 8.
+// What the executor runs: ServableModel with BN folded and channels-last, a batch.
 void CheckServing(const torch::Device& device, EncoderKind encoder, int level) {
   Unet base = RandomUnet(encoder, level);
   ServeOptions cpu_options;
@@ -120,7 +130,7 @@ void CheckServing(const torch::Device& device, EncoderKind encoder, int level) {
           (cpu.ok() ? dev.status() : cpu.status()).ToString());
     return;
   }
-  const torch::Tensor x = torch::randn({8, 3, 256, 256});
+  const torch::Tensor x = torch::randn({sizes.serve_batch, 3, sizes.serve_size, sizes.serve_size});
   auto want = (*cpu)->Forward(x);
   auto got = (*dev)->Forward(x);
   if (!want.ok() || !got.ok()) {
@@ -151,7 +161,7 @@ Unet CheckTraining(const torch::Device& device, bool bf16) {
   model->to(device);
   model->train();
   torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-3));
-  auto [x, y] = TrainingBatch(8, 128);
+  auto [x, y] = TrainingBatch(sizes.train_batch, sizes.train_size);
   x = x.to(device);
   y = y.to(device);
   std::vector<double> losses;
@@ -182,7 +192,8 @@ Unet CheckTraining(const torch::Device& device, bool bf16) {
 void CheckAutocast(const torch::Device& device, Unet& model) {
   torch::NoGradGuard no_grad;
   model->eval();
-  const torch::Tensor x = TrainingBatch(4, 128).first.to(device);
+  const torch::Tensor x =
+      TrainingBatch(std::max(2, sizes.train_batch / 2), sizes.train_size).first.to(device);
   const torch::Tensor fp32 = model->forward(x);
   torch::Tensor mixed;
   {
@@ -299,6 +310,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--no-perf")) perf = false;
     if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::atof(argv[++i]);
   }
+  if (quick) sizes = {64, 72, 40, 2, 64, 4, 64};
   std::printf("build,%s\n", segserve::model::TorchBuildSummary().c_str());
   const absl::Status usable = segserve::model::CheckDevice(device_name, "--device");
   Check("device", usable.ok(), usable.ok() ? device_name : std::string(usable.message()));
