@@ -113,7 +113,18 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& mod
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const registry::LoadedModel> snapshot,
                    ServingSnapshot(model, run.device, run.channels_last, bfloat16));
-  const int classes = model->config().classes;
+  return EvaluateSnapshot(run, snapshot, loader, cancelled);
+}
+
+absl::StatusOr<std::shared_ptr<const registry::LoadedModel>> EvaluationSnapshot(
+    const RunContext& run, model::Unet& model, bool bfloat16) {
+  return ServingSnapshot(model, run.device, run.channels_last, bfloat16);
+}
+
+absl::StatusOr<ConfusionMatrix> EvaluateSnapshot(
+    const RunContext& run, const std::shared_ptr<const registry::LoadedModel>& snapshot,
+    data::Loader& loader, const std::function<bool()>& cancelled) {
+  const int classes = snapshot->stored.config.classes;
   ConfusionMatrix cm(classes);
   std::vector<uint8_t> pred;
   loader.StartEpoch(0);

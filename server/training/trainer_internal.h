@@ -17,6 +17,10 @@
 #include "server/training/finalize.h"
 #include "server/training/metrics_util.h"
 
+namespace segserve::registry {
+struct LoadedModel;
+}
+
 namespace segserve::training::internal {
 
 // torch's global generator is process-wide: seeding and drawing initial weights (a new job's
@@ -43,6 +47,16 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const RunContext& run, model::Unet& mod
                                          data::Loader& loader,
                                          const std::function<bool()>& cancelled,
                                          bool bfloat16 = false);
+
+// The serving snapshot Evaluate makes (a copy of `model`'s weights, folded, in bf16 when
+// asked), for evaluating one model on many loaders without copying it each time.
+absl::StatusOr<std::shared_ptr<const registry::LoadedModel>> EvaluationSnapshot(
+    const RunContext& run, model::Unet& model, bool bfloat16);
+// Evaluate with a snapshot from EvaluationSnapshot: on run.eval_scheduler when the run has
+// one, else in place.
+absl::StatusOr<ConfusionMatrix> EvaluateSnapshot(
+    const RunContext& run, const std::shared_ptr<const registry::LoadedModel>& snapshot,
+    data::Loader& loader, const std::function<bool()>& cancelled);
 
 // Per tap of UnetImpl::TapNames(), per channel: statistics of the per-image spatial mean over
 // every image of `loader` (ReferenceStatsJson). Model in eval mode.
