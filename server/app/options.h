@@ -58,7 +58,8 @@ struct ServerOptions {
   // Jobs.
   int training_slots = 1;
   int max_queued_jobs = 64;
-  bool bootstrap = true;          // quick-start data set + L0/L1 sweep on an empty data dir
+  bool bootstrap = true;  // quick-start data set + experiment on an empty data dir
+  int bootstrap_images = 240, bootstrap_size = 128, bootstrap_epochs = 12, bootstrap_max_steps = 0;
   int max_analyze_images = 256;  // per set, for the synchronous Susceptibility.Analyze
   int drift_window = 256;  // 0 = live domain-shift monitoring off
 

@@ -255,6 +255,10 @@ absl::Status SegserveServer::BuildComponents() {
   if (options_.bootstrap) {
     BootstrapOptions bootstrap_options;
     bootstrap_options.data_dir = options_.data_dir;
+    bootstrap_options.images = options_.bootstrap_images;
+    bootstrap_options.size = options_.bootstrap_size;
+    bootstrap_options.epochs = options_.bootstrap_epochs;
+    bootstrap_options.max_steps_per_epoch = options_.bootstrap_max_steps;
     bootstrap_ = std::make_unique<Bootstrap>(bootstrap_options, *scheduler_, *model_store_);
   }
 

@@ -2,7 +2,10 @@
 // end to end, recovery after SIGKILL, cancellation, queue limits, sweeps, bad specs.
 #include <signal.h>
 
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -164,6 +167,71 @@ TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.model_name(), "tiny-l1");
   EXPECT_EQ(response.precision(), precision);
+}
+
+// The README's quick start on an empty data dir (shrunk by flags): a data set, then a quick
+// experiment (L0 and L1 x seeds 1 and 2, graded shifts, bf16 check), its report, and the
+// aliases baseline / l1-pruned on the best seed of each level by validation IoU.
+TEST_F(TrainingTest, BootstrapRunsAQuickExperimentAndAliasesTheBestSeeds) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--bootstrap=true", "--bootstrap_images=16", "--bootstrap_size=64",
+                   "--bootstrap_epochs=1", "--bootstrap_max_steps=1"}));
+  std::string experiment_id;
+  const auto give_up = std::chrono::steady_clock::now() + seconds(120);
+  while (experiment_id.empty() && std::chrono::steady_clock::now() < give_up) {
+    v1::ListJobsRequest request;
+    request.set_kind(v1::JOB_KIND_EXPERIMENT);
+    v1::ListJobsResponse jobs;
+    auto context = client_->NewContext();
+    ASSERT_TRUE(training_->ListJobs(context.get(), request, &jobs).ok());
+    if (jobs.jobs_size() > 0) experiment_id = jobs.jobs(0).job_id();
+    if (experiment_id.empty()) std::this_thread::sleep_for(milliseconds(200));
+  }
+  ASSERT_FALSE(experiment_id.empty()) << "no quick-start experiment was submitted";
+  const v1::Job done = WaitTerminal(experiment_id);
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.reason();
+  EXPECT_EQ(done.child_job_ids_size(), 4);  // L0, L1 x seeds 1, 2
+  EXPECT_EQ(done.experiment_spec().shifts_size(), 3);
+  EXPECT_EQ(done.experiment_spec().shift_levels_size(), 5);
+  EXPECT_TRUE(done.experiment_spec().bf16_check());
+  EXPECT_FALSE(done.experiment_report_json().empty());
+
+  // The best seed per level by validation IoU, from the children themselves.
+  std::map<int, std::pair<double, std::string>> best;
+  for (const std::string& id : done.child_job_ids()) {
+    const v1::Job child = Get(id);
+    ASSERT_EQ(child.state(), v1::JOB_STATE_SUCCEEDED) << child.reason();
+    const int level = child.train_spec().prune_levels(0);
+    const double val = child.metrics().at("val_iou");
+    if (!best.count(level) || val > best[level].first) best[level] = {val, child.model_name()};
+  }
+  // The bootstrap thread points the aliases just after the experiment ends.
+  std::map<std::string, std::string> alias_to_model;
+  const auto aliases_by = std::chrono::steady_clock::now() + seconds(30);
+  while (std::chrono::steady_clock::now() < aliases_by) {
+    alias_to_model.clear();
+    v1::ListModelsResponse models;
+    auto context = client_->NewContext();
+    ASSERT_TRUE(models_->List(context.get(), v1::ListModelsRequest(), &models).ok());
+    for (const auto& m : models.models()) {
+      for (const auto& alias : m.aliases()) alias_to_model[alias] = m.name();
+    }
+    if (alias_to_model["baseline"] == best[0].second &&
+        alias_to_model["l1-pruned"] == best[1].second) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  EXPECT_EQ(alias_to_model["baseline"], best[0].second);
+  EXPECT_EQ(alias_to_model["l1-pruned"], best[1].second);
+  std::string marker;
+  for (int i = 0; i < 50 && marker.find("done") == std::string::npos; ++i) {
+    std::ifstream in(dir_.path() + "/bootstrap.json");
+    marker.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_NE(marker.find("\"done\""), std::string::npos) << marker;
+  EXPECT_NE(marker.find(experiment_id), std::string::npos) << marker;
 }
 
 TEST_F(TrainingTest, SigkillDuringTrainingLosesNoJobAndResumesFromTheLastEpoch) {
