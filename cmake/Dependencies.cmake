@@ -31,6 +31,9 @@ if(NOT SEGSERVE_CORE_ONLY)
   # libpq (libpq-dev): the PostgreSQL job store (server/postgres, --database).
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
+  # PLplot (libplplot-dev): segctl's PNG figures (client/plot). Its drivers are plugins in
+  # the package's driver directory, found at run time; pngcairo is plplot-driver-cairo.
+  pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot)
   # segctl's command line (libcli11-dev, header-only).
   find_package(CLI11 CONFIG REQUIRED)
   # OpenCV: only core/imgproc/imgcodecs are installed (the full libopencv-dev pulls ~60 more

@@ -6,21 +6,23 @@ set -euo pipefail
 
 profile="${1:-test}"
 
-# Libraries the binaries link against at run time.
+# Libraries the binaries link against at run time. libplplot17 + plplot-driver-cairo: segctl's
+# PNG figures (client/plot); the cairo driver is a plugin PLplot loads from its driver
+# directory at run time, and draws text with fonts-dejavu-core through fontconfig.
 RUNTIME_PKGS=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libtorch1.13 libopencv-core406
   libopencv-imgproc406 libopencv-imgcodecs406 libabsl20220623 libprometheus-cpp-core1.0
   libprometheus-cpp-pull1.0 libsqlite3-0 libopenblas0-pthread libssl3 ca-certificates
-  libpq5 libnifti2-2 libznz3
+  libpq5 libnifti2-2 libznz3 libplplot17 plplot-driver-cairo fonts-dejavu-core
 )
-# Everything needed to build segserve and segctl.
+# Everything needed to build segserve and segctl (plplot-driver-cairo: the figure tests draw).
 BUILD_PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libssl-dev libcli11-dev zlib1g-dev libpq-dev libnifti2-dev
-  libopenblas0-pthread
+  libopenblas0-pthread libplplot-dev plplot-driver-cairo fonts-dejavu-core
 )
 # Reference implementations and probes used only by tests and benchmarks (python3-pip: the
 # Python client's offline `pip install` test); clang and its
