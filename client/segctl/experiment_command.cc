@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/segctl/commands.h"
+#include "client/segctl/experiment_figures.h"
 #include "client/segctl/experiment_report.h"
 #include "client/segctl/job_output.h"
 #include "nlohmann/json.hpp"
@@ -136,9 +137,8 @@ int Report(const std::string& job_id, const std::string& out_dir, const GlobalOp
                                 JobStateName(job.state()), job.reason().empty() ? "" : ": ",
                                 job.reason(), "); a report exists once every training has ended")));
   }
-  const std::string markdown = RenderExperimentMarkdown(report);
   if (out_dir.empty()) {
-    out << markdown;
+    out << RenderExperimentMarkdown(report);
     return kExitOk;
   }
   std::error_code ec;
@@ -147,8 +147,20 @@ int Report(const std::string& job_id, const std::string& out_dir, const GlobalOp
     return ReportError(err, absl::InternalError(absl::StrCat("--out: cannot create '", out_dir,
                                                              "': ", ec.message())));
   }
-  for (const auto& [name, text] : {std::pair<std::string, std::string>{"report.md", markdown},
-                                   {"report.json", report.dump(2) + "\n"}}) {
+  // The figures first, so that report.md links exactly those that were drawn. Without them
+  // (e.g. PLplot's PNG driver missing) report.md and report.json are still written, with the
+  // reason, and the command fails.
+  FiguresWritten figures;
+  absl::StatusOr<FiguresWritten> drawn = WriteExperimentFigures(report, out_dir);
+  if (drawn.ok()) {
+    figures = *std::move(drawn);
+    for (const FigureLink& f : figures.figures) out << "wrote " << out_dir << "/" << f.file << "\n";
+  } else {
+    figures.notes.push_back(absl::StrCat("Figures not drawn: ", drawn.status().ToString()));
+  }
+  for (const auto& [name, text] :
+       {std::pair<std::string, std::string>{"report.md", RenderExperimentMarkdown(report, figures)},
+        {"report.json", report.dump(2) + "\n"}}) {
     const std::string path = out_dir + "/" + name;
     std::ofstream file(path, std::ios::binary | std::ios::trunc);
     file << text;
@@ -156,6 +168,10 @@ int Report(const std::string& job_id, const std::string& out_dir, const GlobalOp
       return ReportError(err, absl::InternalError(absl::StrCat("cannot write '", path, "'")));
     }
     out << "wrote " << path << "\n";
+  }
+  if (!drawn.ok()) {
+    return ReportError(err, absl::Status(drawn.status().code(),
+                                         absl::StrCat("figures: ", drawn.status().message())));
   }
   return kExitOk;
 }
@@ -223,9 +239,11 @@ void AddExperimentCommands(CLI::App& segctl, Invocation& invocation) {
   auto job_id = std::make_shared<std::string>();
   auto out_dir = std::make_shared<std::string>();
   CLI::App* report = group->add_subcommand(
-      "report", "render an experiment's report as Markdown (stdout, or report.md in --out)");
+      "report",
+      "render an experiment's report: Markdown on stdout, or report.md + PNG figures in --out");
   report->add_option("job", *job_id, "experiment job id")->required();
-  report->add_option("--out", *out_dir, "write report.md and report.json into this directory");
+  report->add_option("--out", *out_dir,
+                     "write report.md, report.json and the PNG figures into this directory");
   SetExamples(report, {"segctl experiment report job-0123456789abcdef --out results"});
   SetAction(report, invocation,
             [job_id, out_dir](const GlobalOptions& global, std::ostream& out, std::ostream& err) {

@@ -51,7 +51,7 @@ std::string Level(const json& row) { return absl::StrCat("L", row.value("prune_l
 
 }  // namespace
 
-std::string RenderExperimentMarkdown(const json& report) {
+std::string RenderExperimentMarkdown(const json& report, const FiguresWritten& figures) {
   std::ostringstream md;
   const json spec = report.value("spec", json::object());
   const json train = spec.value("train", json::object());
@@ -83,6 +83,15 @@ std::string RenderExperimentMarkdown(const json& report) {
     md << "- " << f.value("text", "") << "\n";
   }
   md << "\n";
+
+  if (!figures.figures.empty() || !figures.notes.empty()) {
+    md << "## Figures\n\n";
+    for (const FigureLink& f : figures.figures) {
+      md << "![" << f.file << "](" << f.file << ")\n\n" << f.caption << "\n\n";
+    }
+    for (const std::string& note : figures.notes) md << "- " << note << "\n";
+    if (!figures.notes.empty()) md << "\n";
+  }
 
   const json cells = report.value("cells", json::array());
   std::set<std::string> class_names;

@@ -1,9 +1,11 @@
 // Experiments through the real segserve binary: a tiny experiment end to end (2 prune levels x
 // 2 seeds x 1 epoch x 2 shift levels) whose report has every cell filled, kill -9 in the
-// middle (finished children kept, the rest resume), cancel, and bad specs naming the field.
+// middle (finished children kept, the rest resume), cancel, and bad specs naming the field;
+// `segctl experiment report --out` renders the tiny report's Markdown and PNG figures.
 #include <signal.h>
 
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -152,6 +154,23 @@ TEST_F(ExperimentTest, TinyExperimentEndToEndFillsEveryCellOfItsReport) {
   const json on_disk = ReportOnDisk(job.job_id());
   ASSERT_FALSE(on_disk.is_discarded());
   EXPECT_EQ(on_disk, report);
+
+  // segctl renders it: report.md linking the PNG figures, which decode at their sizes.
+  const std::string out = dir_.path() + "/rendered";
+  const testing::CommandResult r =
+      testing::RunCommand(testing::SegctlBinary() + " --server " + server_->grpc_target() +
+                          " experiment report " + job.job_id() + " --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream md_file(out + "/report.md");
+  std::stringstream md;
+  md << md_file.rdbuf();
+  for (const char* png : {"iou_vs_shift.png", "in_domain_iou.png"}) {
+    EXPECT_NE(md.str().find(std::string("](") + png + ")"), std::string::npos) << png;
+    const cv::Mat image = cv::imread(out + "/" + png);
+    EXPECT_FALSE(image.empty()) << png;
+  }
+  EXPECT_EQ(cv::imread(out + "/iou_vs_shift.png").cols, 380 + 180);  // one shift kind
+  EXPECT_NE(md.str().find("`hellinger_per_layer.png` not drawn"), std::string::npos);
 }
 
 TEST_F(ExperimentTest, SigkillMidExperimentKeepsFinishedChildrenAndResumesTheRest) {
