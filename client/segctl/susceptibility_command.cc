@@ -4,13 +4,11 @@
 #include <iostream>
 #include <thread>
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/segctl/commands.h"
+#include "client/segctl/susceptibility_plot.h"
 #include "segserve/v1/susceptibility.grpc.pb.h"
 #include "segserve/v1/training.grpc.pb.h"
 
@@ -26,7 +24,8 @@ absl::StatusOr<v1::ImageSet> ParseSet(const std::string& text, int64_t limit) {
   auto is_shift = [](const std::string& s) {
     return s == "brightness" || s == "contrast" || s == "saturation";
   };
-  if (parts.size() > next && !is_shift(parts[next])) set.mutable_dataset()->set_split(parts[next++]);
+  if (parts.size() > next && !is_shift(parts[next]))
+    set.mutable_dataset()->set_split(parts[next++]);
   if (parts.size() > next) {
     if (parts.size() != next + 2 || !is_shift(parts[next])) {
       return absl::InvalidArgumentError(absl::StrCat("bad set '", text, "'"));
@@ -45,78 +44,22 @@ absl::StatusOr<v1::ImageSet> ParseSet(const std::string& text, int64_t limit) {
 }
 
 void PrintReport(std::ostream& out, const v1::SusceptibilityReport& report) {
-  out << "source images " << report.source_images() << ", target images "
-      << report.target_images() << ", bins " << report.bins() << "\n";
+  out << "source images " << report.source_images() << ", target images " << report.target_images()
+      << ", bins " << report.bins() << "\n";
   for (const auto& model : report.models()) {
     out << "\n" << model.model_name() << ":" << model.model_version() << "\n";
     out << std::left << std::setw(16) << "layer" << std::right << std::setw(9) << "channels"
         << std::setw(8) << "mean" << std::setw(8) << "median" << std::setw(8) << "max"
-        << std::setw(8) << "null" << "\n";
+        << std::setw(8) << "null"
+        << "\n";
     for (const auto& layer : model.layers()) {
       out << std::left << std::setw(16) << layer.layer() << std::right << std::setw(9)
-          << layer.channels() << std::fixed << std::setprecision(3) << std::setw(8)
-          << layer.mean() << std::setw(8) << layer.median() << std::setw(8) << layer.max()
-          << std::setw(8) << layer.null_mean() << "\n";
+          << layer.channels() << std::fixed << std::setprecision(3) << std::setw(8) << layer.mean()
+          << std::setw(8) << layer.median() << std::setw(8) << layer.max() << std::setw(8)
+          << layer.null_mean() << "\n";
     }
   }
 }
-
-absl::Status Plot(const v1::SusceptibilityReport& report, const std::string& path) {
-  const int width = 1100, height = 520, left = 80, right = 360, top = 50, bottom = 90;
-  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
-  const int plot_w = width - left - right, plot_h = height - top - bottom;
-  auto y_of = [&](double v) { return top + static_cast<int>((1.0 - v) * plot_h); };
-  for (int t = 0; t <= 10; ++t) {
-    const int y = y_of(t / 10.0);
-    cv::line(canvas, {left, y}, {left + plot_w, y}, cv::Scalar(225, 225, 225), 1);
-    cv::putText(canvas, absl::StrCat(t / 10.0).substr(0, 3), {left - 40, y + 5},
-                cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(60, 60, 60), 1, cv::LINE_AA);
-  }
-  cv::rectangle(canvas, {left, top}, {left + plot_w, top + plot_h}, cv::Scalar(0, 0, 0), 1);
-  cv::putText(canvas, "Hellinger distance per layer (dashed: null)", {left, top - 18},
-              cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  const cv::Scalar colours[] = {{200, 80, 30}, {40, 40, 210}, {40, 150, 40}, {160, 40, 160},
-                                {20, 140, 200}, {90, 90, 90}};
-  int model_index = 0;
-  for (const auto& model : report.models()) {
-    const int n = model.layers_size();
-    if (n == 0) continue;
-    const cv::Scalar colour = colours[model_index % 6];
-    auto x_of = [&](int i) { return left + (n == 1 ? plot_w / 2 : i * plot_w / (n - 1)); };
-    for (int i = 0; i < n; ++i) {
-      const auto& layer = model.layers(i);
-      cv::circle(canvas, {x_of(i), y_of(layer.mean())}, 4, colour, cv::FILLED, cv::LINE_AA);
-      if (i > 0) {
-        cv::line(canvas, {x_of(i - 1), y_of(model.layers(i - 1).mean())},
-                 {x_of(i), y_of(layer.mean())}, colour, 2, cv::LINE_AA);
-        if (layer.null_mean() >= 0 && model.layers(i - 1).null_mean() >= 0) {
-          // Dashed: short segments along the null curve.
-          const cv::Point a{x_of(i - 1), y_of(model.layers(i - 1).null_mean())};
-          const cv::Point b{x_of(i), y_of(layer.null_mean())};
-          for (int s = 0; s < 10; s += 2) {
-            cv::line(canvas, a + (b - a) * s / 10, a + (b - a) * (s + 1) / 10, colour, 1,
-                     cv::LINE_AA);
-          }
-        }
-      }
-      if (model_index == 0) {
-        // Layer names, rotated by writing them at an angle is not available: stagger them.
-        cv::putText(canvas, layer.layer(), {x_of(i) - 40, top + plot_h + 20 + (i % 2) * 18},
-                    cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-      }
-    }
-    const int legend_y = top + 20 + model_index * 24;
-    cv::line(canvas, {left + plot_w + 15, legend_y - 5}, {left + plot_w + 45, legend_y - 5},
-             colour, 2, cv::LINE_AA);
-    cv::putText(canvas, absl::StrCat(model.model_name(), ":", model.model_version()),
-                {left + plot_w + 52, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
-                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-    ++model_index;
-  }
-  if (!cv::imwrite(path, canvas)) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
-
 
 struct Options {
   std::vector<std::string> models;
@@ -177,7 +120,9 @@ int Analyze(const Options& o, const GlobalOptions& global, std::ostream& out, st
   if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
   PrintReport(out, done.analysis());
   if (!o.plot.empty()) {
-    if (absl::Status s = Plot(done.analysis(), o.plot); !s.ok()) return ReportError(err, s);
+    if (absl::Status s = WriteSusceptibilityPlot(done.analysis(), o.plot); !s.ok()) {
+      return ReportError(err, s);
+    }
     out << "\nplot written to " << o.plot << "\n";
   }
   return kExitOk;
@@ -196,8 +141,9 @@ void AddSusceptibilityCommand(CLI::App& segctl, Invocation& invocation) {
   command->add_option("--source", o->source, "source images DATASET[:SPLIT]")
       ->required()
       ->check(SetValidator());
-  command->add_option("--target", o->target,
-                      "target images DATASET[:SPLIT][:SHIFT:LEVEL] (shift applied on the fly)")
+  command
+      ->add_option("--target", o->target,
+                   "target images DATASET[:SPLIT][:SHIFT:LEVEL] (shift applied on the fly)")
       ->required()
       ->check(SetValidator());
   command->add_option("--bins", o->bins, "histogram bins (0 = server default)")
