@@ -437,8 +437,12 @@ absl::StatusOr<Rendered> RenderLocked(const Figure& figure)
   if (error_code != 0) {
     return absl::InternalError(absl::StrCat("PLplot: ", error_message));
   }
-  if (rendered.png.size() < 8 || rendered.png.compare(1, 3, "PNG") != 0) {
-    return absl::InternalError("PLplot's pngcairo driver wrote no PNG");
+  // cairo's PNG writer reports no errors through PLplot: check the file is whole (signature
+  // first, the IEND chunk and its CRC last).
+  const std::string& png = rendered.png;
+  if (png.size() < 20 || png.compare(1, 3, "PNG") != 0 ||
+      png.compare(png.size() - 8, 4, "IEND") != 0) {
+    return absl::InternalError("PLplot's pngcairo driver wrote no complete PNG");
   }
   return rendered;
 }
