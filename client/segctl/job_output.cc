@@ -166,8 +166,18 @@ std::string ProgressLine(const v1::Job& job) {
       absl::StrAppendFormat(&line, "  ETA %.0f s", std::ceil(p.eta_seconds()));
     }
   } else if (job.kind() == v1::JOB_KIND_SWEEP || job.kind() == v1::JOB_KIND_EXPERIMENT) {
-    absl::StrAppendFormat(&line, "  %.0f%% of %d configurations", p.fraction() * 100,
-                          job.child_job_ids_size());
+    // Live (from the children's progress) while they run: configurations done of n, the
+    // fraction including the running ones' epochs, and an ETA.
+    if (p.steps() > 0) {
+      absl::StrAppendFormat(&line, "  %d/%d configurations done  %.0f%%", p.step(), p.steps(),
+                            p.fraction() * 100);
+      if (p.eta_seconds() > 0) {
+        absl::StrAppendFormat(&line, "  ETA %.0f s", std::ceil(p.eta_seconds()));
+      }
+    } else {
+      absl::StrAppendFormat(&line, "  %.0f%% of %d configurations", p.fraction() * 100,
+                            job.child_job_ids_size());
+    }
   }
   return line;
 }
@@ -185,7 +195,11 @@ absl::StatusOr<v1::Job> WatchJob(client::Client& client, const std::string& job_
   std::string previous;
   while (reader->Read(&event)) {
     last = event.job();
-    const std::string line = ProgressLine(last);
+    // A parent's live events name its running children (the message).
+    const bool parent = last.kind() == v1::JOB_KIND_SWEEP || last.kind() == v1::JOB_KIND_EXPERIMENT;
+    const std::string line = parent && !event.terminal() && !event.message().empty()
+                                 ? absl::StrCat(ProgressLine(last), "  (", event.message(), ")")
+                                 : ProgressLine(last);
     if (tty) {
       out << "\r" << line << "\033[K" << std::flush;
     } else if (event.terminal() || (!event.message().empty() && line != previous)) {

@@ -53,6 +53,10 @@ struct SchedulerOptions {
   // Progress is persisted at most this often (always at epoch ends and state changes);
   // watchers see every report.
   std::chrono::milliseconds progress_persist_interval{5000};
+  // A child's progress reaches its sweep/experiment parent's watchers at most this often:
+  // the parent's fraction counts finished children as 1 and running ones by their own
+  // fraction (not persisted: the stored parent progress counts finished children only).
+  std::chrono::milliseconds parent_progress_interval{1000};
   // Called on the worker thread after a job reached a terminal state and was persisted,
   // before watchers get its terminal event (not for sweep parents), e.g. to apply
   // run-directory retention. Must not block long; may call Get/List, not Cancel/Submit.
@@ -174,6 +178,9 @@ class Scheduler {
   absl::StatusOr<Job> LoadLocked(const JobId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CancelOneLocked(Job job, Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UpdateParentLocked(const JobId& parent_id, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells the parent's watchers its live progress (see parent_progress_interval).
+  void EmitParentProgressLocked(const JobId& parent_id, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRoomLocked(int64_t jobs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobId NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

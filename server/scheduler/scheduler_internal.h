@@ -17,6 +17,7 @@ struct Scheduler::RunningJob {
   std::atomic<bool> cancel{false};  // Cancelled by a user.
   std::atomic<bool> interrupted{false};  // Scheduler shutting down.
   std::chrono::steady_clock::time_point last_persist{};
+  std::chrono::steady_clock::time_point last_parent_progress{};  // EmitParentProgressLocked
 };
 
 class Scheduler::Context : public JobContext {

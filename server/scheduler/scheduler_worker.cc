@@ -1,9 +1,11 @@
 // The worker side of Scheduler: starting jobs, progress from runners, finishing jobs and
 // their sweep parents. The public API side is in scheduler.cc.
+#include <algorithm>
 #include <exception>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
@@ -177,8 +179,52 @@ void Scheduler::OnProgress(RunningJob& run, const JobProgress& progress) {
     }
     metrics_.SetJobProgress(run.job.id, progress.epoch, progress.val_iou);
     EmitLocked(run.job, /*terminal=*/false, progress.Summary(), out);
+    if (!run.job.parent_id.empty() &&
+        now - run.last_parent_progress >= options_.parent_progress_interval) {
+      run.last_parent_progress = now;
+      EmitParentProgressLocked(run.job.parent_id, out);
+    }
   }
   Flush(out);
+}
+
+void Scheduler::EmitParentProgressLocked(const JobId& parent_id, Outbox& out) {
+  absl::StatusOr<Job> parent = store_->Get(parent_id);
+  if (!parent.ok() || IsTerminal(parent->state)) return;
+  absl::StatusOr<std::vector<Job>> children = store_->Children(parent_id);
+  if (!children.ok() || children->empty()) return;
+  int finished = 0;
+  double done = 0;
+  std::vector<std::string> running;
+  for (const Job& child : *children) {
+    if (IsTerminal(child.state)) {
+      ++finished;
+      done += 1;
+      continue;
+    }
+    auto it = running_.find(child.id);
+    if (it == running_.end()) continue;
+    const JobProgress& p = it->second->job.progress;
+    done += std::clamp(p.fraction, 0.0, 1.0);
+    running.push_back(p.epochs > 0 ? absl::StrCat(child.id, " epoch ", p.epoch, "/", p.epochs)
+                                   : child.id);
+  }
+  const double n = static_cast<double>(children->size());
+  JobProgress progress;
+  progress.step = finished;
+  progress.steps = static_cast<int64_t>(children->size());
+  progress.fraction = done / n;
+  const double elapsed = parent->started == TimePoint{}
+                             ? 0
+                             : std::chrono::duration<double>(WallNow() - parent->started).count();
+  if (progress.fraction > 0.005 && elapsed > 0) {
+    progress.eta_seconds = elapsed * (1 - progress.fraction) / progress.fraction;
+  }
+  parent->progress = progress;
+  EmitLocked(*parent, /*terminal=*/false,
+             absl::StrCat(finished, "/", children->size(), " configurations done",
+                          running.empty() ? "" : "; running ", absl::StrJoin(running, ", ")),
+             out);
 }
 
 void Scheduler::OnNote(RunningJob& run, const std::string& message) {

@@ -131,6 +131,22 @@ TEST(JobOutput, DataSetJobsShowImagesWrittenAndEta) {
   EXPECT_EQ(ProgressLine(job), "SUCCEEDED  images 500/500 (100%)  40.0 img/s");
 }
 
+TEST(JobOutput, ParentsShowConfigurationsDoneAndALiveEta) {
+  v1::Job job;
+  job.set_kind(v1::JOB_KIND_EXPERIMENT);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  for (int i = 0; i < 4; ++i) job.add_child_job_ids("job-" + std::to_string(i));
+  // As stored (finished children only): the old form.
+  job.mutable_progress()->set_fraction(0.25);
+  EXPECT_THAT(ProgressLine(job), HasSubstr("25% of 4 configurations"));
+  // Live, from the children's progress.
+  job.mutable_progress()->set_step(1);
+  job.mutable_progress()->set_steps(4);
+  job.mutable_progress()->set_fraction(0.625);
+  job.mutable_progress()->set_eta_seconds(119.2);
+  EXPECT_THAT(ProgressLine(job), HasSubstr("RUNNING  1/4 configurations done  62%  ETA 120 s"));
+}
+
 TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
   v1::ListModelsResponse response;
   for (int version : {1, 2}) {

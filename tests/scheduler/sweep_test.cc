@@ -101,6 +101,32 @@ TEST_P(SweepTest, OneChildPerConfigurationAndAResultTable) {
   }
 }
 
+// Watchers of the parent see its children's progress live: finished children count 1,
+// running ones their own fraction; the message names the running child and its epoch.
+TEST_P(SweepTest, ParentWatchersSeeTheRunningChildsProgress) {
+  auto sweep = scheduler_->SubmitSweep(R"({"prune_levels":[0,1]})",
+                                       {Spec("L0", 4, /*hold_before_epoch=*/1), Spec("L1")});
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  runner_->WaitHolding("L0");
+  auto watch = scheduler_->Watch(sweep->id);
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  runner_->Release("L0");
+  std::optional<JobEvent> live;
+  while (auto event = (*watch)->Next(std::chrono::seconds(10))) {
+    if (event->terminal) break;
+    if (event->job.progress.steps == 2 && !live) live = event;
+  }
+  ASSERT_TRUE(live.has_value()) << "no live progress event on the parent";
+  EXPECT_EQ(live->job.id, sweep->id);
+  EXPECT_EQ(live->job.progress.step, 0);                 // no child finished yet
+  EXPECT_DOUBLE_EQ(live->job.progress.fraction, 0.125);  // L0 at epoch 1 of 4, of 2 children
+  EXPECT_THAT(live->message, ::testing::HasSubstr("0/2 configurations done; running " +
+                                                  sweep->child_ids[0] + " epoch 1/4"));
+  auto done = WaitTerminal(*scheduler_, sweep->id);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+}
+
 TEST_P(SweepTest, AFailedChildFailsTheParentWithTheReason) {
   auto sweep = scheduler_->SubmitSweep("{}", {Spec("L0"), Spec("L1", 1, 0, "NaN loss")});
   ASSERT_TRUE(sweep.ok());
