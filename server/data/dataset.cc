@@ -1,10 +1,9 @@
 #include "server/data/dataset.h"
 
-#include <limits>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -103,8 +102,9 @@ absl::StatusOr<std::map<std::string, std::string>> ListImageFiles(const std::str
   std::sort(names.begin(), names.end());
   std::map<std::string, std::string> files;
   for (const std::string &name : names) {
-    if (name.empty() || name[0] == '.' || !FormatFromPath(name).ok()) continue;
-    std::string stem = name.substr(0, name.rfind('.'));
+    const bool volume = IsNiftiPath(name);
+    if (name.empty() || name[0] == '.' || (!volume && !FormatFromPath(name).ok())) continue;
+    std::string stem = volume ? std::string(NiftiStem(name)) : name.substr(0, name.rfind('.'));
     if (!strip_suffix.empty()) {
       if (stem.size() <= strip_suffix.size() ||
           stem.compare(stem.size() - strip_suffix.size(), strip_suffix.size(), strip_suffix) != 0) {
@@ -121,7 +121,6 @@ absl::StatusOr<std::map<std::string, std::string>> ListImageFiles(const std::str
   return files;
 }
 
-
 int JsonInt(const nlohmann::json &value) {
   if (value.is_number_unsigned()) {
     const uint64_t x = value.get<uint64_t>();
@@ -132,10 +131,8 @@ int JsonInt(const nlohmann::json &value) {
       return static_cast<int>(x);
     }
   }
-  throw nlohmann::json::type_error::create(302, "expected an integer within int's range",
-                                           &value);
+  throw nlohmann::json::type_error::create(302, "expected an integer within int's range", &value);
 }
-
 
 namespace {
 
@@ -160,9 +157,9 @@ absl::Status VerifySample(const Dataset &ds, DatasetSample *s, const OpenOptions
     absl::StatusOr<Mask> mask = DecodeMask(*mask_bytes, options.max_pixels);
     if (!mask.ok()) return unreadable(s->mask_path, mask.status());
     if (mask->height != s->height || mask->width != s->width) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("dataset ", ds.root, ": size mismatch for sample '", s->id, "': image ",
-                       s->width, "x", s->height, ", mask ", mask->width, "x", mask->height, " (", s->mask_path, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dataset ", ds.root, ": size mismatch for sample '", s->id, "': image ", s->width, "x",
+          s->height, ", mask ", mask->width, "x", mask->height, " (", s->mask_path, ")"));
     }
     bool allowed[256] = {};
     for (const ClassInfo &c : ds.classes) allowed[c.id] = true;
@@ -205,35 +202,45 @@ absl::Status FinishDataset(Dataset *ds, const std::optional<SplitLists> &lists,
                        ds->classes[i].id, ")"));
     }
   }
+  if (ds->volumetric()) RETURN_IF_ERROR(ExpandVolumes(ds, options));
   std::sort(ds->samples.begin(), ds->samples.end(),
             [](const DatasetSample &a, const DatasetSample &b) { return a.id < b.id; });
-  for (DatasetSample &s : ds->samples) RETURN_IF_ERROR(VerifySample(*ds, &s, options));
+  if (!ds->volumetric()) {
+    for (DatasetSample &s : ds->samples) RETURN_IF_ERROR(VerifySample(*ds, &s, options));
+  }
 
+  // Splits are made per unit: a sample, or a whole volume (so that slices of one volume
+  // never land in both train and test).
+  std::map<std::string, std::vector<int>> units;
+  for (size_t i = 0; i < ds->samples.size(); ++i) {
+    const DatasetSample &s = ds->samples[i];
+    units[s.volume >= 0 ? ds->volumes[s.volume].id : s.id].push_back(static_cast<int>(i));
+  }
+  const char *unit_name = ds->volumetric() ? "volume" : "sample";
   SplitLists resolved;
   if (lists.has_value()) {
     resolved = *lists;
   } else {
     std::vector<std::string> ids;
-    for (const DatasetSample &s : ds->samples) ids.push_back(s.id);
+    for (const auto &[id, samples] : units) ids.push_back(id);
     ASSIGN_OR_RETURN(resolved, SplitByRatios(std::move(ids), ratios));
   }
-  std::map<std::string, int> index;
-  for (size_t i = 0; i < ds->samples.size(); ++i) index[ds->samples[i].id] = static_cast<int>(i);
   std::set<std::string> seen;
   const auto convert = [&](const std::vector<std::string> &ids, std::string_view name,
                            std::vector<int> *out) -> absl::Status {
     out->clear();
     for (const std::string &id : ids) {
-      auto it = index.find(id);
-      if (it == index.end()) {
+      auto it = units.find(id);
+      if (it == units.end()) {
         return absl::InvalidArgumentError(absl::StrCat("dataset ", ds->root, ": splits.", Sv(name),
-                                                       " names unknown sample '", id, "'"));
+                                                       " names unknown ", unit_name, " '", id,
+                                                       "'"));
       }
       if (!seen.insert(id).second) {
-        return absl::InvalidArgumentError(absl::StrCat("dataset ", ds->root, ": sample '", id,
-                                                       "' appears in more than one split"));
+        return absl::InvalidArgumentError(absl::StrCat("dataset ", ds->root, ": ", unit_name, " '",
+                                                       id, "' appears in more than one split"));
       }
-      out->push_back(it->second);
+      out->insert(out->end(), it->second.begin(), it->second.end());
     }
     std::sort(out->begin(), out->end());
     return absl::OkStatus();
@@ -286,7 +293,9 @@ absl::StatusOr<Dataset> OpenNative(const std::string &root, const OpenOptions &o
     return absl::InvalidArgumentError(
         absl::StrCat("dataset ", root, ": dataset.json is malformed: ", e.what()));
   }
+  ASSIGN_OR_RETURN(ds.slicing, internal::ParseVolumeSlicing(root, j));
   ASSIGN_OR_RETURN(const auto images, internal::ListImageFiles(root, "images", ""));
+  ASSIGN_OR_RETURN(const bool volumes, internal::HoldsVolumes(root, "images", images));
   std::map<std::string, std::string> id_split;
   if (lists.has_value()) {
     for (const auto &id : lists->train) id_split[id] = "train";
@@ -294,6 +303,27 @@ absl::StatusOr<Dataset> OpenNative(const std::string &root, const OpenOptions &o
     for (const auto &id : lists->test) id_split[id] = "test";
   }
   for (const auto &[id, image_path] : images) {
+    std::string sample_domain = domain;
+    if (auto it = id_split.find(id); it != id_split.end()) {
+      if (auto d = split_domains.find(it->second); d != split_domains.end()) {
+        sample_domain = d->second;
+      }
+    }
+    if (auto it = image_domains.find(id); it != image_domains.end()) sample_domain = it->second;
+    if (volumes) {
+      const std::string label_rel = internal::FindLabelVolume(root, "masks", id);
+      if (label_rel.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("dataset ", root, ": missing mask masks/",
+                                                       id, ".nii.gz for volume ", image_path));
+      }
+      DatasetVolume v;
+      v.id = id;
+      v.image_path = image_path;
+      ASSIGN_OR_RETURN(v.label_path, internal::ConfinedPath(root, label_rel));
+      v.domain = std::move(sample_domain);
+      ds.volumes.push_back(std::move(v));
+      continue;
+    }
     const std::string mask_rel = "masks/" + id + ".png";
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(root + "/" + mask_rel, ec))) {
@@ -304,14 +334,10 @@ absl::StatusOr<Dataset> OpenNative(const std::string &root, const OpenOptions &o
     s.id = id;
     s.image_path = image_path;
     ASSIGN_OR_RETURN(s.mask_path, internal::ConfinedPath(root, mask_rel));
-    s.domain = domain;
-    if (auto it = id_split.find(id); it != id_split.end()) {
-      if (auto d = split_domains.find(it->second); d != split_domains.end()) s.domain = d->second;
-    }
-    if (auto it = image_domains.find(id); it != image_domains.end()) s.domain = it->second;
+    s.domain = std::move(sample_domain);
     ds.samples.push_back(std::move(s));
   }
-  if (ds.samples.empty()) {
+  if (ds.samples.empty() && ds.volumes.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("dataset ", root, ": images/ holds no images"));
   }
   RETURN_IF_ERROR(internal::FinishDataset(&ds, lists, ratios, options));
@@ -333,12 +359,38 @@ absl::StatusOr<Dataset> OpenDataset(const std::string &root_in, const OpenOption
   return OpenNative(root, options);
 }
 
+absl::StatusOr<int> ReadDatasetChannels(const std::string &root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    return absl::NotFoundError(absl::StrCat("dataset ", root, ": no such directory"));
+  }
+  const bool nnunet = fs::is_directory(root + "/imagesTr", ec);
+  ASSIGN_OR_RETURN(const json j, internal::ReadJsonFile(root + "/dataset.json"));
+  try {
+    if (!nnunet) return internal::JsonInt(j.at("channels"));
+    const json &channels = j.contains("channel_names") ? j.at("channel_names") : j.at("modality");
+    if (!channels.is_object() && !channels.is_array()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dataset ", root, ": dataset.json channel_names is not an object"));
+    }
+    return static_cast<int>(channels.size());
+  } catch (const json::exception &e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset ", root, ": dataset.json is malformed: ", e.what()));
+  }
+}
+
 absl::StatusOr<LoadedSample> LoadSample(const Dataset &dataset, int index, const Shift &shift,
                                         int64_t max_pixels) {
   if (index < 0 || index >= static_cast<int>(dataset.samples.size())) {
     return absl::OutOfRangeError(absl::StrCat("dataset ", dataset.root, ": no sample ", index));
   }
   const DatasetSample &s = dataset.samples[index];
+  if (s.volume >= 0) {
+    ASSIGN_OR_RETURN(LoadedSample slice, internal::LoadVolumeSlice(dataset, s));
+    RETURN_IF_ERROR(ApplyShift(shift, &slice.image));
+    return slice;
+  }
   LoadedSample out;
   ASSIGN_OR_RETURN(out.image, ReadImageFile(s.image_path, max_pixels));
   ASSIGN_OR_RETURN(out.mask, ReadMaskFile(s.mask_path, max_pixels));

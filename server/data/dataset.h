@@ -1,9 +1,11 @@
 // File: server/data/dataset.h — the on-disk data-set format: a folder with
 // images/, masks/ and dataset.json (see docs/datasets.md), read with validation
-// on open, and nnU-Net's 2D layout (imagesTr/labelsTr) read-only into the same
-// in-memory Dataset.
+// on open, and nnU-Net's raw layout (imagesTr/labelsTr) read-only into the same
+// in-memory Dataset. Either holds 2-D images, or NIfTI volumes that are sliced
+// into 2-D one-channel samples.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -18,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/data/codec.h"
 #include "server/data/image.h"
+#include "server/data/nifti.h"
 #include "server/data/shift.h"
 
 namespace segserve::data {
@@ -53,13 +56,35 @@ struct SplitLists {
 absl::StatusOr<SplitLists> SplitByRatios(std::vector<std::string> ids, const SplitRatios &ratios);
 
 struct DatasetSample {
-  std::string id;          // file stem, unique within the data set
+  std::string id;          // file stem (a volume's slice: "<case>_z012"), unique
   std::string image_path;  // absolute, confined to the data-set root
   std::string mask_path;   // absolute, confined to the data-set root
   std::string domain;      // domain label; empty when the data set names none
   int height = 0;          // from the image header
   int width = 0;
+  int volume = -1;  // a slice of Dataset::volumes[volume]; -1 for a 2-D image
+  int slice = 0;    // its index along Dataset::slicing.axis
 };
+
+// How a NIfTI data set's volumes become samples (dataset.json "nifti").
+struct VolumeSlicing {
+  int axis = 2;  // the axis held fixed (nifti.h); every slice along it is a sample
+  MrNormalization normalization = MrNormalization::kPercentile;  // per volume
+  bool operator==(const VolumeSlicing &o) const {
+    return axis == o.axis && normalization == o.normalization;
+  }
+};
+
+// One NIfTI volume of a data set with its label volume.
+struct DatasetVolume {
+  std::string id;                 // case id: the file stem without .nii[.gz] (and _0000)
+  std::string image_path;         // absolute, confined to the data-set root
+  std::string label_path;         // absolute, confined to the data-set root
+  std::string domain;             // as DatasetSample::domain, for all its slices
+  std::array<int64_t, 3> dims{};  // nx, ny, nz from the image header
+};
+
+class VolumeCache;  // server/data/volume_cache.h
 
 struct Dataset {
   std::string root;    // absolute
@@ -69,10 +94,17 @@ struct Dataset {
   std::vector<ClassInfo> classes;      // sorted by id
   std::vector<DatasetSample> samples;  // sorted by id
   std::vector<int> train, val, test;   // indices into samples, each sorted
+  // NIfTI data sets only: the volumes (sorted by id; splits are made per volume, so all
+  // slices of one volume are in one split), how they are sliced, and the decoded volumes
+  // kept for LoadSample (shared by copies of this Dataset; null: none kept).
+  std::vector<DatasetVolume> volumes;
+  VolumeSlicing slicing;
+  std::shared_ptr<VolumeCache> volume_cache;
 
   const std::vector<int> &split(Split s) const {
     return s == Split::kTrain ? train : s == Split::kVal ? val : test;
   }
+  bool volumetric() const { return !volumes.empty(); }
 };
 
 struct OpenOptions {
@@ -83,6 +115,11 @@ struct OpenOptions {
   // Used when dataset.json has no "splits" (always for nnU-Net, which has
   // none).
   SplitRatios default_ratios;
+  // NIfTI data sets: bytes of decoded, normalised volumes LoadSample keeps (least recently
+  // used dropped first), so that an epoch reading slices in random order does not inflate
+  // a .nii.gz once per slice. 0: decode the volume for every slice.
+  int64_t volume_cache_bytes = int64_t{512} << 20;
+  NiftiLimits nifti_limits;
 };
 
 // Opens a data set folder (native or nnU-Net layout, detected by imagesTr/) and
@@ -90,12 +127,19 @@ struct OpenOptions {
 // InvalidArgument naming the file and the problem for anything malformed.
 absl::StatusOr<Dataset> OpenDataset(const std::string &root, const OpenOptions &options = {});
 
+// The channel count `root`'s dataset.json declares (native "channels", nnU-Net
+// "channel_names" or "modality"), reading nothing else: a cheap check when a job is
+// submitted. Errors as OpenDataset's for a missing or malformed manifest.
+absl::StatusOr<int> ReadDatasetChannels(const std::string &root);
+
 struct LoadedSample {
   Image image;
   Mask mask;
 };
 
-// Decodes sample `index` with `shift` applied to the image (never to the mask).
+// Decodes sample `index` with `shift` applied to the image (never to the mask). A slice
+// of a NIfTI volume is a 1-channel float image on the normalised scale (VolumeSlicing).
+// Thread-safe.
 absl::StatusOr<LoadedSample> LoadSample(const Dataset &dataset, int index, const Shift &shift = {},
                                         int64_t max_pixels = kDefaultMaxPixels);
 
@@ -109,6 +153,7 @@ struct DatasetManifest {
   std::map<std::string, std::string> image_domains;  // sample id -> label, optional
   std::optional<SplitLists> split_lists;             // explicit lists, or else:
   SplitRatios ratios;                                // ratios resolved when opened
+  std::optional<VolumeSlicing> nifti;                // written as "nifti" when set
 };
 
 // Writes a native data set sample by sample; dataset.json is written last

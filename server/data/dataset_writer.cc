@@ -48,6 +48,10 @@ std::string ManifestToJson(const DatasetManifest &m) {
         {"ratios", {{"train", m.ratios.train}, {"val", m.ratios.val}, {"test", m.ratios.test}}},
         {"seed", m.ratios.seed}};
   }
+  if (m.nifti.has_value()) {
+    j["nifti"] = {{"axis", m.nifti->axis},
+                  {"normalization", std::string(MrNormalizationName(m.nifti->normalization))}};
+  }
   return j.dump(2) + "\n";
 }
 

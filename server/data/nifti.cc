@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <type_traits>
 
@@ -362,6 +363,37 @@ absl::StatusOr<NiftiVolume> ReadNifti(const std::string& path, const NiftiLimits
   auto bytes = common::ReadFile(path);
   if (!bytes.ok()) return bytes.status();
   return ParseNifti(*bytes, path, limits);
+}
+
+absl::StatusOr<NiftiVolume> ReadNiftiHeader(const std::string& path, const NiftiLimits& limits) {
+  // A gzip member's first bytes inflate to the header: 64 KiB of input is far more than a
+  // compressed 540-byte header (plus gzip's own header fields) needs.
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string prefix(size_t{64} << 10, '\0');
+  file.read(prefix.data(), static_cast<std::streamsize>(prefix.size()));
+  prefix.resize(static_cast<size_t>(file.gcount()));
+  const bool gzip = prefix.size() >= 2 && static_cast<uint8_t>(prefix[0]) == 0x1f &&
+                    static_cast<uint8_t>(prefix[1]) == 0x8b;
+  ByteReader in(prefix, gzip, path);
+  NiftiVolume volume;
+  volume.source = path;
+  int64_t vox_offset = 0;
+  bool swap = false;
+  RETURN_IF_ERROR(ParseHeader(in, path, limits, volume, vox_offset, swap));
+  return volume;
+}
+
+bool IsNiftiPath(std::string_view path) {
+  const std::string lower = absl::AsciiStrToLower(Sv(path));
+  return absl::EndsWith(lower, ".nii") || absl::EndsWith(lower, ".nii.gz");
+}
+
+std::string_view NiftiStem(std::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(Sv(name));
+  if (absl::EndsWith(lower, ".nii.gz")) return name.substr(0, name.size() - 7);
+  if (absl::EndsWith(lower, ".nii")) return name.substr(0, name.size() - 4);
+  return name;
 }
 
 absl::StatusOr<NiftiLabels> LabelsFromVolume(const NiftiVolume& volume) {

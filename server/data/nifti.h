@@ -70,6 +70,15 @@ struct NiftiLabels {
 absl::StatusOr<NiftiVolume> ParseNifti(std::string_view bytes, const std::string &name,
                                        const NiftiLimits &limits = {});
 absl::StatusOr<NiftiVolume> ReadNifti(const std::string &path, const NiftiLimits &limits = {});
+// Only the header, checked as ParseNifti checks it (dimensions, 4-D, datatype, limits),
+// from the first bytes of the file (inflating only those): `voxels` stays empty. For opening
+// data sets of many volumes without decoding them.
+absl::StatusOr<NiftiVolume> ReadNiftiHeader(const std::string &path,
+                                            const NiftiLimits &limits = {});
+
+// Whether a file name ends in .nii or .nii.gz (any case); NiftiStem drops that ending.
+bool IsNiftiPath(std::string_view path);
+std::string_view NiftiStem(std::string_view name);
 
 // Reads a label volume: every voxel value (after scaling) must be an integer in 0..255;
 // InvalidArgument naming the file, the first offending voxel and its value otherwise.

@@ -46,6 +46,7 @@ absl::StatusOr<Dataset> OpenNnUnetDataset(const std::string &root, const OpenOpt
     const json &channels = j.contains("channel_names") ? j.at("channel_names") : j.at("modality");
     ds.channels = static_cast<int>(channels.size());
     ASSIGN_OR_RETURN(ds.classes, ParseLabels(root, j.at("labels")));
+    ASSIGN_OR_RETURN(ds.slicing, internal::ParseVolumeSlicing(root, j));
   } catch (const json::exception &e) {
     return absl::InvalidArgumentError(
         absl::StrCat("dataset ", root,
@@ -61,7 +62,21 @@ absl::StatusOr<Dataset> OpenNnUnetDataset(const std::string &root, const OpenOpt
                      "' stores channels in separate files; only one file per "
                      "case (_0000) is supported"));
   }
+  ASSIGN_OR_RETURN(const bool volumes, internal::HoldsVolumes(root, "imagesTr", images));
   for (const auto &[id, image_path] : images) {
+    if (volumes) {
+      const std::string label_rel = internal::FindLabelVolume(root, "labelsTr", id);
+      if (label_rel.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("dataset ", root, ": missing mask labelsTr/",
+                                                       id, ".nii.gz for volume ", image_path));
+      }
+      DatasetVolume v;
+      v.id = id;
+      v.image_path = image_path;
+      ASSIGN_OR_RETURN(v.label_path, internal::ConfinedPath(root, label_rel));
+      ds.volumes.push_back(std::move(v));
+      continue;
+    }
     std::string mask_rel;
     for (const char *ext : {".png", ".tif", ".tiff"}) {
       std::error_code ec;
@@ -80,7 +95,7 @@ absl::StatusOr<Dataset> OpenNnUnetDataset(const std::string &root, const OpenOpt
     ASSIGN_OR_RETURN(s.mask_path, internal::ConfinedPath(root, mask_rel));
     ds.samples.push_back(std::move(s));
   }
-  if (ds.samples.empty()) {
+  if (ds.samples.empty() && ds.volumes.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("dataset ", root, ": imagesTr/ holds no <case>_0000 images"));
   }
@@ -89,6 +104,12 @@ absl::StatusOr<Dataset> OpenNnUnetDataset(const std::string &root, const OpenOpt
 }
 
 absl::Status ExportNnUnetDataset(const Dataset &dataset, const std::string &out_root) {
+  if (dataset.volumetric()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("dataset ", dataset.name,
+                     ": holds NIfTI volumes; only 2-D image data sets can be exported as "
+                     "nnU-Net PNG sets"));
+  }
   for (const DatasetSample &s : dataset.samples) {
     ASSIGN_OR_RETURN(const Image image, ReadImageFile(s.image_path));
     ASSIGN_OR_RETURN(const Mask mask, ReadMaskFile(s.mask_path));

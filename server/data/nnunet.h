@@ -1,7 +1,7 @@
-// File: server/data/nnunet.h — nnU-Net's 2D raw layout
-// (imagesTr/<case>_0000.png, labelsTr/<case>.png, dataset.json with "labels"
-// and "channel_names"/"modality"), read-only into the same Dataset the native
-// layout gives, plus an exporter.
+// File: server/data/nnunet.h — nnU-Net's raw layout (imagesTr/<case>_0000.png
+// or .nii.gz, labelsTr/<case>.png or .nii.gz, dataset.json with "labels" and
+// "channel_names"/"modality"), read-only into the same Dataset the native layout
+// gives, plus an exporter of 2-D sets.
 #pragma once
 
 #include <string>
@@ -19,7 +19,7 @@ namespace segserve::data {
 absl::StatusOr<Dataset> OpenNnUnetDataset(const std::string &root, const OpenOptions &options);
 
 // Writes `dataset` in nnU-Net v2 layout under `out_root` (PNG images and
-// labels).
+// labels). FailedPrecondition for a NIfTI data set.
 absl::Status ExportNnUnetDataset(const Dataset &dataset, const std::string &out_root);
 
 }  // namespace segserve::data

@@ -88,6 +88,15 @@ double ShiftFactor(ShiftKind kind, int level) {
   return 1.0;
 }
 
+absl::Status CheckShiftChannels(const Shift &shift, int channels, std::string_view field,
+                                std::string_view subject) {
+  if (shift.kind != ShiftKind::kSaturation || shift.is_identity() || channels >= 3) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(Sv(field), ": saturation needs 3 channels; ", Sv(subject), " has ", channels));
+}
+
 absl::Status ApplyShift(const Shift &shift, Image *image) {
   if (shift.level < 0 || shift.level > kMaxShiftLevel) {
     return absl::InvalidArgumentError(
@@ -95,6 +104,7 @@ absl::Status ApplyShift(const Shift &shift, Image *image) {
   }
   if (shift.is_identity()) return absl::OkStatus();
   RETURN_IF_ERROR(ValidateImage(*image));
+  RETURN_IF_ERROR(CheckShiftChannels(shift, image->channels, "shift", "the image"));
   const float f = static_cast<float>(ShiftFactor(shift.kind, shift.level));
   const int c = image->channels;
   const int colour = c >= 3 ? 3 : 1;  // alpha (channel 3 or 1 of gray+alpha) untouched
@@ -127,7 +137,6 @@ absl::Status ApplyShift(const Shift &shift, Image *image) {
       return absl::OkStatus();
     }
     case ShiftKind::kSaturation:
-      if (colour != 3) return absl::OkStatus();
       for (size_t p = 0; p < n; ++p) {
         const size_t i = p * c;
         const float r = image->GetNormalized(i);

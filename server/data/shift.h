@@ -25,8 +25,9 @@ inline constexpr int kMaxShiftLevel = 5;
 //               luminance; flatter)
 //   saturation  x' = g + (x-g)*s  s = 1.00 1.40 1.80 2.20 2.60 3.00  (g = pixel
 //   luminance
-//               0.299R+0.587G+0.114B; more saturated; no effect on gray images)
-// Results are clamped to [0, 1] and rounded back to the image's depth.
+//               0.299R+0.587G+0.114B; more saturated; needs 3 colour channels)
+// Results are clamped to [0, 1] and rounded back to integer depths; float images
+// (MR slices, normalised per volume) keep their values unclamped.
 struct Shift {
   ShiftKind kind = ShiftKind::kNone;
   int level = 0;
@@ -47,8 +48,16 @@ std::string_view ShiftKindName(ShiftKind kind);
 // 0).
 double ShiftFactor(ShiftKind kind, int level);
 
+// Saturation is defined on colour: InvalidArgument "<field>: saturation needs 3
+// channels; <subject> has <channels>" for a saturation shift (a level above 0) on fewer
+// than 3 channels, so that a gray data set or model is never silently "shifted" by
+// nothing. `subject` names whose channels they are ("data set 'mr'").
+absl::Status CheckShiftChannels(const Shift &shift, int channels, std::string_view field,
+                                std::string_view subject);
+
 // Applies `shift` in place. InvalidArgument for a level outside
-// 0..kMaxShiftLevel or an invalid image.
+// 0..kMaxShiftLevel, an invalid image, or saturation on an image of fewer than 3
+// channels.
 absl::Status ApplyShift(const Shift &shift, Image *image);
 
 }  // namespace segserve::data

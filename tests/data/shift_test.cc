@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/data/synthetic.h"
 
@@ -114,9 +115,35 @@ TEST(ShiftTest, AlphaAndGrayAreHandled) {
   ASSERT_TRUE(ApplyShift({ShiftKind::kBrightness, 5}, &rgba).ok());
   EXPECT_EQ(rgba.bytes[3], 200);  // alpha untouched
   EXPECT_EQ(rgba.bytes[0], 80);
+  ASSERT_TRUE(ApplyShift({ShiftKind::kSaturation, 5}, &rgba).ok());
   Image gray = Image::Create(4, 4, 1, PixelDepth::kU16);
-  ASSERT_TRUE(ApplyShift({ShiftKind::kSaturation, 5}, &gray).ok());
   ASSERT_TRUE(ApplyShift({ShiftKind::kBrightness, 2}, &gray).ok());
+  ASSERT_TRUE(ApplyShift({ShiftKind::kContrast, 2}, &gray).ok());
+  ASSERT_TRUE(ApplyShift({ShiftKind::kSaturation, 0}, &gray).ok());  // identity
+}
+
+TEST(ShiftTest, SaturationOfFewerThanThreeChannelsIsRefused) {
+  for (int channels : {1, 2}) {
+    Image gray = Image::Create(4, 4, channels);
+    const absl::Status s = ApplyShift({ShiftKind::kSaturation, 3}, &gray);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(s.message(),
+              absl::StrCat("shift: saturation needs 3 channels; the image has ", channels));
+  }
+  const absl::Status s =
+      CheckShiftChannels({ShiftKind::kSaturation, 1}, 1, "spec.shifts[0]", "data set 'mr'");
+  EXPECT_EQ(s.message(), "spec.shifts[0]: saturation needs 3 channels; data set 'mr' has 1");
+  EXPECT_TRUE(CheckShiftChannels({ShiftKind::kSaturation, 1}, 3, "f", "x").ok());
+  EXPECT_TRUE(CheckShiftChannels({ShiftKind::kBrightness, 5}, 1, "f", "x").ok());
+}
+
+TEST(ShiftTest, FloatSlicesAreShiftedWithoutClamping) {
+  Image slice = Image::Create(1, 2, 1, PixelDepth::kF32);
+  slice.SetNormalized(0, 0.5f);
+  slice.SetNormalized(1, -2.0f);  // z-scored intensities may be negative
+  ASSERT_TRUE(ApplyShift({ShiftKind::kBrightness, 5}, &slice).ok());
+  EXPECT_FLOAT_EQ(slice.GetNormalized(0), 0.2f);
+  EXPECT_FLOAT_EQ(slice.GetNormalized(1), -0.8f);
 }
 
 TEST(ShiftTest, OutOfRangeLevelIsRefused) {

@@ -1,7 +1,8 @@
 // File: tests/fuzz/dataset_fuzzer.cc — data-set manifest parsing: the input becomes the
-// dataset.json of two fixed data sets (native layout: images/ + masks/; nnU-Net layout:
-// imagesTr/ + labelsTr/), each holding three tiny valid samples, then OpenDataset runs with
-// verify_contents=false (headers only), as the server does when listing data sets.
+// dataset.json of three fixed data sets (native layout: images/ + masks/; nnU-Net layout:
+// imagesTr/ + labelsTr/; nnU-Net layout of NIfTI volumes), each holding three tiny valid
+// samples or volumes, then OpenDataset runs with verify_contents=false (headers only), as
+// the server does when listing data sets.
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "server/data/codec.h"
 #include "server/data/dataset.h"
+#include "server/data/synthetic_mr.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_temp_dir.h"
 
@@ -29,13 +31,17 @@ void MakeSample(const std::string& image_path, const std::string& mask_path, uin
 struct Roots {
   std::string native;
   std::string nnunet;
+  std::string volumes;
 };
 
 const Roots& SetUp() {
   static const Roots roots = [] {
     namespace fs = std::filesystem;
     const std::string& dir = segserve::fuzz::TempDir("dataset");
-    Roots r{dir + "/native", dir + "/nnunet"};
+    Roots r{dir + "/native", dir + "/nnunet", dir + "/volumes"};
+    segserve::data::SyntheticMrOptions mr;
+    mr.dims = {4, 4, 4};
+    FUZZ_CHECK(segserve::data::WriteSyntheticMrDataset(r.volumes, 3, 1, mr).ok());
     for (const char* sub : {"/images", "/masks"}) fs::create_directories(r.native + sub);
     for (const char* sub : {"/imagesTr", "/labelsTr"}) fs::create_directories(r.nnunet + sub);
     const char* ids[] = {"a", "b", "c"};
@@ -65,6 +71,11 @@ void Open(const std::string& root, const uint8_t* data, size_t size) {
   FUZZ_CHECK(!dataset->classes.empty());
   FUZZ_CHECK(dataset->train.size() + dataset->val.size() + dataset->test.size() <=
              dataset->samples.size());
+  for (const auto& sample : dataset->samples) {
+    FUZZ_CHECK(sample.volume < static_cast<int>(dataset->volumes.size()));
+    FUZZ_CHECK(sample.height > 0 && sample.width > 0);
+  }
+  FUZZ_CHECK(dataset->slicing.axis >= 0 && dataset->slicing.axis <= 2);
   for (const auto* split : {&dataset->train, &dataset->val, &dataset->test}) {
     for (int index : *split) {
       FUZZ_CHECK(index >= 0 && static_cast<size_t>(index) < dataset->samples.size());
@@ -78,5 +89,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Roots& roots = SetUp();
   Open(roots.native, data, size);
   Open(roots.nnunet, data, size);
+  Open(roots.volumes, data, size);
   return 0;
 }

@@ -154,6 +154,10 @@ def datasets():
                          "file_ending": ".png"})
     j("nnunet_v1.json", {"name": "Task01", "modality": {"0": "CT"},
                          "labels": {"0": "background", "1": "organ"}})
+    j("nnunet_nifti.json", {"name": "Dataset002", "channel_names": {"0": "T2"},
+                            "labels": {"background": 0, "organ": 1, "lesion": 2},
+                            "file_ending": ".nii.gz",
+                            "nifti": {"axis": 1, "normalization": "zscore"}})
     write("dataset", "not_object.json", b"[1, 2, 3]")
     write("dataset", "truncated.json", b'{"channels": 1, "classes": [{"id": 0, "na')
 
