@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "server/api/train_spec_converter.h"
+#include "server/data/dataset.h"
+#include "server/data/shift.h"
 #include "server/experiment/experiment_spec.h"
 #include "server/training/train_spec.h"
 
@@ -67,8 +69,25 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   t.precision = PrecisionName(proto.precision());
   t.bf16_check = proto.bf16_check();
 
-  if (absl::Status s = experiment::ApplyPreset(spec, proto.has_epochs()); !s.ok()) return s;
+  // The data set's channel count decides whether saturation can be one of the shifts; a
+  // data set that cannot be read is reported by ValidateTrainSpec below.
+  int channels = 3;
+  if (auto dir = training::ResolveDatasetDir(data_dir, t.dataset, "spec.dataset"); dir.ok()) {
+    if (absl::StatusOr<int> c = data::ReadDatasetChannels(*dir); c.ok()) channels = *c;
+  }
+  if (absl::Status s = experiment::ApplyPreset(spec, proto.has_epochs(), channels); !s.ok()) {
+    return s;
+  }
   if (absl::Status s = experiment::ValidateExperimentSpec(spec, max_children); !s.ok()) return s;
+  for (size_t i = 0; i < spec.shifts.size(); ++i) {
+    if (spec.shifts[i] != "saturation") continue;
+    if (absl::Status s = data::CheckShiftChannels({data::ShiftKind::kSaturation, 1}, channels,
+                                                  absl::StrCat("spec.shifts[", i, "]"),
+                                                  absl::StrCat("data set '", t.dataset, "'"));
+        !s.ok()) {
+      return s;
+    }
+  }
   ExperimentSpecs out;
   for (const training::TrainSpec& child : experiment::ExpandExperiment(spec)) {
     if (absl::Status s = training::ValidateTrainSpec(child, data_dir); !s.ok()) return s;

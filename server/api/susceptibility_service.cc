@@ -12,7 +12,9 @@
 #include "server/common/file_util.h"
 #include "server/common/status_macros.h"
 #include "server/data/codec.h"
+#include "server/data/dataset.h"
 #include "server/data/image.h"
+#include "server/data/shift.h"
 #include "server/susceptibility/analysis_runner.h"
 #include "server/susceptibility/analyze_datasets.h"
 
@@ -95,8 +97,7 @@ SusceptibilityService::SusceptibilityService(SusceptibilityServiceOptions option
                                              registry::ModelRegistry& registry,
                                              scheduler::Scheduler& scheduler,
                                              common::ThreadPool& analysis_pool,
-                                             common::ThreadPool& store_pool,
-                                             AccessControl& access)
+                                             common::ThreadPool& store_pool, AccessControl& access)
     : options_(std::move(options)),
       registry_(registry),
       scheduler_(scheduler),
@@ -135,8 +136,9 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
       for (int i = 0; i < in.images_size(); ++i) {
         auto image = ImageFromProto(in.images(i), options_.max_image_pixels);
         if (!image.ok()) {
-          return FinishUnary(context, absl::Status(image.status().code(),
-                                                   absl::StrCat(field, ".", image.status().message())));
+          return FinishUnary(context,
+                             absl::Status(image.status().code(),
+                                          absl::StrCat(field, ".", image.status().message())));
         }
         if (image->decoded.has_value()) {
           sets[s].images.push_back(std::move(*image->decoded));
@@ -154,8 +156,8 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
       }
     } else {
       if (in.dataset().name().empty()) {
-        return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
-                                        field, ": give images or dataset.name")));
+        return FinishUnary(context, absl::InvalidArgumentError(
+                                        absl::StrCat(field, ": give images or dataset.name")));
       }
       dataset_names[s] = in.dataset().name();  // resolved on the pool (file system)
       sets[s].split = in.dataset().split().empty() ? "test" : in.dataset().split();
@@ -175,8 +177,9 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
   susceptibility::AnalysisOptions analysis;
   analysis.bins = request->bins();
   analysis.forward = options_.forward;
-  auto shared_sets = std::make_shared<std::pair<susceptibility::ImageSet, susceptibility::ImageSet>>(
-      std::move(sets[0]), std::move(sets[1]));
+  auto shared_sets =
+      std::make_shared<std::pair<susceptibility::ImageSet, susceptibility::ImageSet>>(
+          std::move(sets[0]), std::move(sets[1]));
   const int64_t max_pixels = options_.max_image_pixels;
   const std::string data_dir = options_.data_dir;
   const bool scheduled = analysis_pool_.TrySchedule([=] {
@@ -230,19 +233,34 @@ grpc::ServerUnaryReactor* SusceptibilityService::SubmitAnalysis(
   if (absl::Status s = CheckCommon(*request); !s.ok()) return FinishUnary(context, s);
   auto spec = SpecFromProto(*request);
   if (!spec.ok()) return FinishUnary(context, spec.status());
+  // Saturation needs colour in the data sets and in every model (see AnalyzeDatasets):
+  // refused here rather than when the job runs.
+  std::vector<std::pair<std::string, int>> model_channels;
   for (const auto& model : spec->models) {
     auto resolved = registry_.Resolve(model.name, model.version);
     if (!resolved.ok()) return FinishUnary(context, resolved.status());
+    model_channels.emplace_back(
+        absl::StrCat("model '", (*resolved)->stored.name, ":", (*resolved)->stored.version, "'"),
+        (*resolved)->stored.config.in_channels);
   }
   // Resolving the data-set paths reads the file system, submitting commits to SQLite.
   return RunUnaryOnPool(
       context, store_pool_,
-      [this, spec = std::move(*spec), response]() -> absl::Status {
+      [this, spec = std::move(*spec), model_channels, response]() -> absl::Status {
         for (const auto* ref : {&spec.source, &spec.target}) {
-          RETURN_IF_ERROR(common::ResolveUnderRoot(options_.data_dir, "datasets/" + ref->dataset,
-                                                   ref == &spec.source ? "source.dataset.name"
-                                                                       : "target.dataset.name")
-                              .status());
+          const std::string field = ref == &spec.source ? "source" : "target";
+          ASSIGN_OR_RETURN(const std::string dir,
+                           common::ResolveUnderRoot(options_.data_dir, "datasets/" + ref->dataset,
+                                                    field + ".dataset.name"));
+          ASSIGN_OR_RETURN(const data::Shift shift, data::ParseShift(ref->shift, field + ".shift"));
+          if (shift.kind != data::ShiftKind::kSaturation || shift.is_identity()) continue;
+          if (absl::StatusOr<int> channels = data::ReadDatasetChannels(dir); channels.ok()) {
+            RETURN_IF_ERROR(data::CheckShiftChannels(shift, *channels, field + ".shift",
+                                                     "data set '" + ref->dataset + "'"));
+          }
+          for (const auto& [model, channels] : model_channels) {
+            RETURN_IF_ERROR(data::CheckShiftChannels(shift, channels, field + ".shift", model));
+          }
         }
         ASSIGN_OR_RETURN(scheduler::Job job,
                          scheduler_.Submit(scheduler::JobKind::kAnalysis,

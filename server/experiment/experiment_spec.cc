@@ -45,7 +45,7 @@ const std::vector<std::string>& ShiftKinds() {
   return kinds;
 }
 
-absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set) {
+absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set, int channels) {
   if (spec.preset.empty()) return absl::OkStatus();
   const bool paper = spec.preset == "paper";
   if (!paper && spec.preset != "quick") {
@@ -62,11 +62,13 @@ absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set) {
   if (spec.seeds.empty()) {
     spec.seeds = paper ? std::vector<uint64_t>{1, 2, 3} : std::vector<uint64_t>{1, 2};
   }
+  std::vector<std::string> kinds = ShiftKinds();
+  if (channels < 3) kinds.erase(std::remove(kinds.begin(), kinds.end(), "saturation"), kinds.end());
   if (spec.shifts.empty() && spec.shift_levels.empty()) {
-    spec.shifts = ShiftKinds();
+    spec.shifts = kinds;
     spec.shift_levels = {1, 2, 3, 4, 5};
   } else if (spec.shifts.empty()) {
-    spec.shifts = ShiftKinds();
+    spec.shifts = kinds;
   } else if (spec.shift_levels.empty()) {
     spec.shift_levels = {1, 2, 3, 4, 5};
   }

@@ -35,8 +35,10 @@ struct ExperimentSpec {
 // says whether train.epochs was given):
 //   paper: resnet18+resnet34, L0..L4, seeds 1,2,3, all three shifts at levels 1..5, 50 epochs
 //   quick: resnet18, L0+L1, seeds 1,2, all three shifts at levels 1..5, 3 epochs
+// For a data set of fewer than 3 `channels` (MR slices) the preset's shifts are brightness
+// and contrast only: saturation needs colour.
 // InvalidArgument naming spec.preset for an unknown preset.
-absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set);
+absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set, int channels = 3);
 
 // The grid and shift fields (not the data directory: ValidateTrainSpec checks each child).
 // InvalidArgument naming the field: no encoders / prune levels / seeds (an empty grid),

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,12 @@
 
 namespace segserve::susceptibility {
 namespace {
+
+// A data set's name as clients give it: its folder under datasets/ (the manifest's "name"
+// may differ, e.g. nnU-Net's "Dataset042_...").
+std::string FolderName(const std::string& dir) {
+  return std::filesystem::path(dir).filename().string();
+}
 
 // A batch of images on the [0, 1] scale, planar: n x c x h x w.
 struct UnitBatch {
@@ -35,8 +42,7 @@ class BatchSource {
     ASSIGN_OR_RETURN(src->shift_, data::ParseShift(set.shift, field + ".shift"));
     int64_t available = 0;
     if (!set.dataset_dir.empty()) {
-      ASSIGN_OR_RETURN(data::Split split,
-                       data::ParseSplit(set.split.empty() ? "test" : set.split));
+      ASSIGN_OR_RETURN(data::Split split, data::ParseSplit(set.split.empty() ? "test" : set.split));
       data::OpenOptions open;
       open.verify_contents = false;
       absl::StatusOr<data::Dataset> ds = data::OpenDataset(set.dataset_dir, open);
@@ -45,6 +51,9 @@ class BatchSource {
                             absl::StrCat(field, ".dataset: ", ds.status().message()));
       }
       auto dataset = std::make_shared<const data::Dataset>(std::move(*ds));
+      RETURN_IF_ERROR(
+          data::CheckShiftChannels(src->shift_, dataset->channels, field + ".shift",
+                                   absl::StrCat("data set '", FolderName(set.dataset_dir), "'")));
       available = static_cast<int64_t>(dataset->split(split).size());
       if (available == 0) {
         return absl::InvalidArgumentError(
@@ -73,9 +82,11 @@ class BatchSource {
       for (size_t i = 0; i < set.images.size(); ++i) {
         absl::Status s = data::ValidateImage(set.images[i]);
         if (!s.ok()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(field, ".images[", i, "]: ", s.message()));
+          return absl::InvalidArgumentError(absl::StrCat(field, ".images[", i, "]: ", s.message()));
         }
+        RETURN_IF_ERROR(data::CheckShiftChannels(src->shift_, set.images[i].channels,
+                                                 field + ".shift",
+                                                 absl::StrCat(field, ".images[", i, "]")));
       }
     }
     int64_t total = available;
@@ -87,6 +98,7 @@ class BatchSource {
   }
 
   int64_t total() const { return total_; }
+  const data::Shift& shift() const { return shift_; }
 
   absl::StatusOr<std::optional<UnitBatch>> Next() {
     if (done_ >= total_) return std::optional<UnitBatch>();
@@ -138,9 +150,9 @@ class BatchSource {
 }  // namespace
 
 absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
-    const std::vector<std::shared_ptr<const registry::LoadedModel>>& models,
-    const ImageSet& source, const ImageSet& target, const AnalysisOptions& options,
-    const AnalysisProgressFn& progress, const std::function<bool()>& cancelled) {
+    const std::vector<std::shared_ptr<const registry::LoadedModel>>& models, const ImageSet& source,
+    const ImageSet& target, const AnalysisOptions& options, const AnalysisProgressFn& progress,
+    const std::function<bool()>& cancelled) {
   if (models.empty()) return absl::InvalidArgumentError("models: none given");
   for (size_t i = 0; i < models.size(); ++i) {
     if (!models[i] || !models[i]->servable) {
@@ -158,6 +170,14 @@ absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
   }
   ASSIGN_OR_RETURN(auto src, BatchSource::Create(source, "source", options));
   ASSIGN_OR_RETURN(auto tgt, BatchSource::Create(target, "target", options));
+  // A 1-channel model sees colour images as their luminance, which saturation leaves alone.
+  for (const auto& model : models) {
+    const std::string subject =
+        absl::StrCat("model '", model->stored.name, ":", model->stored.version, "'");
+    const int channels = model->servable->config().in_channels;
+    RETURN_IF_ERROR(data::CheckShiftChannels(src->shift(), channels, "source.shift", subject));
+    RETURN_IF_ERROR(data::CheckShiftChannels(tgt->shift(), channels, "target.shift", subject));
+  }
   const int64_t total = src->total() + tgt->total();
   int64_t done = 0;
 
@@ -170,15 +190,15 @@ absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
       if (!batch || batch->n == 0) break;
       for (size_t m = 0; m < models.size(); ++m) {
         model::ServableModel& servable = *models[m]->servable;
-        ASSIGN_OR_RETURN(std::vector<float> input,
-                         model_input::UnitBatchToModelInput(batch->data.data(), batch->n,
-                                                            batch->c, batch->h, batch->w,
-                                                            servable.config(), field));
+        ASSIGN_OR_RETURN(
+            std::vector<float> input,
+            model_input::UnitBatchToModelInput(batch->data.data(), batch->n, batch->c, batch->h,
+                                               batch->w, servable.config(), field));
         const int channels = servable.config().in_channels;
         absl::StatusOr<TapMeans> means;
         if (options.forward) {
-          means = options.forward(models[m], batch->n, channels, batch->h, batch->w,
-                                  std::move(input));
+          means =
+              options.forward(models[m], batch->n, channels, batch->h, batch->w, std::move(input));
         } else {
           try {
             torch::InferenceMode inference_mode;

@@ -167,9 +167,33 @@ absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir, const
   return dir;
 }
 
+namespace {
+
+// Saturation needs colour in the evaluated data set and in the model, whose input channels
+// are the training data set's. Only the manifests are read; one that cannot be read is left
+// to the job, which opens the data sets whole.
+absl::Status CheckSaturation(const data::Shift& shift, const TrainSpec& s, const CrossDomainSpec& c,
+                             const std::string& train_dir, const std::string& set_dir,
+                             const std::string& field) {
+  if (shift.kind != data::ShiftKind::kSaturation || shift.is_identity()) return absl::OkStatus();
+  const std::string name = c.dataset.empty() ? s.dataset : c.dataset;
+  if (absl::StatusOr<int> channels = data::ReadDatasetChannels(set_dir); channels.ok()) {
+    RETURN_IF_ERROR(
+        data::CheckShiftChannels(shift, *channels, field, absl::StrCat("data set '", name, "'")));
+  }
+  if (set_dir == train_dir) return absl::OkStatus();
+  if (absl::StatusOr<int> channels = data::ReadDatasetChannels(train_dir); channels.ok()) {
+    RETURN_IF_ERROR(data::CheckShiftChannels(
+        shift, *channels, field,
+        absl::StrCat("the model, trained on data set '", s.dataset, "',")));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) {
   ASSIGN_OR_RETURN(std::string dataset_dir, ResolveDatasetDir(data_dir, s.dataset, "spec.dataset"));
-  (void)dataset_dir;
   if (auto kind = model::ParseEncoderKind(s.encoder); !kind.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("spec.encoder: must be resnet18 or resnet34, got '", s.encoder, "'"));
@@ -242,8 +266,9 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
   for (size_t i = 0; i < s.cross_domain.size(); ++i) {
     const CrossDomainSpec& c = s.cross_domain[i];
     const std::string f = absl::StrCat("spec.cross_domain[", i, "]");
+    std::string set_dir = dataset_dir;
     if (!c.dataset.empty()) {
-      RETURN_IF_ERROR(ResolveDatasetDir(data_dir, c.dataset, f + ".dataset").status());
+      ASSIGN_OR_RETURN(set_dir, ResolveDatasetDir(data_dir, c.dataset, f + ".dataset"));
     }
     if (!c.split.empty()) {
       if (auto split = data::ParseSplit(c.split); !split.ok()) {
@@ -251,7 +276,8 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
             absl::StrCat(f, ".split: must be train, val or test, got '", c.split, "'"));
       }
     }
-    RETURN_IF_ERROR(data::ParseShift(c.shift, f + ".shift").status());
+    ASSIGN_OR_RETURN(const data::Shift shift, data::ParseShift(c.shift, f + ".shift"));
+    RETURN_IF_ERROR(CheckSaturation(shift, s, c, dataset_dir, set_dir, f + ".shift"));
     const std::string label = CrossDomainLabel(s, c);
     if (!labels.insert(label).second) {
       return absl::InvalidArgumentError(absl::StrCat(f, ".label: duplicate label '", label, "'"));

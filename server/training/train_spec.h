@@ -81,9 +81,11 @@ std::string ModelNameOf(const TrainSpec& spec);
 std::string CrossDomainLabel(const TrainSpec& spec, const CrossDomainSpec& set);
 
 // Checks every field against its limits. InvalidArgument names the field and the limit
-// ("spec.prune_level: must be 0..4, got 7"); NotFound for a data set that is not under
-// <data_dir>/datasets/ or a pretrained_encoder file that does not exist. Paths (data set
-// names, pretrained_encoder) must stay inside data_dir (common::ResolveUnderRoot).
+// ("spec.prune_level: must be 0..4, got 7"; a saturation shift on a data set or model of
+// fewer than 3 channels: "spec.cross_domain[0].shift: saturation needs 3 channels; ..."); NotFound
+// for a data set that is not under <data_dir>/datasets/ or a pretrained_encoder file that does not
+// exist. Paths (data set names, pretrained_encoder) must stay inside data_dir
+// (common::ResolveUnderRoot).
 absl::Status ValidateTrainSpec(const TrainSpec& spec, const std::string& data_dir);
 
 // <data_dir>/datasets/<name>, confined to data_dir; `field` names the spec field in errors.

@@ -112,6 +112,21 @@ TEST(ExperimentSpecTest, PresetsFillOnlyWhatIsLeftEmpty) {
   EXPECT_THAT(std::string(ApplyPreset(bad, false).message()), HasSubstr("spec.preset"));
 }
 
+TEST(ExperimentSpecTest, PresetsLeaveSaturationOutForGrayDataSets) {
+  ExperimentSpec mr;
+  mr.preset = "quick";
+  mr.train.dataset = "mr";
+  ASSERT_TRUE(ApplyPreset(mr, /*epochs_set=*/false, /*channels=*/1).ok());
+  EXPECT_THAT(mr.shifts, ElementsAre("brightness", "contrast"));
+  EXPECT_THAT(mr.shift_levels, ElementsAre(1, 2, 3, 4, 5));
+
+  ExperimentSpec explicit_kinds;
+  explicit_kinds.preset = "quick";
+  explicit_kinds.shifts = {"saturation"};  // an explicit field wins; the converter refuses it
+  ASSERT_TRUE(ApplyPreset(explicit_kinds, false, 1).ok());
+  EXPECT_THAT(explicit_kinds.shifts, ElementsAre("saturation"));
+}
+
 TEST(ExperimentSpecTest, JsonRoundTrips) {
   ExperimentSpec spec = Small();
   spec.preset = "quick";

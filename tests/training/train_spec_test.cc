@@ -166,6 +166,33 @@ TEST_F(TrainSpecTest, OtherLimitsNameTheirField) {
   }
 }
 
+TEST_F(TrainSpecTest, SaturationNeedsColourInTheSetAndTheModel) {
+  const auto manifest = [&](const std::string& name, int channels) {
+    std::filesystem::create_directories(dir_ + "/datasets/" + name);
+    std::ofstream(dir_ + "/datasets/" + name + "/dataset.json")
+        << "{\"channels\": " << channels << ", \"classes\": [{\"id\": 0, \"name\": \"bg\"}]}";
+  };
+  manifest("mr", 1);
+  manifest("rgb", 3);
+  TrainSpec s = Valid();
+  s.dataset = "mr";
+  s.cross_domain = {{"", "", "val", "saturation:2"}};
+  absl::Status st = ValidateTrainSpec(s, dir_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(),
+            "spec.cross_domain[0].shift: saturation needs 3 channels; data set 'mr' has 1");
+  // A colour set evaluated by a model trained on gray slices.
+  s.cross_domain = {{"", "rgb", "", "saturation:2"}};
+  EXPECT_EQ(ValidateTrainSpec(s, dir_).message(),
+            "spec.cross_domain[0].shift: saturation needs 3 channels; the model, trained on "
+            "data set 'mr', has 1");
+  s.cross_domain = {{"", "", "", "brightness:5"}, {"", "", "", "contrast:5"}};
+  EXPECT_TRUE(ValidateTrainSpec(s, dir_).ok());
+  s.dataset = "rgb";
+  s.cross_domain = {{"", "", "", "saturation:5"}};
+  EXPECT_TRUE(ValidateTrainSpec(s, dir_).ok());
+}
+
 TEST_F(TrainSpecTest, CrossDomainLabelsAreDerived) {
   TrainSpec s = Valid();
   EXPECT_EQ(CrossDomainLabel(s, {"", "", "", "brightness:4"}), "brightness:4");
