@@ -15,12 +15,22 @@ namespace segserve::client {
 namespace {
 namespace fs = std::filesystem;
 
+bool IsVolumeName(const std::string& name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  return absl::EndsWith(lower, ".nii") || absl::EndsWith(lower, ".nii.gz");
+}
+
+// 2-D images or NIfTI volumes; masks and labels are PNG or NIfTI.
 bool IsImageName(const std::string& name) {
   const std::string lower = absl::AsciiStrToLower(name);
   for (const char* ext : {".png", ".jpg", ".jpeg", ".tif", ".tiff"}) {
     if (absl::EndsWith(lower, ext)) return true;
   }
-  return false;
+  return IsVolumeName(name);
+}
+
+bool IsMaskName(const std::string& name) {
+  return absl::EndsWith(name, ".png") || IsVolumeName(name);
 }
 
 // FNV-1a over the bytes, from `basis`.
@@ -72,7 +82,7 @@ absl::StatusOr<UploadPlan> PlanUpload(const std::string& dir, const std::string&
       const std::string file = entry.path().filename().string();
       const std::string rel = sub + "/" + file;
       const bool wanted = file[0] != '.' && entry.is_regular_file(ec) &&
-                          (sub == image_dir ? IsImageName(file) : absl::EndsWith(file, ".png"));
+                          (sub == image_dir ? IsImageName(file) : IsMaskName(file));
       if (!wanted) {
         plan.skipped.push_back(rel);
         continue;

@@ -110,13 +110,17 @@ absl::Status ValidateUploadPath(std::string_view path, UploadLayout layout) {
   }
   if (parts.size() != 2) return bad(absl::StrCat("too deep: expected ", expected));
   if (parts[0] == image_dir) {
-    if (!FormatFromPath(parts[1]).ok()) {
-      return bad("images need a .png, .jpg, .jpeg, .tif or .tiff extension");
+    if (!FormatFromPath(parts[1]).ok() && !IsNiftiPath(parts[1])) {
+      return bad(
+          "images need a .png, .jpg, .jpeg, .tif or .tiff extension (volumes .nii or "
+          ".nii.gz)");
     }
     return absl::OkStatus();
   }
   if (parts[0] == mask_dir) {
-    if (!absl::EndsWith(parts[1], ".png")) return bad("masks must be .png files");
+    if (!absl::EndsWith(parts[1], ".png") && !IsNiftiPath(parts[1])) {
+      return bad("masks must be .png files (label volumes .nii or .nii.gz)");
+    }
     return absl::OkStatus();
   }
   return bad(absl::StrCat("not part of the layout: expected ", expected));
@@ -211,15 +215,28 @@ absl::Status UploadAttempt::CheckEveryFileUsed(const Dataset &opened) const {
   }
   for (const std::string &file : files_) {
     if (used.count(file) == 0) {
+      const char *ext = opened.volumetric() ? ".nii.gz" : ".png";
       return Fail(file, header_.layout == UploadLayout::kNnUnet
-                            ? "is not part of the data set (every imagesTr/<case>_0000 image "
-                              "needs labelsTr/<case>.png and the reverse)"
-                            : "is not part of the data set (every images/<id> image needs "
-                              "masks/<id>.png and the reverse)");
+                            ? absl::StrCat("is not part of the data set (every imagesTr/"
+                                           "<case>_0000 image needs labelsTr/<case>",
+                                           ext, " and the reverse)")
+                            : absl::StrCat("is not part of the data set (every images/<id> "
+                                           "image needs masks/<id>",
+                                           ext, " and the reverse)"));
     }
   }
   return absl::OkStatus();
 }
+
+namespace {
+
+// A file's extension as the readers see it: ".nii.gz" is one.
+std::string Extension(const std::string &path) {
+  if (IsNiftiPath(path)) return path.substr(NiftiStem(path).size());
+  return fs::path(path).extension().string();
+}
+
+}  // namespace
 
 absl::Status UploadAttempt::ConvertNnUnet(const Dataset &opened) {
   RETURN_IF_ERROR(common::MakeDirectories(staging_ + "/images"));
@@ -229,10 +246,32 @@ absl::Status UploadAttempt::ConvertNnUnet(const Dataset &opened) {
   manifest.channels = opened.channels;
   manifest.classes = opened.classes;
   manifest.split_lists.emplace();
-  for (const int i : opened.train) manifest.split_lists->train.push_back(opened.samples[i].id);
-  for (const int i : opened.val) manifest.split_lists->val.push_back(opened.samples[i].id);
-  for (const int i : opened.test) manifest.split_lists->test.push_back(opened.samples[i].id);
+  // Explicit lists name samples, or for volumes the cases (each once).
+  const auto add = [&](const std::vector<int> &split, std::vector<std::string> &ids) {
+    for (const int i : split) {
+      const DatasetSample &s = opened.samples[i];
+      const std::string &id = s.volume >= 0 ? opened.volumes[s.volume].id : s.id;
+      if (ids.empty() || ids.back() != id) ids.push_back(id);
+    }
+  };
+  add(opened.train, manifest.split_lists->train);
+  add(opened.val, manifest.split_lists->val);
+  add(opened.test, manifest.split_lists->test);
+  if (opened.volumetric()) {
+    manifest.nifti = opened.slicing;
+    for (const DatasetVolume &v : opened.volumes) {
+      const std::string image = absl::StrCat(staging_, "/images/", v.id, Extension(v.image_path));
+      const std::string mask = absl::StrCat(staging_, "/masks/", v.id, Extension(v.label_path));
+      if (::rename(v.image_path.c_str(), image.c_str()) != 0) {
+        return ErrnoStatus("rename", v.image_path, errno);
+      }
+      if (::rename(v.label_path.c_str(), mask.c_str()) != 0) {
+        return ErrnoStatus("rename", v.label_path, errno);
+      }
+    }
+  }
   for (const DatasetSample &s : opened.samples) {
+    if (s.volume >= 0) continue;  // moved with its volume above
     const std::string image =
         absl::StrCat(staging_, "/images/", s.id, fs::path(s.image_path).extension().string());
     const std::string mask = absl::StrCat(staging_, "/masks/", s.id, ".png");
@@ -320,6 +359,10 @@ absl::StatusOr<Dataset> UploadAttempt::Publish() {
   for (DatasetSample &s : result.samples) {
     move_root(s.image_path);
     move_root(s.mask_path);
+  }
+  for (DatasetVolume &v : result.volumes) {
+    move_root(v.image_path);
+    move_root(v.label_path);
   }
   const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
   LOG(INFO) << "upload: published data set " << header_.name << " (" << result.samples.size()

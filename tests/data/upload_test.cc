@@ -10,10 +10,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "server/common/file_util.h"
 #include "server/data/codec.h"
 #include "server/data/nnunet.h"
 #include "server/data/synthetic.h"
+#include "server/data/synthetic_mr.h"
 #include "temp_dir.h"
 
 namespace segserve::data {
@@ -241,6 +243,72 @@ TEST_F(UploadTest, AFileOutsideTheSetIsRejected) {
       "masks/orphan.png", "not part of the data set");
 }
 
+// NIfTI volumes: an nnU-Net raw set of .nii.gz files as nnU-Net v2 writes one for MR.
+class NiftiUploadTest : public UploadTest {
+ protected:
+  void SetUp() override {
+    UploadTest::SetUp();
+    SyntheticMrOptions options;
+    options.dims = {16, 16, 4};
+    ASSERT_TRUE(WriteSyntheticMrDataset(mr_.path(), 4, 9, options).ok());
+    nlohmann::json manifest = nlohmann::json::parse(ReadAll(mr_ / "dataset.json"));
+    manifest["nifti"] = {{"axis", 2}, {"normalization", "zscore"}};
+    ASSERT_TRUE(common::WriteFileAtomically(mr_ / "dataset.json", manifest.dump()).ok());
+  }
+  TempDir mr_;
+};
+
+TEST_F(NiftiUploadTest, NnUnetVolumesArePublishedInTheNativeLayoutWithSplitsPerVolume) {
+  DatasetUploads uploads(datasets_.path(), limits_);
+  absl::StatusOr<Dataset> ds =
+      Upload(uploads, mr_.path(), FilesOf(mr_.path()), "mr", UploadLayout::kNnUnet);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  EXPECT_EQ(ds->samples.size(), 16u);
+  EXPECT_EQ(ds->volumes[0].image_path,
+            fs::canonical(datasets_.path()).string() + "/mr/images/mr_000.nii.gz");
+  absl::StatusOr<Dataset> opened = OpenDataset(datasets_ / "mr");
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->layout, "native");
+  EXPECT_EQ(opened->channels, 1);
+  EXPECT_EQ(opened->slicing.normalization, MrNormalization::kZScore) << "nifti key kept";
+  ASSERT_EQ(opened->volumes.size(), 4u);
+  EXPECT_TRUE(fs::exists(datasets_ / "mr/masks/mr_003.nii.gz"));
+  EXPECT_FALSE(fs::exists(datasets_ / "mr/imagesTr"));
+  // The splits the nnU-Net set opened with, per volume, written out as explicit lists.
+  const Dataset original = *OpenDataset(mr_.path());
+  EXPECT_EQ(opened->train, original.train);
+  EXPECT_EQ(opened->val, original.val);
+  EXPECT_EQ(opened->test, original.test);
+  const nlohmann::json manifest = nlohmann::json::parse(ReadAll(datasets_ / "mr/dataset.json"));
+  EXPECT_EQ(manifest["splits"]["train"].size() + manifest["splits"]["val"].size() +
+                manifest["splits"]["test"].size(),
+            4u);
+  for (size_t i = 0; i < original.samples.size(); ++i) {
+    EXPECT_EQ(LoadSample(*opened, static_cast<int>(i))->image,
+              LoadSample(original, static_cast<int>(i))->image);
+  }
+}
+
+TEST_F(NiftiUploadTest, ABadVolumeIsRejectedNamingTheFileAndTheProblem) {
+  const std::string image = mr_ / "imagesTr/mr_002_0000.nii.gz";
+  const std::string bytes = ReadAll(image);
+  ASSERT_TRUE(common::WriteFileAtomically(image, bytes.substr(0, bytes.size() / 2)).ok());
+  DatasetUploads uploads(datasets_.path(), limits_);
+  ExpectRejected(Upload(uploads, mr_.path(), FilesOf(mr_.path()), "mr", UploadLayout::kNnUnet),
+                 "imagesTr/mr_002_0000.nii.gz: truncated gzip stream", "");
+  ASSERT_TRUE(common::WriteFileAtomically(image, bytes).ok());
+
+  // Labels of another shape.
+  const NiftiVolume like = *NewNiftiVolume({16, 16, 3}, ReadNifti(image)->sform);
+  ASSERT_TRUE(
+      WriteNiftiLabels(mr_ / "labelsTr/mr_001.nii.gz", like, std::vector<uint8_t>(16 * 16 * 3, 0))
+          .ok());
+  ExpectRejected(Upload(uploads, mr_.path(), FilesOf(mr_.path()), "mr", UploadLayout::kNnUnet),
+                 "labelsTr/mr_001.nii.gz: shape 16x16x3 differs from its image "
+                 "imagesTr/mr_001_0000.nii.gz",
+                 "");
+}
+
 TEST_F(UploadTest, UnsafePathsAreRejected) {
   struct Case {
     std::string path, reason;
@@ -257,6 +325,7 @@ TEST_F(UploadTest, UnsafePathsAreRejected) {
                                          {"other/a.png", "not part of the layout"},
                                          {"imagesTr/a_0000.png", "not part of the layout"},
                                          {"images/a.exe", "extension"},
+                                         {"images/a.nii.bz2", "extension"},
                                          {"masks/a.jpg", ".png"},
                                          {"", "empty path"}}) {
     DatasetUploads uploads(datasets_.path(), limits_);

@@ -19,6 +19,7 @@
 #include "server/data/codec.h"
 #include "server/data/nnunet.h"
 #include "server/data/synthetic.h"
+#include "server/data/synthetic_mr.h"
 #include "tests/integration/fault_harness.h"
 #include "tests/testing/commands.h"
 
@@ -302,6 +303,32 @@ TEST_F(UploadTest, SegctlUploadsWithProgressAndReportsRejections) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(WaitNoStaging());
   EXPECT_EQ(DatasetEntries(), std::vector<std::string>{"from-cli"});
+}
+
+TEST_F(UploadTest, SegctlUploadsAnNnUnetNiftiSetAndABadVolumeIsRejected) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--bootstrap=false"}));
+  const std::string segctl = absl::StrCat(testing::SegctlBinary(), " --server ",
+                                          server_->grpc_target(), " datasets upload ");
+  data::SyntheticMrOptions mr;
+  mr.dims = {16, 16, 4};
+  const std::string dir = dir_.path() + "/local-mr";
+  ASSERT_TRUE(data::WriteSyntheticMrDataset(dir, 4, 3, mr).ok());
+  testing::CommandResult r = testing::RunCommand(segctl + dir + " --name mr --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("uploaded data set mr: 16 images"));
+  EXPECT_THAT(r.output, HasSubstr("1 channel(s), classes background,organ,lesion"));
+  const std::map<std::string, v1::DatasetInfo> listed = Listed();
+  ASSERT_EQ(listed.count("mr"), 1u);
+  EXPECT_EQ(listed.at("mr").images(), 16);
+  EXPECT_TRUE(fs::exists(data_dir_ + "/datasets/mr/images/mr_000.nii.gz"));
+
+  // A label volume cut short: named as sent, nothing published.
+  const std::string label = dir + "/labelsTr/mr_001.nii.gz";
+  const std::string bytes = *common::ReadFile(label);
+  ASSERT_TRUE(common::WriteFileAtomically(label, bytes.substr(0, bytes.size() - 20)).ok());
+  const std::vector<std::string> before = DatasetEntries();
+  ExpectRejected(UploadDir(dir, "mr-bad").status(), "labelsTr/mr_001.nii.gz", "truncated gzip",
+                 before);
 }
 
 }  // namespace
