@@ -86,6 +86,9 @@ absl::StatusOr<NiftiLabels> ReadNiftiLabels(const std::string &path,
                                             const NiftiLimits &limits = {});
 absl::StatusOr<NiftiLabels> LabelsFromVolume(const NiftiVolume &volume);
 
+// "AxBxC", for messages.
+std::string NiftiDimsText(const std::array<int64_t, 3>& dims);
+
 // InvalidArgument "<labels file>: shape AxBxC differs from its image <image file> (DxExF)".
 absl::Status CheckSameShape(const NiftiVolume &image, const NiftiLabels &labels);
 
