@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "client/segctl/susceptibility_plot.h"
 #include "server/common/status_macros.h"
 
 namespace segserve::segctl {
@@ -233,7 +234,6 @@ std::optional<plot::Figure> HellingerPerLayerFigure(const json& report) {
     panel.x_label = "layer";
     panel.x_categories = layers;
     panel.vertical_categories = true;
-    panel.y_min = 0;
     panel.legend = t == 0 ? plot::LegendPosition::kOutsideRight : plot::LegendPosition::kNone;
     double y_max = 0;
     for (const json& entry : entries) {
@@ -275,12 +275,7 @@ std::optional<plot::Figure> HellingerPerLayerFigure(const json& report) {
       panel.series.push_back(std::move(line));
       panel.series.push_back(std::move(null));
     }
-    panel.y_max = std::min(1.0, std::max(0.05, 1.1 * y_max));
-    plot::Series null_key;
-    null_key.label = "null value";
-    null_key.colour = {90, 90, 90};
-    null_key.dashed = true;
-    panel.legend_only.push_back(null_key);
+    FinishHellingerPanel(panel, y_max);
     figure.panels.push_back(std::move(panel));
   }
   return figure;

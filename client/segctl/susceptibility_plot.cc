@@ -9,6 +9,16 @@
 
 namespace segserve::segctl {
 
+void FinishHellingerPanel(plot::Panel& panel, double y_max) {
+  panel.y_min = 0;
+  panel.y_max = std::min(1.0, std::max(0.05, 1.1 * y_max));
+  plot::Series null_key;
+  null_key.label = "null value";
+  null_key.colour = {90, 90, 90};
+  null_key.dashed = true;
+  panel.legend_only.push_back(null_key);
+}
+
 absl::StatusOr<plot::Figure> SusceptibilityFigure(const v1::SusceptibilityReport& report) {
   std::vector<std::string> layers;
   std::map<std::string, double> index;
@@ -51,13 +61,7 @@ absl::StatusOr<plot::Figure> SusceptibilityFigure(const v1::SusceptibilityReport
     panel.series.push_back(std::move(null));
     ++i;
   }
-  panel.y_min = 0;
-  panel.y_max = std::min(1.0, std::max(0.05, 1.1 * y_max));
-  plot::Series null_key;
-  null_key.label = "null value";
-  null_key.colour = {90, 90, 90};
-  null_key.dashed = true;
-  panel.legend_only.push_back(null_key);
+  FinishHellingerPanel(panel, y_max);
 
   plot::Figure figure;
   figure.width = 1100;

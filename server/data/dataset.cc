@@ -311,15 +311,7 @@ absl::StatusOr<Dataset> OpenNative(const std::string &root, const OpenOptions &o
     }
     if (auto it = image_domains.find(id); it != image_domains.end()) sample_domain = it->second;
     if (volumes) {
-      const std::string label_rel = internal::FindLabelVolume(root, "masks", id);
-      if (label_rel.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("dataset ", root, ": missing mask masks/",
-                                                       id, ".nii.gz for volume ", image_path));
-      }
-      DatasetVolume v;
-      v.id = id;
-      v.image_path = image_path;
-      ASSIGN_OR_RETURN(v.label_path, internal::ConfinedPath(root, label_rel));
+      ASSIGN_OR_RETURN(DatasetVolume v, internal::VolumeWithLabels(root, "masks", id, image_path));
       v.domain = std::move(sample_domain);
       ds.volumes.push_back(std::move(v));
       continue;

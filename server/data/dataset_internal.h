@@ -53,10 +53,12 @@ absl::StatusOr<VolumeSlicing> ParseVolumeSlicing(const std::string &root,
 absl::StatusOr<bool> HoldsVolumes(const std::string &root, const std::string &subdir,
                                   const std::map<std::string, std::string> &files);
 
-// "<subdir>/<id>.nii.gz" or "<subdir>/<id>.nii", whichever exists under root; ""
-// for neither.
-std::string FindLabelVolume(const std::string &root, const std::string &subdir,
-                            const std::string &id);
+// The volume `id` (image at `image_path`) with its label volume "<subdir>/<id>.nii.gz" or
+// "<subdir>/<id>.nii", whichever exists under root (domain left empty); InvalidArgument
+// naming the missing mask otherwise. Both layouts' readers use it.
+absl::StatusOr<DatasetVolume> VolumeWithLabels(const std::string &root, const std::string &subdir,
+                                               const std::string &id,
+                                               const std::string &image_path);
 
 // "<volume>_z012": the axis's letter (x, y, z) and the slice index, zero-padded to
 // 3 digits (more when the volume has more slices), so ids sort in slice order.

@@ -122,14 +122,21 @@ absl::StatusOr<bool> HoldsVolumes(const std::string &root, const std::string &su
   return volumes != 0;
 }
 
-std::string FindLabelVolume(const std::string &root, const std::string &subdir,
-                            const std::string &id) {
+absl::StatusOr<DatasetVolume> VolumeWithLabels(const std::string &root, const std::string &subdir,
+                                               const std::string &id,
+                                               const std::string &image_path) {
   for (const char *ext : {".nii.gz", ".nii"}) {
     const std::string relative = subdir + "/" + id + ext;
     std::error_code ec;
-    if (fs::exists(fs::symlink_status(root + "/" + relative, ec))) return relative;
+    if (!fs::exists(fs::symlink_status(root + "/" + relative, ec))) continue;
+    DatasetVolume v;
+    v.id = id;
+    v.image_path = image_path;
+    ASSIGN_OR_RETURN(v.label_path, ConfinedPath(root, relative));
+    return v;
   }
-  return "";
+  return absl::InvalidArgumentError(absl::StrCat("dataset ", root, ": missing mask ", subdir, "/",
+                                                 id, ".nii.gz for volume ", image_path));
 }
 
 std::string SliceId(const std::string &volume_id, int axis, int64_t slice, int64_t count) {

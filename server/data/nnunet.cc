@@ -65,15 +65,8 @@ absl::StatusOr<Dataset> OpenNnUnetDataset(const std::string &root, const OpenOpt
   ASSIGN_OR_RETURN(const bool volumes, internal::HoldsVolumes(root, "imagesTr", images));
   for (const auto &[id, image_path] : images) {
     if (volumes) {
-      const std::string label_rel = internal::FindLabelVolume(root, "labelsTr", id);
-      if (label_rel.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("dataset ", root, ": missing mask labelsTr/",
-                                                       id, ".nii.gz for volume ", image_path));
-      }
-      DatasetVolume v;
-      v.id = id;
-      v.image_path = image_path;
-      ASSIGN_OR_RETURN(v.label_path, internal::ConfinedPath(root, label_rel));
+      ASSIGN_OR_RETURN(DatasetVolume v,
+                       internal::VolumeWithLabels(root, "labelsTr", id, image_path));
       ds.volumes.push_back(std::move(v));
       continue;
     }
