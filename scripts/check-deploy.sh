@@ -2,11 +2,17 @@
 # File: scripts/check-deploy.sh — static checks of docker/ and deploy/ (no cluster, no
 # engine; ~10 s once packages are installed):
 #   1. kubectl kustomize renders deploy/overlays/cpu and deploy/overlays/gpu, deploy/kserve
-#      (KServe runtime + InferenceService) and deploy/grafana (dashboard ConfigMap);
-#   2. every rendered object (and deploy/examples/hpa.yaml) validates against the
-#      Kubernetes schema (npm kubernetes-models@4 + yaml, tests/deploy/validate.mjs; KServe
-#      kinds against validate.mjs's own schema of the fields we use) and our own policy
-#      checks (image, probes, limits, non-root, read-only root fs, ...);
+#      (KServe runtime + InferenceService), deploy/grafana (dashboard ConfigMap) and the
+#      distributed tree: deploy/overlays/distributed (plain PostgreSQL), .../cloudnativepg,
+#      and each of them with components/gpu-trainer;
+#   2. every rendered object (and deploy/examples/hpa.yaml, the distributed Secret
+#      template) validates against the Kubernetes schema (npm kubernetes-models@4 + yaml,
+#      tests/deploy/validate.mjs; KEDA kinds with @kubernetes-models/keda; KServe and
+#      CloudNativePG kinds against validate.mjs's own schema of the fields we use) and our
+#      own policy checks (image, probes, limits, non-root, read-only root fs, ...); the
+#      distributed variants also pass tests/deploy/check-distributed.mjs (roles, database
+#      URL and Secret, shared RWX data dir, database NetworkPolicy, HPA, KEDA, GPU), and
+#      their KEDA query runs against a private PostgreSQL 15 with segserve's job schema;
 #   3. promtool check rules / test rules on deploy/prometheus, promtool check config on
 #      the compose Prometheus configuration.
 # A missing tool skips its part with a "SKIP" line (exit stays 0) unless
@@ -41,10 +47,53 @@ if command -v kubectl >/dev/null; then
 fi
 if [ ${#kustomize[@]} -eq 0 ] && command -v kustomize >/dev/null; then kustomize=(kustomize build); fi
 
+# The KEDA trigger's query, run against a private PostgreSQL 15 (Unix socket only, ~1 s)
+# holding segserve's job schema (server/scheduler/migrations/postgres/*.sql, as the binary
+# applies them) and one job per kind and state: it must parse on that schema and count the
+# jobs that need a training slot (queued or running, no sweep/experiment parents) = 4.
+check_keda_queries() {
+  local queries=$1 pg=/usr/lib/postgresql/15/bin d as=()
+  if [ ! -x "$pg/initdb" ] || ! command -v psql >/dev/null; then
+    skip "KEDA query on PostgreSQL 15: $pg/initdb or psql missing (Debian postgresql-15)"; return
+  fi
+  # Not under $tmp (mode 0700, root's): as root the server runs as the user postgres.
+  d=$(mktemp -d)
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$d"; as=(runuser -u postgres --); fi
+  if ! "${as[@]}" "$pg/initdb" -D "$d/data" -A trust -U segserve >"$tmp/initdb.log" 2>&1 \
+     || ! "${as[@]}" "$pg/pg_ctl" -D "$d/data" -l "$d/log" -w -o "-k $d -c listen_addresses=''" start >>"$tmp/initdb.log" 2>&1; then
+    tail -5 "$tmp/initdb.log" "$d/log" 2>/dev/null; rm -rf "$d"
+    bad "KEDA query: could not start a private PostgreSQL 15"; return
+  fi
+  local psql=(psql -X -q -v ON_ERROR_STOP=1 -h "$d" -U segserve -d postgres)
+  if cat server/scheduler/migrations/postgres/*.sql | "${psql[@]}" --single-transaction -f - >"$tmp/pgq.out" 2>&1 \
+     && "${psql[@]}" -f - >>"$tmp/pgq.out" 2>&1 <<'SQL'
+INSERT INTO jobs (id, kind, state) VALUES
+  ('j1', 'TRAIN', 'QUEUED'), ('j2', 'TRAIN', 'RUNNING'), ('j3', 'ANALYSIS', 'QUEUED'),
+  ('j4', 'SYNTH', 'RUNNING'), ('j5', 'SWEEP', 'RUNNING'), ('j6', 'EXPERIMENT', 'QUEUED'),
+  ('j7', 'TRAIN', 'SUCCEEDED'), ('j8', 'TRAIN', 'FAILED'), ('j9', 'TRAIN', 'CANCELLED');
+SQL
+  then
+    local q n
+    while IFS= read -r q; do
+      [ -n "$q" ] || continue
+      if n=$("${psql[@]}" -At -c "$q" 2>>"$tmp/pgq.out") && [ "$n" = 4 ]; then
+        ok "KEDA query on PostgreSQL 15 + segserve's job schema: $n jobs need a slot (queued or running, no parents)"
+      else
+        cat "$tmp/pgq.out"; bad "KEDA query answered '${n:-error}', want 4: $q"
+      fi
+    done <"$queries"
+  else
+    cat "$tmp/pgq.out"; bad "KEDA query: segserve's job schema did not apply"
+  fi
+  "${as[@]}" "$pg/pg_ctl" -D "$d/data" -m immediate stop >/dev/null 2>&1
+  rm -rf "$d"
+}
+
 # --- 1+2. render and validate -----------------------------------------------------------
 have_node=0
 if command -v node >/dev/null && command -v npm >/dev/null; then
-  if [ ! -d tests/deploy/node_modules/kubernetes-models ] || [ ! -d tests/deploy/node_modules/yaml ]; then
+  if [ ! -d tests/deploy/node_modules/kubernetes-models ] || [ ! -d tests/deploy/node_modules/yaml ] \
+      || [ ! -d tests/deploy/node_modules/@kubernetes-models/keda ]; then
     if (cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error) >"$tmp/npm.log" 2>&1; then
       have_node=1
     else
@@ -81,6 +130,27 @@ else
       bad "${kustomize[*]} deploy/$dir: $(head -3 "$tmp/$dir.err")"
     fi
   done
+  # The distributed tree: its two database variants as committed, and each with the GPU
+  # trainer component (a throw-away kustomization; kustomize wants relative paths).
+  dist_inputs=()
+  mkdir -p "$tmp/dist-gpu" "$tmp/dist-cnpg-gpu"
+  rel=$(realpath --relative-to="$tmp/dist-gpu" "$PWD")
+  for v in dist-gpu:deploy/overlays/distributed dist-cnpg-gpu:deploy/overlays/distributed/cloudnativepg; do
+    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\ncomponents: [%s]\n' \
+      "$rel/${v#*:}" "$rel/deploy/overlays/distributed/components/gpu-trainer" >"$tmp/${v%%:*}/kustomization.yaml"
+  done
+  for v in dist:deploy/overlays/distributed dist-cnpg:deploy/overlays/distributed/cloudnativepg \
+           gpu:dist-gpu:"$tmp/dist-gpu" gpu:dist-cnpg-gpu:"$tmp/dist-cnpg-gpu"; do
+    gpu=""; [ "${v#gpu:}" != "$v" ] && gpu="gpu:" && v=${v#gpu:}
+    name=${v%%:*} dir=${v#*:}
+    if "${kustomize[@]}" "$dir" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
+      ok "${kustomize[*]} ${dir/#$tmp\//<tmp>/} ($(grep -c '^kind:' "$tmp/$name.yaml") objects)"
+      extra_inputs+=("$name=$tmp/$name.yaml")
+      dist_inputs+=("$gpu$name=$tmp/$name.yaml")
+    else
+      bad "${kustomize[*]} $dir: $(head -3 "$tmp/$name.err")"
+    fi
+  done
   if [ ${#inputs[@]} -eq 2 ] && [ "$(grep -c 'nvidia.com/gpu: "1"' "$tmp/gpu.yaml")" -ge 2 ] \
       && grep -q 'SEGSERVE_DEVICE: cuda:0' "$tmp/gpu.yaml" && grep -q 'image: .*:cuda' "$tmp/gpu.yaml" \
       && ! grep -q 'nvidia.com/gpu' "$tmp/cpu.yaml"; then
@@ -89,13 +159,24 @@ else
     bad "gpu overlay lacks nvidia.com/gpu, SEGSERVE_DEVICE=cuda:0 or the :cuda image (or cpu overlay has a GPU)"
   fi
 fi
-inputs+=("${extra_inputs[@]}" "examples/hpa=deploy/examples/hpa.yaml")
+inputs+=("${extra_inputs[@]}" "examples/hpa=deploy/examples/hpa.yaml"
+        "distributed/secret=deploy/overlays/distributed/postgres/secret.example.yaml")
 if [ "$have_node" = 1 ]; then
   if node tests/deploy/validate.mjs deploy/prometheus/alerts.yml "${inputs[@]}" >"$tmp/validate.out" 2>&1; then
     ok "schema + policy: $(tail -1 "$tmp/validate.out")"
   else
     cat "$tmp/validate.out"
     bad "schema + policy validation"
+  fi
+  if [ ${#dist_inputs[@]} -gt 0 ]; then
+    if node tests/deploy/check-distributed.mjs --queries "$tmp/keda-queries.sql" "${dist_inputs[@]}" >"$tmp/dist.out" 2>&1; then
+      ok "distributed: $(tail -1 "$tmp/dist.out")"
+      sed -n 's/^note: /check-distributed: note: /p' "$tmp/dist.out"
+      check_keda_queries "$tmp/keda-queries.sql"
+    else
+      cat "$tmp/dist.out"
+      bad "distributed: tests/deploy/check-distributed.mjs"
+    fi
   fi
   # The compose file and rules parse as YAML (no engine here to run compose itself).
   if (cd tests/deploy && node --input-type=module -e '

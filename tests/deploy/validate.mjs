@@ -20,6 +20,14 @@
 //    the policy checks above (probes, limits, non-root, mounts have volumes, ...).
 // 4. Grafana dashboard ConfigMaps (label grafana_dashboard: "1"): every data entry is a
 //    dashboard JSON whose panels query the templated Prometheus data source.
+// 5. KEDA (keda.sh/v1alpha1 ScaledObject, TriggerAuthentication): the schemas of npm
+//    @kubernetes-models/keda (types and required fields, as for built-in kinds); a
+//    ScaledObject's target and authenticationRef must be in the manifests.
+// 6. CloudNativePG (postgresql.cnpg.io/v1 Cluster; no offline schema package exists): the
+//    fields we use are checked against a small schema here (known keys, types); the
+//    Cluster counts as pods labelled cnpg.io/cluster=<name> for selectors. The full CRD
+//    schema is NOT validated.
+// 7. NetworkPolicy ingress `from` pod selectors (same namespace) match a pod template.
 // Exit 0 when all pass; prints one line per problem and exits 1 otherwise.
 import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -35,12 +43,15 @@ const WORKLOADS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet
 // Kinds we accept without a kubernetes-models schema; they get structural checks here.
 const CRDS = new Set(["monitoring.coreos.com/v1:ServiceMonitor", "monitoring.coreos.com/v1:PrometheusRule",
   "serving.kserve.io/v1alpha1:ServingRuntime", "serving.kserve.io/v1alpha1:ClusterServingRuntime",
-  "serving.kserve.io/v1beta1:InferenceService"]);
+  "serving.kserve.io/v1beta1:InferenceService", "postgresql.cnpg.io/v1:Cluster"]);
+// CRD groups whose schemas come from an npm package of their own.
+const SCHEMA_PACKAGES = { "keda.sh": "@kubernetes-models/keda/keda.sh" };
 const RUNTIMES = new Set(["ServingRuntime", "ClusterServingRuntime"]);
 
 async function schemaCheck(where, obj) {
   const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : [null, obj.apiVersion];
-  const path = `kubernetes-models/${group ? `${group}/` : ""}${version}/${obj.kind}`;
+  const path = SCHEMA_PACKAGES[group] ? `${SCHEMA_PACKAGES[group]}/${version}/${obj.kind}`
+    : `kubernetes-models/${group ? `${group}/` : ""}${version}/${obj.kind}`;
   let Model;
   try {
     ({ [obj.kind]: Model } = await import(path));
@@ -58,6 +69,21 @@ async function schemaCheck(where, obj) {
 const matches = (selector, labels) =>
   selector && Object.keys(selector).length > 0 &&
   Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+// A full LabelSelector (matchLabels + matchExpressions); an empty one matches everything.
+function selects(selector, labels) {
+  const ml = selector?.matchLabels ?? {};
+  if (!Object.entries(ml).every(([k, v]) => labels?.[k] === v)) return false;
+  return (selector?.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
+    const has = labels && Object.hasOwn(labels, key);
+    switch (operator) {
+      case "In": return has && values.includes(labels[key]);
+      case "NotIn": return !has || !values.includes(labels[key]);
+      case "Exists": return has;
+      case "DoesNotExist": return !has;
+      default: return false;
+    }
+  });
+}
 
 function checkContainer(where, c, kind, configMaps, envFromNames, isInit) {
   const at = `${where} container ${c.name}`;
@@ -252,6 +278,59 @@ function checkDashboardConfigMap(where, o) {
   }
 }
 
+// --- CloudNativePG: a schema of the fields we use (postgresql.cnpg.io/v1 Cluster) ---------
+const CNPG_SPEC_KEYS = new Set(["instances", "imageName", "imageCatalogRef", "primaryUpdateStrategy",
+  "primaryUpdateMethod", "bootstrap", "storage", "walStorage", "resources", "postgresql", "affinity",
+  "monitoring", "backup", "superuserSecret", "enableSuperuserAccess", "description", "inheritedMetadata",
+  "certificates", "managed", "startDelay", "stopDelay", "switchoverDelay", "failoverDelay",
+  "minSyncReplicas", "maxSyncReplicas", "priorityClassName", "env", "envFrom", "logLevel", "projectedVolumeTemplate",
+  "externalClusters", "replica", "topologySpreadConstraints", "tablespaces", "plugins", "probes",
+  "enablePDB", "imagePullPolicy", "imagePullSecrets", "serviceAccountTemplate", "smartShutdownTimeout",
+  "replicationSlots", "ephemeralVolumeSource", "ephemeralVolumesSizeLimit", "seccompProfile", "podSecurityContext",
+  "securityContext", "nodeMaintenanceWindow", "schedulerName", "postgresGID", "postgresUID"]);
+const CNPG_INITDB_KEYS = new Set(["database", "owner", "secret", "options", "dataChecksums", "encoding",
+  "localeCollate", "localeCType", "locale", "localeProvider", "walSegmentSize", "postInitSQL",
+  "postInitApplicationSQL", "postInitTemplateSQL", "postInitSQLRefs", "postInitApplicationSQLRefs",
+  "postInitTemplateSQLRefs", "import", "icuLocale", "icuRules", "builtinLocale"]);
+const CNPG_STORAGE_KEYS = new Set(["size", "storageClass", "resizeInUseVolumes", "pvcTemplate"]);
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$/;
+
+function checkCnpgCluster(where, o) {
+  const spec = o.spec;
+  if (!isMap(spec)) { problems.push(`${where}: no spec`); return; }
+  for (const k of unknownKeys(spec, CNPG_SPEC_KEYS)) problems.push(`${where}: spec.${k} is not a Cluster field`);
+  if (!Number.isInteger(spec.instances) || spec.instances < 1) problems.push(`${where}: spec.instances must be an integer >= 1`);
+  if (spec.imageName !== undefined && (typeof spec.imageName !== "string" || !/[:@]/.test(spec.imageName))) {
+    problems.push(`${where}: spec.imageName must be an image with a tag or digest`);
+  }
+  if (spec.primaryUpdateStrategy !== undefined && !["unsupervised", "supervised"].includes(spec.primaryUpdateStrategy)) {
+    problems.push(`${where}: spec.primaryUpdateStrategy must be unsupervised or supervised`);
+  }
+  if (!isMap(spec.storage)) problems.push(`${where}: spec.storage is required`);
+  for (const k of unknownKeys(spec.storage, CNPG_STORAGE_KEYS)) problems.push(`${where}: spec.storage.${k} is not a field`);
+  if (spec.storage && !QUANTITY.test(String(spec.storage.size ?? ""))) problems.push(`${where}: spec.storage.size '${spec.storage.size ?? ""}' is not a quantity`);
+  const initdb = spec.bootstrap?.initdb;
+  if (spec.bootstrap !== undefined) {
+    for (const k of unknownKeys(spec.bootstrap, new Set(["initdb", "recovery", "pg_basebackup"]))) problems.push(`${where}: spec.bootstrap.${k} is not a field`);
+  }
+  if (isMap(initdb)) {
+    for (const k of unknownKeys(initdb, CNPG_INITDB_KEYS)) problems.push(`${where}: bootstrap.initdb.${k} is not a field`);
+    for (const k of ["database", "owner"]) if (initdb[k] !== undefined && typeof initdb[k] !== "string") problems.push(`${where}: bootstrap.initdb.${k} must be a string`);
+    if (initdb.secret !== undefined && (typeof initdb.secret?.name !== "string" || unknownKeys(initdb.secret, new Set(["name"])).length)) {
+      problems.push(`${where}: bootstrap.initdb.secret must be {name: <Secret>}`);
+    }
+  }
+  for (const part of ["requests", "limits"]) {
+    for (const [k, v] of Object.entries(spec.resources?.[part] ?? {})) {
+      if (!QUANTITY.test(String(v))) problems.push(`${where}: resources.${part}.${k} '${v}' is not a quantity`);
+    }
+  }
+  const params = spec.postgresql?.parameters;
+  if (params !== undefined && (!isMap(params) || Object.values(params).some((v) => typeof v !== "string"))) {
+    problems.push(`${where}: postgresql.parameters must map strings to strings`);
+  }
+}
+
 const rules = parse(readFileSync(rulesFile, "utf8"));
 let objects = 0;
 for (const input of inputs) {
@@ -290,6 +369,10 @@ for (const input of inputs) {
       pods.push({ where, labels: tpl?.metadata?.labels ?? {}, named });
     }
   }
+  // A CloudNativePG Cluster's instance pods carry cnpg.io/cluster=<name>.
+  for (const o of objs.filter((c) => c.kind === "Cluster" && c.apiVersion === "postgresql.cnpg.io/v1")) {
+    pods.push({ where: `${name}: Cluster/${o.metadata.name}`, labels: { "cnpg.io/cluster": o.metadata.name }, named: new Map() });
+  }
   for (const o of objs) {
     const where = `${name}: ${o?.kind}/${o?.metadata?.name}`;
     if (o.kind === "Service") {
@@ -313,6 +396,29 @@ for (const input of inputs) {
     }
     if (o.kind === "NetworkPolicy" && !pods.some((p) => matches(o.spec?.podSelector?.matchLabels, p.labels))) {
       problems.push(`${where}: podSelector matches no pod template`);
+    }
+    if (o.kind === "NetworkPolicy") {
+      for (const [i, rule] of (o.spec?.ingress ?? []).entries()) {
+        for (const peer of rule.from ?? []) {
+          if (peer.podSelector && !peer.namespaceSelector && Object.keys(peer.podSelector).length > 0 &&
+              !pods.some((p) => selects(peer.podSelector, p.labels))) {
+            problems.push(`${where}: ingress[${i}] from.podSelector ${JSON.stringify(peer.podSelector)} matches no pod template`);
+          }
+        }
+      }
+    }
+    if (o.kind === "Cluster" && o.apiVersion === "postgresql.cnpg.io/v1") checkCnpgCluster(where, o);
+    if (o.kind === "ScaledObject") {
+      const ref = o.spec?.scaleTargetRef;
+      const kind = ref?.kind ?? "Deployment";
+      if (!objs.some((w) => w.kind === kind && w.metadata?.name === ref?.name)) problems.push(`${where}: scaleTargetRef ${kind}/${ref?.name} is not in the manifests`);
+      for (const [i, t] of (o.spec?.triggers ?? []).entries()) {
+        const auth = t.authenticationRef;
+        if (auth && (auth.kind ?? "TriggerAuthentication") === "TriggerAuthentication" &&
+            !objs.some((a) => a.kind === "TriggerAuthentication" && a.metadata?.name === auth.name)) {
+          problems.push(`${where}: triggers[${i}].authenticationRef ${auth.name} is not in the manifests`);
+        }
+      }
     }
     if (o.kind === "ServiceMonitor") {
       const svcs = objs.filter((s) => s.kind === "Service" && matches(o.spec?.selector?.matchLabels, s.metadata?.labels));
