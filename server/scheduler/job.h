@@ -67,6 +67,11 @@ struct Job {
   int restarts = 0;              // times re-queued after an interrupted run.
   int last_completed_epoch = 0;  // persisted by the runner; resume from here + 1.
   bool cancel_requested = false;
+  // Lease bookkeeping (JobStore::Claim): the number of times the job was started — the
+  // fencing token every write of a running attempt carries — and the worker that holds the
+  // current run ("" when not running).
+  int attempt = 0;
+  std::string owner;
 };
 
 struct JobFilter {

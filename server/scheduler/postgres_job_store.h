@@ -9,6 +9,10 @@
 // is configured: on by default, so an acknowledged submission survives kill -9 of segserve
 // and a crash of the database server).
 //
+// Leases: Claim is one UPDATE of the row picked by SELECT ... FOR UPDATE SKIP LOCKED, so any
+// number of replicas claim concurrently without blocking each other or taking one job twice;
+// lease times are the database's clock (clock_timestamp()), so replicas' clocks do not matter.
+//
 // Schema: migrations/postgres/NNNN_*.sql, embedded at build time and applied by Open under
 // an advisory lock (server/postgres/migrations.h), recorded as component "jobs" in
 // schema_version.
@@ -42,9 +46,19 @@ class PostgresJobStore : public JobStore {
   PostgresJobStore& operator=(const PostgresJobStore&) = delete;
 
   absl::Status Insert(const std::vector<Job>& jobs) override;
-  absl::Status Update(const Job& job) override;
-  absl::Status UpdateProgress(const JobId& id, const JobProgress& progress) override;
-  absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch) override;
+  using JobStore::Update;
+  using JobStore::UpdateLastCompletedEpoch;
+  using JobStore::UpdateProgress;
+  absl::Status Update(const Job& job, const Fence& fence) override;
+  absl::Status UpdateProgress(const JobId& id, const JobProgress& progress, int attempt) override;
+  absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch, int attempt) override;
+  absl::Status RequestCancel(const JobId& id) override;
+  absl::StatusOr<std::optional<Job>> Claim(const std::string& owner,
+                                           std::chrono::milliseconds lease,
+                                           TimePoint now) override;
+  absl::StatusOr<bool> RenewLease(const JobId& id, int attempt,
+                                  std::chrono::milliseconds lease) override;
+  absl::StatusOr<std::vector<Job>> RequeueExpired(TimePoint now) override;
   absl::StatusOr<Job> Get(const JobId& id) override;
   absl::StatusOr<std::vector<Job>> List(const JobFilter& filter) override;
   absl::StatusOr<std::optional<Job>> NextRunnable() override;
@@ -62,8 +76,11 @@ class PostgresJobStore : public JobStore {
                                              const postgres::Params& params)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FillChildIds(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs an UPDATE of one job; no row changed: NotFound for an unknown id, else Aborted
+  // (`fence` failed).
   absl::Status UpdateOne(const postgres::Statement& statement, const postgres::Params& params,
-                         const JobId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                         const JobId& id, const Fence& fence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status NoRowUpdated(const JobId& id, const Fence& fence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string description_;
   absl::Mutex mu_;

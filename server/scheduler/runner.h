@@ -34,6 +34,13 @@ class JobContext {
   // Call it only after the checkpoint is durable.
   virtual absl::Status MarkEpochCompleted(int epoch) = 0;
 
+  // OK while this run still holds the job. Aborted once the job's lease was lost (the
+  // worker was paused or cut off past the lease and the job was re-queued or taken by
+  // another worker): the runner must then write nothing more for the job — no checkpoint,
+  // no model version — and return. Call it right before such a write; on a shared store it
+  // asks the database (one query). The default says OK (test doubles, single box).
+  virtual absl::Status CheckLease() { return absl::OkStatus(); }
+
   // Counts training images (segserve_training_images_total; its rate is throughput).
   virtual void AddTrainingImages(int64_t images) = 0;
 

@@ -2,6 +2,9 @@
 
 #include <cstdio>
 #include <exception>
+#include <random>
+
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
@@ -18,9 +21,16 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::unique_ptr<Job
                                                              common::Clock* clock,
                                                              metrics::Metrics* metrics) {
   if (store == nullptr) return absl::InvalidArgumentError("scheduler needs a job store");
-  if (options.training_slots < 1) {
+  if (options.training_slots < (options.shared_store ? 0 : 1)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("training_slots must be >= 1, got ", options.training_slots));
+        absl::StrCat("training_slots must be >= ", options.shared_store ? 0 : 1, ", got ",
+                     options.training_slots));
+  }
+  if (options.shared_store && (options.lease < std::chrono::milliseconds(30) ||
+                               options.poll_interval < std::chrono::milliseconds(1))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease must be >= 30 ms and poll_interval >= 1 ms, got ",
+                     options.lease.count(), " ms and ", options.poll_interval.count(), " ms"));
   }
   if (options.max_queued_jobs < 1) {
     return absl::InvalidArgumentError(
@@ -35,10 +45,16 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::unique_ptr<Job
   std::unique_ptr<Scheduler> scheduler(new Scheduler(std::move(store), std::move(runners), options,
                                                      clock ? clock : common::Clock::Real(),
                                                      metrics));
+  scheduler->worker_id_ = options.worker_id.empty() ? DefaultWorkerId() : options.worker_id;
   RETURN_IF_ERROR(scheduler->Recover());
   scheduler->metrics_.SetStoreHealthy(true);
   for (int i = 0; i < options.training_slots; ++i) {
     scheduler->workers_.emplace_back([s = scheduler.get()] { s->WorkerLoop(); });
+  }
+  if (options.shared_store) {
+    scheduler->maintenance_ = std::thread([s = scheduler.get()] { s->MaintenanceLoop(); });
+    LOG(INFO) << "scheduler: shared job store; worker " << scheduler->worker_id_ << ", "
+              << options.training_slots << " slot(s), lease " << options.lease.count() << " ms";
   }
   return scheduler;
 }
@@ -85,8 +101,17 @@ Scheduler::~Scheduler() { Shutdown(); }
 
 absl::Status Scheduler::Recover() {
   absl::MutexLock lock(&mu_);
+  // Shared store: other replicas' RUNNING jobs are alive as long as their leases are; only
+  // expired ones are re-queued (here and by every maintenance pass).
+  if (options_.shared_store) {
+    ASSIGN_OR_RETURN(std::vector<Job> expired, store_->RequeueExpired(WallNow()));
+    for (const Job& job : expired) {
+      LOG(WARNING) << "job " << job.id << ": " << job.reason << " (now "
+                   << JobStateName(job.state) << ")";
+    }
+  }
   // Each pass moves the jobs it sees out of RUNNING, so the loop ends.
-  while (true) {
+  while (!options_.shared_store) {
     JobFilter filter;
     filter.states = {JobState::kRunning};
     filter.limit = 1000;
@@ -131,6 +156,15 @@ absl::Status Scheduler::Recover() {
   return absl::OkStatus();
 }
 
+std::string DefaultWorkerId() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
+  std::random_device random;
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "-%d-%04x", static_cast<int>(::getpid()), random() & 0xffff);
+  return std::string(host) + buf;
+}
+
 JobId Scheduler::NewIdLocked() {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "job-%016llx", static_cast<unsigned long long>(rng_()));
@@ -139,6 +173,10 @@ JobId Scheduler::NewIdLocked() {
 
 absl::Status Scheduler::CheckRoomLocked(int64_t jobs) {
   if (stopping_) return absl::FailedPreconditionError("the scheduler is shutting down");
+  if (options_.shared_store) {
+    // Other replicas submit and claim too: count what is in the store now.
+    ASSIGN_OR_RETURN(queued_, store_->CountRunnableQueued());
+  }
   if (queued_ + jobs > options_.max_queued_jobs) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "job queue is full: ", queued_, " jobs queued, ", jobs, " more would exceed the limit ",
@@ -257,8 +295,7 @@ absl::StatusOr<Job> Scheduler::Cancel(const JobId& id) {
     ASSIGN_OR_RETURN(Job job, LoadLocked(id));
     if (IsTerminal(job.state)) return job;
     if (IsParentKind(job.kind)) {
-      job.cancel_requested = true;
-      RETURN_IF_ERROR(store_->Update(job));
+      RETURN_IF_ERROR(store_->RequestCancel(id));
       ASSIGN_OR_RETURN(std::vector<Job> children, store_->Children(id));
       for (Job& child : children) {
         auto it = running_.find(child.id);
@@ -279,21 +316,35 @@ absl::Status Scheduler::CancelOneLocked(Job job, Outbox& out) {
     job.reason = "cancelled by request";
     job.cancel_requested = true;
     job.finished = WallNow();
-    RETURN_IF_ERROR(store_->Update(job));
-    --queued_;
-    metrics_.Transition(JobState::kQueued, JobState::kCancelled);
-    metrics_.SetQueueDepth(queued_);
-    EmitLocked(job, /*terminal=*/true, "cancelled before it started", out);
-    if (!job.parent_id.empty()) return UpdateParentLocked(job.parent_id, out);
+    // Fenced on QUEUED: a worker (here or on another replica) may have claimed it since
+    // it was read; then it is cancelled as a running job below.
+    absl::Status cancelled = store_->Update(job, Fence{0, JobState::kQueued});
+    if (cancelled.ok()) {
+      --queued_;
+      metrics_.Transition(JobState::kQueued, JobState::kCancelled);
+      metrics_.SetQueueDepth(queued_);
+      EmitLocked(job, /*terminal=*/true, "cancelled before it started", out);
+      if (!job.parent_id.empty()) return UpdateParentLocked(job.parent_id, out);
+      return absl::OkStatus();
+    }
+    if (cancelled.code() != absl::StatusCode::kAborted) return cancelled;
+    ASSIGN_OR_RETURN(job, LoadLocked(job.id));
+  }
+  if (job.state != JobState::kRunning) return absl::OkStatus();
+  auto it = running_.find(job.id);
+  if (it == running_.end()) {
+    // Running on another replica: its worker sees the request at its next heartbeat.
+    if (job.cancel_requested) return absl::OkStatus();
+    RETURN_IF_ERROR(store_->RequestCancel(job.id));
+    job.cancel_requested = true;
+    EmitLocked(job, /*terminal=*/false, "cancel requested", out);
     return absl::OkStatus();
   }
-  auto it = running_.find(job.id);
-  if (job.state != JobState::kRunning || it == running_.end()) return absl::OkStatus();
   RunningJob& run = *it->second;
   if (run.cancel) return absl::OkStatus();
   run.job.cancel_requested = true;
   // Persisted so that a crash before the runner stops cannot resurrect the job.
-  RETURN_IF_ERROR(store_->Update(run.job));
+  RETURN_IF_ERROR(store_->RequestCancel(run.job.id));
   run.cancel = true;
   EmitLocked(run.job, /*terminal=*/false, "cancel requested", out);
   return absl::OkStatus();
@@ -388,7 +439,9 @@ void Scheduler::Shutdown() {
       for (auto& [id, run] : running_) run->interrupted = true;
     }
     cv_.SignalAll();
+    maintenance_cv_.SignalAll();
     for (std::thread& worker : workers_) worker.join();
+    if (maintenance_.joinable()) maintenance_.join();
     hub_->EndAll();
   });
 }

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>  // std::once_flag
 #include <random>
@@ -43,8 +44,27 @@
 namespace segserve::scheduler {
 
 struct SchedulerOptions {
-  // Jobs that run at once (worker threads). >= 1.
+  // Jobs that run at once (worker threads). >= 1; 0 is allowed with shared_store (a
+  // replica that only serves: it submits, lists and cancels, others run the jobs).
   int training_slots = 1;
+  // Any number of schedulers (segserve replicas) share the store (PostgreSQL). Workers
+  // claim jobs (JobStore::Claim), renew their leases every lease/3 (the heartbeat, which
+  // also delivers cancel requests made on any replica), and a maintenance pass on every
+  // replica, at the same interval, re-queues jobs whose lease expired (their worker died or
+  // was paused), completes parents whose last child ended elsewhere and streams the
+  // changes of jobs running elsewhere to this replica's watchers. Recovery at start
+  // re-queues only expired leases, not every RUNNING job. Idle workers poll for work every
+  // poll_interval. False (single box): the scheduler owns the store alone.
+  bool shared_store = false;
+  // Names this replica's workers in the store (Job::owner). Empty: "<host>-<pid>-<random>".
+  std::string worker_id;
+  // A running job whose worker stops renewing is re-queued after at most about
+  // lease + lease/3 (one maintenance pass late).
+  std::chrono::milliseconds lease{30000};
+  std::chrono::milliseconds poll_interval{1000};
+  // Test seam: while it returns true, maintenance passes (heartbeats included) are skipped,
+  // as if this replica were paused (SIGSTOP) while its runners go on.
+  std::function<bool()> maintenance_paused_for_testing;
   // QUEUED jobs (sweep parents excluded) beyond which submissions get
   // RESOURCE_EXHAUSTED. >= 1.
   int max_queued_jobs = 64;
@@ -70,6 +90,9 @@ struct SchedulerOptions {
   std::function<absl::StatusOr<std::string>(const Job& parent, const std::vector<Job>& children)>
       experiment_report;
 };
+
+// "<host>-<pid>-<4 hex digits>": the default SchedulerOptions::worker_id.
+std::string DefaultWorkerId();
 
 class Scheduler {
  public:
@@ -167,8 +190,18 @@ class Scheduler {
             common::Clock* clock, metrics::Metrics* metrics);
   absl::Status Recover();
   void WorkerLoop();
-  // Takes the next runnable job and marks it RUNNING; null when none.
-  std::shared_ptr<RunningJob> StartNextLocked(Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // shared_store: heartbeats, re-queueing expired leases, parents and remote watchers,
+  // every lease/3 until Shutdown.
+  void MaintenanceLoop();
+  void MaintainOnce();
+  // Synchronous lease check for JobContext::CheckLease.
+  absl::Status CheckLease(RunningJob& run);
+  // Records that `run` lost its lease: it is stopped and its later writes are dropped.
+  void MarkLostLocked(RunningJob& run, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Claims the next runnable job (RUNNING); null when none or on a store error
+  // (`store_error` set).
+  std::shared_ptr<RunningJob> StartNextLocked(Outbox& out, bool& store_error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Finish(const std::shared_ptr<RunningJob>& run, const absl::Status& status,
               std::string result_json);
   void OnProgress(RunningJob& run, const JobProgress& progress);
@@ -204,7 +237,12 @@ class Scheduler {
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   std::map<JobId, std::shared_ptr<RunningJob>> running_ ABSL_GUARDED_BY(mu_);
+  // shared_store: the last state seen of watched jobs that run elsewhere (MaintainOnce).
+  std::map<JobId, std::string> remote_seen_ ABSL_GUARDED_BY(mu_);
+  std::string worker_id_;             // Set in Create.
   std::vector<std::thread> workers_;  // Written only in Create and Shutdown.
+  std::thread maintenance_;
+  absl::CondVar maintenance_cv_;  // Wakes MaintenanceLoop at Shutdown.
   std::once_flag shutdown_once_;
 };
 

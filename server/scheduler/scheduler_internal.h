@@ -16,6 +16,7 @@ struct Scheduler::RunningJob {
   Job job;                          // Snapshot with the latest progress; guarded by Scheduler::mu_.
   std::atomic<bool> cancel{false};  // Cancelled by a user.
   std::atomic<bool> interrupted{false};  // Scheduler shutting down.
+  std::atomic<bool> lost{false};  // The lease was lost: another worker may run the job now.
   std::chrono::steady_clock::time_point last_persist{};
   std::chrono::steady_clock::time_point last_parent_progress{};  // EmitParentProgressLocked
 };
@@ -24,7 +25,8 @@ class Scheduler::Context : public JobContext {
  public:
   Context(Scheduler* scheduler, std::shared_ptr<RunningJob> run)
       : scheduler_(scheduler), run_(std::move(run)) {}
-  bool cancelled() const override { return run_->cancel || run_->interrupted; }
+  bool cancelled() const override { return run_->cancel || run_->interrupted || run_->lost; }
+  absl::Status CheckLease() override { return scheduler_->CheckLease(*run_); }
   void ReportProgress(const JobProgress& progress) override {
     scheduler_->OnProgress(*run_, progress);
   }

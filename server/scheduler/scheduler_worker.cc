@@ -28,9 +28,18 @@ void Scheduler::WorkerLoop() {
     Job job;  // The runner's copy: run->job changes under mu_ while it runs.
     {
       absl::MutexLock lock(&mu_);
-      while (!stopping_ && queued_ <= 0) cv_.Wait(&mu_);
+      if (options_.shared_store) {
+        // Jobs are submitted on other replicas too: poll (woken early by local submits).
+        if (queued_ <= 0 && !stopping_) {
+          cv_.WaitWithTimeout(&mu_, absl::FromChrono(options_.poll_interval));
+        }
+      } else {
+        while (!stopping_ && queued_ <= 0) cv_.Wait(&mu_);
+      }
       if (stopping_) return;
-      run = StartNextLocked(out);
+      bool store_error = false;
+      run = StartNextLocked(out, store_error);
+      if (run == nullptr && !store_error && options_.shared_store) continue;
       if (run == nullptr) {
         // Store error or a count out of step with the store: back off (woken early by
         // Shutdown) and try again.
@@ -62,10 +71,12 @@ void Scheduler::WorkerLoop() {
   }
 }
 
-std::shared_ptr<Scheduler::RunningJob> Scheduler::StartNextLocked(Outbox& out) {
-  absl::StatusOr<std::optional<Job>> next = store_->NextRunnable();
+std::shared_ptr<Scheduler::RunningJob> Scheduler::StartNextLocked(Outbox& out,
+                                                                   bool& store_error) {
+  absl::StatusOr<std::optional<Job>> next = store_->Claim(worker_id_, options_.lease, WallNow());
   if (!next.ok()) {
-    LOG(ERROR) << "scheduler: cannot read the next job: " << next.status();
+    LOG(ERROR) << "scheduler: cannot claim the next job: " << next.status();
+    store_error = true;
     return nullptr;
   }
   if (!next->has_value()) {
@@ -76,17 +87,9 @@ std::shared_ptr<Scheduler::RunningJob> Scheduler::StartNextLocked(Outbox& out) {
   }
   auto run = std::make_shared<RunningJob>();
   run->job = std::move(**next);
-  Job& job = run->job;
-  job.state = JobState::kRunning;
-  if (job.started == TimePoint{}) job.started = WallNow();
-  job.reason.clear();
-  absl::Status status = store_->Update(job);
-  if (!status.ok()) {
-    LOG(ERROR) << "scheduler: cannot start job " << job.id << ": " << status;
-    return nullptr;
-  }
+  const Job& job = run->job;
   run->last_persist = clock_->Now();
-  --queued_;
+  queued_ = std::max<int64_t>(0, queued_ - 1);
   running_[job.id] = run;
   metrics_.Transition(JobState::kQueued, JobState::kRunning);
   metrics_.SetQueueDepth(queued_);
@@ -96,7 +99,9 @@ std::shared_ptr<Scheduler::RunningJob> Scheduler::StartNextLocked(Outbox& out) {
                  : "started",
              out);
   LOG(INFO) << "job " << job.id << " (" << JobKindName(job.kind) << ") started"
-            << (job.restarts ? absl::StrCat(", restart ", job.restarts) : "");
+            << (job.restarts ? absl::StrCat(", restart ", job.restarts) : "")
+            << (options_.shared_store ? absl::StrCat(", attempt ", job.attempt, " on ", worker_id_)
+                                      : "");
   if (!job.parent_id.empty()) {
     absl::Status parent = UpdateParentLocked(job.parent_id, out);
     if (!parent.ok()) {
@@ -113,6 +118,15 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
   {
     absl::MutexLock lock(&mu_);
     Job& job = run->job;
+    if (run->lost) {
+      // Another worker owns the job now (or it was re-queued): this run's outcome is
+      // dropped, nothing is written, watchers hear of the job from its new run.
+      LOG(WARNING) << "job " << job.id << " attempt " << job.attempt
+                   << " lost its lease; its outcome (" << status << ") is dropped";
+      running_.erase(job.id);
+      metrics_.RemoveJob(job.id);
+      return;
+    }
     std::string message;
     if (status.ok()) {
       job.state = JobState::kSucceeded;
@@ -137,7 +151,17 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
       message = "failed: " + job.reason;
     }
     if (IsTerminal(job.state)) job.finished = WallNow();
-    absl::Status saved = store_->Update(job);
+    const int attempt = job.attempt;
+    job.owner.clear();
+    absl::Status saved = store_->Update(job, Fence{attempt, std::nullopt});
+    if (saved.code() == absl::StatusCode::kAborted) {
+      LOG(WARNING) << "job " << job.id << " attempt " << attempt
+                   << " lost its lease before it could record " << JobStateName(job.state)
+                   << "; dropped: " << saved;
+      running_.erase(job.id);
+      metrics_.RemoveJob(job.id);
+      return;
+    }
     if (!saved.ok()) {
       // The row still says RUNNING: the next start re-queues the job, nothing is lost.
       LOG(ERROR) << "scheduler: cannot record job " << job.id << " as " << JobStateName(job.state)
@@ -171,8 +195,10 @@ void Scheduler::OnProgress(RunningJob& run, const JobProgress& progress) {
     run.job.progress = progress;
     auto now = clock_->Now();
     if (now - run.last_persist >= options_.progress_persist_interval) {
-      absl::Status status = store_->UpdateProgress(run.job.id, progress);
-      if (!status.ok()) {
+      absl::Status status = store_->UpdateProgress(run.job.id, progress, run.job.attempt);
+      if (status.code() == absl::StatusCode::kAborted) {
+        MarkLostLocked(run, status);
+      } else if (!status.ok()) {
         LOG(WARNING) << "job " << run.job.id << ": " << status;
       }
       run.last_persist = now;
@@ -233,8 +259,12 @@ void Scheduler::OnNote(RunningJob& run, const std::string& message) {
     absl::MutexLock lock(&mu_);
     LOG(WARNING) << "job " << run.job.id << ": " << message;
     run.job.reason = message;
-    absl::Status status = store_->Update(run.job);
-    if (!status.ok()) LOG(WARNING) << "job " << run.job.id << ": " << status;
+    absl::Status status = store_->Update(run.job, Fence{run.job.attempt, std::nullopt});
+    if (status.code() == absl::StatusCode::kAborted) {
+      MarkLostLocked(run, status);
+    } else if (!status.ok()) {
+      LOG(WARNING) << "job " << run.job.id << ": " << status;
+    }
     EmitLocked(run.job, /*terminal=*/false, message, out);
   }
   Flush(out);
@@ -242,9 +272,12 @@ void Scheduler::OnNote(RunningJob& run, const std::string& message) {
 
 absl::Status Scheduler::OnEpochCompleted(RunningJob& run, int epoch) {
   absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(store_->UpdateLastCompletedEpoch(run.job.id, epoch));
+  if (run.lost) return absl::AbortedError(absl::StrCat("job ", run.job.id, " lost its lease"));
+  absl::Status status = store_->UpdateLastCompletedEpoch(run.job.id, epoch, run.job.attempt);
+  if (status.code() == absl::StatusCode::kAborted) MarkLostLocked(run, status);
+  RETURN_IF_ERROR(status);
   run.job.last_completed_epoch = epoch;
-  RETURN_IF_ERROR(store_->UpdateProgress(run.job.id, run.job.progress));
+  RETURN_IF_ERROR(store_->UpdateProgress(run.job.id, run.job.progress, run.job.attempt));
   run.last_persist = clock_->Now();
   return absl::OkStatus();
 }
@@ -290,7 +323,11 @@ absl::Status Scheduler::UpdateParentLocked(const JobId& parent_id, Outbox& out) 
     for (const Job& child : children) done += IsTerminal(child.state);
     message = absl::StrCat(done, "/", children.size(), " configurations finished");
   }
-  RETURN_IF_ERROR(store_->Update(parent));
+  // Fenced on the state read: another replica may have finished the parent meanwhile
+  // (then its update stands; a progress-only update lost this way is redone next time).
+  absl::Status saved = store_->Update(parent, Fence{0, before});
+  if (saved.code() == absl::StatusCode::kAborted) return absl::OkStatus();
+  RETURN_IF_ERROR(saved);
   if (parent.state != before) metrics_.Transition(before, parent.state);
   EmitLocked(parent, IsTerminal(parent.state), message, out);
   return absl::OkStatus();

@@ -15,7 +15,7 @@ namespace {
 constexpr const char* kColumns =
     "id, kind, state, reason, priority, parent_id, created_ms, started_ms, finished_ms, "
     "spec_json, result_json, progress_json, restarts, last_completed_epoch, "
-    "cancel_requested";
+    "cancel_requested, attempt, owner";
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -39,6 +39,27 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_runnable ON jobs(state, priority DESC, seq);
 CREATE INDEX jobs_parent ON jobs(parent_id, seq);
 )sql";
+
+// Leases (JobStore::Claim): the attempt is the fencing token of a run.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expires_ms INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+// The fence as a WHERE suffix, with its parameters bound by BindFence.
+std::string FenceSql(const Fence& fence) {
+  std::string sql;
+  if (fence.attempt > 0) sql += " AND attempt=? AND state='RUNNING'";
+  if (fence.state) sql += " AND state=?";
+  return sql;
+}
+
+int64_t SystemMillisNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 int64_t ToMillis(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -178,16 +199,19 @@ absl::Status SqliteJobStore::Init() {
         "job database ", path_, " has schema version ", version, "; this build knows up to ",
         kSchemaVersion, " (written by a newer segserve?)"));
   }
-  if (version == 0) {
+  if (version < kSchemaVersion) {
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-    absl::Status status = Exec(kSchemaV1);
+    absl::Status status;
+    if (version < 1) status = Exec(kSchemaV1);
+    if (status.ok() && version < 2) status = Exec(kSchemaV2);
     if (status.ok()) status = Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion));
     if (status.ok()) status = Exec("COMMIT");
     if (!status.ok()) {
       Exec("ROLLBACK").IgnoreError();
       return status;
     }
-    LOG(INFO) << "created job database " << path_ << " (schema " << kSchemaVersion << ")";
+    LOG(INFO) << (version == 0 ? "created" : "migrated") << " job database " << path_
+              << " (schema " << kSchemaVersion << ")";
   }
   return absl::OkStatus();
 }
@@ -195,7 +219,7 @@ absl::Status SqliteJobStore::Init() {
 absl::Status SqliteJobStore::InsertOne(const Job& job) {
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared(absl::StrCat("INSERT INTO jobs (", kColumns,
-                                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")));
+                                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")));
   ResetOnExit reset(stmt);
   BindText(stmt, 1, job.id);
   BindText(stmt, 2, JobKindName(job.kind));
@@ -212,6 +236,8 @@ absl::Status SqliteJobStore::InsertOne(const Job& job) {
   sqlite3_bind_int(stmt, 13, job.restarts);
   sqlite3_bind_int(stmt, 14, job.last_completed_epoch);
   sqlite3_bind_int(stmt, 15, job.cancel_requested ? 1 : 0);
+  sqlite3_bind_int(stmt, 16, job.attempt);
+  BindText(stmt, 17, job.owner);
   int rc = sqlite3_step(stmt);
   if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT) {
     return absl::AlreadyExistsError("job " + job.id + " already exists");
@@ -237,13 +263,30 @@ absl::Status SqliteJobStore::Insert(const std::vector<Job>& jobs) {
   return committed;
 }
 
-absl::Status SqliteJobStore::Update(const Job& job) {
+absl::Status SqliteJobStore::NoRowUpdated(const JobId& id, const Fence& fence) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared("SELECT state, attempt FROM jobs WHERE id=?"));
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, id);
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_DONE) return absl::NotFoundError("job " + id + " not found");
+  if (rc != SQLITE_ROW) return Error("read job " + id);
+  return absl::AbortedError(absl::StrCat(
+      "job ", id, " changed under this write: it is ", ColumnText(stmt, 0), " attempt ",
+      sqlite3_column_int(stmt, 1), ", the write expected ",
+      fence.attempt > 0 ? absl::StrCat("RUNNING attempt ", fence.attempt)
+                        : std::string(fence.state ? JobStateName(*fence.state) : "?"),
+      " (the run lost its lease)"));
+}
+
+absl::Status SqliteJobStore::Update(const Job& job, const Fence& fence) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                   Prepared("UPDATE jobs SET state=?, reason=?, started_ms=?, finished_ms=?, "
-                            "result_json=?, progress_json=?, restarts=?, "
-                            "last_completed_epoch=?, cancel_requested=?, priority=? "
-                            "WHERE id=?"));
+                   Prepared(absl::StrCat(
+                       "UPDATE jobs SET state=?, reason=?, started_ms=?, finished_ms=?, "
+                       "result_json=?, progress_json=?, restarts=?, last_completed_epoch=?, "
+                       "cancel_requested=?, priority=?, owner=? WHERE id=?",
+                       FenceSql(fence))));
   ResetOnExit reset(stmt);
   BindText(stmt, 1, JobStateName(job.state));
   BindText(stmt, 2, job.reason);
@@ -255,33 +298,136 @@ absl::Status SqliteJobStore::Update(const Job& job) {
   sqlite3_bind_int(stmt, 8, job.last_completed_epoch);
   sqlite3_bind_int(stmt, 9, job.cancel_requested ? 1 : 0);
   sqlite3_bind_int(stmt, 10, job.priority);
-  BindText(stmt, 11, job.id);
+  BindText(stmt, 11, job.owner);
+  BindText(stmt, 12, job.id);
+  int index = 13;
+  if (fence.attempt > 0) sqlite3_bind_int(stmt, index++, fence.attempt);
+  if (fence.state) BindText(stmt, index++, JobStateName(*fence.state));
   if (sqlite3_step(stmt) != SQLITE_DONE) return Error("update job " + job.id);
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError("job " + job.id + " not found");
+  if (sqlite3_changes(db_) == 0) return NoRowUpdated(job.id, fence);
   return absl::OkStatus();
 }
 
-absl::Status SqliteJobStore::UpdateProgress(const JobId& id, const JobProgress& progress) {
+absl::Status SqliteJobStore::UpdateProgress(const JobId& id, const JobProgress& progress,
+                                            int attempt) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepared("UPDATE jobs SET progress_json=? WHERE id=?"));
+  const Fence fence{attempt, std::nullopt};
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared(absl::StrCat("UPDATE jobs SET progress_json=? WHERE id=?",
+                                         FenceSql(fence))));
   ResetOnExit reset(stmt);
   BindText(stmt, 1, progress.ToJson());
   BindText(stmt, 2, id);
+  if (attempt > 0) sqlite3_bind_int(stmt, 3, attempt);
   if (sqlite3_step(stmt) != SQLITE_DONE) return Error("update progress of " + id);
+  if (sqlite3_changes(db_) == 0) return NoRowUpdated(id, fence);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::UpdateLastCompletedEpoch(const JobId& id, int epoch, int attempt) {
+  absl::MutexLock lock(&mu_);
+  const Fence fence{attempt, std::nullopt};
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared(absl::StrCat("UPDATE jobs SET last_completed_epoch=? WHERE id=?",
+                                         FenceSql(fence))));
+  ResetOnExit reset(stmt);
+  sqlite3_bind_int(stmt, 1, epoch);
+  BindText(stmt, 2, id);
+  if (attempt > 0) sqlite3_bind_int(stmt, 3, attempt);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return Error("update epoch of " + id);
+  if (sqlite3_changes(db_) == 0) return NoRowUpdated(id, fence);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::RequestCancel(const JobId& id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                   Prepared("UPDATE jobs SET cancel_requested=1 WHERE id=?"));
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, id);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return Error("request cancel of " + id);
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError("job " + id + " not found");
   return absl::OkStatus();
 }
 
-absl::Status SqliteJobStore::UpdateLastCompletedEpoch(const JobId& id, int epoch) {
+absl::StatusOr<std::optional<Job>> SqliteJobStore::Claim(const std::string& owner,
+                                                         std::chrono::milliseconds lease,
+                                                         TimePoint now) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Exec("ROLLBACK").IgnoreError();
+    return status;
+  };
+  absl::StatusOr<std::optional<Job>> next = NextRunnableLocked();
+  if (!next.ok()) return fail(next.status());
+  if (!next->has_value()) {
+    Exec("COMMIT").IgnoreError();  // read-only
+    return next;
+  }
+  Job& job = **next;
+  job.state = JobState::kRunning;
+  job.attempt += 1;
+  job.owner = owner;
+  job.reason.clear();
+  if (job.started == TimePoint{}) job.started = now;
+  absl::StatusOr<sqlite3_stmt*> stmt =
+      Prepared("UPDATE jobs SET state='RUNNING', attempt=?, owner=?, lease_expires_ms=?, "
+               "started_ms=?, reason='' WHERE id=? AND state='QUEUED'");
+  if (!stmt.ok()) return fail(stmt.status());
+  {
+    ResetOnExit reset(*stmt);
+    sqlite3_bind_int(*stmt, 1, job.attempt);
+    BindText(*stmt, 2, owner);
+    sqlite3_bind_int64(*stmt, 3, SystemMillisNow() + lease.count());
+    sqlite3_bind_int64(*stmt, 4, ToMillis(job.started));
+    BindText(*stmt, 5, job.id);
+    if (sqlite3_step(*stmt) != SQLITE_DONE) return fail(Error("claim job " + job.id));
+  }
+  absl::Status committed = Exec("COMMIT");
+  if (!committed.ok()) return fail(committed);
+  return next;
+}
+
+absl::StatusOr<bool> SqliteJobStore::RenewLease(const JobId& id, int attempt,
+                                                std::chrono::milliseconds lease) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                   Prepared("UPDATE jobs SET last_completed_epoch=? WHERE id=?"));
+                   Prepared("UPDATE jobs SET lease_expires_ms=? WHERE id=? AND attempt=? AND "
+                            "state='RUNNING' RETURNING cancel_requested"));
   ResetOnExit reset(stmt);
-  sqlite3_bind_int(stmt, 1, epoch);
+  sqlite3_bind_int64(stmt, 1, SystemMillisNow() + lease.count());
   BindText(stmt, 2, id);
-  if (sqlite3_step(stmt) != SQLITE_DONE) return Error("update epoch of " + id);
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError("job " + id + " not found");
-  return absl::OkStatus();
+  sqlite3_bind_int(stmt, 3, attempt);
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    const bool cancel = sqlite3_column_int(stmt, 0) != 0;
+    if (sqlite3_step(stmt) != SQLITE_DONE) return Error("renew lease of " + id);
+    return cancel;
+  }
+  if (rc != SQLITE_DONE) return Error("renew lease of " + id);
+  return NoRowUpdated(id, Fence{attempt, std::nullopt});
+}
+
+absl::StatusOr<std::vector<Job>> SqliteJobStore::RequeueExpired(TimePoint now) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * stmt,
+      Prepared(absl::StrCat(
+          "UPDATE jobs SET "
+          "state=CASE WHEN cancel_requested THEN 'CANCELLED' ELSE 'QUEUED' END, "
+          "restarts=restarts + CASE WHEN cancel_requested THEN 0 ELSE 1 END, "
+          "finished_ms=CASE WHEN cancel_requested THEN ? ELSE finished_ms END, "
+          "reason=CASE WHEN cancel_requested THEN "
+          "'cancelled by request (its worker ' || owner || ' stopped renewing its lease)' "
+          "ELSE 'lease of worker ' || owner || ' expired; resumes after epoch ' || "
+          "last_completed_epoch END, "
+          "owner='' WHERE state='RUNNING' AND kind NOT IN ('SWEEP','EXPERIMENT') AND "
+          "lease_expires_ms < ? RETURNING ",
+          kColumns)));
+  sqlite3_bind_int64(stmt, 1, ToMillis(now));
+  sqlite3_bind_int64(stmt, 2, SystemMillisNow());
+  return QueryJobs(stmt);
 }
 
 absl::StatusOr<std::vector<Job>> SqliteJobStore::QueryJobs(sqlite3_stmt* stmt) {
@@ -305,6 +451,8 @@ absl::StatusOr<std::vector<Job>> SqliteJobStore::QueryJobs(sqlite3_stmt* stmt) {
     job.restarts = sqlite3_column_int(stmt, 12);
     job.last_completed_epoch = sqlite3_column_int(stmt, 13);
     job.cancel_requested = sqlite3_column_int(stmt, 14) != 0;
+    job.attempt = sqlite3_column_int(stmt, 15);
+    job.owner = ColumnText(stmt, 16);
     jobs.push_back(std::move(job));
   }
   if (rc != SQLITE_DONE) return Error("query jobs");
@@ -363,6 +511,10 @@ absl::StatusOr<std::vector<Job>> SqliteJobStore::List(const JobFilter& filter) {
 
 absl::StatusOr<std::optional<Job>> SqliteJobStore::NextRunnable() {
   absl::MutexLock lock(&mu_);
+  return NextRunnableLocked();
+}
+
+absl::StatusOr<std::optional<Job>> SqliteJobStore::NextRunnableLocked() {
   ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                    Prepared(absl::StrCat(
                        "SELECT ", kColumns,

@@ -2,6 +2,8 @@
 // WAL journal, synchronous=FULL (a job or state change is on disk before the call
 // returns, so an acknowledged submission survives kill -9 and power loss), busy timeout,
 // schema version in PRAGMA user_version, prepared statements reused under one mutex.
+// One process owns the file, so Claim needs no more than a transaction; leases are kept in
+// the system clock's milliseconds.
 #pragma once
 
 #include <memory>
@@ -18,7 +20,7 @@ namespace segserve::scheduler {
 
 class SqliteJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;  // 2: attempt, owner, lease_expires_ms
 
   // Opens (creating if absent) the database at `path`; its directory must exist.
   // Errors:
@@ -34,9 +36,19 @@ class SqliteJobStore : public JobStore {
   SqliteJobStore& operator=(const SqliteJobStore&) = delete;
 
   absl::Status Insert(const std::vector<Job>& jobs) override;
-  absl::Status Update(const Job& job) override;
-  absl::Status UpdateProgress(const JobId& id, const JobProgress& progress) override;
-  absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch) override;
+  using JobStore::Update;
+  using JobStore::UpdateLastCompletedEpoch;
+  using JobStore::UpdateProgress;
+  absl::Status Update(const Job& job, const Fence& fence) override;
+  absl::Status UpdateProgress(const JobId& id, const JobProgress& progress, int attempt) override;
+  absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch, int attempt) override;
+  absl::Status RequestCancel(const JobId& id) override;
+  absl::StatusOr<std::optional<Job>> Claim(const std::string& owner,
+                                           std::chrono::milliseconds lease,
+                                           TimePoint now) override;
+  absl::StatusOr<bool> RenewLease(const JobId& id, int attempt,
+                                  std::chrono::milliseconds lease) override;
+  absl::StatusOr<std::vector<Job>> RequeueExpired(TimePoint now) override;
   absl::StatusOr<Job> Get(const JobId& id) override;
   absl::StatusOr<std::vector<Job>> List(const JobFilter& filter) override;
   absl::StatusOr<std::optional<Job>> NextRunnable() override;
@@ -56,6 +68,10 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<std::vector<Job>> QueryJobs(sqlite3_stmt* stmt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FillChildIds(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertOne(const Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After an UPDATE that changed no row: NotFound for an unknown id, else Aborted (the
+  // fence failed).
+  absl::Status NoRowUpdated(const JobId& id, const Fence& fence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::optional<Job>> NextRunnableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
   absl::Mutex mu_;

@@ -127,6 +127,15 @@ void WatchHub::EndAll() {
   for (auto& hook : hooks) hook();
 }
 
+std::vector<JobId> WatchHub::WatchedJobs() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<JobId> ids;
+  for (const auto& [id, subscription] : subscribers_) {
+    if (ids.empty() || ids.back() != id) ids.push_back(id);
+  }
+  return ids;
+}
+
 size_t WatchHub::watchers(const JobId& job_id) const {
   absl::MutexLock lock(&mu_);
   return subscribers_.count(job_id);

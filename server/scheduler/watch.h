@@ -80,6 +80,8 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   // scheduler's lock cannot reorder a stream.
   void Publish(const JobEvent& event, uint64_t seq);
   size_t watchers(const JobId& job_id) const;
+  // The jobs that have at least one watcher.
+  std::vector<JobId> WatchedJobs() const;
   // Ends every stream (Next returns nullopt once drained); later Subscribe calls get an
   // ended stream holding only their initial event.
   void EndAll();

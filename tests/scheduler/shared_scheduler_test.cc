@@ -1,0 +1,183 @@
+// Several schedulers on one shared job store (SchedulerOptions::shared_store), as segserve
+// replicas on one PostgreSQL database, with the scripted Runner double: fan-out of a sweep
+// over the replicas' workers, a paused replica whose lease expires (its late writes are
+// refused and the job finishes once, on another replica), cancel and watch across replicas,
+// and a serve-only replica (no slots). Real PostgreSQL; the SQLite instance runs the same
+// scenarios on one file with several connections.
+#include <atomic>
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/scheduler/scheduler.h"
+#include "tests/scheduler/test_util.h"
+
+namespace segserve::scheduler {
+namespace {
+
+using testing::Backend;
+using testing::ScriptedRunner;
+using testing::Spec;
+using testing::StoreFactory;
+using testing::WaitTerminal;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+class SharedSchedulerTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(factory_.available().ok()) << factory_.available(); }
+
+  // A replica: its own store connection, its own metrics, the shared scripted runner.
+  std::unique_ptr<Scheduler> Replica(const std::string& name, int slots,
+                                     std::function<bool()> paused = nullptr) {
+    auto store = factory_.Open();
+    EXPECT_TRUE(store.ok()) << store.status();
+    SchedulerOptions options;
+    options.shared_store = true;
+    options.training_slots = slots;
+    options.worker_id = name;
+    options.lease = 300ms;
+    options.poll_interval = 20ms;
+    options.progress_persist_interval = 0ms;
+    options.maintenance_paused_for_testing = std::move(paused);
+    RunnerMap runners = {{JobKind::kTrain, runner_}};
+    metrics_.push_back(std::make_unique<metrics::Metrics>());
+    auto scheduler = Scheduler::Create(std::move(*store), runners, options, nullptr,
+                                       metrics_.back().get());
+    EXPECT_TRUE(scheduler.ok()) << scheduler.status();
+    return scheduler.ok() ? std::move(*scheduler) : nullptr;
+  }
+  Job Stored(const JobId& id) {
+    auto store = factory_.Open();
+    EXPECT_TRUE(store.ok());
+    return *(*store)->Get(id);
+  }
+
+  StoreFactory factory_{GetParam()};
+  std::vector<std::unique_ptr<metrics::Metrics>> metrics_;
+  std::shared_ptr<ScriptedRunner> runner_ = std::make_shared<ScriptedRunner>();
+};
+
+TEST_P(SharedSchedulerTest, ASweepFansOutOverEveryReplicasWorkers) {
+  auto a = Replica("replica-a", 1);
+  auto b = Replica("replica-b", 1);
+  // Submitted on a serve-only replica: it runs nothing itself.
+  auto front = Replica("front", 0);
+  ASSERT_TRUE(a && b && front);
+  std::vector<std::string> specs;
+  for (int i = 0; i < 4; ++i) specs.push_back(Spec("c" + std::to_string(i), 2, 2));
+  auto sweep = front->SubmitSweep("{}", specs);
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  runner_->WaitForStarts(2);  // one per replica, each holding before epoch 2
+  EXPECT_EQ(runner_->concurrent_max(), 2);
+  std::set<std::string> owners;
+  for (const Job& job : runner_->started_jobs()) owners.insert(job.owner);
+  EXPECT_EQ(owners, (std::set<std::string>{"replica-a", "replica-b"}));
+  runner_->ReleaseAll();
+  auto done = WaitTerminal(*front, sweep->id);  // the front's watcher hears it by polling
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(runner_->started().size(), 4u) << "each child ran once";
+  for (const JobId& child : sweep->child_ids) {
+    Job stored = Stored(child);
+    EXPECT_EQ(stored.state, JobState::kSucceeded);
+    EXPECT_EQ(stored.attempt, 1);
+    EXPECT_EQ(stored.owner, "");
+  }
+}
+
+TEST_P(SharedSchedulerTest, APausedReplicaLosesItsLeaseAndItsLateWritesAreRefused) {
+  std::atomic<bool> a_paused{false};
+  auto a = Replica("replica-a", 1, [&] { return a_paused.load(); });
+  ASSERT_TRUE(a);
+  auto job = a->Submit(JobKind::kTrain, Spec("j", 3, 2));
+  ASSERT_TRUE(job.ok());
+  runner_->WaitHolding("j");  // epoch 1 done on replica-a, attempt 1
+  a_paused = true;            // no more heartbeats from replica-a
+  auto b = Replica("replica-b", 1);
+  ASSERT_TRUE(b);
+  runner_->WaitForStarts(2);  // replica-b re-queued the expired lease and took the job
+  const Job second = runner_->started_jobs()[1];
+  EXPECT_EQ(second.owner, "replica-b");
+  EXPECT_EQ(second.attempt, 2);
+  EXPECT_EQ(second.last_completed_epoch, 1) << "resumes after the last completed epoch";
+  EXPECT_EQ(second.restarts, 1);
+  // replica-a wakes up and goes on with epoch 2: its epoch mark is refused (Aborted), its
+  // runner returns and its outcome is dropped; replica-b finishes the job once.
+  runner_->ReleaseAll();
+  auto done = WaitTerminal(*b, job->id);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  a_paused = false;
+  a->Shutdown();  // waits for replica-a's runner to return
+  Job stored = Stored(job->id);
+  EXPECT_EQ(stored.state, JobState::kSucceeded);
+  EXPECT_EQ(stored.attempt, 2);
+  EXPECT_EQ(stored.restarts, 1);
+  EXPECT_EQ(stored.last_completed_epoch, 3);
+  // Epochs 2 and 3 were completed by replica-b only: replica-a's late mark of epoch 2
+  // failed, so the runner recorded it once.
+  EXPECT_THAT(runner_->epochs_run("j"), ::testing::ElementsAre(1, 2, 3));
+}
+
+TEST_P(SharedSchedulerTest, CancelOnOneReplicaStopsTheJobRunningOnAnother) {
+  auto worker = Replica("worker", 1);
+  auto front = Replica("front", 0);
+  ASSERT_TRUE(worker && front);
+  auto job = front->Submit(JobKind::kTrain, Spec("k", 5, 2));
+  ASSERT_TRUE(job.ok());
+  runner_->WaitHolding("k");
+  auto watch = front->Watch(job->id);
+  ASSERT_TRUE(watch.ok());
+  auto cancelling = front->Cancel(job->id);
+  ASSERT_TRUE(cancelling.ok()) << cancelling.status();
+  EXPECT_TRUE(cancelling->cancel_requested);
+  std::optional<JobEvent> event;
+  bool saw_progress_from_elsewhere = false;
+  while ((event = (*watch)->Next(30s)) && !event->terminal) {
+    saw_progress_from_elsewhere |= event->job.owner == "worker";
+  }
+  ASSERT_TRUE(event.has_value()) << "no terminal event on the front replica";
+  EXPECT_EQ(event->job.state, JobState::kCancelled);
+  EXPECT_TRUE(saw_progress_from_elsewhere);
+  EXPECT_TRUE(runner_->saw_cancel("k"));
+  EXPECT_EQ(Stored(job->id).state, JobState::kCancelled);
+}
+
+TEST_P(SharedSchedulerTest, ARestartingReplicaLeavesLiveLeasesAlone) {
+  auto a = Replica("replica-a", 1);
+  ASSERT_TRUE(a);
+  auto job = a->Submit(JobKind::kTrain, Spec("live", 2, 2));
+  ASSERT_TRUE(job.ok());
+  runner_->WaitHolding("live");
+  // A second replica starting (its recovery) must not re-queue replica-a's running job.
+  auto b = Replica("replica-b", 1);
+  ASSERT_TRUE(b);
+  std::this_thread::sleep_for(700ms);  // two leases: replica-a keeps renewing
+  Job stored = Stored(job->id);
+  EXPECT_EQ(stored.state, JobState::kRunning);
+  EXPECT_EQ(stored.owner, "replica-a");
+  EXPECT_EQ(stored.attempt, 1);
+  runner_->ReleaseAll();
+  auto done = WaitTerminal(*a, job->id);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(runner_->started().size(), 1u);
+}
+
+TEST_P(SharedSchedulerTest, ZeroSlotsNeedASharedStore) {
+  auto store = factory_.Open();
+  ASSERT_TRUE(store.ok());
+  SchedulerOptions options;
+  options.training_slots = 0;
+  auto refused = Scheduler::Create(std::move(*store), {{JobKind::kTrain, runner_}}, options,
+                                   nullptr, nullptr);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("training_slots must be >= 1"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, SharedSchedulerTest, ::testing::Values(Backend::kSqlite));
+INSTANTIATE_TEST_SUITE_P(Postgres, SharedSchedulerTest, ::testing::Values(Backend::kPostgres));
+
+}  // namespace
+}  // namespace segserve::scheduler
