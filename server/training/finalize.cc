@@ -65,7 +65,7 @@ absl::StatusOr<std::string> ReadRegistration(const RunContext& run) {
 absl::StatusOr<std::string> FinishTraining(
     const RunContext& run, const FinishInfo& info,
     const std::function<void(const registry::StoredVersion&)>& on_registered,
-    const std::function<bool()>& cancelled) {
+    const std::function<bool()>& cancelled, const std::function<absl::Status()>& check_lease) {
   ASSIGN_OR_RETURN(model::LoadedCheckpoint best, model::LoadCheckpoint(run.run_dir + "/best.ckpt"));
   model::Unet net = best.model;
   net->to(run.device);
@@ -170,19 +170,41 @@ absl::StatusOr<std::string> FinishTraining(
   ASSIGN_OR_RETURN(auto store, registry::ModelStore::Open(run.data_dir));
   const std::string name = ModelNameOf(run.spec);
   // A crash between AddVersion and registered.json must not register the model twice: a
-  // version whose metadata names this job is the one registered before the crash.
-  std::optional<registry::StoredVersion> earlier;
-  for (registry::StoredVersion& version : store->List()) {
-    if (version.name == name && version.metadata.value("source_job_id", "") == run.job_id) {
-      earlier = std::move(version);
+  // version whose metadata names this job is the one registered before the crash. The scan
+  // reads the directory (Refresh): the earlier run may have been another replica's.
+  RETURN_IF_ERROR(store->Refresh());
+  auto registered_by_this_job = [&]() {
+    std::vector<registry::StoredVersion> mine;
+    for (registry::StoredVersion& version : store->List()) {
+      if (version.name == name && version.metadata.value("source_job_id", "") == run.job_id) {
+        mine.push_back(std::move(version));  // List is sorted: lowest version first
+      }
+    }
+    return mine;
+  };
+  std::vector<registry::StoredVersion> earlier = registered_by_this_job();
+  std::optional<registry::StoredVersion> registered;
+  if (!earlier.empty()) {
+    LOG(WARNING) << "training " << run.job_id << ": " << name << " v" << earlier[0].version
+                 << " was registered before an interruption; not registering it again";
+    registered = std::move(earlier[0]);
+  } else {
+    if (check_lease) RETURN_IF_ERROR(check_lease());
+    ASSIGN_OR_RETURN(registered, store->AddVersion(name, bytes));
+    // Two runs of the job registering at once (a worker paused between its lease check and
+    // AddVersion, and its successor): both see both versions here and keep the lower one.
+    RETURN_IF_ERROR(store->Refresh());
+    std::vector<registry::StoredVersion> mine = registered_by_this_job();
+    if (!mine.empty() && mine[0].version != registered->version) {
+      LOG(WARNING) << "training " << run.job_id << ": " << name << " v" << mine[0].version
+                   << " was registered by another run of this job; removing v"
+                   << registered->version;
+      auto removed = store->Delete(name, registered->version);
+      if (!removed.ok()) LOG(WARNING) << "cannot remove the duplicate: " << removed.status();
+      registered = std::move(mine[0]);
     }
   }
-  if (earlier) {
-    LOG(WARNING) << "training " << run.job_id << ": " << name << " v" << earlier->version
-                 << " was registered before an interruption; not registering it again";
-  }
-  ASSIGN_OR_RETURN(registry::StoredVersion stored,
-                   earlier ? std::move(*earlier) : store->AddVersion(name, bytes));
+  registry::StoredVersion stored = std::move(*registered);
   for (const std::string& alias : run.spec.set_aliases) {
     RETURN_IF_ERROR(store->SetAlias(alias, {stored.name, stored.version}));
   }

@@ -59,7 +59,9 @@ absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
 
 // Loads best.ckpt, evaluates it on the test split and every cross-domain set, computes the
 // reference statistics over the training split, registers it (AddVersion, aliases; a
-// version whose source_job_id is this job, left by a crash, is reused instead), calls
+// version whose source_job_id is this job, left by a crash, is reused instead; `check_lease`
+// is asked right before AddVersion, and when two runs of the job registered at once — a
+// paused worker and its successor — the lower version is kept and the other removed), calls
 // `on_registered`, records runs/<job>/registered.json and returns the job's result JSON:
 // {model_name, model_version, val_iou, test_iou, test_class_iou: {foreground class: iou},
 //  test_iou_bf16 (TrainSpec::bf16_check),
@@ -67,6 +69,6 @@ absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
 absl::StatusOr<std::string> FinishTraining(
     const RunContext& run, const FinishInfo& info,
     const std::function<void(const registry::StoredVersion&)>& on_registered,
-    const std::function<bool()>& cancelled);
+    const std::function<bool()>& cancelled, const std::function<absl::Status()>& check_lease);
 
 }  // namespace segserve::training

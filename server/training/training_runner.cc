@@ -385,6 +385,9 @@ absl::Status TrainJob::EndEpoch(int epoch, double train_loss, const ConfusionMat
   entry.update(timing);
   state_.history.push_back(std::move(entry));
   const auto t0 = Clock::now();
+  // Fencing on a shared store: a run that lost its lease (paused past it; the job now runs
+  // elsewhere) must not overwrite the new attempt's checkpoints.
+  RETURN_IF_ERROR(ctx_.CheckLease());
   // The best checkpoint is written before latest: a crash in between re-runs this epoch,
   // which (deterministically) rewrites the same best.
   if (last_val_iou_ > state_.best_val_iou) {
@@ -436,8 +439,9 @@ absl::Status TrainJob::Run() {
   info.best_epoch = state_.best_epoch;
   info.stopped_early = stopped_early;
   info.history = state_.history;
-  ASSIGN_OR_RETURN(std::string result, FinishTraining(run_, info, options_.on_registered,
-                                                      [this] { return cancelled(); }));
+  ASSIGN_OR_RETURN(std::string result,
+                   FinishTraining(run_, info, options_.on_registered,
+                                  [this] { return cancelled(); }, [this] { return ctx_.CheckLease(); }));
   ctx_.SetResult(std::move(result));
   return absl::OkStatus();
 }
