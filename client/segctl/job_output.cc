@@ -142,6 +142,12 @@ void PrintJob(std::ostream& out, const v1::Job& job, size_t width) {
   if (!job.model_name().empty()) out << "  -> " << ModelText(job.model_name(), job.model_version());
   if (!job.reason().empty()) out << "  (" << job.reason() << ")";
   out << "\n";
+  if (!job.worker().empty() || job.attempt() > 1) {
+    out << "  attempt " << job.attempt();
+    if (job.restarts() > 0) out << ", restarts " << job.restarts();
+    if (!job.worker().empty()) out << ", on " << job.worker();
+    out << "\n";
+  }
   std::vector<std::pair<std::string, double>> metrics(job.metrics().begin(), job.metrics().end());
   std::sort(metrics.begin(), metrics.end(),
             [](const auto& a, const auto& b) { return NaturalLess(a.first, b.first); });

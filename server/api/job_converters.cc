@@ -105,6 +105,8 @@ void JobToProto(const scheduler::Job& job, v1::Job* out) {
   out->set_parent_job_id(job.parent_id);
   for (const auto& child : job.child_ids) out->add_child_job_ids(child);
   out->set_restarts(job.restarts);
+  out->set_attempt(job.attempt);
+  out->set_worker(job.owner);
   auto* progress = out->mutable_progress();
   progress->set_epoch(job.progress.epoch);
   progress->set_epochs(job.progress.epochs);

@@ -26,6 +26,17 @@ ABSL_FLAG(std::string, database, "",
 ABSL_FLAG(std::string, database_password_file, "",
           "File whose first line is the password for --database (mode 0600 recommended). "
           "Empty: libpq's own sources (PGPASSFILE, ~/.pgpass).");
+ABSL_FLAG(std::string, roles, "serve,train",
+          "What this replica does: serve (segmentation, models, job submission and queries), "
+          "train (runs jobs in --training_slots workers), or both. A replica without the "
+          "train role needs --database: on one box nobody else would run its jobs.");
+ABSL_FLAG(int, job_lease_seconds, 30,
+          "With --database: a running job's lease, renewed every third of it; a job whose "
+          "worker died or was paused is re-queued after at most about 4/3 of it. 3..3600.");
+ABSL_FLAG(int, registry_sync_seconds, 2,
+          "With --database and the serve role: how often to rescan the shared model store and "
+          "load new versions and alias targets of --load_models (every model and alias when "
+          "empty), unloading the versions they replace. 0 = off. 0..3600.");
 ABSL_FLAG(std::string, device, "cpu", "Compute device: cpu or cuda:N.");
 ABSL_FLAG(int, threads, 0,
           "Intra-op threads for model compute (LibTorch); 0 = one per core. 0..256.");
@@ -185,6 +196,28 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   } else if (!options.database_password_file.empty()) {
     return absl::InvalidArgumentError("--database_password_file: needs --database");
   }
+  options.serve_role = options.train_role = false;
+  for (absl::string_view role : absl::StrSplit(absl::GetFlag(FLAGS_roles), ',')) {
+    if (role == "serve") {
+      options.serve_role = true;
+    } else if (role == "train") {
+      options.train_role = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--roles: expected a comma-separated list of serve and train, got '",
+          absl::GetFlag(FLAGS_roles), "'"));
+    }
+  }
+  if (!options.serve_role && !options.train_role) {
+    return absl::InvalidArgumentError("--roles: needs serve, train or both");
+  }
+  if (!options.train_role && options.database.empty()) {
+    return absl::InvalidArgumentError(
+        "--roles: a replica without the train role needs --database (PostgreSQL shared with "
+        "replicas that train); on one box nobody else would run its jobs");
+  }
+  options.job_lease_seconds = absl::GetFlag(FLAGS_job_lease_seconds);
+  options.registry_sync_seconds = absl::GetFlag(FLAGS_registry_sync_seconds);
   if (!IsValidDevice(options.device)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--device: expected cpu or cuda:N, got '", options.device, "'"));
@@ -281,6 +314,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
         IntRange{"max_streams_per_client", options.max_streams_per_client, 1, 100000},
         IntRange{"cpu_threads", options.cpu_threads, 1, 256},
         IntRange{"training_slots", options.training_slots, 1, 64},
+        IntRange{"job_lease_seconds", options.job_lease_seconds, 3, 3600},
+        IntRange{"registry_sync_seconds", options.registry_sync_seconds, 0, 3600},
         IntRange{"max_queued_jobs", options.max_queued_jobs, 1, 100000},
         IntRange{"max_analyze_images", options.max_analyze_images, 1, 100000},
         IntRange{"drift_window", options.drift_window, 0, 65535},

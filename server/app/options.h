@@ -24,6 +24,14 @@ struct ServerOptions {
   // libpq's PGPASSFILE / ~/.pgpass).
   std::string database;
   std::string database_password_file;
+  // --roles: serve (inference, models, job RPCs), train (job workers); both by default.
+  // Without train there are no workers (needs --database: other replicas run the jobs).
+  bool serve_role = true;
+  bool train_role = true;
+  int job_lease_seconds = 30;
+  // --database with the serve role: rescan the shared model store this often and load the
+  // new versions and alias targets of --load_models (all models when empty); 0 = off.
+  int registry_sync_seconds = 2;  // --database: a dead worker's job is re-queued after ~4/3 of it
   std::string device = "cpu";  // "cpu" or "cuda:N".
   int intra_op_threads = 0;    // 0 = number of cores.
   int64_t max_message_bytes = 64ll << 20;

@@ -190,6 +190,7 @@ absl::Status SegserveServer::BuildComponents() {
   training_options.eval_scheduler = batch_scheduler_.get();
   training_options.eval_device = options_.device;
   training_options.on_registered = [this](const registry::StoredVersion& stored) {
+    if (!options_.serve_role) return;  // serving replicas pick it up from the store
     auto loaded = registry_->Load(stored.name, stored.version);
     if (!loaded.ok()) LOG(WARNING) << "trained model did not load: " << loaded.status();
   };
@@ -220,8 +221,11 @@ absl::Status SegserveServer::BuildComponents() {
   retention_options.on_change = [this] { disk_usage_->Refresh(); };
   retention_ = std::make_unique<lifecycle::RunRetention>(std::move(retention_options), nullptr);
   scheduler::SchedulerOptions scheduler_options;
-  scheduler_options.training_slots = options_.training_slots;
+  scheduler_options.training_slots = options_.train_role ? options_.training_slots : 0;
   scheduler_options.max_queued_jobs = options_.max_queued_jobs;
+  // PostgreSQL is shared by every replica: jobs are claimed under leases (scheduler.h).
+  scheduler_options.shared_store = !options_.database.empty();
+  scheduler_options.lease = std::chrono::seconds(options_.job_lease_seconds);
   scheduler_options.on_finished = [this](const scheduler::Job& job) {
     retention_->OnJobFinished(job);
     disk_usage_->Refresh();  // a trained model, a generated data set, run files
@@ -252,7 +256,16 @@ absl::Status SegserveServer::BuildComponents() {
                                                   scheduler_options, nullptr, &metrics_));
   }
   retention_->Attach(scheduler_.get());
-  if (options_.bootstrap) {
+  if (options_.serve_role && !options_.database.empty() && options_.registry_sync_seconds > 0) {
+    registry::FollowerOptions follow;
+    follow.follow = options_.load_models;
+    follow.interval = absl::Seconds(options_.registry_sync_seconds);
+    follower_ = std::make_unique<registry::RegistryFollower>(*registry_, std::move(follow));
+  }
+  if (options_.bootstrap && !options_.database.empty()) {
+    LOG(INFO) << "bootstrap: skipped with --database (replicas share the store; start the "
+                 "quick start on a single box, or submit its experiment with segctl)";
+  } else if (options_.bootstrap) {
     BootstrapOptions bootstrap_options;
     bootstrap_options.data_dir = options_.data_dir;
     bootstrap_options.images = options_.bootstrap_images;
@@ -322,8 +335,13 @@ susceptibility::TapMeansFn SegserveServer::AnalysisForward(bool admit) {
 
 void SegserveServer::BecomeReadyAsync() {
   control_pool_->TrySchedule([this] {
-    absl::Status loaded = registry_->LoadAtStartup(options_.load_models);
-    if (!loaded.ok()) LOG(WARNING) << "some models did not load: " << loaded.message();
+    if (options_.serve_role) {
+      absl::Status loaded = registry_->LoadAtStartup(options_.load_models);
+      if (!loaded.ok()) LOG(WARNING) << "some models did not load: " << loaded.message();
+    } else {
+      LOG(INFO) << "--roles=" << "train: no models loaded (serving replicas serve them)";
+    }
+    if (follower_) follower_->Start();
     ready_.store(true);
     server_->GetHealthCheckService()->SetServingStatus(true);
     LOG(INFO) << "ready: health SERVING";
@@ -405,6 +423,7 @@ void SegserveServer::Shutdown() {
     // Jobs first: running ones are interrupted and re-queued, watch streams end, so the
     // gRPC drain below is not held up by them.
     bootstrap_.reset();
+    if (follower_) follower_->Stop();
     if (retention_) retention_->Stop();
     if (scheduler_) scheduler_->Shutdown();
     if (disk_usage_) disk_usage_->Stop();

@@ -24,6 +24,7 @@
 #include "server/metrics/http_exposer.h"
 #include "server/metrics/metrics.h"
 #include "server/registry/model_store.h"
+#include "server/registry/follower.h"
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
 #include "server/susceptibility/analyze_datasets.h"
@@ -80,6 +81,8 @@ class SegserveServer {
   std::unique_ptr<registry::ModelStore> model_store_;
   std::unique_ptr<registry::ModelLoader> model_loader_;
   std::unique_ptr<registry::ModelRegistry> registry_;
+  // --database with the serve role: follows versions and aliases other replicas write.
+  std::unique_ptr<registry::RegistryFollower> follower_;
   std::unique_ptr<susceptibility::DriftMonitor> drift_;
   std::unique_ptr<common::ThreadPool> cpu_pool_;
   std::unique_ptr<common::ThreadPool> control_pool_;

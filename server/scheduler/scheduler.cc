@@ -105,6 +105,7 @@ absl::Status Scheduler::Recover() {
   // expired ones are re-queued (here and by every maintenance pass).
   if (options_.shared_store) {
     ASSIGN_OR_RETURN(std::vector<Job> expired, store_->RequeueExpired(WallNow()));
+    metrics_.LeasesExpired(static_cast<int64_t>(expired.size()));
     for (const Job& job : expired) {
       LOG(WARNING) << "job " << job.id << ": " << job.reason << " (now "
                    << JobStateName(job.state) << ")";

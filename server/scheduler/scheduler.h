@@ -51,8 +51,9 @@ struct SchedulerOptions {
   // claim jobs (JobStore::Claim), renew their leases every lease/3 (the heartbeat, which
   // also delivers cancel requests made on any replica), and a maintenance pass on every
   // replica, at the same interval, re-queues jobs whose lease expired (their worker died or
-  // was paused), completes parents whose last child ended elsewhere and streams the
-  // changes of jobs running elsewhere to this replica's watchers. Recovery at start
+  // was paused) and completes parents whose last child ended elsewhere; every
+  // poll_interval it streams the changes of jobs running elsewhere to this replica's
+  // watchers (so a watcher there lags by up to poll_interval). Recovery at start
   // re-queues only expired leases, not every RUNNING job. Idle workers poll for work every
   // poll_interval. False (single box): the scheduler owns the store alone.
   bool shared_store = false;
@@ -190,10 +191,10 @@ class Scheduler {
             common::Clock* clock, metrics::Metrics* metrics);
   absl::Status Recover();
   void WorkerLoop();
-  // shared_store: heartbeats, re-queueing expired leases, parents and remote watchers,
-  // every lease/3 until Shutdown.
+  // shared_store, until Shutdown: every lease/3 heartbeats, re-queueing expired leases and
+  // parents (`leases`); every poll_interval the queue depth and watchers of jobs elsewhere.
   void MaintenanceLoop();
-  void MaintainOnce();
+  void MaintainOnce(bool leases);
   // Synchronous lease check for JobContext::CheckLease.
   absl::Status CheckLease(RunningJob& run);
   // Records that `run` lost its lease: it is stopped and its later writes are dropped.

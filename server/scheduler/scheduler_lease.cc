@@ -1,6 +1,7 @@
 // The shared-store side of Scheduler (SchedulerOptions::shared_store): lease heartbeats,
 // re-queueing jobs whose worker stopped renewing, completing parents whose last child ended
 // on another replica, and streaming jobs that run elsewhere to this replica's watchers.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ namespace segserve::scheduler {
 
 void Scheduler::MarkLostLocked(RunningJob& run, const absl::Status& why) {
   if (run.lost.exchange(true)) return;
+  metrics_.LeaseLost();
   LOG(WARNING) << "job " << run.job.id << " attempt " << run.job.attempt << " on " << worker_id_
                << " lost its lease; stopping it, its further writes are dropped: " << why;
 }
@@ -34,9 +36,15 @@ absl::Status Scheduler::CheckLease(RunningJob& run) {
 }
 
 void Scheduler::MaintenanceLoop() {
-  const absl::Duration interval = absl::FromChrono(options_.lease) / 3;
+  // Leases every lease/3; watchers of jobs elsewhere and the queue depth every poll_interval.
+  const absl::Duration lease_interval = absl::FromChrono(options_.lease) / 3;
+  const absl::Duration interval =
+      std::min(lease_interval, absl::FromChrono(options_.poll_interval));
+  absl::Time next_lease_pass = absl::InfinitePast();
   while (true) {
-    MaintainOnce();
+    const bool leases = absl::Now() >= next_lease_pass;
+    if (leases) next_lease_pass = absl::Now() + lease_interval;
+    MaintainOnce(leases);
     absl::MutexLock lock(&mu_);
     const absl::Time until = absl::Now() + interval;
     while (!stopping_) {
@@ -46,7 +54,7 @@ void Scheduler::MaintenanceLoop() {
   }
 }
 
-void Scheduler::MaintainOnce() {
+void Scheduler::MaintainOnce(bool leases) {
   if (options_.maintenance_paused_for_testing && options_.maintenance_paused_for_testing()) return;
   Outbox out;
   {
@@ -54,6 +62,7 @@ void Scheduler::MaintainOnce() {
     if (stopping_) return;
     // 1. Heartbeats; a cancel requested on any replica reaches the run here.
     for (auto& [id, run] : running_) {
+      if (!leases) break;
       if (run->lost) continue;
       absl::StatusOr<bool> cancel = store_->RenewLease(id, run->job.attempt, options_.lease);
       if (cancel.status().code() == absl::StatusCode::kAborted) {
@@ -67,10 +76,12 @@ void Scheduler::MaintainOnce() {
       }
     }
     // 2. Jobs whose worker died or was paused past its lease.
-    absl::StatusOr<std::vector<Job>> expired = store_->RequeueExpired(WallNow());
+    absl::StatusOr<std::vector<Job>> expired =
+        leases ? store_->RequeueExpired(WallNow()) : std::vector<Job>{};
     if (!expired.ok()) {
       LOG(WARNING) << "scheduler: cannot re-queue expired leases: " << expired.status();
     } else {
+      metrics_.LeasesExpired(static_cast<int64_t>(expired->size()));
       for (const Job& job : *expired) {
         LOG(WARNING) << "job " << job.id << ": " << job.reason << " (now "
                      << JobStateName(job.state) << ")";
@@ -87,6 +98,7 @@ void Scheduler::MaintainOnce() {
     // 3. Parents whose last child ended where the parent update was lost (a replica died
     // between the two writes).
     for (JobKind parent_kind : {JobKind::kSweep, JobKind::kExperiment}) {
+      if (!leases) break;
       JobFilter filter;
       filter.kind = parent_kind;
       filter.states = {JobState::kQueued, JobState::kRunning};

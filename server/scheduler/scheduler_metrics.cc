@@ -50,7 +50,28 @@ SchedulerMetrics::SchedulerMetrics(metrics::Metrics* metrics) {
                             "the job services are unavailable (docs/RELIABILITY.md).")
                         .Register(registry)
                         .Add({});
+  leases_lost_ = &prometheus::BuildCounter()
+                      .Name("segserve_job_leases_lost_total")
+                      .Help("Runs on this replica stopped because they lost their lease (the "
+                            "replica was paused or cut off past it; another worker resumes "
+                            "the job); their later writes were refused.")
+                      .Register(registry)
+                      .Add({});
+  leases_expired_ = &prometheus::BuildCounter()
+                         .Name("segserve_job_leases_expired_total")
+                         .Help("Jobs this replica re-queued because their worker stopped "
+                               "renewing its lease (died, paused or cut off).")
+                         .Register(registry)
+                         .Add({});
   for (JobState s : kAllJobStates) jobs_->Add({{"state", JobStateName(s)}});
+}
+
+void SchedulerMetrics::LeaseLost() {
+  if (leases_lost_) leases_lost_->Increment();
+}
+
+void SchedulerMetrics::LeasesExpired(int64_t n) {
+  if (leases_expired_ && n > 0) leases_expired_->Increment(static_cast<double>(n));
 }
 
 void SchedulerMetrics::SetStoreHealthy(bool healthy) {

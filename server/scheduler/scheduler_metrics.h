@@ -1,7 +1,8 @@
 // File: server/scheduler/scheduler_metrics.h — the scheduler's Prometheus families:
 // segserve_training_jobs{state}, segserve_job_queue_depth,
 // segserve_training_images_total, segserve_training_epoch{job_id},
-// segserve_training_val_iou{job_id}, segserve_job_store_healthy. Per-job series exist while the
+// segserve_training_val_iou{job_id}, segserve_job_store_healthy,
+// segserve_job_leases_{lost,expired}_total. Per-job series exist while the
 // job runs.
 #pragma once
 
@@ -34,6 +35,12 @@ class SchedulerMetrics {
   void RemoveJob(const JobId& job);
   // segserve_job_store_healthy: 1 when the job store opened and passed its integrity check.
   void SetStoreHealthy(bool healthy);
+  // segserve_job_leases_lost_total: runs on this replica that lost their lease (paused or
+  // cut off past it; the job was re-queued for another worker) and were stopped.
+  // segserve_job_leases_expired_total: jobs this replica re-queued because their worker's
+  // lease expired.
+  void LeaseLost();
+  void LeasesExpired(int64_t n);
 
  private:
   prometheus::Family<prometheus::Gauge>* jobs_ = nullptr;
@@ -44,6 +51,8 @@ class SchedulerMetrics {
   prometheus::Family<prometheus::Gauge>* epoch_ = nullptr;
   prometheus::Family<prometheus::Gauge>* val_iou_ = nullptr;
   prometheus::Gauge* store_healthy_ = nullptr;
+  prometheus::Counter* leases_lost_ = nullptr;
+  prometheus::Counter* leases_expired_ = nullptr;
   std::mutex mu_;  // Family::Add/Remove are thread-safe; this keeps Remove after Add.
 };
 

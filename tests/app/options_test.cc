@@ -25,6 +25,10 @@ ABSL_DECLARE_FLAG(int64_t, max_dataset_bytes);
 ABSL_DECLARE_FLAG(std::string, precision);
 ABSL_DECLARE_FLAG(double, bf16_max_iou_drop);
 ABSL_DECLARE_FLAG(bool, bf16);
+ABSL_DECLARE_FLAG(std::string, roles);
+ABSL_DECLARE_FLAG(std::string, database);
+ABSL_DECLARE_FLAG(int, job_lease_seconds);
+ABSL_DECLARE_FLAG(int, registry_sync_seconds);
 
 namespace segserve::app {
 namespace {
@@ -64,6 +68,26 @@ TEST_F(OptionsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(options->max_batch_size, 8);
   EXPECT_EQ(options->max_background_batch_size, 1);
   EXPECT_EQ(options->max_dataset_bytes, 2ll << 30);
+  EXPECT_TRUE(options->serve_role);
+  EXPECT_TRUE(options->train_role);
+  EXPECT_EQ(options->job_lease_seconds, 30);
+  EXPECT_EQ(options->registry_sync_seconds, 2);
+}
+
+TEST_F(OptionsTest, RolesAreServeTrainOrBothAndServeOnlyNeedsADatabase) {
+  absl::SetFlag(&FLAGS_database, std::string("postgresql://segserve@db/segserve"));
+  absl::SetFlag(&FLAGS_roles, std::string("serve"));
+  auto serve = OptionsFromFlags();
+  ASSERT_TRUE(serve.ok()) << serve.status();
+  EXPECT_TRUE(serve->serve_role);
+  EXPECT_FALSE(serve->train_role);
+  absl::SetFlag(&FLAGS_roles, std::string("train"));
+  auto train = OptionsFromFlags();
+  ASSERT_TRUE(train.ok()) << train.status();
+  EXPECT_FALSE(train->serve_role);
+  EXPECT_TRUE(train->train_role);
+  absl::SetFlag(&FLAGS_roles, std::string("train,serve"));
+  EXPECT_TRUE(OptionsFromFlags()->serve_role);
 }
 
 TEST_F(OptionsTest, RetentionFlagsDefaultParseAndNameTheirLimits) {
@@ -172,6 +196,18 @@ INSTANTIATE_TEST_SUITE_P(
                       absl::SetFlag(&FLAGS_precision, std::string("auto"));
                     },
                     "--bf16: conflicts with --precision=auto"},
+        BadFlagCase{"UnknownRole", [] { absl::SetFlag(&FLAGS_roles, std::string("serve,gpu")); },
+                    "--roles: expected a comma-separated list of serve and train, got 'serve,gpu'"},
+        BadFlagCase{"NoRole", [] { absl::SetFlag(&FLAGS_roles, std::string("")); },
+                    "--roles: expected"},
+        BadFlagCase{"ServeOnlyWithoutDatabase",
+                    [] { absl::SetFlag(&FLAGS_roles, std::string("serve")); },
+                    "--roles: a replica without the train role needs --database"},
+        BadFlagCase{"ShortLease", [] { absl::SetFlag(&FLAGS_job_lease_seconds, 1); },
+                    "--job_lease_seconds: must be 3..3600, got 1"},
+        BadFlagCase{"NegativeRegistrySync",
+                    [] { absl::SetFlag(&FLAGS_registry_sync_seconds, -1); },
+                    "--registry_sync_seconds: must be 0..3600"},
         BadFlagCase{"BackgroundBatchAboveBatch",
                     [] {
                       absl::SetFlag(&FLAGS_max_batch_size, 4);
