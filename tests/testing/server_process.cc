@@ -39,7 +39,11 @@ std::string SegctlBinary() { return std::string(SEGSERVE_BINARY_DIR) + "/client/
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const std::string& binary, const std::string& data_dir,
     const std::vector<std::string>& extra_flags, std::chrono::seconds startup_timeout) {
-  const std::string port_file = data_dir + "/ports.json";
+  // Replicas sharing one data dir pass their own --port_file.
+  std::string port_file = data_dir + "/ports.json";
+  for (const std::string& flag : extra_flags) {
+    if (flag.rfind("--port_file=", 0) == 0) port_file = flag.substr(12);
+  }
   std::filesystem::remove(port_file);
   std::vector<std::string> args = {binary,
                                    "--listen=127.0.0.1:0",

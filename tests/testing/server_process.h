@@ -31,7 +31,8 @@ class ServerProcess {
  public:
   // Starts `binary` with the given data dir and extra flags; returns once the server has
   // written its port file (or fails after `startup_timeout`). Without an --auth_* flag
-  // among `extra_flags` the server runs with --auth_disabled.
+  // among `extra_flags` the server runs with --auth_disabled; a --port_file among them
+  // replaces <data_dir>/ports.json (replicas sharing a data dir).
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::string& binary, const std::string& data_dir,
       const std::vector<std::string>& extra_flags = {},
