@@ -31,6 +31,7 @@
 #include "server/metrics/process_collector.h"
 #include "server/model/device.h"
 #include "server/postgres/conninfo.h"
+#include "server/postgres/database_metrics.h"
 #include "server/scheduler/postgres_job_store.h"
 #include "server/susceptibility/analysis_runner.h"
 #include "server/training/training_runner.h"
@@ -244,6 +245,8 @@ absl::Status SegserveServer::BuildComponents() {
     // connect timeout bounds the wait); the scheduler does not know which store it has.
     postgres::ConnectOptions database;
     database.conninfo = options_.database;
+    database.what = "job database";
+    postgres::InstallDatabaseMetrics(database, metrics_);
     if (!options_.database_password_file.empty()) {
       ASSIGN_OR_RETURN(database.password,
                        postgres::ReadPasswordFile(options_.database_password_file));

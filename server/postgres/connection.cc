@@ -112,6 +112,7 @@ absl::Status Connection::Connect() {
     next_attempt_ = std::chrono::steady_clock::now() + options_.reconnect_backoff;
     last_connect_error_ =
         absl::UnavailableError(absl::StrCat(description_, " is unreachable: ", why));
+    if (options_.on_connection) options_.on_connection(false);
     return last_connect_error_;
   }
   PQsetNoticeProcessor(conn_, OnNotice, nullptr);
@@ -126,6 +127,7 @@ absl::Status Connection::Connect() {
     return set.status();
   }
   last_connect_error_ = absl::OkStatus();
+  if (options_.on_connection) options_.on_connection(true);
   return absl::OkStatus();
 }
 
@@ -147,6 +149,7 @@ absl::Status Connection::EnsureConnected() {
 
 absl::Status Connection::ErrorOf(const pg_result* result, const std::string& what) {
   if (Lost()) {
+    if (options_.on_connection) options_.on_connection(false);
     std::string why = Trimmed(PQerrorMessage(conn_));
     return absl::UnavailableError(absl::StrCat(description_, ": ", what, ": connection lost (", why,
                                                "); reconnecting on the next call"));
@@ -163,7 +166,24 @@ absl::Status Connection::ErrorOf(const pg_result* result, const std::string& wha
                                    state.empty() ? "none" : state, "]"));
 }
 
+template <typename F>
+absl::StatusOr<Result> Connection::Observed(F&& run) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<Result> result = run();
+  if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, result.status());
+  return result;
+}
+
 absl::StatusOr<Result> Connection::Exec(const Statement& statement, const Params& params) {
+  return Observed([&] { return ExecPrepared(statement, params); });
+}
+
+absl::StatusOr<Result> Connection::ExecSql(const std::string& sql) {
+  return Observed([&] { return ExecText(sql); });
+}
+
+absl::StatusOr<Result> Connection::ExecPrepared(const Statement& statement,
+                                                const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
@@ -190,7 +210,7 @@ absl::StatusOr<Result> Connection::Exec(const Statement& statement, const Params
   }
 }
 
-absl::StatusOr<Result> Connection::ExecSql(const std::string& sql) {
+absl::StatusOr<Result> Connection::ExecText(const std::string& sql) {
   // Never reconnects: a COMMIT sent on a new session would "succeed" with nothing to commit.
   if (Lost()) return ErrorOf(nullptr, sql.substr(0, 40));
   PGresult* raw = PQexec(conn_, sql.c_str());

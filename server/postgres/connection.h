@@ -47,6 +47,12 @@ struct ConnectOptions {
   std::string application_name = "segserve";
   // Names the database in messages, e.g. "job database".
   std::string what = "database";
+  // Observers (may be null), e.g. for segserve_database_up and the query latency histogram
+  // (database_metrics.h): after every statement, its duration and outcome; after every
+  // connect attempt and every lost connection, whether the database is reachable.
+  std::function<void(std::chrono::steady_clock::duration elapsed, const absl::Status& status)>
+      on_query;
+  std::function<void(bool up)> on_connection;
 };
 
 // An owned PGresult.
@@ -113,6 +119,10 @@ class Connection {
   absl::Status EnsureConnected();
   absl::Status Connect();
   absl::Status ErrorOf(const pg_result* result, const std::string& what);
+  absl::StatusOr<Result> ExecPrepared(const Statement& statement, const Params& params);
+  absl::StatusOr<Result> ExecText(const std::string& sql);
+  template <typename F>
+  absl::StatusOr<Result> Observed(F&& run);
   bool Lost() const;
 
   const ConnectOptions options_;

@@ -4,7 +4,10 @@
 #include <exception>
 #include <random>
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
@@ -104,6 +107,36 @@ absl::Status Scheduler::Recover() {
   // Shared store: other replicas' RUNNING jobs are alive as long as their leases are; only
   // expired ones are re-queued (here and by every maintenance pass).
   if (options_.shared_store) {
+    // A worker of this host that is gone (an earlier run of this replica: same pid in a
+    // restarted container, or a pid that no longer exists) cannot renew its lease: its jobs
+    // are re-queued now instead of after the lease, so a restarted single replica resumes
+    // at once. Live processes on this host are left alone.
+    JobFilter running_filter;
+    running_filter.states = {JobState::kRunning};
+    running_filter.limit = 1000;
+    ASSIGN_OR_RETURN(std::vector<Job> running, store_->List(running_filter));
+    for (Job& job : running) {
+      if (IsParentKind(job.kind) || job.owner == worker_id_ || !IsGoneLocalWorker(job.owner)) {
+        continue;
+      }
+      const int attempt = job.attempt;
+      const std::string owner = job.owner;
+      job.owner.clear();
+      if (job.cancel_requested) {
+        job.state = JobState::kCancelled;
+        job.reason = "cancelled by request (stopped by a server restart)";
+        job.finished = WallNow();
+      } else {
+        job.state = JobState::kQueued;
+        job.restarts += 1;
+        job.reason = absl::StrCat("re-queued after a server restart (worker ", owner,
+                                  " is gone); resumes after epoch ", job.last_completed_epoch);
+      }
+      absl::Status requeued = store_->Update(job, Fence{attempt, std::nullopt});
+      if (requeued.code() == absl::StatusCode::kAborted) continue;  // someone was quicker
+      RETURN_IF_ERROR(requeued);
+      LOG(WARNING) << "job " << job.id << ": " << job.reason;
+    }
     ASSIGN_OR_RETURN(std::vector<Job> expired, store_->RequeueExpired(WallNow()));
     metrics_.LeasesExpired(static_cast<int64_t>(expired.size()));
     for (const Job& job : expired) {
@@ -157,13 +190,38 @@ absl::Status Scheduler::Recover() {
   return absl::OkStatus();
 }
 
-std::string DefaultWorkerId() {
+namespace {
+
+std::string HostName() {
   char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
+  if (::gethostname(host, sizeof(host) - 1) != 0) return "host";
+  return host;
+}
+
+}  // namespace
+
+bool IsGoneLocalWorker(const std::string& owner) {
+  // "<host>-<pid>-<hex>", parsed from the right (host names contain '-').
+  const size_t last = owner.rfind('-');
+  if (last == std::string::npos || last == 0) return false;
+  const size_t middle = owner.rfind('-', last - 1);
+  if (middle == std::string::npos) return false;
+  if (owner.substr(0, middle) != HostName()) return false;
+  const std::string pid_text = owner.substr(middle + 1, last - middle - 1);
+  if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos ||
+      pid_text.size() > 9) {
+    return false;
+  }
+  const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+  if (pid == ::getpid()) return true;  // our pid, another incarnation (a restarted container)
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+std::string DefaultWorkerId() {
   std::random_device random;
   char buf[64];
   std::snprintf(buf, sizeof(buf), "-%d-%04x", static_cast<int>(::getpid()), random() & 0xffff);
-  return std::string(host) + buf;
+  return HostName() + buf;
 }
 
 JobId Scheduler::NewIdLocked() {

@@ -54,7 +54,8 @@ struct SchedulerOptions {
   // was paused) and completes parents whose last child ended elsewhere; every
   // poll_interval it streams the changes of jobs running elsewhere to this replica's
   // watchers (so a watcher there lags by up to poll_interval). Recovery at start
-  // re-queues only expired leases, not every RUNNING job. Idle workers poll for work every
+  // re-queues only expired leases and jobs of this host's workers that are gone (a restarted
+  // replica resumes its jobs at once), not every RUNNING job. Idle workers poll for work every
   // poll_interval. False (single box): the scheduler owns the store alone.
   bool shared_store = false;
   // Names this replica's workers in the store (Job::owner). Empty: "<host>-<pid>-<random>".
@@ -94,6 +95,10 @@ struct SchedulerOptions {
 
 // "<host>-<pid>-<4 hex digits>": the default SchedulerOptions::worker_id.
 std::string DefaultWorkerId();
+// True when `owner` is such an id of this host whose process is gone (no such pid), or
+// names this process's pid with another suffix (an earlier incarnation, e.g. pid 1 in a
+// restarted container). Used at start to re-queue those jobs without waiting for the lease.
+bool IsGoneLocalWorker(const std::string& owner);
 
 class Scheduler {
  public:

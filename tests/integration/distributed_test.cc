@@ -8,7 +8,9 @@
 //    version is registered; the front loads it by itself (registry follower) and serves it;
 //  - SIGSTOP of the trainer running a second job past its lease, then SIGCONT: the job
 //    finishes once on another trainer; the woken trainer counts a lost lease, its late
-//    writes change nothing (attempt, state, one more version only).
+//    writes change nothing (attempt, state, one more version only);
+//  - PostgreSQL stopped: Segment and health still answer, job RPCs say UNAVAILABLE naming
+//    the job database, segserve_database_up is 0; restarted: all recovers by itself.
 // Named Postgres* (one ctest entry with the binary's PostgreSQL).
 #include <signal.h>
 
@@ -174,7 +176,6 @@ TEST_F(PostgresDistributedTest, JobsSurviveAKilledAndAPausedTrainerAndTheFrontSe
   EXPECT_EQ(done.progress().epoch(), 3);
   EXPECT_TRUE(done.worker().empty());
   EXPECT_EQ(done.model_name(), "dist-a");
-  EXPECT_EQ(VersionsOf("dist-a"), 1) << "exactly one version registered";
 
   // The front follows the registry: the new model is loaded and served without a restart.
   const auto deadline = std::chrono::steady_clock::now() + seconds(60);
@@ -185,6 +186,8 @@ TEST_F(PostgresDistributedTest, JobsSurviveAKilledAndAPausedTrainerAndTheFrontSe
     std::this_thread::sleep_for(milliseconds(200));
   }
   EXPECT_THAT(listing, HasSubstr("LOADED")) << listing;
+  // (The front's model list is its view of the shared directory, refreshed every second.)
+  EXPECT_EQ(VersionsOf("dist-a"), 1) << "exactly one version registered";
   std::string image;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.path() +
                                                                          "/datasets/dist")) {
@@ -237,6 +240,36 @@ TEST_F(PostgresDistributedTest, JobsSurviveAKilledAndAPausedTrainerAndTheFrontSe
     if (trainer) expired += trainer->Metric("segserve_job_leases_expired_total");
   }
   EXPECT_EQ(expired, 2);
+
+  // 3. PostgreSQL goes away: the front keeps serving Segment and stays SERVING, job RPCs
+  // answer UNAVAILABLE naming the job database, segserve_database_up drops to 0; when the
+  // database returns everything recovers without a restart, trainers included.
+  auto postgres = testing::SharedPostgresServer();
+  ASSERT_TRUE(postgres.ok());
+  ASSERT_TRUE((*postgres)->StopServer().ok());
+  std::tie(seg_code, seg_out) =
+      Segctl("segment --model dist-b --out " + dir_.path() + "/masks-outage " + image);
+  EXPECT_EQ(seg_code, 0) << seg_out;
+  auto [health_code, health_out] = Segctl("health");
+  EXPECT_EQ(health_code, 0) << health_out;
+  EXPECT_THAT(health_out, HasSubstr("SERVING"));
+  auto [list_code, list_out] = Segctl("jobs list");
+  EXPECT_NE(list_code, 0) << list_out;
+  EXPECT_THAT(list_out, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(list_out, HasSubstr("job database"));
+  EXPECT_EQ(front_->Metric("segserve_database_up{database=\"job database\"}"), 0);
+  ASSERT_TRUE((*postgres)->StartServer().ok());
+  for (int i = 0; i < 300; ++i) {
+    std::tie(list_code, list_out) = Segctl("jobs list");
+    if (list_code == 0) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(list_code, 0) << list_out;
+  EXPECT_EQ(front_->Metric("segserve_database_up{database=\"job database\"}"), 1);
+  std::tie(gen_code, gen_out) =
+      Segctl("datasets generate --name after-outage --n 8 --size 64 --seed 4 --wait");
+  EXPECT_EQ(gen_code, 0) << gen_out;
+
   for (auto& trainer : trainers_) {
     if (trainer) EXPECT_EQ(trainer->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
   }

@@ -4,6 +4,9 @@
 // refused and the job finishes once, on another replica), cancel and watch across replicas,
 // and a serve-only replica (no slots). Real PostgreSQL; the SQLite instance runs the same
 // scenarios on one file with several connections.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <set>
 
@@ -163,6 +166,42 @@ TEST_P(SharedSchedulerTest, ARestartingReplicaLeavesLiveLeasesAlone) {
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->state, JobState::kSucceeded);
   EXPECT_EQ(runner_->started().size(), 1u);
+}
+
+TEST_P(SharedSchedulerTest, ARestartedReplicaResumesItsOwnJobsWithoutWaitingForTheLease) {
+  // A worker id of this host whose process is gone (a child that exited), and one of a live
+  // process on this host (our parent): only the first one's job is re-queued at start.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  waitpid(child, nullptr, 0);
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  const std::string gone = std::string(host) + "-" + std::to_string(child) + "-beef";
+  const std::string alive = std::string(host) + "-" + std::to_string(getppid()) + "-beef";
+  EXPECT_TRUE(IsGoneLocalWorker(gone));
+  EXPECT_FALSE(IsGoneLocalWorker(alive));
+  EXPECT_FALSE(IsGoneLocalWorker("other-host-" + std::to_string(child) + "-beef"));
+  EXPECT_TRUE(IsGoneLocalWorker(std::string(host) + "-" + std::to_string(getpid()) + "-0000"))
+      << "our own pid with another suffix: an earlier incarnation";
+  {
+    auto store = factory_.Open();
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->Insert({testing::MakeJob("a"), testing::MakeJob("b")}).ok());
+    ASSERT_TRUE((*store)->Claim(gone, 60s, TimePoint(std::chrono::seconds(1700000000))).ok());
+    ASSERT_TRUE((*store)->Claim(alive, 60s, TimePoint(std::chrono::seconds(1700000000))).ok());
+  }
+  auto replica = Replica("restarted", 1);
+  ASSERT_TRUE(replica);
+  auto done = WaitTerminal(*replica, "a");
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  Job a = Stored("a");
+  EXPECT_EQ(a.restarts, 1);
+  EXPECT_EQ(a.attempt, 2);
+  Job b = Stored("b");
+  EXPECT_EQ(b.state, JobState::kRunning) << "a live worker's lease is left alone";
+  EXPECT_EQ(b.owner, alive);
 }
 
 TEST_P(SharedSchedulerTest, ZeroSlotsNeedASharedStore) {
