@@ -105,6 +105,26 @@ absl::Status RegistryFollower::SyncOnce() {
       errors.push_back(absl::StrCat(key, " did not load (kept the version serving now): ", why));
     }
   }
+  // The alias table requests resolve through: a moved alias switches once its new target
+  // is loaded; until then (or when it failed to load) it keeps its old, loaded target.
+  const std::shared_ptr<const AliasTable> before = registry_.ServedAliases();
+  auto served = std::make_shared<AliasTable>();
+  for (const auto& [alias, target] : aliases) {
+    if (!registry_.IsLoaded(target) && before != nullptr) {
+      auto old = before->find(alias);
+      if (old != before->end() && registry_.IsLoaded(old->second)) {
+        (*served)[alias] = old->second;
+        continue;
+      }
+    }
+    (*served)[alias] = target;
+  }
+  registry_.SetServedAliases(served);
+  std::set<std::string> keep = wanted;  // versions a served alias pins stay loaded
+  for (const auto& [alias, target] : *served) {
+    if (target.version > 0) keep.insert(Key(target.name, target.version));
+  }
+
   // Unload what nothing wants any more, but only once every wanted version of that model
   // is in (a failed load keeps its predecessor serving).
   std::set<std::string> names_complete;
@@ -117,7 +137,7 @@ absl::Status RegistryFollower::SyncOnce() {
   }
   for (const StoredVersion& v : stored) {
     const std::string key = Key(v.name, v.version);
-    if (!loaded.count(key) || wanted.count(key) || !managed_.count(key)) continue;
+    if (!loaded.count(key) || keep.count(key) || !managed_.count(key)) continue;
     if (!names_complete.count(v.name)) continue;
     if (!options_.follow.empty() && newest.count(v.name) &&
         std::none_of(wanted.begin(), wanted.end(),

@@ -5,9 +5,13 @@
 //   - loads the version each followed reference wants: the newest stored version of a
 //     followed model name, the target of a followed alias (its pinned version, or the
 //     newest of its model), every alias when nothing is listed;
+//   - publishes the alias table requests resolve through (ModelRegistry::SetServedAliases):
+//     an alias moved elsewhere switches only once its new target is loaded, so requests
+//     through it never see an unloaded version while the load runs;
 //   - once that version is loaded (Resolve of the name now answers it: version 0 = newest
-//     loaded), unloads the versions it manages that nothing wants any more. Requests that
-//     resolved an old version finish on it (ModelRegistry keeps it alive by shared_ptr).
+//     loaded), unloads the versions it manages that nothing wants or serves any more.
+//     Requests that resolved an old version finish on it (ModelRegistry keeps it alive by
+//     shared_ptr).
 // It manages what it loaded and what was loaded when it started; a version an operator
 // loads later by hand is left alone. A version that fails to load (a missing or corrupted
 // checkpoint: the registry records why, Models.List shows it) is not retried until a newer

@@ -50,7 +50,8 @@ absl::StatusOr<AliasTarget> ModelRegistry::ResolveRef(const std::string& name,
                                                       int64_t version) const {
   RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
   AliasTarget ref{name, version};
-  const std::shared_ptr<const AliasTable> aliases = store_.SharedAliases();
+  std::shared_ptr<const AliasTable> aliases = ServedAliases();
+  if (aliases == nullptr) aliases = store_.SharedAliases();
   auto it = aliases->find(name);
   if (it == aliases->end()) return ref;
   ref.name = it->second.name;
@@ -269,7 +270,31 @@ absl::StatusOr<StoredVersion> ModelRegistry::GetFresh(const std::string& name,
 
 absl::Status ModelRegistry::SetAlias(const std::string& alias, const AliasTarget& target) {
   RETURN_IF_ERROR(GetFresh(target.name, target.version).status());
-  return store_.SetAlias(alias, target);
+  RETURN_IF_ERROR(store_.SetAlias(alias, target));
+  absl::MutexLock lock(&served_aliases_mu_);
+  if (served_aliases_ != nullptr && IsLoaded(target)) {
+    auto served = std::make_shared<AliasTable>(*served_aliases_);
+    (*served)[alias] = target;
+    served_aliases_ = std::move(served);
+  }
+  return absl::OkStatus();
+}
+
+void ModelRegistry::SetServedAliases(std::shared_ptr<const AliasTable> aliases) {
+  absl::MutexLock lock(&served_aliases_mu_);
+  served_aliases_ = std::move(aliases);
+}
+
+std::shared_ptr<const AliasTable> ModelRegistry::ServedAliases() const {
+  absl::MutexLock lock(&served_aliases_mu_);
+  return served_aliases_;
+}
+
+bool ModelRegistry::IsLoaded(const AliasTarget& target) const {
+  absl::MutexLock lock(&mu_);
+  auto it = loaded_.find(target.name);
+  if (it == loaded_.end() || it->second.empty()) return false;
+  return target.version == 0 || it->second.count(target.version) > 0;
 }
 
 absl::Status ModelRegistry::LoadAtStartup(const std::vector<std::string>& names) {

@@ -96,6 +96,15 @@ class ModelRegistry {
 
   ModelStore& store() { return store_; }
 
+  // Follow mode (RegistryFollower): requests resolve aliases through `aliases` instead of
+  // the store's table, so an alias another process moved keeps answering with its old,
+  // loaded target until the follower has loaded the new one. Null (default): the store's
+  // table. SetAlias through this registry updates it at once when the new target is loaded.
+  void SetServedAliases(std::shared_ptr<const AliasTable> aliases);
+  std::shared_ptr<const AliasTable> ServedAliases() const;
+  // Whether `target` resolves to a loaded version now (version 0: any version of the name).
+  bool IsLoaded(const AliasTarget& target) const;
+
   // Called when a version is loaded (before requests can resolve it; loaded = true) or
   // unloaded (false), e.g. to install the model's drift reference. Must not call back into
   // the registry. Set before serving.
@@ -125,6 +134,8 @@ class ModelRegistry {
   std::set<std::string> deleting_ ABSL_GUARDED_BY(mu_);
   // "name:version" -> state for versions that are loading or failed.
   std::map<std::string, std::pair<LoadState, std::string>> transient_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex served_aliases_mu_;
+  std::shared_ptr<const AliasTable> served_aliases_ ABSL_GUARDED_BY(served_aliases_mu_);
 };
 
 // The production ModelLoader.

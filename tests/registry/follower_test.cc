@@ -130,6 +130,36 @@ TEST_F(FollowerTest, AFollowListLoadsOnlyItsReferencesAndLeavesManualLoadsAlone)
   EXPECT_THAT(Loaded(registry), ::testing::ElementsAre("a:2", "b:1"));
 }
 
+TEST_F(FollowerTest, AnAliasMovedElsewhereKeepsServingItsOldTargetUntilTheNewOneIsLoaded) {
+  Add("m", 1);
+  Add("m", 2);
+  auto store = ModelStore::Open(dir_.path(), NoRefreshThread());
+  ASSERT_TRUE((*store)->SetAlias("prod", {"m", 1}).ok());
+  FailingLoader loader(/*failing_version=*/3);
+  ModelRegistry registry(**store, loader, metrics_);
+  RegistryFollower follower(registry, FollowerOptions{{"prod"}, absl::ZeroDuration()});
+  ASSERT_TRUE(follower.SyncOnce().ok());
+  EXPECT_THAT(Loaded(registry), ::testing::ElementsAre("m:1"));
+  // Another process moves the alias to v2; this process's store sees it (its background
+  // rescan) before the follower has loaded v2: requests through the alias stay on v1.
+  auto writer = ModelStore::Open(dir_.path());
+  ASSERT_TRUE((*writer)->SetAlias("prod", {"m", 2}).ok());
+  ASSERT_TRUE((*store)->Refresh().ok());
+  ASSERT_EQ((*store)->Aliases().at("prod").version, 2);
+  auto during = registry.Resolve("prod", 0);
+  ASSERT_TRUE(during.ok()) << during.status();
+  EXPECT_EQ((*during)->stored.version, 1);
+  ASSERT_TRUE(follower.SyncOnce().ok());
+  EXPECT_EQ((*registry.Resolve("prod", 0))->stored.version, 2);
+  EXPECT_THAT(Loaded(registry), ::testing::ElementsAre("m:2"));
+  // A move to a version that cannot load: the alias keeps serving v2.
+  Add("m", 3);
+  ASSERT_TRUE((*writer)->SetAlias("prod", {"m", 3}).ok());
+  EXPECT_FALSE(follower.SyncOnce().ok());
+  EXPECT_EQ((*registry.Resolve("prod", 0))->stored.version, 2);
+  EXPECT_THAT(Loaded(registry), ::testing::ElementsAre("m:2"));
+}
+
 TEST_F(FollowerTest, TheBackgroundThreadPicksUpANewVersionWithinItsInterval) {
   Add("m", 1);
   auto store = ModelStore::Open(dir_.path(), NoRefreshThread());
