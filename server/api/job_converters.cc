@@ -107,6 +107,7 @@ void JobToProto(const scheduler::Job& job, v1::Job* out) {
   out->set_restarts(job.restarts);
   out->set_attempt(job.attempt);
   out->set_worker(job.owner);
+  out->set_last_completed_epoch(job.last_completed_epoch);
   auto* progress = out->mutable_progress();
   progress->set_epoch(job.progress.epoch);
   progress->set_epochs(job.progress.epochs);

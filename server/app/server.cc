@@ -191,7 +191,9 @@ absl::Status SegserveServer::BuildComponents() {
   training_options.eval_scheduler = batch_scheduler_.get();
   training_options.eval_device = options_.device;
   training_options.on_registered = [this](const registry::StoredVersion& stored) {
-    if (!options_.serve_role) return;  // serving replicas pick it up from the store
+    // Train-only replicas serve nothing; with the registry follower the new version is
+    // loaded (and its predecessor unloaded) by the follower's next pass.
+    if (!options_.serve_role || FollowsRegistry()) return;
     auto loaded = registry_->Load(stored.name, stored.version);
     if (!loaded.ok()) LOG(WARNING) << "trained model did not load: " << loaded.status();
   };
@@ -259,7 +261,7 @@ absl::Status SegserveServer::BuildComponents() {
                                                   scheduler_options, nullptr, &metrics_));
   }
   retention_->Attach(scheduler_.get());
-  if (options_.serve_role && !options_.database.empty() && options_.registry_sync_seconds > 0) {
+  if (FollowsRegistry()) {
     registry::FollowerOptions follow;
     follow.follow = options_.load_models;
     follow.interval = absl::Seconds(options_.registry_sync_seconds);

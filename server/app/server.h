@@ -83,6 +83,9 @@ class SegserveServer {
   std::unique_ptr<registry::ModelRegistry> registry_;
   // --database with the serve role: follows versions and aliases other replicas write.
   std::unique_ptr<registry::RegistryFollower> follower_;
+  bool FollowsRegistry() const {
+    return options_.serve_role && !options_.database.empty() && options_.registry_sync_seconds > 0;
+  }
   std::unique_ptr<susceptibility::DriftMonitor> drift_;
   std::unique_ptr<common::ThreadPool> cpu_pool_;
   std::unique_ptr<common::ThreadPool> control_pool_;

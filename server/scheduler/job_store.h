@@ -41,7 +41,8 @@ class JobStore {
   // AlreadyExists when an id is taken.
   virtual absl::Status Insert(const std::vector<Job>& jobs) = 0;
   // Writes every mutable field of `job` (state, reason, times, result, progress,
-  // restarts, last_completed_epoch, cancel_requested, owner) when the row passes `fence`.
+  // restarts, last_completed_epoch, owner) when the row passes `fence`; cancel_requested
+  // is only ever set, never cleared (a request made elsewhere survives a stale snapshot).
   // NotFound for an unknown id; Aborted when the fence fails (nothing is written).
   virtual absl::Status Update(const Job& job, const Fence& fence) = 0;
   absl::Status Update(const Job& job) { return Update(job, Fence{}); }

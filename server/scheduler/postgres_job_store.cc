@@ -32,7 +32,8 @@ constexpr Statement kInsert = {"jobs_insert",
 constexpr Statement kUpdate = {
     "jobs_update",
     "UPDATE jobs SET state=$1, reason=$2, started_ms=$3, finished_ms=$4, result_json=$5, "
-    "progress_json=$6, restarts=$7, last_completed_epoch=$8, cancel_requested=$9, "
+    "progress_json=$6, restarts=$7, last_completed_epoch=$8, "
+    "cancel_requested=(cancel_requested OR $9::boolean), "
     "priority=$10, owner=$11 WHERE id=$12" SEGSERVE_FENCE(13, 14)};
 constexpr Statement kUpdateProgress = {
     "jobs_update_progress",

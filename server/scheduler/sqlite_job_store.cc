@@ -285,7 +285,7 @@ absl::Status SqliteJobStore::Update(const Job& job, const Fence& fence) {
                    Prepared(absl::StrCat(
                        "UPDATE jobs SET state=?, reason=?, started_ms=?, finished_ms=?, "
                        "result_json=?, progress_json=?, restarts=?, last_completed_epoch=?, "
-                       "cancel_requested=?, priority=?, owner=? WHERE id=?",
+                       "cancel_requested=(cancel_requested OR ?), priority=?, owner=? WHERE id=?",
                        FenceSql(fence))));
   ResetOnExit reset(stmt);
   BindText(stmt, 1, JobStateName(job.state));
