@@ -102,6 +102,20 @@ Scheduler::Scheduler(std::unique_ptr<JobStore> store, RunnerMap runners, Schedul
 
 Scheduler::~Scheduler() { Shutdown(); }
 
+void Scheduler::MarkInterruptedAtStart(Job& job, const std::string& detail) const {
+  job.owner.clear();
+  if (job.cancel_requested) {
+    job.state = JobState::kCancelled;
+    job.reason = "cancelled by request (stopped by a server restart)";
+    job.finished = WallNow();
+  } else {
+    job.state = JobState::kQueued;
+    job.restarts += 1;
+    job.reason = absl::StrCat("re-queued after a server restart", detail,
+                              "; resumes after epoch ", job.last_completed_epoch);
+  }
+}
+
 absl::Status Scheduler::Recover() {
   absl::MutexLock lock(&mu_);
   // Shared store: other replicas' RUNNING jobs are alive as long as their leases are; only
@@ -120,18 +134,7 @@ absl::Status Scheduler::Recover() {
         continue;
       }
       const int attempt = job.attempt;
-      const std::string owner = job.owner;
-      job.owner.clear();
-      if (job.cancel_requested) {
-        job.state = JobState::kCancelled;
-        job.reason = "cancelled by request (stopped by a server restart)";
-        job.finished = WallNow();
-      } else {
-        job.state = JobState::kQueued;
-        job.restarts += 1;
-        job.reason = absl::StrCat("re-queued after a server restart (worker ", owner,
-                                  " is gone); resumes after epoch ", job.last_completed_epoch);
-      }
+      MarkInterruptedAtStart(job, absl::StrCat(" (worker ", job.owner, " is gone)"));
       absl::Status requeued = store_->Update(job, Fence{attempt, std::nullopt});
       if (requeued.code() == absl::StatusCode::kAborted) continue;  // someone was quicker
       RETURN_IF_ERROR(requeued);
@@ -156,16 +159,7 @@ absl::Status Scheduler::Recover() {
     }
     if (interrupted.empty()) break;
     for (Job& job : interrupted) {
-      if (job.cancel_requested) {
-        job.state = JobState::kCancelled;
-        job.reason = "cancelled by request (stopped by a server restart)";
-        job.finished = WallNow();
-      } else {
-        job.state = JobState::kQueued;
-        job.restarts += 1;
-        job.reason = absl::StrCat("re-queued after a server restart; resumes after epoch ",
-                                  job.last_completed_epoch);
-      }
+      MarkInterruptedAtStart(job, "");
       RETURN_IF_ERROR(store_->Update(job));
       LOG(WARNING) << "job " << job.id << " was RUNNING at start: now " << JobStateName(job.state)
                    << " (restarts " << job.restarts << ")";

@@ -195,6 +195,9 @@ class Scheduler {
   Scheduler(std::unique_ptr<JobStore> store, RunnerMap runners, SchedulerOptions options,
             common::Clock* clock, metrics::Metrics* metrics);
   absl::Status Recover();
+  // A RUNNING job found at start whose run is gone: CANCELLED when a cancel was requested,
+  // else QUEUED with restarts+1 and a reason ("re-queued after a server restart<detail>").
+  void MarkInterruptedAtStart(Job& job, const std::string& detail) const;
   void WorkerLoop();
   // shared_store, until Shutdown: every lease/3 heartbeats, re-queueing expired leases and
   // parents (`leases`); every poll_interval the queue depth and watchers of jobs elsewhere.

@@ -15,6 +15,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Fails one version's load the way a corrupted checkpoint does.
+class FailingLoader : public testing::FailingLoader {
+ public:
+  explicit FailingLoader(int64_t version)
+      : testing::FailingLoader(version, absl::DataLossError("checksum mismatch")) {}
+};
+
 model::UnetConfig Config() {
   model::UnetConfig config;
   config.encoder = model::EncoderKind::kResNet18;
@@ -22,19 +29,6 @@ model::UnetConfig Config() {
   config.classes = 2;
   return config;
 }
-
-class FailingLoader : public ModelLoader {
- public:
-  explicit FailingLoader(int64_t failing_version) : failing_version_(failing_version) {}
-  absl::StatusOr<std::shared_ptr<model::ServableModel>> Load(const StoredVersion& stored) override {
-    if (stored.version == failing_version_) return absl::DataLossError("checksum mismatch");
-    return real_.Load(stored);
-  }
-
- private:
-  int64_t failing_version_;
-  CheckpointModelLoader real_{CheckpointModelLoader::Options{}};
-};
 
 ModelStoreOptions NoRefreshThread() {
   ModelStoreOptions options;

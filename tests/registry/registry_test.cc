@@ -27,19 +27,7 @@ model::UnetConfig Config(int level = 1) {
   return config;
 }
 
-// Fails loads of one chosen version, delegates the rest to the real loader.
-class FailingLoader : public ModelLoader {
- public:
-  explicit FailingLoader(int64_t failing_version) : failing_version_(failing_version) {}
-  absl::StatusOr<std::shared_ptr<model::ServableModel>> Load(const StoredVersion& stored) override {
-    if (stored.version == failing_version_) return absl::InternalError("injected load failure");
-    return real_.Load(stored);
-  }
-
- private:
-  int64_t failing_version_;
-  CheckpointModelLoader real_{CheckpointModelLoader::Options{}};
-};
+using testing::FailingLoader;
 
 class RegistryTest : public ::testing::Test {
  protected:

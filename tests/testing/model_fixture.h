@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "server/model/model_config.h"
 #include "server/registry/model_store.h"
+#include "server/registry/registry.h"
 
 namespace segserve::testing {
 
@@ -20,5 +21,24 @@ absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir
 
 // The same model's state dict as torch.save would write it (for Models.Import tests).
 absl::StatusOr<std::string> TestModelStateDict(const model::UnetConfig& config, uint64_t seed);
+
+// The ModelLoader seam's test double: fails loads of one chosen version with `error`,
+// delegates the rest to the real checkpoint loader.
+class FailingLoader : public registry::ModelLoader {
+ public:
+  explicit FailingLoader(int64_t failing_version,
+                         absl::Status error = absl::InternalError("injected load failure"))
+      : failing_version_(failing_version), error_(std::move(error)) {}
+  absl::StatusOr<std::shared_ptr<model::ServableModel>> Load(
+      const registry::StoredVersion& stored) override {
+    if (stored.version == failing_version_) return error_;
+    return real_.Load(stored);
+  }
+
+ private:
+  int64_t failing_version_;
+  absl::Status error_;
+  registry::CheckpointModelLoader real_{registry::CheckpointModelLoader::Options{}};
+};
 
 }  // namespace segserve::testing
