@@ -205,6 +205,11 @@ class Scheduler {
   void MaintainOnce(bool leases);
   // Synchronous lease check for JobContext::CheckLease.
   absl::Status CheckLease(RunningJob& run);
+  // Runs a write of `run` (under mu_); Aborted marks the run lost. On a shared store an
+  // Unavailable write is retried for up to one lease (a database restart or failover must
+  // not fail the job), after which the run stops as lost. Call without mu_.
+  absl::Status RunWrite(RunningJob& run, const std::function<absl::Status()>& write)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Records that `run` lost its lease: it is stopped and its later writes are dropped.
   void MarkLostLocked(RunningJob& run, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Claims the next runnable job (RUNNING); null when none or on a store error

@@ -20,19 +20,45 @@ void Scheduler::MarkLostLocked(RunningJob& run, const absl::Status& why) {
                << " lost its lease; stopping it, its further writes are dropped: " << why;
 }
 
+absl::Status Scheduler::RunWrite(RunningJob& run,
+                                 const std::function<absl::Status()>& write) {
+  // Shared store: a database that is briefly away (a restart, a failover) must not fail the
+  // job, so an Unavailable write is retried for up to one lease; after that the lease has
+  // run out in the database anyway and the run stops as lost (the job is re-queued there).
+  const auto give_up = std::chrono::steady_clock::now() + options_.lease;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (run.lost) {
+        return absl::AbortedError(absl::StrCat("job ", run.job.id, " attempt ",
+                                               run.job.attempt, " lost its lease"));
+      }
+      absl::Status status = write();
+      if (status.code() == absl::StatusCode::kAborted) MarkLostLocked(run, status);
+      if (!options_.shared_store || status.code() != absl::StatusCode::kUnavailable) {
+        return status;
+      }
+      if (stopping_ || std::chrono::steady_clock::now() >= give_up) {
+        absl::Status lost = absl::AbortedError(absl::StrCat(
+            "job ", run.job.id, ": the job database stayed unreachable for the lease (",
+            status.message(), "); stopping, the job is re-queued once it is back"));
+        MarkLostLocked(run, lost);
+        return lost;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(250));
+  }
+}
+
 absl::Status Scheduler::CheckLease(RunningJob& run) {
-  absl::MutexLock lock(&mu_);
-  if (run.lost) {
-    return absl::AbortedError(absl::StrCat("job ", run.job.id, " attempt ", run.job.attempt,
-                                           " lost its lease"));
+  if (!options_.shared_store) {
+    absl::MutexLock lock(&mu_);
+    if (!run.lost) return absl::OkStatus();
+    return absl::AbortedError(absl::StrCat("job ", run.job.id, " lost its lease"));
   }
-  if (!options_.shared_store) return absl::OkStatus();
-  absl::StatusOr<bool> renewed =
-      store_->RenewLease(run.job.id, run.job.attempt, options_.lease);
-  if (renewed.status().code() == absl::StatusCode::kAborted) {
-    MarkLostLocked(run, renewed.status());
-  }
-  return renewed.status();
+  return RunWrite(run, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return store_->RenewLease(run.job.id, run.job.attempt, options_.lease).status();
+  });
 }
 
 void Scheduler::MaintenanceLoop() {

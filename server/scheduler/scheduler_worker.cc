@@ -271,13 +271,19 @@ void Scheduler::OnNote(RunningJob& run, const std::string& message) {
 }
 
 absl::Status Scheduler::OnEpochCompleted(RunningJob& run, int epoch) {
+  RETURN_IF_ERROR(RunWrite(run, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return store_->UpdateLastCompletedEpoch(run.job.id, epoch, run.job.attempt);
+  }));
   absl::MutexLock lock(&mu_);
-  if (run.lost) return absl::AbortedError(absl::StrCat("job ", run.job.id, " lost its lease"));
-  absl::Status status = store_->UpdateLastCompletedEpoch(run.job.id, epoch, run.job.attempt);
-  if (status.code() == absl::StatusCode::kAborted) MarkLostLocked(run, status);
-  RETURN_IF_ERROR(status);
   run.job.last_completed_epoch = epoch;
-  RETURN_IF_ERROR(store_->UpdateProgress(run.job.id, run.job.progress, run.job.attempt));
+  absl::Status progress = store_->UpdateProgress(run.job.id, run.job.progress, run.job.attempt);
+  if (progress.code() == absl::StatusCode::kAborted) {
+    MarkLostLocked(run, progress);
+    return progress;
+  }
+  // The epoch mark is what a resume needs; a progress row that did not make it is rewritten
+  // at the next report.
+  if (!progress.ok()) LOG(WARNING) << "job " << run.job.id << ": " << progress;
   run.last_persist = clock_->Now();
   return absl::OkStatus();
 }

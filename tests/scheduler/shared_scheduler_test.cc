@@ -26,6 +26,57 @@ using testing::WaitTerminal;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
+// Decorates a real store (STYLE.md's seam for store failures): the first `n` epoch marks
+// answer UNAVAILABLE, as during a database restart.
+class FlakyEpochMarks : public JobStore {
+ public:
+  FlakyEpochMarks(std::unique_ptr<JobStore> inner, int n) : inner_(std::move(inner)), left_(n) {}
+  using JobStore::Update;
+  using JobStore::UpdateLastCompletedEpoch;
+  using JobStore::UpdateProgress;
+  absl::Status Insert(const std::vector<Job>& jobs) override { return inner_->Insert(jobs); }
+  absl::Status Update(const Job& job, const Fence& fence) override {
+    return inner_->Update(job, fence);
+  }
+  absl::Status UpdateProgress(const JobId& id, const JobProgress& p, int attempt) override {
+    return inner_->UpdateProgress(id, p, attempt);
+  }
+  absl::Status UpdateLastCompletedEpoch(const JobId& id, int epoch, int attempt) override {
+    if (left_.fetch_sub(1) > 0) return absl::UnavailableError("job database: connection lost");
+    return inner_->UpdateLastCompletedEpoch(id, epoch, attempt);
+  }
+  absl::Status RequestCancel(const JobId& id) override { return inner_->RequestCancel(id); }
+  absl::StatusOr<std::optional<Job>> Claim(const std::string& owner,
+                                           std::chrono::milliseconds lease,
+                                           TimePoint now) override {
+    return inner_->Claim(owner, lease, now);
+  }
+  absl::StatusOr<bool> RenewLease(const JobId& id, int attempt,
+                                  std::chrono::milliseconds lease) override {
+    return inner_->RenewLease(id, attempt, lease);
+  }
+  absl::StatusOr<std::vector<Job>> RequeueExpired(TimePoint now) override {
+    return inner_->RequeueExpired(now);
+  }
+  absl::StatusOr<Job> Get(const JobId& id) override { return inner_->Get(id); }
+  absl::StatusOr<std::vector<Job>> List(const JobFilter& filter) override {
+    return inner_->List(filter);
+  }
+  absl::StatusOr<std::optional<Job>> NextRunnable() override { return inner_->NextRunnable(); }
+  absl::StatusOr<std::vector<Job>> Children(const JobId& parent_id) override {
+    return inner_->Children(parent_id);
+  }
+  absl::StatusOr<std::map<JobState, int64_t>> CountByState() override {
+    return inner_->CountByState();
+  }
+  absl::StatusOr<int64_t> CountRunnableQueued() override { return inner_->CountRunnableQueued(); }
+  absl::Status Delete(const std::vector<JobId>& ids) override { return inner_->Delete(ids); }
+
+ private:
+  std::unique_ptr<JobStore> inner_;
+  std::atomic<int> left_;
+};
+
 class SharedSchedulerTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override { ASSERT_TRUE(factory_.available().ok()) << factory_.available(); }
@@ -202,6 +253,26 @@ TEST_P(SharedSchedulerTest, ARestartedReplicaResumesItsOwnJobsWithoutWaitingForT
   Job b = Stored("b");
   EXPECT_EQ(b.state, JobState::kRunning) << "a live worker's lease is left alone";
   EXPECT_EQ(b.owner, alive);
+}
+
+TEST_P(SharedSchedulerTest, ADatabaseAwayAtAnEpochEndDelaysTheJobInsteadOfFailingIt) {
+  auto store = factory_.Open();
+  ASSERT_TRUE(store.ok());
+  SchedulerOptions options;
+  options.shared_store = true;
+  options.worker_id = "flaky";
+  options.lease = 3000ms;
+  options.poll_interval = 20ms;
+  auto scheduler = Scheduler::Create(std::make_unique<FlakyEpochMarks>(std::move(*store), 3),
+                                     {{JobKind::kTrain, runner_}}, options, nullptr, nullptr);
+  ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+  auto job = (*scheduler)->Submit(JobKind::kTrain, Spec("f", 2));
+  ASSERT_TRUE(job.ok());
+  auto done = WaitTerminal(**scheduler, job->id);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, JobState::kSucceeded) << done->reason;
+  EXPECT_EQ(Stored(job->id).last_completed_epoch, 2);
+  EXPECT_EQ(Stored(job->id).attempt, 1) << "retried within the lease, not re-run";
 }
 
 TEST_P(SharedSchedulerTest, ZeroSlotsNeedASharedStore) {
