@@ -218,6 +218,7 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Finish(const std::shared_ptr<RunningJob>& run, const absl::Status& status,
               std::string result_json);
+  void EraseRunLocked(const std::shared_ptr<RunningJob>& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnProgress(RunningJob& run, const JobProgress& progress);
   void OnNote(RunningJob& run, const std::string& message);
   absl::Status OnEpochCompleted(RunningJob& run, int epoch);

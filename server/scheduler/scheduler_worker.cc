@@ -111,6 +111,12 @@ std::shared_ptr<Scheduler::RunningJob> Scheduler::StartNextLocked(Outbox& out,
   return run;
 }
 
+void Scheduler::EraseRunLocked(const std::shared_ptr<RunningJob>& run) {
+  // Only this run's entry: after a lost lease the same job may already run again here.
+  auto it = running_.find(run->job.id);
+  if (it != running_.end() && it->second == run) running_.erase(it);
+}
+
 void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Status& status,
                        std::string result_json) {
   Outbox out;
@@ -123,7 +129,7 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
       // dropped, nothing is written, watchers hear of the job from its new run.
       LOG(WARNING) << "job " << job.id << " attempt " << job.attempt
                    << " lost its lease; its outcome (" << status << ") is dropped";
-      running_.erase(job.id);
+      EraseRunLocked(run);
       metrics_.RemoveJob(job.id);
       return;
     }
@@ -158,7 +164,7 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
       LOG(WARNING) << "job " << job.id << " attempt " << attempt
                    << " lost its lease before it could record " << JobStateName(job.state)
                    << "; dropped: " << saved;
-      running_.erase(job.id);
+      EraseRunLocked(run);
       metrics_.RemoveJob(job.id);
       return;
     }
@@ -167,7 +173,7 @@ void Scheduler::Finish(const std::shared_ptr<RunningJob>& run, const absl::Statu
       LOG(ERROR) << "scheduler: cannot record job " << job.id << " as " << JobStateName(job.state)
                  << ": " << saved;
     }
-    running_.erase(job.id);
+    EraseRunLocked(run);
     if (job.state == JobState::kQueued) ++queued_;
     metrics_.Transition(JobState::kRunning, job.state);
     metrics_.SetQueueDepth(queued_);
