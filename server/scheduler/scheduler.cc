@@ -2,12 +2,6 @@
 
 #include <cstdio>
 #include <exception>
-#include <random>
-
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
@@ -182,40 +176,6 @@ absl::Status Scheduler::Recover() {
   metrics_.SetStateCounts(counts);
   metrics_.SetQueueDepth(queued_);
   return absl::OkStatus();
-}
-
-namespace {
-
-std::string HostName() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) != 0) return "host";
-  return host;
-}
-
-}  // namespace
-
-bool IsGoneLocalWorker(const std::string& owner) {
-  // "<host>-<pid>-<hex>", parsed from the right (host names contain '-').
-  const size_t last = owner.rfind('-');
-  if (last == std::string::npos || last == 0) return false;
-  const size_t middle = owner.rfind('-', last - 1);
-  if (middle == std::string::npos) return false;
-  if (owner.substr(0, middle) != HostName()) return false;
-  const std::string pid_text = owner.substr(middle + 1, last - middle - 1);
-  if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos ||
-      pid_text.size() > 9) {
-    return false;
-  }
-  const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
-  if (pid == ::getpid()) return true;  // our pid, another incarnation (a restarted container)
-  return ::kill(pid, 0) != 0 && errno == ESRCH;
-}
-
-std::string DefaultWorkerId() {
-  std::random_device random;
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "-%d-%04x", static_cast<int>(::getpid()), random() & 0xffff);
-  return HostName() + buf;
 }
 
 JobId Scheduler::NewIdLocked() {
