@@ -204,6 +204,7 @@ grpc::ServerWriteReactor<v1::ExportModelChunk>* ModelsService::Export(
       std::move(*slot), control_pool_, kControlPoolBusy, request_id,
       [this, ref, format]() -> absl::StatusOr<ExportedFile> {
         ASSIGN_OR_RETURN(registry::ModelStatus status, registry_.Get(ref.name(), ref.version()));
+        ASSIGN_OR_RETURN(status.stored.checkpoint_path, registry_.CheckpointFile(status.stored));
         ASSIGN_OR_RETURN(registry::ExportedStateDict file,
                          registry::ExportStateDict(status.stored, format));
         ExportedFile exported;

@@ -19,10 +19,15 @@ ABSL_FLAG(std::string, data_dir, "./var",
           "Directory owning all server state: jobs.db, models/, datasets/, runs/. Created "
           "if missing.");
 ABSL_FLAG(std::string, database, "",
-          "Job store in PostgreSQL instead of SQLite in --data_dir: a postgresql:// URL or "
-          "libpq key=value string (PG* environment variables fill what it omits). Must not "
-          "contain a password: use --database_password_file or PGPASSFILE. The schema is "
-          "migrated at start. Empty (default): SQLite <data_dir>/jobs.db.");
+          "Job store and model registry in PostgreSQL instead of SQLite and files in "
+          "--data_dir: a postgresql:// URL or libpq key=value string (PG* environment "
+          "variables fill what it omits). Must not contain a password: use "
+          "--database_password_file or PGPASSFILE. The schema is migrated at start. Empty "
+          "(default): SQLite <data_dir>/jobs.db and <data_dir>/models.");
+ABSL_FLAG(std::string, blob_store, "directory",
+          "With --database: where model checkpoints live. directory: files under "
+          "<data_dir>/blobs/models (a volume every replica mounts); large_object: PostgreSQL "
+          "large objects in --database (no shared volume needed for models).");
 ABSL_FLAG(std::string, database_password_file, "",
           "File whose first line is the password for --database (mode 0600 recommended). "
           "Empty: libpq's own sources (PGPASSFILE, ~/.pgpass).");
@@ -195,6 +200,15 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
     if (absl::Status s = postgres::ValidateConnInfo(options.database); !s.ok()) return s;
   } else if (!options.database_password_file.empty()) {
     return absl::InvalidArgumentError("--database_password_file: needs --database");
+  }
+  {
+    absl::StatusOr<registry::BlobBackend> blobs =
+        registry::ParseBlobBackend(absl::GetFlag(FLAGS_blob_store), "--blob_store");
+    if (!blobs.ok()) return blobs.status();
+    if (*blobs != registry::BlobBackend::kDirectory && options.database.empty()) {
+      return absl::InvalidArgumentError("--blob_store: large_object needs --database");
+    }
+    options.blob_store = *blobs;
   }
   options.serve_role = options.train_role = false;
   for (absl::string_view role : absl::StrSplit(absl::GetFlag(FLAGS_roles), ',')) {

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "server/common/log.h"
 #include "server/lifecycle/retention.h"
+#include "server/registry/model_store.h"
 #include "server/registry/precision.h"
 
 namespace segserve::app {
@@ -24,6 +25,9 @@ struct ServerOptions {
   // libpq's PGPASSFILE / ~/.pgpass).
   std::string database;
   std::string database_password_file;
+  // With --database the model registry is in PostgreSQL too; --blob_store says where its
+  // checkpoint bytes live (a shared directory under data_dir, or large objects).
+  registry::BlobBackend blob_store = registry::BlobBackend::kDirectory;
   // --roles: serve (inference, models, job RPCs), train (job workers); both by default.
   // Without train there are no workers (needs --database: other replicas run the jobs).
   bool serve_role = true;

@@ -100,13 +100,32 @@ absl::Status SegserveServer::ReloadAuth() {
   return reloaded;
 }
 
+absl::StatusOr<postgres::ConnectOptions> SegserveServer::DatabaseOptions(
+    const std::string& what) {
+  postgres::ConnectOptions database;
+  database.conninfo = options_.database;
+  database.what = what;
+  postgres::InstallDatabaseMetrics(database, metrics_);
+  if (!options_.database_password_file.empty()) {
+    ASSIGN_OR_RETURN(database.password,
+                     postgres::ReadPasswordFile(options_.database_password_file));
+  }
+  return database;
+}
+
 absl::Status SegserveServer::BuildComponents() {
   // A device this build cannot use is an operator error: refuse to start, saying which
   // LibTorch this is, rather than serve nothing (every model load would fail).
   LOG(INFO) << "compute: " << model::TorchBuildSummary() << "; --device=" << options_.device;
   RETURN_IF_ERROR(model::CheckDevice(options_.device, "--device"));
   RETURN_IF_ERROR(BuildAccessControl());
-  ASSIGN_OR_RETURN(model_store_, registry::ModelStore::Open(options_.data_dir));
+  registry::ModelStoreOptions store_options;
+  if (!options_.database.empty()) {
+    // The registry in PostgreSQL, shared by every replica (postgres_model_store.h).
+    ASSIGN_OR_RETURN(store_options.database, DatabaseOptions("model registry database"));
+    store_options.blobs = options_.blob_store;
+  }
+  ASSIGN_OR_RETURN(model_store_, registry::ModelStore::Open(options_.data_dir, store_options));
   registry::CheckpointModelLoader::Options loader_options;
   loader_options.device = options_.device;
   loader_options.intra_op_threads = options_.intra_op_threads;
@@ -190,6 +209,7 @@ absl::Status SegserveServer::BuildComponents() {
   // Evaluation forward passes share the executor (and its priorities) with serving.
   training_options.eval_scheduler = batch_scheduler_.get();
   training_options.eval_device = options_.device;
+  training_options.model_store = model_store_.get();
   training_options.on_registered = [this](const registry::StoredVersion& stored) {
     // Train-only replicas serve nothing; with the registry follower the new version is
     // loaded (and its predecessor unloaded) by the follower's next pass.
@@ -245,14 +265,7 @@ absl::Status SegserveServer::BuildComponents() {
   } else {
     // PostgreSQL: a wrong or unreachable database fails the start with the reason (the
     // connect timeout bounds the wait); the scheduler does not know which store it has.
-    postgres::ConnectOptions database;
-    database.conninfo = options_.database;
-    database.what = "job database";
-    postgres::InstallDatabaseMetrics(database, metrics_);
-    if (!options_.database_password_file.empty()) {
-      ASSIGN_OR_RETURN(database.password,
-                       postgres::ReadPasswordFile(options_.database_password_file));
-    }
+    ASSIGN_OR_RETURN(postgres::ConnectOptions database, DatabaseOptions("job database"));
     ASSIGN_OR_RETURN(std::unique_ptr<scheduler::PostgresJobStore> store,
                      scheduler::PostgresJobStore::Open(std::move(database)));
     LOG(INFO) << "job store: " << store->description();

@@ -58,6 +58,9 @@ class SegserveServer {
  private:
   explicit SegserveServer(const ServerOptions& options);
   absl::Status Start();
+  // --database's connection options for the store `what` names (its password from
+  // --database_password_file, its metrics installed).
+  absl::StatusOr<postgres::ConnectOptions> DatabaseOptions(const std::string& what);
   absl::Status BuildComponents();
   // Tokens (or --auth_disabled) and the per-client stream limit.
   absl::Status BuildAccessControl();

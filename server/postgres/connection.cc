@@ -1,7 +1,9 @@
 #include "server/postgres/connection.h"
 
 #include <libpq-fe.h>
+#include <libpq/libpq-fs.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
 
@@ -234,6 +236,89 @@ absl::Status Connection::Commit() { return ExecSql("COMMIT").status(); }
 void Connection::Rollback() {
   if (Lost()) return;
   PQclear(PQexec(conn_, "ROLLBACK"));
+}
+
+}  // namespace segserve::postgres
+
+namespace segserve::postgres {
+
+absl::Status Connection::LargeObjectError(const std::string& what, uint32_t oid) {
+  const std::string call = absl::StrCat(what, " of large object ", oid);
+  if (Lost()) return ErrorOf(nullptr, call);
+  const std::string message = Trimmed(PQerrorMessage(conn_));
+  if (message.find("does not exist") != std::string::npos) {
+    return absl::NotFoundError(absl::StrCat(description_, ": ", call, ": ", message));
+  }
+  if (message.find("statement timeout") != std::string::npos ||
+      message.find("canceling statement") != std::string::npos) {
+    return absl::UnavailableError(absl::StrCat(description_, ": ", call, ": timed out after ",
+                                               options_.statement_timeout.count(),
+                                               " ms (statement_timeout): ", message));
+  }
+  return absl::InternalError(absl::StrCat(description_, ": ", call, ": ", message));
+}
+
+absl::StatusOr<uint32_t> Connection::CreateLargeObject() {
+  if (Lost()) return ErrorOf(nullptr, "lo_create");
+  const auto start = std::chrono::steady_clock::now();
+  const Oid oid = lo_create(conn_, InvalidOid);
+  absl::Status status = oid == InvalidOid ? LargeObjectError("create", 0) : absl::OkStatus();
+  if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);
+  if (!status.ok()) return status;
+  return static_cast<uint32_t>(oid);
+}
+
+absl::StatusOr<int> Connection::OpenLargeObject(uint32_t oid, int mode, const std::string& what) {
+  if (Lost()) return ErrorOf(nullptr, absl::StrCat(what, " of large object ", oid));
+  const int fd = lo_open(conn_, static_cast<Oid>(oid), mode);
+  if (fd < 0) return LargeObjectError(what, oid);
+  return fd;
+}
+
+absl::Status Connection::WriteLargeObject(uint32_t oid, std::string_view data) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(int fd, OpenLargeObject(oid, INV_WRITE, "write"));
+    for (size_t offset = 0; offset < data.size(); offset += kLargeObjectChunk) {
+      const size_t n = std::min(kLargeObjectChunk, data.size() - offset);
+      if (lo_write(conn_, fd, data.data() + offset, n) != static_cast<int>(n)) {
+        return LargeObjectError("write", oid);
+      }
+    }
+    if (lo_close(conn_, fd) != 0) return LargeObjectError("close", oid);
+    return absl::OkStatus();
+  }();
+  if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);
+  return status;
+}
+
+absl::Status Connection::ReadLargeObject(
+    uint32_t oid, const std::function<absl::Status(std::string_view)>& sink) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(int fd, OpenLargeObject(oid, INV_READ, "read"));
+    std::string buffer(kLargeObjectChunk, '\0');
+    for (;;) {
+      const int n = lo_read(conn_, fd, buffer.data(), buffer.size());
+      if (n < 0) return LargeObjectError("read", oid);
+      if (n == 0) break;
+      RETURN_IF_ERROR(sink(std::string_view(buffer.data(), static_cast<size_t>(n))));
+    }
+    if (lo_close(conn_, fd) != 0) return LargeObjectError("close", oid);
+    return absl::OkStatus();
+  }();
+  if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);
+  return status;
+}
+
+absl::Status Connection::UnlinkLargeObject(uint32_t oid) {
+  if (Lost()) return ErrorOf(nullptr, absl::StrCat("unlink of large object ", oid));
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status status = lo_unlink(conn_, static_cast<Oid>(oid)) < 0
+                            ? LargeObjectError("unlink", oid)
+                            : absl::OkStatus();
+  if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);
+  return status;
 }
 
 }  // namespace segserve::postgres

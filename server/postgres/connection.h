@@ -17,10 +17,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -109,6 +111,23 @@ class Connection {
   absl::Status Commit();
   void Rollback();
 
+  // Large objects (server/registry's blob backend). All must run inside a transaction
+  // (Begin): a large object created in a transaction that does not commit is gone with it,
+  // and one unlinked in a transaction that commits is gone for good. Data moves in chunks
+  // of at most kLargeObjectChunk bytes, each one server call under the statement timeout,
+  // so no call holds a copy of the whole object.
+  static constexpr size_t kLargeObjectChunk = 1 << 20;
+  // A new, empty large object; its oid.
+  absl::StatusOr<uint32_t> CreateLargeObject();
+  // Writes `data` to large object `oid` from offset 0.
+  absl::Status WriteLargeObject(uint32_t oid, std::string_view data);
+  // Reads large object `oid` from the start, handing each chunk to `sink` (which may stop
+  // the read by returning an error). NotFound when the object does not exist.
+  absl::Status ReadLargeObject(uint32_t oid,
+                               const std::function<absl::Status(std::string_view)>& sink);
+  // Removes large object `oid`; NotFound when it does not exist.
+  absl::Status UnlinkLargeObject(uint32_t oid);
+
   // "job database host=... dbname=..." for messages.
   const std::string& description() const { return description_; }
   const ConnectOptions& options() const { return options_; }
@@ -124,6 +143,10 @@ class Connection {
   template <typename F>
   absl::StatusOr<Result> Observed(F&& run);
   bool Lost() const;
+  // The error of a failed large-object call `what` (libpq reports it in PQerrorMessage).
+  absl::Status LargeObjectError(const std::string& what, uint32_t oid);
+  // lo_open of `oid` in `mode` (INV_READ / INV_WRITE); its descriptor.
+  absl::StatusOr<int> OpenLargeObject(uint32_t oid, int mode, const std::string& what);
 
   const ConnectOptions options_;
   const std::string description_;

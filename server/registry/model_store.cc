@@ -27,6 +27,7 @@
 #include "server/common/status_macros.h"
 #include "server/model/checkpoint.h"
 #include "server/registry/model_store_internal.h"
+#include "server/registry/postgres_model_store.h"
 
 namespace segserve::registry {
 namespace fs = std::filesystem;
@@ -149,11 +150,48 @@ absl::StatusOr<AliasTable> ReadAliasesFile(const std::string& path) {
   return loaded;
 }
 
+absl::Status CheckNoAliasBlocksDelete(const AliasTable& aliases, const std::string& name,
+                                      int64_t version, int64_t newest) {
+  std::vector<std::string> blocking;
+  for (const auto& [alias, target] : aliases) {
+    if (target.name != name) continue;
+    if (version == ModelStore::kAllVersions) {
+      blocking.push_back(absl::StrCat("'", alias, "' -> ", name,
+                                      target.version ? absl::StrCat(":", target.version) : ""));
+    } else if (target.version == version) {
+      blocking.push_back(absl::StrCat("'", alias, "' -> ", name, ":", version));
+    } else if (target.version == 0 && version == newest) {
+      blocking.push_back(
+          absl::StrCat("'", alias, "' -> ", name, " (its newest version, ", version, ")"));
+    }
+  }
+  if (blocking.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "model '", name, "'",
+      version == ModelStore::kAllVersions ? "" : absl::StrCat(" version ", version),
+      " is the target of alias ", absl::StrJoin(blocking, ", alias "),
+      "; point the alias at another model (Models.SetAlias) first"));
+}
+
+absl::StatusOr<VersionMeta> DescribeCheckpoint(const std::string& checkpoint_bytes) {
+  // Parse before storing: a checkpoint that does not load is never registered.
+  ASSIGN_OR_RETURN(model::LoadedCheckpoint parsed, model::ParseCheckpoint(checkpoint_bytes));
+  VersionMeta meta;
+  meta.config = parsed.info.config;
+  meta.metadata = parsed.info.metadata;
+  meta.checkpoint_bytes = static_cast<int64_t>(checkpoint_bytes.size());
+  meta.checkpoint_sha256 = common::Sha256Hex(checkpoint_bytes);
+  meta.created_unix_seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  return meta;
+}
+
 }  // namespace store_internal
 
 using namespace store_internal;  // NOLINT: this file is the helpers' home
 
-absl::Status ModelStore::Shared::Refresh() {
+absl::Status FileModelStore::Shared::Refresh() {
   absl::MutexLock scan_lock(&refresh_mu);
   uint64_t generation_at_start = 0;
   std::set<std::pair<std::string, int64_t>> known;
@@ -220,7 +258,7 @@ absl::Status ModelStore::Shared::Refresh() {
   return absl::OkStatus();
 }
 
-void ModelStore::Shared::RefreshLoop(absl::Duration interval,
+void FileModelStore::Shared::RefreshLoop(absl::Duration interval,
                                      std::function<void()> after_refresh) {
   for (;;) {
     {
@@ -234,6 +272,25 @@ void ModelStore::Shared::RefreshLoop(absl::Duration interval,
 
 absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& data_dir,
                                                             ModelStoreOptions options) {
+  if (!options.database.conninfo.empty()) {
+    return PostgresModelStore::Open(data_dir, std::move(options));
+  }
+  return FileModelStore::Open(data_dir, std::move(options));
+}
+
+absl::StatusOr<BlobBackend> ParseBlobBackend(std::string_view text, std::string_view field) {
+  if (text == "directory") return BlobBackend::kDirectory;
+  if (text == "large_object") return BlobBackend::kLargeObject;
+  return absl::InvalidArgumentError(
+      absl::StrCat(std::string(field), ": must be 'directory' or 'large_object', got '", std::string(text), "'"));
+}
+
+std::string_view BlobBackendName(BlobBackend backend) {
+  return backend == BlobBackend::kLargeObject ? "large_object" : "directory";
+}
+
+absl::StatusOr<std::unique_ptr<ModelStore>> FileModelStore::Open(const std::string& data_dir,
+                                                                ModelStoreOptions options) {
   const std::string relative_root = data_dir + "/models";
   RETURN_IF_ERROR(common::MakeDirectories(relative_root));
   const std::string root = fs::absolute(relative_root).lexically_normal().string();
@@ -286,16 +343,14 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& 
       raw->RefreshLoop(interval, hook);
     });
   }
-  return std::unique_ptr<ModelStore>(new ModelStore(std::move(shared), std::move(options)));
+  return std::unique_ptr<ModelStore>(new FileModelStore(std::move(shared), std::move(options)));
 }
 
-ModelStore::~ModelStore() = default;
+std::string FileModelStore::Describe() const { return "files under " + shared_->root; }
 
-const std::string& ModelStore::root() const { return shared_->root; }
+absl::Status FileModelStore::Refresh() { return shared_->Refresh(); }
 
-absl::Status ModelStore::Refresh() { return shared_->Refresh(); }
-
-std::vector<StoredVersion> ModelStore::List() const {
+std::vector<StoredVersion> FileModelStore::List() const {
   std::vector<StoredVersion> out;
   absl::MutexLock lock(&shared_->mu);
   for (const auto& [name, by_version] : shared_->versions) {
@@ -304,7 +359,7 @@ std::vector<StoredVersion> ModelStore::List() const {
   return out;
 }
 
-absl::StatusOr<StoredVersion> ModelStore::Get(const std::string& name, int64_t version) const {
+absl::StatusOr<StoredVersion> FileModelStore::Get(const std::string& name, int64_t version) const {
   RETURN_IF_ERROR(ValidateModelName(name, "model.name"));
   absl::MutexLock lock(&shared_->mu);
   auto it = shared_->versions.find(name);
@@ -318,11 +373,10 @@ absl::StatusOr<StoredVersion> ModelStore::Get(const std::string& name, int64_t v
   return v->second;
 }
 
-absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
-                                                     const std::string& checkpoint_bytes) {
+absl::StatusOr<StoredVersion> FileModelStore::AddVersion(const std::string& name,
+                                                         const std::string& checkpoint_bytes) {
   RETURN_IF_ERROR(ValidateModelName(name, "name"));
-  // Parse before storing: a checkpoint that does not load is never registered.
-  ASSIGN_OR_RETURN(model::LoadedCheckpoint parsed, model::ParseCheckpoint(checkpoint_bytes));
+  ASSIGN_OR_RETURN(VersionMeta described, DescribeCheckpoint(checkpoint_bytes));
   const std::string& root = shared_->root;
   // Serialises this process's writers only; readers use the tables under shared_->mu.
   absl::MutexLock add_lock(&shared_->add_mu);
@@ -331,14 +385,11 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
       std::max(versions.empty() ? 0 : versions.back(), HighestDeleted(root, name)) + 1;
   const std::string model_dir = root + "/" + name;
   const std::string tmp_dir = absl::StrCat(model_dir, "/", TempDirName());
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  nlohmann::json meta = {{"config", model::ToJson(parsed.info.config)},
-                         {"metadata", parsed.info.metadata},
-                         {"checkpoint_bytes", static_cast<int64_t>(checkpoint_bytes.size())},
-                         {"checkpoint_sha256", common::Sha256Hex(checkpoint_bytes)},
-                         {"created_unix_seconds", now}};
+  nlohmann::json meta = {{"config", model::ToJson(described.config)},
+                         {"metadata", described.metadata},
+                         {"checkpoint_bytes", described.checkpoint_bytes},
+                         {"checkpoint_sha256", described.checkpoint_sha256},
+                         {"created_unix_seconds", described.created_unix_seconds}};
   // A failed write (a full disk) leaves nothing behind: the partial version is removed.
   absl::Status written =
       common::WriteFileAtomically(tmp_dir + "/" + kCheckpointFile, checkpoint_bytes);
@@ -374,14 +425,12 @@ absl::StatusOr<StoredVersion> ModelStore::AddVersion(const std::string& name,
   return stored;
 }
 
-AliasTable ModelStore::Aliases() const { return *SharedAliases(); }
-
-std::shared_ptr<const AliasTable> ModelStore::SharedAliases() const {
+std::shared_ptr<const AliasTable> FileModelStore::SharedAliases() const {
   absl::MutexLock lock(&shared_->mu);
   return shared_->aliases;
 }
 
-absl::Status ModelStore::SetAlias(const std::string& alias, const AliasTarget& target) {
+absl::Status FileModelStore::SetAlias(const std::string& alias, const AliasTarget& target) {
   RETURN_IF_ERROR(ValidateModelName(alias, "alias"));
   absl::MutexLock write_lock(&shared_->alias_write_mu);
   // Start from the file, not the table: another process may have changed it.

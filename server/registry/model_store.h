@@ -1,4 +1,5 @@
-// File: server/registry/model_store.h — the on-disk model store under
+// File: server/registry/model_store.h — the model store (ModelStore below: the interface, a
+// file store and a PostgreSQL one). The file store, the single-box default, lives under
 // <data_dir>/models/<name>/<version>/ (model.ckpt: the checksummed checkpoint; meta.json: a
 // copy of its config and metadata for cheap listing). Versions are integers >= 1. A new
 // version is written into a hidden temporary directory and renamed into place, so a crash
@@ -26,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -33,6 +35,7 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "server/model/model_config.h"
+#include "server/postgres/connection.h"
 
 namespace segserve::registry {
 
@@ -58,47 +61,72 @@ struct AliasTarget {
 
 using AliasTable = std::map<std::string, AliasTarget>;
 
+// Where a PostgreSQL-backed registry keeps checkpoint bytes (--blob_store).
+enum class BlobBackend {
+  // Files under <data_dir>/blobs/models/ (an RWX volume every replica mounts).
+  kDirectory,
+  // PostgreSQL large objects in the registry's own database: no extra infrastructure; a
+  // version's large object is written in the transaction that inserts its row and unlinked
+  // in the one that deletes it, so neither a crash nor a delete leaves an orphan.
+  kLargeObject,
+};
+// "directory" or "large_object"; InvalidArgument naming `field` otherwise.
+absl::StatusOr<BlobBackend> ParseBlobBackend(std::string_view text, std::string_view field);
+std::string_view BlobBackendName(BlobBackend backend);
+
 struct ModelStoreOptions {
-  // How often a background thread rescans the directory for another process's writes.
-  // Zero: no background thread (Refresh only when called). Only the first Open of a
-  // directory in a process decides; later Opens share its tables and thread.
+  // How often a background thread picks up another process's writes (rescans the
+  // directory, or polls the database's registry generation). Zero: no background thread
+  // (Refresh only when called). File store: only the first Open of a directory in a
+  // process decides; later Opens share its tables and thread.
   absl::Duration refresh_interval = absl::Seconds(2);
-  // Test seams. Called inside AddVersion once the new version's files are written and
-  // before it is committed (renamed into place), with no lock held that a reader takes.
+  // The registry in PostgreSQL (--database): versions, aliases and version numbering in
+  // tables every replica using the database shares (postgres_model_store.h). Empty
+  // conninfo: the file store under <data_dir>/models.
+  postgres::ConnectOptions database;
+  BlobBackend blobs = BlobBackend::kDirectory;  // with `database` only
+  // Test seams. Called inside AddVersion once the new version's bytes are written and
+  // before it is committed (renamed into place / the transaction commits), with no lock
+  // held that a reader takes.
   std::function<void(const std::string& name)> before_commit_for_testing;
-  // Called after every background refresh (first Open of the directory decides).
+  // Called after every background refresh (file store: first Open of the directory decides).
   std::function<void()> after_refresh_for_testing;
 };
 
+// The registry's durable state: model versions (checkpoint + metadata) and aliases. Two
+// implementations behind this interface, which the registry, the training runner and the
+// API do not tell apart: files under <data_dir>/models (FileModelStore, the single-box
+// default; the comment at the top of this file) and PostgreSQL with a blob backend
+// (PostgresModelStore). Both answer reads from in-memory tables and pick up other
+// processes' writes on Refresh.
 class ModelStore {
  public:
-  // Creates <data_dir>/models if missing, removes temporaries left by a crashed writer
-  // (a process that is gone, or an earlier process with our pid; a live writer's are
-  // kept) and loads the tables (a Refresh).
+  // The file store (options.database.conninfo empty) or the PostgreSQL one. File store:
+  // creates <data_dir>/models if missing, removes temporaries left by a crashed writer (a
+  // process that is gone, or an earlier process with our pid; a live writer's are kept).
+  // Both load the tables (a Refresh).
   static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& data_dir,
                                                           ModelStoreOptions options = {});
-  ~ModelStore();
+  virtual ~ModelStore() = default;
 
-  // Every complete version, sorted by name then version. Versions whose meta.json does
-  // not parse are left out with a warning (a corrupted checkpoint is detected when it is
-  // loaded). From memory.
-  std::vector<StoredVersion> List() const;
+  // Every complete version, sorted by name then version. File store: versions whose
+  // meta.json does not parse are left out with a warning (a corrupted checkpoint is
+  // detected when it is loaded). From memory.
+  virtual std::vector<StoredVersion> List() const = 0;
   // NotFound when absent. version 0 = newest. From memory.
-  absl::StatusOr<StoredVersion> Get(const std::string& name, int64_t version) const;
+  virtual absl::StatusOr<StoredVersion> Get(const std::string& name, int64_t version) const = 0;
 
   // Writes `checkpoint_bytes` (a serialised model::Checkpoint) as the next version of
   // `name`. Returns the stored version. Concurrent adds, from this or another instance or
-  // process, get distinct versions (the final rename fails on an existing version).
-  // ResourceExhausted naming the model when the disk is full; nothing is left behind.
-  // Readers are never blocked while the files are written and synced.
-  absl::StatusOr<StoredVersion> AddVersion(const std::string& name,
-                                           const std::string& checkpoint_bytes);
+  // process, get distinct versions. ResourceExhausted naming the model when the disk is
+  // full; nothing is left behind. Readers are never blocked while the bytes are written.
+  virtual absl::StatusOr<StoredVersion> AddVersion(const std::string& name,
+                                                   const std::string& checkpoint_bytes) = 0;
 
-  // Aliases, persisted in models/aliases.json. From memory; AliasTable() shares the
-  // current table without copying it.
-  AliasTable Aliases() const;
-  std::shared_ptr<const AliasTable> SharedAliases() const;
-  absl::Status SetAlias(const std::string& alias, const AliasTarget& target);
+  // Aliases. From memory; SharedAliases() shares the current table without copying it.
+  AliasTable Aliases() const { return *SharedAliases(); }
+  virtual std::shared_ptr<const AliasTable> SharedAliases() const = 0;
+  virtual absl::Status SetAlias(const std::string& alias, const AliasTarget& target) = 0;
 
   // Delete's `version` for every version of a name.
   static constexpr int64_t kAllVersions = -1;
@@ -107,34 +135,30 @@ class ModelStore {
   // why it may not: NotFound (no such model or version), FailedPrecondition naming every
   // alias that points at them — an alias pinned to the version; an alias to the name's
   // newest (version 0) when `version` is the newest now (deleting it would silently move
-  // the alias to an older model); any alias to the name for kAllVersions. Reads the disk
-  // (the truth across processes), not the tables.
-  absl::StatusOr<std::vector<StoredVersion>> PlanDelete(const std::string& name,
-                                                        int64_t version) const;
-  // Checks as PlanDelete, holding this process's writer locks (versions and aliases), then
-  // removes each version's directory atomically (tombstone rename + fsync, then its files)
-  // and drops it from the tables. Returns the deleted versions. A deleted version number is
-  // not reused: AddVersion continues above it (after kAllVersions the name starts again at 1).
-  absl::StatusOr<std::vector<StoredVersion>> Delete(const std::string& name, int64_t version);
+  // the alias to an older model); any alias to the name for kAllVersions. Reads the
+  // durable state (the truth across processes), not the tables.
+  virtual absl::StatusOr<std::vector<StoredVersion>> PlanDelete(const std::string& name,
+                                                                int64_t version) const = 0;
+  // Checks as PlanDelete and removes the versions atomically with that check (no alias can
+  // move onto them meanwhile), dropping them from the tables. Returns the deleted versions.
+  // A deleted version number is not reused: AddVersion continues above it (after
+  // kAllVersions the name starts again at 1).
+  virtual absl::StatusOr<std::vector<StoredVersion>> Delete(const std::string& name,
+                                                            int64_t version) = 0;
 
-  // Rescans the directory and replaces the tables with what is on disk (another process's
-  // new versions, removed versions and alias changes). File-system work; never call it on
-  // the request path. A scan that overlaps a write of this process is discarded (the
-  // write's own update is newer); the next refresh picks up anything it missed.
-  absl::Status Refresh();
+  // Replaces the tables with the durable state (another process's new versions, removed
+  // versions and alias changes). I/O; never call it on the request path.
+  virtual absl::Status Refresh() = 0;
 
-  const std::string& root() const;
+  // The checkpoint of `stored` as a local file to read: the file itself for the file store
+  // and the directory blob backend; for large objects a copy under
+  // <data_dir>/cache/models, fetched on first use and verified against checkpoint_sha256
+  // (DataLoss naming both digests when it differs, NotFound when the blob is missing).
+  // Blocking I/O: call it where a model is loaded or exported, never on the request path.
+  virtual absl::StatusOr<std::string> CheckpointFile(const StoredVersion& stored) = 0;
 
- private:
-  struct Shared;
-  ModelStore(std::shared_ptr<Shared> shared, ModelStoreOptions options)
-      : shared_(std::move(shared)), options_(std::move(options)) {}
-  // PlanDelete with this process's alias writer lock held.
-  absl::StatusOr<std::vector<StoredVersion>> PlanDeleteLocked(const std::string& name,
-                                                              int64_t version) const;
-
-  std::shared_ptr<Shared> shared_;
-  ModelStoreOptions options_;
+  // For the log: "files under /data/models" or "PostgreSQL <db> (large objects)".
+  virtual std::string Describe() const = 0;
 };
 
 }  // namespace segserve::registry

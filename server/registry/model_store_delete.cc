@@ -1,4 +1,4 @@
-// File: server/registry/model_store_delete.cc — ModelStore::PlanDelete and Delete: which
+// File: server/registry/model_store_delete.cc — FileModelStore::PlanDelete and Delete: which
 // versions a delete removes (aliases checked), and their durable removal.
 #include <algorithm>
 #include <filesystem>
@@ -16,14 +16,14 @@ namespace segserve::registry {
 namespace fs = std::filesystem;
 using namespace store_internal;  // NOLINT: the store's own helpers
 
-absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDelete(const std::string& name,
-                                                                  int64_t version) const {
+absl::StatusOr<std::vector<StoredVersion>> FileModelStore::PlanDelete(const std::string& name,
+                                                                      int64_t version) const {
   absl::MutexLock alias_lock(&shared_->alias_write_mu);
   return PlanDeleteLocked(name, version);
 }
 
-absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const std::string& name,
-                                                                        int64_t version) const {
+absl::StatusOr<std::vector<StoredVersion>> FileModelStore::PlanDeleteLocked(
+    const std::string& name, int64_t version) const {
   RETURN_IF_ERROR(ValidateModelName(name, "name"));
   if (version < 1 && version != kAllVersions) {
     return absl::InvalidArgumentError("version: must be >= 1 (or every version)");
@@ -39,25 +39,7 @@ absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const st
     return absl::FailedPreconditionError(
         absl::StrCat("cannot check the aliases before deleting: ", aliases.status().message()));
   }
-  std::vector<std::string> blocking;
-  for (const auto& [alias, target] : *aliases) {
-    if (target.name != name) continue;
-    if (version == kAllVersions) {
-      blocking.push_back(absl::StrCat("'", alias, "' -> ", name,
-                                      target.version ? absl::StrCat(":", target.version) : ""));
-    } else if (target.version == version) {
-      blocking.push_back(absl::StrCat("'", alias, "' -> ", name, ":", version));
-    } else if (target.version == 0 && version == versions.back()) {
-      blocking.push_back(
-          absl::StrCat("'", alias, "' -> ", name, " (its newest version, ", version, ")"));
-    }
-  }
-  if (!blocking.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model '", name, "'", version == kAllVersions ? "" : absl::StrCat(" version ", version),
-        " is the target of alias ", absl::StrJoin(blocking, ", alias "),
-        "; point the alias at another model (Models.SetAlias) first"));
-  }
+  RETURN_IF_ERROR(CheckNoAliasBlocksDelete(*aliases, name, version, versions.back()));
   std::vector<StoredVersion> planned;
   for (int64_t v : versions) {
     if (version != kAllVersions && v != version) continue;
@@ -76,8 +58,8 @@ absl::StatusOr<std::vector<StoredVersion>> ModelStore::PlanDeleteLocked(const st
   return planned;
 }
 
-absl::StatusOr<std::vector<StoredVersion>> ModelStore::Delete(const std::string& name,
-                                                              int64_t version) {
+absl::StatusOr<std::vector<StoredVersion>> FileModelStore::Delete(const std::string& name,
+                                                                  int64_t version) {
   // Writers of this process wait; readers keep answering from the tables meanwhile.
   absl::MutexLock add_lock(&shared_->add_mu);
   absl::MutexLock alias_lock(&shared_->alias_write_mu);

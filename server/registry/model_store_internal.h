@@ -1,6 +1,8 @@
-// File: server/registry/model_store_internal.h — what model_store.cc and
-// model_store_delete.cc share: the file names of a version directory, the on-disk readers
-// and the in-process tables (ModelStore::Shared). Not part of the registry's API.
+// File: server/registry/model_store_internal.h — what the stores' files share: the file
+// store (FileModelStore: model_store.cc, model_store_delete.cc) with the names of a version
+// directory, the on-disk readers and its in-process tables; with the PostgreSQL store
+// (postgres_model_store.cc) the alias check of a delete and the description of a new
+// version. Not part of the registry's API.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +18,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "server/model/model_config.h"
 #include "server/registry/model_store.h"
 
 namespace segserve::registry {
@@ -36,10 +40,62 @@ int64_t HighestDeleted(const std::string& root, const std::string& name);
 // aliases.json (empty when it does not exist).
 absl::StatusOr<AliasTable> ReadAliasesFile(const std::string& path);
 
+// PlanDelete's alias check, shared by both stores: FailedPrecondition naming every alias in
+// `aliases` that blocks deleting `version` (or kAllVersions) of `name`, whose newest
+// version is `newest`.
+absl::Status CheckNoAliasBlocksDelete(const AliasTable& aliases, const std::string& name,
+                                      int64_t version, int64_t newest);
+
+// The JSON a version's metadata is stored as (meta.json / the database row), and the
+// StoredVersion fields it fills.
+struct VersionMeta {
+  model::UnetConfig config;
+  nlohmann::json metadata;
+  int64_t checkpoint_bytes = 0;
+  std::string checkpoint_sha256;
+  int64_t created_unix_seconds = 0;
+};
+// Parses the checkpoint (one that does not load is never registered) and describes it.
+absl::StatusOr<VersionMeta> DescribeCheckpoint(const std::string& checkpoint_bytes);
+
 }  // namespace store_internal
 
-// The tables of one directory, shared by every ModelStore of it in this process.
-struct ModelStore::Shared {
+// The single-box store: files under <data_dir>/models (model_store.h's top comment).
+class FileModelStore : public ModelStore {
+ public:
+  struct Shared;
+  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& data_dir,
+                                                          ModelStoreOptions options);
+  FileModelStore(std::shared_ptr<Shared> shared, ModelStoreOptions options)
+      : shared_(std::move(shared)), options_(std::move(options)) {}
+
+  std::vector<StoredVersion> List() const override;
+  absl::StatusOr<StoredVersion> Get(const std::string& name, int64_t version) const override;
+  absl::StatusOr<StoredVersion> AddVersion(const std::string& name,
+                                           const std::string& checkpoint_bytes) override;
+  std::shared_ptr<const AliasTable> SharedAliases() const override;
+  absl::Status SetAlias(const std::string& alias, const AliasTarget& target) override;
+  absl::StatusOr<std::vector<StoredVersion>> PlanDelete(const std::string& name,
+                                                        int64_t version) const override;
+  absl::StatusOr<std::vector<StoredVersion>> Delete(const std::string& name,
+                                                    int64_t version) override;
+  absl::Status Refresh() override;
+  absl::StatusOr<std::string> CheckpointFile(const StoredVersion& stored) override {
+    return stored.checkpoint_path;
+  }
+  std::string Describe() const override;
+
+ private:
+  // PlanDelete with this process's alias writer lock held.
+  absl::StatusOr<std::vector<StoredVersion>> PlanDeleteLocked(const std::string& name,
+                                                              int64_t version) const;
+
+  std::shared_ptr<Shared> shared_;
+  ModelStoreOptions options_;
+};
+
+// The tables of one directory, shared by every FileModelStore of it in this process.
+struct FileModelStore::Shared {
   explicit Shared(std::string root_dir) : root(std::move(root_dir)) {}
   ~Shared() {
     {

@@ -86,6 +86,10 @@ class ModelRegistry {
   // Every stored version with its state, and the alias table.
   std::vector<ModelStatus> List() const;
   absl::StatusOr<ModelStatus> Get(const std::string& name, int64_t version) const;
+  // The version's checkpoint as a local file (ModelStore::CheckpointFile): blocking I/O.
+  absl::StatusOr<std::string> CheckpointFile(const StoredVersion& stored) {
+    return store_.CheckpointFile(stored);
+  }
   std::map<std::string, AliasTarget> Aliases() const { return store_.Aliases(); }
   // Points `alias` at an existing model (NotFound otherwise).
   absl::Status SetAlias(const std::string& alias, const AliasTarget& target);

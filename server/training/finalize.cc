@@ -167,7 +167,12 @@ absl::StatusOr<std::string> FinishTraining(
                    {"history", info.history}};
   net->to(torch::kCPU);
   ASSIGN_OR_RETURN(std::string bytes, model::SerializeCheckpoint(net, metadata));
-  ASSIGN_OR_RETURN(auto store, registry::ModelStore::Open(run.data_dir));
+  std::unique_ptr<registry::ModelStore> own_store;
+  registry::ModelStore* store = run.model_store;
+  if (store == nullptr) {
+    ASSIGN_OR_RETURN(own_store, registry::ModelStore::Open(run.data_dir));
+    store = own_store.get();
+  }
   const std::string name = ModelNameOf(run.spec);
   // A crash between AddVersion and registered.json must not register the model twice: a
   // version whose metadata names this job is the one registered before the crash. The scan

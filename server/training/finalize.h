@@ -35,6 +35,8 @@ struct RunContext {
   int loader_workers = 2;
   // Where evaluation forward passes run (TrainingOptions::eval_scheduler); null: in place.
   inference::BatchScheduler* eval_scheduler = nullptr;
+  // Where the model is registered (TrainingOptions::model_store); null: files in data_dir.
+  registry::ModelStore* model_store = nullptr;
 };
 
 struct FinishInfo {

@@ -174,6 +174,7 @@ absl::Status TrainJob::SetUp() {
       torch::Device(options_.eval_device.empty() ? "cpu" : options_.eval_device) == run_.device) {
     run_.eval_scheduler = options_.eval_scheduler;
   }
+  run_.model_store = options_.model_store;
   ASSIGN_OR_RETURN(run_.run_dir,
                    common::ResolveUnderRoot(options_.data_dir, "runs/" + job_.id, "job_id"));
   RETURN_IF_ERROR(common::MakeDirectories(run_.run_dir));

@@ -53,6 +53,9 @@ struct TrainingOptions {
   // on the job's own thread. Not owned.
   inference::BatchScheduler* eval_scheduler = nullptr;
   std::string eval_device = "cpu";
+  // Where the trained model is registered: the server's store (files or PostgreSQL). Null
+  // (tools, unit tests): the file store under data_dir. Not owned.
+  registry::ModelStore* model_store = nullptr;
   // Called after the model is registered (and aliases set), e.g. to hot-load it.
   std::function<void(const registry::StoredVersion&)> on_registered;
 };

@@ -37,10 +37,10 @@ class PostgresServerTest : public ::testing::Test {
     conninfo_ = (*postgres)->ConnInfo(*database);
   }
 
-  void StartServer() {
-    auto server = testing::ServerProcess::Start(
-        testing::SegserveBinary(), dir_.path(),
-        {"--database=" + conninfo_, "--bootstrap=false", "--drain_seconds=1"});
+  void StartServer(std::vector<std::string> flags = {}) {
+    flags.insert(flags.end(),
+                 {"--database=" + conninfo_, "--bootstrap=false", "--drain_seconds=1"});
+    auto server = testing::ServerProcess::Start(testing::SegserveBinary(), dir_.path(), flags);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     client::ClientOptions options;
@@ -52,9 +52,22 @@ class PostgresServerTest : public ::testing::Test {
   }
 
   std::pair<int, std::string> Segctl(const std::string& args) {
-    testing::CommandResult r = testing::RunCommand(testing::SegctlBinary() + " --server " +
-                                                   server_->grpc_target() + " " + args);
+    return SegctlAt(server_->grpc_target(), args);
+  }
+  std::pair<int, std::string> SegctlAt(const std::string& target, const std::string& args) {
+    testing::CommandResult r =
+        testing::RunCommand(testing::SegctlBinary() + " --server " + target + " " + args);
     return {r.exit_code, r.output};
+  }
+  int64_t LargeObjects() {
+    postgres::ConnectOptions options;
+    options.conninfo = conninfo_;
+    auto admin = postgres::Connection::Open(options);
+    EXPECT_TRUE(admin.ok()) << admin.status();
+    if (!admin.ok()) return -1;
+    auto count = (*admin)->ExecSql("SELECT count(*) FROM pg_largeobject_metadata");
+    EXPECT_TRUE(count.ok()) << count.status();
+    return count.ok() ? count->Int(0, 0) : -1;
   }
 
   v1::Job Get(const std::string& id) {
@@ -125,6 +138,58 @@ TEST_F(PostgresServerTest, JobSubmittedWithSegctlSurvivesKill9AndFinishesAfterRe
   EXPECT_EQ(server_->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
 }
 
+// The registry in PostgreSQL with checkpoints in large objects: a model trained on one
+// replica is served by another that shares nothing with it but the database (its own data
+// dir, no shared volume), and deleting it leaves no large object behind.
+TEST_F(PostgresServerTest, ALargeObjectModelTrainedOnOneReplicaServesFromAnotherWithItsOwnDisk) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--blob_store=large_object"}));
+  auto [gen_code, gen_out] =
+      Segctl("datasets generate --name pgdata --n 8 --size 64 --seed 3 --wait");
+  ASSERT_EQ(gen_code, 0) << gen_out;
+  auto [code, out] = Segctl(
+      "submit-train --dataset pgdata --encoder resnet18 --prune-level 1 --epochs 1 "
+      "--batch-size 4 --max-steps-per-epoch 1 --crop-size 64 --model-name lo-model --wait");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(LargeObjects(), 1);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/models/lo-model"))
+      << "the version is in PostgreSQL, not in the file store";
+
+  testing::TempDir other_dir;
+  auto other = testing::ServerProcess::Start(
+      testing::SegserveBinary(), other_dir.path(),
+      {"--database=" + conninfo_, "--blob_store=large_object", "--roles=serve",
+       "--load_models=lo-model", "--registry_sync_seconds=1", "--drain_seconds=1"});
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string target = (*other)->grpc_target();
+  std::string listing;
+  for (int i = 0; i < 600 && listing.find("LOADED") == std::string::npos; ++i) {
+    listing = SegctlAt(target, "models list").second;
+    if (listing.find("LOADED") == std::string::npos) std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_THAT(listing, HasSubstr("LOADED"));
+  std::string image;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(dir_.path() + "/datasets/pgdata")) {
+    if (entry.path().extension() == ".png" &&
+        entry.path().string().find("mask") == std::string::npos) {
+      image = entry.path().string();
+      break;
+    }
+  }
+  ASSERT_FALSE(image.empty());
+  auto [seg_code, seg_out] =
+      SegctlAt(target, "segment --model lo-model --out " + other_dir.path() + "/masks " + image);
+  EXPECT_EQ(seg_code, 0) << seg_out;
+  EXPECT_TRUE(std::filesystem::exists(other_dir.path() + "/cache/models/lo-model"))
+      << "the replica serves from its local copy of the large object";
+
+  auto [del_code, del_out] = Segctl("models delete lo-model");
+  EXPECT_EQ(del_code, 0) << del_out;
+  EXPECT_EQ(LargeObjects(), 0) << "the large object went with its row";
+  EXPECT_EQ((*other)->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
+  EXPECT_EQ(server_->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
+}
+
 TEST_F(PostgresServerTest, BadDatabaseFlagsStopTheStartWithTheReason) {
   // Unreachable: the reason names the database; no hang (connect timeout).
   const auto start = std::chrono::steady_clock::now();
@@ -132,7 +197,8 @@ TEST_F(PostgresServerTest, BadDatabaseFlagsStopTheStartWithTheReason) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(30));
   EXPECT_NE(code, 0) << out;
   EXPECT_NE(code, 124) << "segserve hung: " << out;
-  EXPECT_THAT(out, HasSubstr("job database host=/nonexistent-pg"));
+  // (The registry connects first: "model registry database host=...".)
+  EXPECT_THAT(out, HasSubstr("database host=/nonexistent-pg"));
 
   // A password on the command line is refused and never echoed.
   std::tie(code, out) = RunToExit("--database=postgresql://segserve:s3cret-pw@localhost/jobs");
@@ -140,6 +206,13 @@ TEST_F(PostgresServerTest, BadDatabaseFlagsStopTheStartWithTheReason) {
   EXPECT_THAT(out, HasSubstr("must not contain a password"));
   EXPECT_THAT(out, Not(HasSubstr("s3cret")));
 
+  // Large objects without a database; an unknown blob store.
+  std::tie(code, out) = RunToExit("--blob_store=large_object");
+  EXPECT_NE(code, 0);
+  EXPECT_THAT(out, HasSubstr("--blob_store: large_object needs --database"));
+  std::tie(code, out) = RunToExit("--database='" + conninfo_ + "' --blob_store=s3");
+  EXPECT_NE(code, 0);
+  EXPECT_THAT(out, HasSubstr("--blob_store: must be 'directory' or 'large_object'"));
   // A password file without a database.
   std::tie(code, out) = RunToExit("--database_password_file=/dev/null");
   EXPECT_NE(code, 0) << out;

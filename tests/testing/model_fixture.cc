@@ -40,6 +40,17 @@ absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir
   return store->AddVersion(name, bytes);
 }
 
+absl::StatusOr<registry::StoredVersion> AddTestModel(registry::ModelStore& store,
+                                                     const std::string& name,
+                                                     const model::UnetConfig& config, uint64_t seed,
+                                                     const nlohmann::json& extra_metadata) {
+  model::Unet unet = MakeModel(config, seed);
+  nlohmann::json metadata = {{"source", "test"}, {"seed", seed}};
+  if (extra_metadata.is_object()) metadata.update(extra_metadata);
+  ASSIGN_OR_RETURN(std::string bytes, model::SerializeCheckpoint(unet, metadata));
+  return store.AddVersion(name, bytes);
+}
+
 absl::StatusOr<std::string> TestModelStateDict(const model::UnetConfig& config, uint64_t seed) {
   model::Unet unet = MakeModel(config, seed);
   c10::Dict<std::string, torch::Tensor> dict;

@@ -19,6 +19,12 @@ absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir
                                                      const model::UnetConfig& config, uint64_t seed,
                                                      const nlohmann::json& extra_metadata = {});
 
+// The same, added through `store` (any backend).
+absl::StatusOr<registry::StoredVersion> AddTestModel(registry::ModelStore& store,
+                                                     const std::string& name,
+                                                     const model::UnetConfig& config, uint64_t seed,
+                                                     const nlohmann::json& extra_metadata = {});
+
 // The same model's state dict as torch.save would write it (for Models.Import tests).
 absl::StatusOr<std::string> TestModelStateDict(const model::UnetConfig& config, uint64_t seed);
 
