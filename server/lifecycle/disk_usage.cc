@@ -9,7 +9,10 @@ namespace segserve::lifecycle {
 
 DiskUsage MeasureDiskUsage(const std::string& data_dir) {
   DiskUsage usage;
-  usage.models = common::DirectoryBytes(data_dir + "/models");
+  // The file store, or with --database the blob directory and the large-object cache.
+  usage.models = common::DirectoryBytes(data_dir + "/models") +
+                 common::DirectoryBytes(data_dir + "/blobs/models") +
+                 common::DirectoryBytes(data_dir + "/cache/models");
   usage.datasets = common::DirectoryBytes(data_dir + "/datasets");
   usage.runs = common::DirectoryBytes(data_dir + "/runs");
   for (const char* suffix : {"", "-wal", "-shm"}) {
