@@ -3,7 +3,9 @@
 // objects. Per backend and repeat:
 //   register   ModelStore::AddVersion of the serialised checkpoint (what a trainer does):
 //              seconds, MB/s, and the growth of peak RSS (VmHWM, reset through
-//              /proc/self/clear_refs) beyond the checkpoint bytes the caller already holds;
+//              /proc/self/clear_refs) beyond the checkpoint bytes the caller already holds
+//              (malloc is set to return large blocks to the kernel, so each step's peak is
+//              its own);
 //   fetch      a second store on another data dir (another replica) asks for the
 //              version's file (ModelStore::CheckpointFile: large objects are streamed into
 //              its cache and hashed; a shared blob file is hashed in place; the file store
@@ -13,6 +15,7 @@
 //
 //   scale_blob_bench --postgres "host=/tmp/pg user=segserve" [--repeats 3]
 //                    [--encoder resnet34]
+#include <malloc.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -70,6 +73,10 @@ int Fail(const std::string& what, const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Large blocks straight from mmap and back to the kernel when freed, so each step's peak
+  // RSS is its own (glibc would otherwise keep the first step's memory resident).
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
   std::string postgres;
   std::string encoder = "resnet34";
   int repeats = 3;
