@@ -1,6 +1,7 @@
 #include "server/model/checkpoint.h"
 
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -106,9 +107,13 @@ absl::StatusOr<ParsedHeader> ParseHeaderUnchecked(std::string_view bytes) {
   return parsed;
 }
 
-absl::StatusOr<StateDict> ParseTensorsUnchecked(const nlohmann::json& table,
-                                                std::string_view payload) {
-  StateDict state_dict;
+// Checks every entry of the tensor table against the payload (fields, dtype, shape, bounds)
+// and hands each to `visit`.
+using TensorVisitor = std::function<absl::Status(const std::string& name, torch::ScalarType dtype,
+                                                 const std::vector<int64_t>& shape,
+                                                 std::string_view bytes)>;
+absl::Status VisitTensorsUnchecked(const nlohmann::json& table, std::string_view payload,
+                                   const TensorVisitor& visit) {
   for (const auto& entry : table) {
     if (!entry.is_object() || !entry.contains("name") || !entry.contains("dtype") ||
         !entry.contains("shape") || !entry.contains("offset") || !entry.contains("nbytes")) {
@@ -128,10 +133,23 @@ absl::StatusOr<StateDict> ParseTensorsUnchecked(const nlohmann::json& table,
         offset > payload.size() || nbytes > payload.size() - offset) {
       return absl::DataLossError(absl::StrCat("checkpoint: tensor ", name, " out of bounds"));
     }
-    torch::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-    if (nbytes > 0) std::memcpy(tensor.data_ptr(), payload.data() + offset, nbytes);
-    state_dict.emplace_back(name, std::move(tensor));
+    RETURN_IF_ERROR(visit(name, dtype, shape, payload.substr(offset, nbytes)));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StateDict> ParseTensorsUnchecked(const nlohmann::json& table,
+                                                std::string_view payload) {
+  StateDict state_dict;
+  RETURN_IF_ERROR(VisitTensorsUnchecked(
+      table, payload,
+      [&](const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape,
+          std::string_view bytes) {
+        torch::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+        if (!bytes.empty()) std::memcpy(tensor.data_ptr(), bytes.data(), bytes.size());
+        state_dict.emplace_back(name, std::move(tensor));
+        return absl::OkStatus();
+      }));
   return state_dict;
 }
 
@@ -141,6 +159,17 @@ absl::StatusOr<ParsedHeader> ParseHeader(std::string_view bytes) {
     return ParseHeaderUnchecked(bytes);
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("checkpoint header malformed: ", e.what()));
+  }
+}
+
+absl::Status VerifyTensorTable(const nlohmann::json& table, std::string_view payload) {
+  try {
+    return VisitTensorsUnchecked(
+        table, payload,
+        [](const std::string&, torch::ScalarType, const std::vector<int64_t>&,
+           std::string_view) { return absl::OkStatus(); });
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("checkpoint tensor table malformed: ", e.what()));
   }
 }
 
@@ -226,6 +255,12 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
                         absl::StrCat(path, ": ", loaded.status().message()));
   }
   return loaded;
+}
+
+absl::StatusOr<CheckpointInfo> VerifyCheckpoint(std::string_view bytes) {
+  ASSIGN_OR_RETURN(ParsedHeader header, ParseHeader(bytes));
+  RETURN_IF_ERROR(VerifyTensorTable(header.tensors, header.payload));
+  return std::move(header.info);
 }
 
 absl::StatusOr<CheckpointInfo> ReadCheckpointInfo(const std::string& path) {

@@ -49,6 +49,11 @@ absl::Status SaveCheckpoint(const std::string& path, Unet& model, const nlohmann
 // altered (checksum mismatch) or internally inconsistent.
 absl::StatusOr<LoadedCheckpoint> ParseCheckpoint(std::string_view bytes);
 absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path);
+// Magic, checksum, header and tensor table (every tensor's dtype, shape and bounds) checked
+// without building the model or copying a tensor: what a store does before registering
+// `bytes`, so a large checkpoint is held once. A table that does not match the config's
+// model (a hand-made file) is caught when the version loads.
+absl::StatusOr<CheckpointInfo> VerifyCheckpoint(std::string_view bytes);
 // Config and metadata only (the checksum is still verified; no model is built).
 absl::StatusOr<CheckpointInfo> ReadCheckpointInfo(const std::string& path);
 

@@ -174,11 +174,12 @@ absl::Status CheckNoAliasBlocksDelete(const AliasTable& aliases, const std::stri
 }
 
 absl::StatusOr<VersionMeta> DescribeCheckpoint(const std::string& checkpoint_bytes) {
-  // Parse before storing: a checkpoint that does not load is never registered.
-  ASSIGN_OR_RETURN(model::LoadedCheckpoint parsed, model::ParseCheckpoint(checkpoint_bytes));
+  // Verified before storing (checksum, header, tensor table), without building the model,
+  // so the bytes are the only copy of the checkpoint in memory.
+  ASSIGN_OR_RETURN(model::CheckpointInfo info, model::VerifyCheckpoint(checkpoint_bytes));
   VersionMeta meta;
-  meta.config = parsed.info.config;
-  meta.metadata = parsed.info.metadata;
+  meta.config = info.config;
+  meta.metadata = std::move(info.metadata);
   meta.checkpoint_bytes = static_cast<int64_t>(checkpoint_bytes.size());
   meta.checkpoint_sha256 = common::Sha256Hex(checkpoint_bytes);
   meta.created_unix_seconds = std::chrono::duration_cast<std::chrono::seconds>(

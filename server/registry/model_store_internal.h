@@ -55,7 +55,7 @@ struct VersionMeta {
   std::string checkpoint_sha256;
   int64_t created_unix_seconds = 0;
 };
-// Parses the checkpoint (one that does not load is never registered) and describes it.
+// Verifies the checkpoint (model::VerifyCheckpoint) and describes it.
 absl::StatusOr<VersionMeta> DescribeCheckpoint(const std::string& checkpoint_bytes);
 
 }  // namespace store_internal

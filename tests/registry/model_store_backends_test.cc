@@ -116,6 +116,24 @@ TEST_P(ModelStoreBackendTest, VersionsCountUpAndCarryTheirConfigAndMetadata) {
   EXPECT_EQ(other->List().size(), 2u);
 }
 
+TEST_P(ModelStoreBackendTest, ABrokenCheckpointIsRefusedAndLeavesNothingBehind) {
+  auto good = testing::AddTestModel(*store_, "m", Config(), 1);
+  ASSERT_TRUE(good.ok());
+  const std::string bytes = *common::ReadFile(*store_->CheckpointFile(*good));
+  ASSERT_TRUE(store_->Delete("m", 1).ok());
+  EXPECT_EQ(store_->AddVersion("m", "not a checkpoint").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->AddVersion("m", bytes.substr(0, bytes.size() / 2)).status().code(),
+            absl::StatusCode::kDataLoss);
+  std::string flipped = bytes;
+  flipped[flipped.size() / 2] ^= 0x40;
+  auto refused = store_->AddVersion("m", flipped);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(refused.status().message().find("checksum"), std::string::npos) << refused.status();
+  EXPECT_TRUE(store_->List().empty());
+  EXPECT_EQ(*factory_.BlobCount(), 0);
+}
+
 TEST_P(ModelStoreBackendTest, ConcurrentAddsFromTwoInstancesGetDistinctVersions) {
   std::unique_ptr<ModelStore> other = OpenAnother();
   ASSERT_NE(other, nullptr);
