@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -11,11 +12,31 @@
 
 namespace segserve::model::testing {
 
+namespace {
+
+// The directories MakeTempDir made, removed when the process exits (every test runs in a
+// process of its own under ctest; the Python reference alone is ~700 MB).
+struct TempDirs {
+  ~TempDirs() {
+    std::error_code ec;
+    for (const std::string& dir : dirs) std::filesystem::remove_all(dir, ec);
+  }
+  std::vector<std::string> dirs;
+};
+
+TempDirs& MadeDirs() {
+  static TempDirs made;
+  return made;
+}
+
+}  // namespace
+
 std::string MakeTempDir() {
   std::string pattern = ::testing::TempDir() + "/segserve_model_XXXXXX";
   std::vector<char> buffer(pattern.begin(), pattern.end());
   buffer.push_back('\0');
   if (mkdtemp(buffer.data()) == nullptr) return "";
+  MadeDirs().dirs.push_back(buffer.data());
   return std::string(buffer.data());
 }
 

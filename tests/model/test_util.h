@@ -11,7 +11,7 @@
 
 namespace segserve::model::testing {
 
-// A fresh directory under the test temp dir.
+// A fresh directory under the test temp dir, removed when the process exits.
 std::string MakeTempDir();
 
 // Gives every BatchNorm non-trivial statistics and affine parameters (deterministic per seed),
