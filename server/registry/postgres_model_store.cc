@@ -294,12 +294,15 @@ absl::StatusOr<StoredVersion> PostgresModelStore::AddVersion(const std::string& 
   {
     absl::MutexLock db_lock(&db_mu_);
     committed = InTransaction([&](postgres::Connection& db) -> absl::Status {
-      ASSIGN_OR_RETURN(postgres::Result next, db.Exec(kNextVersion, {name}));
-      version = next.Int(0, 0);
+      // The bytes first, the number last: the name's row lock (which orders concurrent
+      // adds of the name) is held from here to the commit only, not while a large
+      // checkpoint streams in.
       if (options_.blobs == BlobBackend::kLargeObject) {
         ASSIGN_OR_RETURN(oid, db.CreateLargeObject());
         RETURN_IF_ERROR(db.WriteLargeObject(oid, checkpoint_bytes));
       }
+      ASSIGN_OR_RETURN(postgres::Result next, db.Exec(kNextVersion, {name}));
+      version = next.Int(0, 0);
       RETURN_IF_ERROR(
           db.Exec(kInsertVersion,
                     {name, absl::StrCat(version), model::ToJson(meta.config).dump(),
@@ -531,6 +534,8 @@ absl::Status PostgresModelStore::FetchLargeObject(const Row& row, const std::str
 }
 
 void PostgresModelStore::PruneCache() {
+  // Not while a fetch writes; the tables read after it (a fetched version is in them).
+  absl::MutexLock fetch_lock(&fetch_mu_);
   std::set<std::string> keep;
   {
     absl::MutexLock lock(&mu_);
@@ -538,7 +543,6 @@ void PostgresModelStore::PruneCache() {
       for (const auto& entry : by_version) keep.insert(entry.second.stored.checkpoint_path);
     }
   }
-  absl::MutexLock fetch_lock(&fetch_mu_);  // not while a fetch writes its temporary
   std::error_code ec;
   for (const auto& entry : fs::recursive_directory_iterator(cache_root_, ec)) {
     if (!entry.is_regular_file() || keep.count(entry.path().string())) continue;
