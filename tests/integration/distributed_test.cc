@@ -191,15 +191,7 @@ TEST_F(PostgresDistributedTest, JobsSurviveAKilledAndAPausedTrainerAndTheFrontSe
   EXPECT_THAT(listing, HasSubstr("LOADED")) << listing;
   // (The front's model list is its view of the shared directory, refreshed every second.)
   EXPECT_EQ(VersionsOf("dist-a"), 1) << "exactly one version registered";
-  std::string image;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.path() +
-                                                                         "/datasets/dist")) {
-    if (entry.path().extension() == ".png" &&
-        entry.path().string().find("mask") == std::string::npos) {
-      image = entry.path().string();
-      break;
-    }
-  }
+  const std::string image = testing::FirstImageOf(dir_.path() + "/datasets/dist");
   ASSERT_FALSE(image.empty());
   auto [seg_code, seg_out] =
       Segctl("segment --model dist-a --out " + dir_.path() + "/masks " + image);

@@ -167,15 +167,7 @@ TEST_F(PostgresServerTest, ALargeObjectModelTrainedOnOneReplicaServesFromAnother
     if (listing.find("LOADED") == std::string::npos) std::this_thread::sleep_for(milliseconds(100));
   }
   ASSERT_THAT(listing, HasSubstr("LOADED"));
-  std::string image;
-  for (const auto& entry :
-       std::filesystem::recursive_directory_iterator(dir_.path() + "/datasets/pgdata")) {
-    if (entry.path().extension() == ".png" &&
-        entry.path().string().find("mask") == std::string::npos) {
-      image = entry.path().string();
-      break;
-    }
-  }
+  const std::string image = testing::FirstImageOf(dir_.path() + "/datasets/pgdata");
   ASSERT_FALSE(image.empty());
   auto [seg_code, seg_out] =
       SegctlAt(target, "segment --model lo-model --out " + other_dir.path() + "/masks " + image);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <sys/wait.h>
 
+#include <filesystem>
+
 namespace segserve::testing {
 
 CommandResult RunCommand(const std::string& command) {
@@ -47,6 +49,17 @@ v1::Job WatchUntilTerminal(v1::Training::Stub& training, const std::string& id,
   context.TryCancel();
   reader->Finish();
   return last;
+}
+
+std::string FirstImageOf(const std::string& dataset_dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dataset_dir, ec)) {
+    if (entry.path().extension() == ".png" &&
+        entry.path().string().find("mask") == std::string::npos) {
+      return entry.path().string();
+    }
+  }
+  return "";
 }
 
 }  // namespace segserve::testing

@@ -18,6 +18,9 @@ struct CommandResult {
 // Runs `command` with /bin/sh, stderr merged into stdout.
 CommandResult RunCommand(const std::string& command);
 
+// The first image (a .png that is not a mask) under `dataset_dir`, "" when none.
+std::string FirstImageOf(const std::string& dataset_dir);
+
 // A tiny training spec: one ResNet18 L1 configuration, batch 4, learning rate 3e-3, and
 // (when > 0) at most `max_steps` steps per epoch.
 v1::TrainSpec TinyTrainSpec(const std::string& dataset, int epochs, int max_steps = 0);

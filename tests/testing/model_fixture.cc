@@ -32,12 +32,8 @@ absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir
                                                      const std::string& name,
                                                      const model::UnetConfig& config, uint64_t seed,
                                                      const nlohmann::json& extra_metadata) {
-  model::Unet unet = MakeModel(config, seed);
-  nlohmann::json metadata = {{"source", "test"}, {"seed", seed}};
-  if (extra_metadata.is_object()) metadata.update(extra_metadata);
-  ASSIGN_OR_RETURN(std::string bytes, model::SerializeCheckpoint(unet, metadata));
   ASSIGN_OR_RETURN(auto store, registry::ModelStore::Open(data_dir));
-  return store->AddVersion(name, bytes);
+  return AddTestModel(*store, name, config, seed, extra_metadata);
 }
 
 absl::StatusOr<registry::StoredVersion> AddTestModel(registry::ModelStore& store,
