@@ -7,7 +7,7 @@
 # (the same resnet18 L1 weights imported twice); each move flips alias am-live between
 # am:1 and am:2. am:2, the newest version, stays loaded on the front anyway (the follower
 # keeps a name's newest version), so a move to it waits only for the front to see the new
-# aliases.json; a move to am:1 also waits for the follower to load it. Before the moves
+# alias table (aliases.json, or the registry tables with --database); a move to am:1 also waits for the follower to load it. Before the moves
 # the front serves am-live = am:1 and am:2 by version. After each move
 # `segctl segment --model am-live` runs against the front in a loop until its answer names
 # the new version; the time is from just before the alias command to that answer (so it
