@@ -82,9 +82,12 @@ int main(int argc, char** argv) {
   int repeats = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--postgres") postgres = argv[i + 1];
-    else if (flag == "--repeats") repeats = std::atoi(argv[i + 1]);
-    else if (flag == "--encoder") encoder = argv[i + 1];
+    if (flag == "--postgres")
+      postgres = argv[i + 1];
+    else if (flag == "--repeats")
+      repeats = std::atoi(argv[i + 1]);
+    else if (flag == "--encoder")
+      encoder = argv[i + 1];
   }
   if (postgres.empty() || repeats < 1) {
     std::fprintf(stderr, "usage: %s --postgres CONNINFO [--repeats N] [--encoder E]\n", argv[0]);
@@ -103,11 +106,10 @@ int main(int argc, char** argv) {
   }
   const double mb = static_cast<double>(bytes.size()) / (1 << 20);
   std::printf("checkpoint: %s U-net, %.1f MB; %d repeats\n", encoder.c_str(), mb, repeats);
-  std::printf("%-22s %-8s %9s %9s %16s\n", "backend", "step", "seconds", "MB/s",
-              "peak RSS growth");
+  std::printf("%-22s %-8s %9s %9s %16s\n", "backend", "step", "seconds", "MB/s", "peak RSS growth");
 
-  const fs::path root = fs::temp_directory_path() / ("segserve_blob_bench_" +
-                                                     std::to_string(::getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("segserve_blob_bench_" + std::to_string(::getpid()));
   struct Backend {
     const char* name;
     bool postgres;

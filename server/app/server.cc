@@ -100,8 +100,7 @@ absl::Status SegserveServer::ReloadAuth() {
   return reloaded;
 }
 
-absl::StatusOr<postgres::ConnectOptions> SegserveServer::DatabaseOptions(
-    const std::string& what) {
+absl::StatusOr<postgres::ConnectOptions> SegserveServer::DatabaseOptions(const std::string& what) {
   postgres::ConnectOptions database;
   database.conninfo = options_.database;
   database.what = what;

@@ -109,9 +109,9 @@ absl::StatusOr<ParsedHeader> ParseHeaderUnchecked(std::string_view bytes) {
 
 // Checks every entry of the tensor table against the payload (fields, dtype, shape, bounds)
 // and hands each to `visit`.
-using TensorVisitor = std::function<absl::Status(const std::string& name, torch::ScalarType dtype,
-                                                 const std::vector<int64_t>& shape,
-                                                 std::string_view bytes)>;
+using TensorVisitor =
+    std::function<absl::Status(const std::string& name, torch::ScalarType dtype,
+                               const std::vector<int64_t>& shape, std::string_view bytes)>;
 absl::Status VisitTensorsUnchecked(const nlohmann::json& table, std::string_view payload,
                                    const TensorVisitor& visit) {
   for (const auto& entry : table) {
@@ -166,8 +166,9 @@ absl::Status VerifyTensorTable(const nlohmann::json& table, std::string_view pay
   try {
     return VisitTensorsUnchecked(
         table, payload,
-        [](const std::string&, torch::ScalarType, const std::vector<int64_t>&,
-           std::string_view) { return absl::OkStatus(); });
+        [](const std::string&, torch::ScalarType, const std::vector<int64_t>&, std::string_view) {
+          return absl::OkStatus();
+        });
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("checkpoint tensor table malformed: ", e.what()));
   }

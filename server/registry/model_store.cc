@@ -4,10 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <random>
@@ -166,11 +165,11 @@ absl::Status CheckNoAliasBlocksDelete(const AliasTable& aliases, const std::stri
     }
   }
   if (blocking.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "model '", name, "'",
-      version == ModelStore::kAllVersions ? "" : absl::StrCat(" version ", version),
-      " is the target of alias ", absl::StrJoin(blocking, ", alias "),
-      "; point the alias at another model (Models.SetAlias) first"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("model '", name, "'",
+                   version == ModelStore::kAllVersions ? "" : absl::StrCat(" version ", version),
+                   " is the target of alias ", absl::StrJoin(blocking, ", alias "),
+                   "; point the alias at another model (Models.SetAlias) first"));
 }
 
 absl::StatusOr<VersionMeta> DescribeCheckpoint(const std::string& checkpoint_bytes) {
@@ -260,7 +259,7 @@ absl::Status FileModelStore::Shared::Refresh() {
 }
 
 void FileModelStore::Shared::RefreshLoop(absl::Duration interval,
-                                     std::function<void()> after_refresh) {
+                                         std::function<void()> after_refresh) {
   for (;;) {
     {
       absl::MutexLock lock(&stop_mu);
@@ -282,8 +281,9 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& 
 absl::StatusOr<BlobBackend> ParseBlobBackend(std::string_view text, std::string_view field) {
   if (text == "directory") return BlobBackend::kDirectory;
   if (text == "large_object") return BlobBackend::kLargeObject;
-  return absl::InvalidArgumentError(
-      absl::StrCat(std::string(field), ": must be 'directory' or 'large_object', got '", std::string(text), "'"));
+  return absl::InvalidArgumentError(absl::StrCat(std::string(field),
+                                                 ": must be 'directory' or 'large_object', got '",
+                                                 std::string(text), "'"));
 }
 
 std::string_view BlobBackendName(BlobBackend backend) {
@@ -291,7 +291,7 @@ std::string_view BlobBackendName(BlobBackend backend) {
 }
 
 absl::StatusOr<std::unique_ptr<ModelStore>> FileModelStore::Open(const std::string& data_dir,
-                                                                ModelStoreOptions options) {
+                                                                 ModelStoreOptions options) {
   const std::string relative_root = data_dir + "/models";
   RETURN_IF_ERROR(common::MakeDirectories(relative_root));
   const std::string root = fs::absolute(relative_root).lexically_normal().string();

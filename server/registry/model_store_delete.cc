@@ -22,8 +22,8 @@ absl::StatusOr<std::vector<StoredVersion>> FileModelStore::PlanDelete(const std:
   return PlanDeleteLocked(name, version);
 }
 
-absl::StatusOr<std::vector<StoredVersion>> FileModelStore::PlanDeleteLocked(
-    const std::string& name, int64_t version) const {
+absl::StatusOr<std::vector<StoredVersion>> FileModelStore::PlanDeleteLocked(const std::string& name,
+                                                                            int64_t version) const {
   RETURN_IF_ERROR(ValidateModelName(name, "name"));
   if (version < 1 && version != kAllVersions) {
     return absl::InvalidArgumentError("version: must be >= 1 (or every version)");

@@ -45,8 +45,8 @@ const Statement kInsertVersion{
     "INSERT INTO model_versions (name, version, config, metadata, checkpoint_bytes, "
     "checkpoint_sha256, created_unix_seconds, blob_oid, blob_path) VALUES ($1, $2, $3::jsonb, "
     "$4::jsonb, $5, $6, $7, $8::oid, $9)"};
-const std::string kSelectAllSql = absl::StrCat("SELECT ", kVersionColumns,
-                                               " FROM model_versions ORDER BY name, version");
+const std::string kSelectAllSql =
+    absl::StrCat("SELECT ", kVersionColumns, " FROM model_versions ORDER BY name, version");
 const Statement kSelectAll{"registry_select_all", kSelectAllSql.c_str()};
 const std::string kSelectNameSql = absl::StrCat(
     "SELECT ", kVersionColumns, " FROM model_versions WHERE name = $1 ORDER BY version");
@@ -64,9 +64,8 @@ const Statement kDeleteVersion{"registry_delete_version",
                                "DELETE FROM model_versions WHERE name = $1 AND version = $2"};
 const Statement kDeleteName{"registry_delete_name", "DELETE FROM model_names WHERE name = $1"};
 // lo_unlink only when the object exists: a missing blob must not abort the delete.
-const Statement kUnlink{
-    "registry_unlink",
-    "SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = $1::oid"};
+const Statement kUnlink{"registry_unlink",
+                        "SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = $1::oid"};
 const Statement kBlobPaths{"registry_blob_paths",
                            "SELECT blob_path FROM model_versions WHERE blob_path IS NOT NULL"};
 
@@ -104,13 +103,12 @@ std::string VersionLabel(const StoredVersion& stored) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelStore>> PostgresModelStore::Open(const std::string& data_dir,
-                                                                      ModelStoreOptions options) {
+                                                                     ModelStoreOptions options) {
   ASSIGN_OR_RETURN(std::unique_ptr<postgres::Connection> db,
                    postgres::Connection::Open(options.database));
   RETURN_IF_ERROR(postgres::ApplyMigrations(*db, kComponent, Migrations()));
-  std::unique_ptr<PostgresModelStore> store(
-      new PostgresModelStore(fs::absolute(data_dir).lexically_normal().string(),
-                             std::move(options), std::move(db)));
+  std::unique_ptr<PostgresModelStore> store(new PostgresModelStore(
+      fs::absolute(data_dir).lexically_normal().string(), std::move(options), std::move(db)));
   if (store->options_.blobs == BlobBackend::kDirectory) {
     RETURN_IF_ERROR(common::MakeDirectories(store->blob_root_));
     store->RemoveOrphanedBlobFiles();
@@ -180,10 +178,10 @@ std::vector<PostgresModelStore::Row> PostgresModelStore::RowsOf(
     stored.created_unix_seconds = result.Int(i, 6);
     row.blob_oid = static_cast<uint32_t>(result.Int(i, 7));
     const std::string blob_path = result.Text(i, 8);
-    stored.checkpoint_path =
-        row.blob_oid != 0 ? absl::StrCat(cache_root_, "/", stored.name, "/", stored.version, "-",
-                                         stored.checkpoint_sha256, ".ckpt")
-                          : absl::StrCat(blob_root_, "/", blob_path);
+    stored.checkpoint_path = row.blob_oid != 0
+                                 ? absl::StrCat(cache_root_, "/", stored.name, "/", stored.version,
+                                                "-", stored.checkpoint_sha256, ".ckpt")
+                                 : absl::StrCat(blob_root_, "/", blob_path);
     stored.disk_bytes = stored.checkpoint_bytes;
     rows.push_back(std::move(row));
   }
@@ -305,11 +303,11 @@ absl::StatusOr<StoredVersion> PostgresModelStore::AddVersion(const std::string& 
       version = next.Int(0, 0);
       RETURN_IF_ERROR(
           db.Exec(kInsertVersion,
-                    {name, absl::StrCat(version), model::ToJson(meta.config).dump(),
-                     meta.metadata.dump(), absl::StrCat(meta.checkpoint_bytes),
-                     meta.checkpoint_sha256, absl::StrCat(meta.created_unix_seconds),
-                     oid != 0 ? std::optional<std::string>(absl::StrCat(oid)) : std::nullopt,
-                     blob_path.empty() ? std::nullopt : std::optional<std::string>(blob_path)})
+                  {name, absl::StrCat(version), model::ToJson(meta.config).dump(),
+                   meta.metadata.dump(), absl::StrCat(meta.checkpoint_bytes),
+                   meta.checkpoint_sha256, absl::StrCat(meta.created_unix_seconds),
+                   oid != 0 ? std::optional<std::string>(absl::StrCat(oid)) : std::nullopt,
+                   blob_path.empty() ? std::nullopt : std::optional<std::string>(blob_path)})
               .status());
       if (options_.before_commit_for_testing) options_.before_commit_for_testing(name);
       return db.Exec(kBumpGeneration).status();
@@ -336,10 +334,9 @@ absl::StatusOr<StoredVersion> PostgresModelStore::AddVersion(const std::string& 
   row.stored.checkpoint_sha256 = meta.checkpoint_sha256;
   row.stored.created_unix_seconds = meta.created_unix_seconds;
   row.stored.disk_bytes = meta.checkpoint_bytes;
-  row.stored.checkpoint_path =
-      oid != 0 ? absl::StrCat(cache_root_, "/", name, "/", version, "-", meta.checkpoint_sha256,
-                              ".ckpt")
-               : absl::StrCat(blob_root_, "/", blob_path);
+  row.stored.checkpoint_path = oid != 0 ? absl::StrCat(cache_root_, "/", name, "/", version, "-",
+                                                       meta.checkpoint_sha256, ".ckpt")
+                                        : absl::StrCat(blob_root_, "/", blob_path);
   StoredVersion stored = row.stored;
   absl::MutexLock lock(&mu_);
   versions_[name][version] = std::move(row);
@@ -401,8 +398,8 @@ absl::StatusOr<std::vector<PostgresModelStore::Row>> PostgresModelStore::PlanDel
   return rows;
 }
 
-absl::StatusOr<std::vector<StoredVersion>> PostgresModelStore::PlanDelete(
-    const std::string& name, int64_t version) const {
+absl::StatusOr<std::vector<StoredVersion>> PostgresModelStore::PlanDelete(const std::string& name,
+                                                                          int64_t version) const {
   absl::MutexLock db_lock(&db_mu_);
   std::vector<Row> planned;
   RETURN_IF_ERROR(InTransaction([&](postgres::Connection& db) -> absl::Status {
@@ -425,8 +422,7 @@ absl::StatusOr<std::vector<StoredVersion>> PostgresModelStore::Delete(const std:
       RETURN_IF_ERROR(db.Exec(kLockName, {name}).status());
       ASSIGN_OR_RETURN(deleted, PlanDeleteIn(db, name, version));
       for (const Row& row : deleted) {
-        RETURN_IF_ERROR(
-            db.Exec(kDeleteVersion, {name, absl::StrCat(row.stored.version)}).status());
+        RETURN_IF_ERROR(db.Exec(kDeleteVersion, {name, absl::StrCat(row.stored.version)}).status());
         if (row.blob_oid != 0) {
           RETURN_IF_ERROR(db.Exec(kUnlink, {absl::StrCat(row.blob_oid)}).status());
         }
@@ -517,16 +513,16 @@ absl::Status PostgresModelStore::FetchLargeObject(const Row& row, const std::str
       return absl::NotFoundError(absl::StrCat(VersionLabel(row.stored), ": its large object ",
                                               row.blob_oid, " is missing"));
     }
-    return absl::Status(read.code(), absl::StrCat("fetching ", VersionLabel(row.stored), ": ",
-                                                  read.message()));
+    return absl::Status(read.code(),
+                        absl::StrCat("fetching ", VersionLabel(row.stored), ": ", read.message()));
   }
   const std::string digest = common::DigestHex(sha.Finish());
   if (digest != row.stored.checkpoint_sha256 || bytes != row.stored.checkpoint_bytes) {
     fs::remove(tmp, ec);
-    return absl::DataLossError(absl::StrCat(
-        VersionLabel(row.stored), ": its large object ", row.blob_oid, " has SHA-256 ", digest,
-        " (", bytes, " bytes), registered ", row.stored.checkpoint_sha256, " (",
-        row.stored.checkpoint_bytes, " bytes)"));
+    return absl::DataLossError(absl::StrCat(VersionLabel(row.stored), ": its large object ",
+                                            row.blob_oid, " has SHA-256 ", digest, " (", bytes,
+                                            " bytes), registered ", row.stored.checkpoint_sha256,
+                                            " (", row.stored.checkpoint_bytes, " bytes)"));
   }
   fs::rename(tmp, path, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));

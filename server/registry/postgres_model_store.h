@@ -87,8 +87,8 @@ class PostgresModelStore : public ModelStore {
   // Rows of model_versions from a result of the columns kVersionColumns.
   std::vector<Row> RowsOf(const postgres::Result& result) const;
   // PlanDelete inside the caller's transaction on `db` (locks taken by the caller).
-  absl::StatusOr<std::vector<Row>> PlanDeleteIn(postgres::Connection& db,
-                                                const std::string& name, int64_t version) const;
+  absl::StatusOr<std::vector<Row>> PlanDeleteIn(postgres::Connection& db, const std::string& name,
+                                                int64_t version) const;
   // Runs `body` on the connection in a transaction; rolls back when it or the commit fails.
   absl::Status InTransaction(const std::function<absl::Status(postgres::Connection& db)>& body)
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
@@ -114,10 +114,9 @@ class PostgresModelStore : public ModelStore {
   // The tables. Held only for lookups and swaps, never across I/O.
   mutable absl::Mutex mu_;
   VersionTable versions_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const AliasTable> aliases_ ABSL_GUARDED_BY(mu_) =
-      std::make_shared<AliasTable>();
+  std::shared_ptr<const AliasTable> aliases_ ABSL_GUARDED_BY(mu_) = std::make_shared<AliasTable>();
   int64_t loaded_generation_ ABSL_GUARDED_BY(mu_) = -1;  // registry_generation loaded
-  uint64_t local_writes_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by this store's writes
+  uint64_t local_writes_ ABSL_GUARDED_BY(mu_) = 0;       // bumped by this store's writes
 
   absl::Mutex stop_mu_;
   bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;

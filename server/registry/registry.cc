@@ -136,8 +136,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Load(const std::string& ref_name, int
   LOG(INFO) << "loading model " << key;
   // The blob as a local file (fetched and verified for large objects, verified in place
   // for shared files): a missing or corrupted blob fails the load with the reason.
-  absl::StatusOr<std::shared_ptr<model::ServableModel>> servable =
-      absl::UnknownError("not loaded");
+  absl::StatusOr<std::shared_ptr<model::ServableModel>> servable = absl::UnknownError("not loaded");
   if (absl::StatusOr<std::string> file = store_.CheckpointFile(stored); file.ok()) {
     stored.checkpoint_path = *file;
     servable = loader_.Load(stored);

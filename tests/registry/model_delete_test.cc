@@ -126,7 +126,8 @@ TEST_P(ModelDeleteTest, AllVersionsGoAndTheNameStartsAgain) {
   EXPECT_EQ(deleted->size(), 3u);
   EXPECT_TRUE(store_->List().empty());
   EXPECT_EQ(Blobs(), 0);
-  if (GetParam() == StoreBackend::kFiles) EXPECT_FALSE(fs::exists(factory_.data_dir() + "/models/m"));
+  if (GetParam() == StoreBackend::kFiles)
+    EXPECT_FALSE(fs::exists(factory_.data_dir() + "/models/m"));
   EXPECT_EQ(registry_->Resolve("m", 0).status().code(), absl::StatusCode::kNotFound);
   auto again = testing::AddTestModel(*store_, "m", Config(), 4);
   ASSERT_TRUE(again.ok());

@@ -58,13 +58,13 @@ class ModelStoreBackendTest : public ::testing::TestWithParam<StoreBackend> {
     if (GetParam() == StoreBackend::kPostgresLargeObject) {
       auto admin = factory_.Admin();
       ASSERT_TRUE(admin.ok()) << admin.status();
-      ASSERT_TRUE((*admin)
-                      ->ExecSql(absl::StrCat("SELECT lo_put(blob_oid, ",
-                                             stored.checkpoint_bytes / 2,
-                                             ", '\\x00112233445566778899aabbccddeeff'::bytea) "
-                                             "FROM model_versions WHERE name = '",
-                                             stored.name, "' AND version = ", stored.version))
-                      .ok());
+      ASSERT_TRUE(
+          (*admin)
+              ->ExecSql(absl::StrCat("SELECT lo_put(blob_oid, ", stored.checkpoint_bytes / 2,
+                                     ", '\\x00112233445566778899aabbccddeeff'::bytea) "
+                                     "FROM model_versions WHERE name = '",
+                                     stored.name, "' AND version = ", stored.version))
+              .ok());
       return;
     }
     std::fstream file(stored.checkpoint_path, std::ios::in | std::ios::out | std::ios::binary);
@@ -187,7 +187,8 @@ TEST_P(ModelStoreBackendTest, TheBackgroundRefreshPicksUpAnotherInstancesVersion
   ModelStoreOptions options;
   options.refresh_interval = absl::Milliseconds(50);
   options.after_refresh_for_testing = [&] {
-    if (watched != nullptr && !watched->List().empty() && !refreshed_with_version.HasBeenNotified()) {
+    if (watched != nullptr && !watched->List().empty() &&
+        !refreshed_with_version.HasBeenNotified()) {
       refreshed_with_version.Notify();
     }
   };
@@ -235,9 +236,9 @@ TEST_P(ModelStoreBackendTest, AMissingBlobIsNotServedAndTheVersionSaysWhy) {
   ModelRegistry registry(*store_, loader_, metrics_);
   auto loaded = registry.Load("m", 1);
   ASSERT_FALSE(loaded.ok());
-  EXPECT_NE(loaded.status().message().find(GetParam() == StoreBackend::kFiles ? "model.ckpt"
-                                                                              : "missing"),
-            std::string::npos)
+  EXPECT_NE(
+      loaded.status().message().find(GetParam() == StoreBackend::kFiles ? "model.ckpt" : "missing"),
+      std::string::npos)
       << loaded.status();
   EXPECT_EQ(registry.Get("m", 1)->state, LoadState::kFailed);
   // It can still be deleted.

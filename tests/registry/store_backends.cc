@@ -11,9 +11,15 @@ namespace fs = std::filesystem;
 
 void PrintTo(StoreBackend backend, std::ostream* os) {
   switch (backend) {
-    case StoreBackend::kFiles: *os << "files"; return;
-    case StoreBackend::kPostgresDirectory: *os << "postgres_directory"; return;
-    case StoreBackend::kPostgresLargeObject: *os << "postgres_large_object"; return;
+    case StoreBackend::kFiles:
+      *os << "files";
+      return;
+    case StoreBackend::kPostgresDirectory:
+      *os << "postgres_directory";
+      return;
+    case StoreBackend::kPostgresLargeObject:
+      *os << "postgres_large_object";
+      return;
   }
 }
 
@@ -28,8 +34,8 @@ absl::StatusOr<std::unique_ptr<ModelStore>> StoreFactory::Open(ModelStoreOptions
   return OpenElsewhere(dir_.path(), std::move(options));
 }
 
-absl::StatusOr<std::unique_ptr<ModelStore>> StoreFactory::OpenElsewhere(
-    const std::string& data_dir, ModelStoreOptions options) {
+absl::StatusOr<std::unique_ptr<ModelStore>> StoreFactory::OpenElsewhere(const std::string& data_dir,
+                                                                        ModelStoreOptions options) {
   if (postgres()) {
     RETURN_IF_ERROR(database_.status());
     options.database.conninfo = (*testing::SharedPostgresServer())->ConnInfo(*database_);

@@ -29,7 +29,7 @@ class StoreFactory {
   // Another data dir on the same database: a replica on another node (the directory blob
   // backend's files are then not shared: only for the large-object backend).
   absl::StatusOr<std::unique_ptr<ModelStore>> OpenElsewhere(const std::string& data_dir,
-                                                           ModelStoreOptions options = {});
+                                                            ModelStoreOptions options = {});
   StoreBackend backend() const { return backend_; }
   bool postgres() const { return backend_ != StoreBackend::kFiles; }
   const std::string& data_dir() const { return dir_.path(); }
