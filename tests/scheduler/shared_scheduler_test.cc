@@ -12,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/postgres/connection.h"
 #include "server/scheduler/scheduler.h"
 #include "tests/scheduler/test_util.h"
 
@@ -83,8 +84,9 @@ class SharedSchedulerTest : public ::testing::TestWithParam<Backend> {
 
   // A replica: its own store connection, its own metrics, the shared scripted runner.
   std::unique_ptr<Scheduler> Replica(const std::string& name, int slots,
-                                     std::function<bool()> paused = nullptr) {
-    auto store = factory_.Open();
+                                     std::function<bool()> paused = nullptr,
+                                     const std::string& conninfo_extra = "") {
+    auto store = factory_.Open(conninfo_extra);
     EXPECT_TRUE(store.ok()) << store.status();
     SchedulerOptions options;
     options.shared_store = true;
@@ -273,6 +275,68 @@ TEST_P(SharedSchedulerTest, ADatabaseAwayAtAnEpochEndDelaysTheJobInsteadOfFailin
   EXPECT_EQ(done->state, JobState::kSucceeded) << done->reason;
   EXPECT_EQ(Stored(job->id).last_completed_epoch, 2);
   EXPECT_EQ(Stored(job->id).attempt, 1) << "retried within the lease, not re-run";
+}
+
+// A network cut between one replica and the database (PostgreSQL only): replica-a connects
+// as its own role; the cut terminates its sessions and refuses its reconnects (NOLOGIN)
+// while replica-b, as another role, still reaches the database. Past the lease, replica-b
+// takes the job over, and replica-a, which could not write for a whole lease, stops its run
+// as lost and drops its outcome; after the cut heals the job finishes once, on replica-b,
+// with every epoch run once.
+TEST_P(SharedSchedulerTest, AReplicaCutOffFromTheDatabaseLosesItsJobWhichFinishesOnceElsewhere) {
+  if (GetParam() != Backend::kPostgres) GTEST_SKIP() << "a network cut needs a database server";
+  auto admin_store = factory_.Open();  // migrates
+  ASSERT_TRUE(admin_store.ok());
+  postgres::ConnectOptions admin_options;
+  admin_options.conninfo = factory_.conninfo();
+  auto admin = postgres::Connection::Open(admin_options);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  auto sql = [&](const std::string& statement) {
+    auto done = (*admin)->ExecSql(statement);
+    ASSERT_TRUE(done.ok()) << statement << ": " << done.status();
+  };
+  // Roles are per server: one name per test database, dropped at the end.
+  const std::string role = "cut_" + std::to_string(::getpid()) + "_" +
+                           std::to_string(reinterpret_cast<uintptr_t>(this) % 100000);
+  ASSERT_NO_FATAL_FAILURE(sql("CREATE ROLE " + role + " LOGIN"));
+  ASSERT_NO_FATAL_FAILURE(sql("GRANT USAGE, CREATE ON SCHEMA public TO " + role));
+  ASSERT_NO_FATAL_FAILURE(sql("GRANT ALL ON ALL TABLES IN SCHEMA public TO " + role));
+  ASSERT_NO_FATAL_FAILURE(sql("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + role));
+  {
+    auto a = Replica("replica-a", 1, nullptr, " user=" + role);
+    ASSERT_TRUE(a);
+    auto job = a->Submit(JobKind::kTrain, Spec("p", 3, 2));
+    ASSERT_TRUE(job.ok()) << job.status();
+    runner_->WaitHolding("p");  // epoch 1 done on replica-a, attempt 1
+    // The cut.
+    ASSERT_NO_FATAL_FAILURE(sql("ALTER ROLE " + role + " NOLOGIN"));
+    ASSERT_NO_FATAL_FAILURE(
+        sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + role +
+            "'"));
+    auto b = Replica("replica-b", 1);
+    ASSERT_TRUE(b);
+    runner_->WaitForStarts(2);  // replica-b re-queued the expired lease and took the job
+    const Job second = runner_->started_jobs()[1];
+    EXPECT_EQ(second.owner, "replica-b");
+    EXPECT_EQ(second.attempt, 2);
+    EXPECT_EQ(second.last_completed_epoch, 1);
+    // Healed; replica-a's runner, held before epoch 2, is released: it was stopped as lost,
+    // so it writes nothing more (had it written, the attempt fence would refuse it).
+    ASSERT_NO_FATAL_FAILURE(sql("ALTER ROLE " + role + " LOGIN"));
+    runner_->ReleaseAll();
+    auto done = WaitTerminal(*b, job->id);
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_EQ(done->state, JobState::kSucceeded);
+    a->Shutdown();
+    Job stored = Stored(job->id);
+    EXPECT_EQ(stored.state, JobState::kSucceeded);
+    EXPECT_EQ(stored.attempt, 2);
+    EXPECT_EQ(stored.last_completed_epoch, 3);
+    EXPECT_THAT(runner_->epochs_run("p"), ::testing::ElementsAre(1, 2, 3));
+  }
+  ASSERT_NO_FATAL_FAILURE(sql("REASSIGN OWNED BY " + role + " TO segserve"));
+  ASSERT_NO_FATAL_FAILURE(sql("DROP OWNED BY " + role));
+  ASSERT_NO_FATAL_FAILURE(sql("DROP ROLE " + role));
 }
 
 TEST_P(SharedSchedulerTest, ZeroSlotsNeedASharedStore) {

@@ -44,7 +44,7 @@ std::string StoreFactory::conninfo() const {
   return (*segserve::testing::SharedPostgresServer())->ConnInfo(*database_);
 }
 
-absl::StatusOr<std::unique_ptr<JobStore>> StoreFactory::Open() {
+absl::StatusOr<std::unique_ptr<JobStore>> StoreFactory::Open(const std::string& conninfo_extra) {
   if (backend_ == Backend::kSqlite) {
     auto store = SqliteJobStore::Open(dir_.db());
     if (!store.ok()) return store.status();
@@ -52,7 +52,7 @@ absl::StatusOr<std::unique_ptr<JobStore>> StoreFactory::Open() {
   }
   if (!database_.ok()) return database_.status();
   postgres::ConnectOptions options;
-  options.conninfo = conninfo();
+  options.conninfo = conninfo() + conninfo_extra;
   auto store = PostgresJobStore::Open(options);
   if (!store.ok()) return store.status();
   return std::unique_ptr<JobStore>(std::move(*store));

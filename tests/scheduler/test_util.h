@@ -50,7 +50,9 @@ class StoreFactory {
   explicit StoreFactory(Backend backend);
   // A new store on the same data (reopening = what a restarted server sees). For
   // PostgreSQL, an error says why the test PostgreSQL is missing (install-deps.sh).
-  absl::StatusOr<std::unique_ptr<JobStore>> Open();
+  // `conninfo_extra` (PostgreSQL only) is appended to the connection string, e.g.
+  // " user=other" to connect as another role.
+  absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& conninfo_extra = "");
   // OK, or why this backend cannot be used (the test PostgreSQL did not start).
   absl::Status available() const;
   Backend backend() const { return backend_; }
