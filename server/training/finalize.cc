@@ -145,6 +145,14 @@ absl::StatusOr<std::string> FinishTraining(
     result["cross_domain_iou"][label] = cm.MeanForegroundIoU();
   }
 
+  // Per-layer susceptibility of the same snapshot (a copy of the weights, folded as served).
+  if (!run.spec.susceptibility.targets.empty()) {
+    if (!snapshot) {
+      ASSIGN_OR_RETURN(snapshot, internal::EvaluationSnapshot(run, net, /*bfloat16=*/false));
+    }
+    ASSIGN_OR_RETURN(result["susceptibility"], ComputeSusceptibility(run, snapshot, cancelled));
+  }
+
   // Reference statistics over the training split, as the model sees it when serving.
   ASSIGN_OR_RETURN(auto train_loader, MakeEvalLoader(run, run.dataset, data::Split::kTrain, {}));
   ASSIGN_OR_RETURN(json reference,

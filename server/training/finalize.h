@@ -17,6 +17,7 @@
 #include "server/model/model_config.h"
 #include "server/model/unet.h"
 #include "server/registry/model_store.h"
+#include "server/registry/registry.h"
 #include "server/training/train_spec.h"
 
 namespace segserve::training {
@@ -59,6 +60,16 @@ absl::StatusOr<std::unique_ptr<data::Loader>> MakeEvalLoader(
 // registered yet.
 absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
 
+// Per-layer susceptibility of `snapshot` (an EvaluationSnapshot of the trained model) for every
+// target of run.spec.susceptibility: the test split with the target's shift against the
+// unshifted test split, the first `images` images of each, computed as the Analyze RPC does
+// (susceptibility::AnalyzeDatasets; through run.eval_scheduler when the run has one).
+// {target: ReportToJson without "model" and per-channel values}; {} without targets or with
+// an empty test split.
+absl::StatusOr<nlohmann::json> ComputeSusceptibility(
+    const RunContext& run, const std::shared_ptr<const registry::LoadedModel>& snapshot,
+    const std::function<bool()>& cancelled);
+
 // Loads best.ckpt, evaluates it on the test split and every cross-domain set, computes the
 // reference statistics over the training split, registers it (AddVersion, aliases; a
 // version whose source_job_id is this job, left by a crash, is reused instead; `check_lease`
@@ -67,7 +78,8 @@ absl::StatusOr<std::string> ReadRegistration(const RunContext& run);
 // `on_registered`, records runs/<job>/registered.json and returns the job's result JSON:
 // {model_name, model_version, val_iou, test_iou, test_class_iou: {foreground class: iou},
 //  test_iou_bf16 (TrainSpec::bf16_check),
-//  cross_domain_iou: {label: iou}, epochs_run, best_epoch, stopped_early}.
+//  cross_domain_iou: {label: iou}, susceptibility: {target: report} (ComputeSusceptibility;
+//  only when the spec names targets), epochs_run, best_epoch, stopped_early}.
 absl::StatusOr<std::string> FinishTraining(
     const RunContext& run, const FinishInfo& info,
     const std::function<void(const registry::StoredVersion&)>& on_registered,

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/file_util.h"
 #include "server/common/status_macros.h"
@@ -68,6 +69,8 @@ json TrainSpecToJson(const TrainSpec& s) {
               {"max_steps_per_epoch", s.max_steps_per_epoch},
               {"precision", s.precision},
               {"bf16_check", s.bf16_check},
+              {"susceptibility",
+               {{"targets", s.susceptibility.targets}, {"images", s.susceptibility.images}}},
               {"priority", s.priority}};
 }
 
@@ -124,6 +127,13 @@ absl::StatusOr<TrainSpec> TrainSpecFromJson(const json& j) {
   RETURN_IF_ERROR(Read(j, "precision", f, &s.precision));
   RETURN_IF_ERROR(Read(j, "bf16_check", f, &s.bf16_check));
   RETURN_IF_ERROR(Read(j, "priority", f, &s.priority));
+  if (auto it = j.find("susceptibility"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return absl::InvalidArgumentError("spec.susceptibility: must be an object");
+    }
+    RETURN_IF_ERROR(Read(*it, "targets", f + "susceptibility.", &s.susceptibility.targets));
+    RETURN_IF_ERROR(Read(*it, "images", f + "susceptibility.", &s.susceptibility.images));
+  }
   return s;
 }
 
@@ -191,6 +201,52 @@ absl::Status CheckSaturation(const data::Shift& shift, const TrainSpec& s, const
 }
 
 }  // namespace
+
+absl::Status ValidateSusceptibilitySpec(const SusceptibilitySpec& spec, int channels,
+                                        const std::string& dataset) {
+  if (spec.targets.size() > static_cast<size_t>(kMaxSusceptibilityTargets)) {
+    return RangeError("susceptibility.targets",
+                      absl::StrCat("at most ", kMaxSusceptibilityTargets, " targets"),
+                      static_cast<double>(spec.targets.size()));
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < spec.targets.size(); ++i) {
+    const std::string field = absl::StrCat("spec.susceptibility.targets[", i, "]");
+    const std::string& text = spec.targets[i];
+    const size_t colon = text.find(':');
+    const std::string kind = text.substr(0, colon);
+    if (kind != "brightness" && kind != "contrast" && kind != "saturation") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": unknown shift kind '", kind,
+                       "'; expected brightness, contrast or saturation, as in brightness:5"));
+    }
+    int level = -1;
+    if (colon == std::string::npos || !absl::SimpleAtoi(text.substr(colon + 1), &level) ||
+        level < 1 || level > data::kMaxShiftLevel) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": the level of '", text,
+                                                     "' must be 1..", data::kMaxShiftLevel,
+                                                     ", as in ", kind, ":5"));
+    }
+    // One spelling per target: it is the key of the result and the report.
+    if (const std::string canonical = absl::StrCat(kind, ":", level); text != canonical) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": write '", text, "' as '", canonical, "'"));
+    }
+    if (!seen.insert(text).second) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": duplicate target '", text, "'"));
+    }
+    if (channels > 0) {
+      ASSIGN_OR_RETURN(const data::Shift shift, data::ParseShift(text, field));
+      RETURN_IF_ERROR(data::CheckShiftChannels(shift, channels, field,
+                                               absl::StrCat("data set '", dataset, "'")));
+    }
+  }
+  if (spec.images < 2 || spec.images > kMaxSusceptibilityImages) {
+    return RangeError("susceptibility.images", absl::StrCat("2..", kMaxSusceptibilityImages),
+                      spec.images);
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) {
   ASSIGN_OR_RETURN(std::string dataset_dir, ResolveDatasetDir(data_dir, s.dataset, "spec.dataset"));
@@ -282,6 +338,11 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
     if (!labels.insert(label).second) {
       return absl::InvalidArgumentError(absl::StrCat(f, ".label: duplicate label '", label, "'"));
     }
+  }
+  {
+    // Saturation targets need colour; a manifest that cannot be read is left to the job.
+    absl::StatusOr<int> channels = data::ReadDatasetChannels(dataset_dir);
+    RETURN_IF_ERROR(ValidateSusceptibilitySpec(s.susceptibility, channels.ok() ? *channels : 0, s.dataset));
   }
   if (!s.model_name.empty()) {
     RETURN_IF_ERROR(registry::ValidateModelName(s.model_name, "spec.model_name"));

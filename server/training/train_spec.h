@@ -21,6 +21,9 @@ inline constexpr int kMaxCropSize = 2048;
 inline constexpr int kMaxPatience = 10000;
 inline constexpr int kMaxStepsPerEpoch = 1000000;
 inline constexpr int kMaxCrossDomainSets = 32;
+inline constexpr int kMaxSusceptibilityTargets = 16;
+inline constexpr int kDefaultSusceptibilityImages = 64;
+inline constexpr int kMaxSusceptibilityImages = 1024;
 
 // A cross-domain test set: another data set, or the same one with a shift applied on the fly.
 struct CrossDomainSpec {
@@ -28,6 +31,14 @@ struct CrossDomainSpec {
   std::string dataset;  // name under datasets/; "" = the training data set
   std::string split;    // "train" | "val" | "test"; "" = "test"
   std::string shift;    // data::ParseShift syntax ("brightness:4"); "" = none
+};
+
+// Per-layer susceptibility of the trained model (docs/susceptibility.md), computed after the
+// cross-domain sets as the Analyze RPC computes it: for each target shift, the test split with
+// that shift against the unshifted test split, the first `images` images of each.
+struct SusceptibilitySpec {
+  std::vector<std::string> targets;  // "kind:level" (data::ParseShift, level 1..5); empty = none
+  int images = kDefaultSusceptibilityImages;  // per set, 2..1024 (the null needs two)
 };
 
 struct TrainSpec {
@@ -60,6 +71,7 @@ struct TrainSpec {
   std::string precision = "fp32";
   // Also evaluate the test split served in bf16: metrics "test_iou_bf16" (registry/precision.h).
   bool bf16_check = false;
+  SusceptibilitySpec susceptibility;
 };
 
 // Keys as the proto's field names, nested like it ("loss": {"cross_entropy", "dice"},
@@ -82,11 +94,20 @@ std::string CrossDomainLabel(const TrainSpec& spec, const CrossDomainSpec& set);
 
 // Checks every field against its limits. InvalidArgument names the field and the limit
 // ("spec.prune_level: must be 0..4, got 7"; a saturation shift on a data set or model of
-// fewer than 3 channels: "spec.cross_domain[0].shift: saturation needs 3 channels; ..."); NotFound
+// fewer than 3 channels: "spec.cross_domain[0].shift: saturation needs 3 channels; ...";
+// susceptibility targets as "spec.susceptibility.targets[i]": a kind, a level 1..5, distinct,
+// saturation only on colour data; "spec.susceptibility.images": 2..1024); NotFound
 // for a data set that is not under <data_dir>/datasets/ or a pretrained_encoder file that does not
 // exist. Paths (data set names, pretrained_encoder) must stay inside data_dir
 // (common::ResolveUnderRoot).
 absl::Status ValidateTrainSpec(const TrainSpec& spec, const std::string& data_dir);
+
+// The susceptibility part of a spec, as ValidateTrainSpec checks it: InvalidArgument naming
+// "spec.susceptibility.targets[i]" (an unknown kind, a level outside 1..5, a non-canonical
+// spelling, a duplicate, saturation when `channels` is known (> 0) and below 3) or
+// "spec.susceptibility.images" (outside 2..1024). `dataset` names the data in messages.
+absl::Status ValidateSusceptibilitySpec(const SusceptibilitySpec& spec, int channels,
+                                        const std::string& dataset);
 
 // <data_dir>/datasets/<name>, confined to data_dir; `field` names the spec field in errors.
 absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir, const std::string& name,

@@ -50,6 +50,7 @@ TEST_F(TrainSpecTest, JsonRoundTripKeepsEveryField) {
   s.set_aliases = {"a", "b"};
   s.max_steps_per_epoch = 5;
   s.precision = "bf16";
+  s.susceptibility = {{"brightness:5", "contrast:3"}, 16};
   auto back = TrainSpecFromJsonString(TrainSpecToJsonString(s));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(TrainSpecToJson(*back), TrainSpecToJson(s));
@@ -115,6 +116,31 @@ TEST_F(TrainSpecTest, PathsEscapingTheDataRootAreInvalid) {
   std::filesystem::create_directory_symlink("/tmp", dir_ + "/datasets/evil");
   s.dataset = "evil";
   EXPECT_EQ(ValidateTrainSpec(s, dir_).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TrainSpecTest, SusceptibilityTargetsAreCheckedNamingTheField) {
+  TrainSpec s = Valid();
+  s.susceptibility = {{"brightness:5", "saturation:1"}, 64};
+  EXPECT_TRUE(ValidateTrainSpec(s, dir_).ok());
+  s.susceptibility.targets = {"brightness:5", "Brightness:4"};
+  absl::Status st = ValidateTrainSpec(s, dir_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(),
+            "spec.susceptibility.targets[1]: unknown shift kind 'Brightness'; expected "
+            "brightness, contrast or saturation, as in brightness:5");
+  s.susceptibility.targets = {"none"};
+  EXPECT_NE(ValidateTrainSpec(s, dir_).message().find("spec.susceptibility.targets[0]"),
+            std::string::npos);
+  s.susceptibility.targets = {"contrast:03"};
+  EXPECT_EQ(ValidateTrainSpec(s, dir_).message(),
+            "spec.susceptibility.targets[0]: write 'contrast:03' as 'contrast:3'");
+  s.susceptibility.targets = {"contrast:6"};
+  EXPECT_EQ(ValidateTrainSpec(s, dir_).message(),
+            "spec.susceptibility.targets[0]: the level of 'contrast:6' must be 1..5, as in "
+            "contrast:5");
+  s.susceptibility = {{"contrast:3"}, 2000};
+  EXPECT_EQ(ValidateTrainSpec(s, dir_).message(),
+            "spec.susceptibility.images: must be 2..1024, got 2000");
 }
 
 TEST_F(TrainSpecTest, MissingPretrainedFileIsNotFound) {

@@ -348,13 +348,14 @@ class RecordingTorchRunner : public inference::BatchRunner {
 };
 
 // With the serving core's scheduler, every evaluation forward pass (validation after each
-// epoch, test and cross-domain sets) runs on the executor, and the IoUs are those of the
+// epoch, test and cross-domain sets, susceptibility) runs on the executor, and the IoUs are those of the
 // in-place evaluation (same seed, same weights; BatchNorm folded changes only rounding).
 TEST_F(TrainingRunnerTest, EvaluationRunsOnTheServingExecutorWithTheSameIoUs) {
   TrainSpec spec = SmallSpec(2);
   spec.cross_domain = {{"", "", "", "brightness:2"}};
   spec.seed = 11;
   spec.bf16_check = true;
+  spec.susceptibility = {{"brightness:4"}, 8};
   TrainingRunner in_place(Options());
   RecordingContext a(RunDir("eval-in-place"));
   ASSERT_TRUE(in_place.Run(MakeJob("eval-in-place", spec), a).ok());
@@ -383,6 +384,23 @@ TEST_F(TrainingRunnerTest, EvaluationRunsOnTheServingExecutorWithTheSameIoUs) {
   // The bf16 check runs on the executor too, and agrees with the in-place bf16 pass.
   EXPECT_NEAR(b.result["test_iou_bf16"].get<double>(), a.result["test_iou_bf16"].get<double>(),
               2e-3);
+  // The per-layer susceptibility (the Analyze driver on the same snapshot) runs on the
+  // executor too: every tapped layer, with its null, close to the in-place values.
+  const json& sa = a.result["susceptibility"]["brightness:4"];
+  const json& sb = b.result["susceptibility"]["brightness:4"];
+  ASSERT_EQ(sa["layers"].size(), 10u) << a.result.dump();
+  ASSERT_EQ(sb["layers"].size(), 10u) << b.result.dump();
+  EXPECT_FALSE(sa.contains("model"));
+  EXPECT_GE(sa["source_images"].get<int>(), 2);
+  EXPECT_LE(sa["source_images"].get<int>(), 8);
+  EXPECT_EQ(sa["source_images"], sa["target_images"]);
+  for (size_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(sb["layers"][i]["layer"], sa["layers"][i]["layer"]);
+    EXPECT_TRUE(sa["layers"][i]["null_mean"].is_number()) << sa["layers"][i].dump();
+    EXPECT_NEAR(sb["layers"][i]["mean"].get<double>(), sa["layers"][i]["mean"].get<double>(),
+                0.05)
+        << sa["layers"][i]["layer"];
+  }
 }
 
 }  // namespace
