@@ -76,6 +76,22 @@ absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set, int channels) {
   return absl::OkStatus();
 }
 
+void ApplySusceptibilityDefault(ExperimentSpec& spec) {
+  if (spec.susceptibility.has_value()) return;
+  training::SusceptibilitySpec s;
+  if (!spec.shift_levels.empty()) {
+    std::vector<int> levels = spec.shift_levels;
+    std::sort(levels.begin(), levels.end());
+    std::vector<int> chosen = {levels.back()};
+    const int middle = levels[(levels.size() - 1) / 2];
+    if (spec.preset == "paper" && middle != levels.back()) chosen.insert(chosen.begin(), middle);
+    for (const std::string& kind : spec.shifts) {
+      for (int level : chosen) s.targets.push_back(absl::StrCat(kind, ":", level));
+    }
+  }
+  spec.susceptibility = std::move(s);
+}
+
 absl::Status ValidateExperimentSpec(const ExperimentSpec& spec, int max_children) {
   if (spec.train.dataset.empty()) return absl::InvalidArgumentError("spec.dataset: required");
   if (spec.encoders.empty()) {
@@ -130,6 +146,13 @@ absl::Status ValidateExperimentSpec(const ExperimentSpec& spec, int max_children
                                           ? "spec.shifts: shift levels given but no shift kind"
                                           : "spec.shift_levels: shift kinds given but no level");
   }
+  if (spec.susceptibility.has_value()) {
+    if (absl::Status s =
+            training::ValidateSusceptibilitySpec(*spec.susceptibility, 0, spec.train.dataset);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (!spec.train.set_aliases.empty()) {
     return absl::InvalidArgumentError(
         "spec.set_aliases: not for experiments (every configuration has several models)");
@@ -171,6 +194,7 @@ std::vector<training::TrainSpec> ExpandExperiment(const ExperimentSpec& spec) {
         child.prune_level = level;
         child.seed = seed;
         child.cross_domain = shifts;
+        child.susceptibility = spec.susceptibility.value_or(training::SusceptibilitySpec{});
         child.model_name = absl::StrCat(prefix, "-", encoder, "-l", level, "-s", seed);
         children.push_back(std::move(child));
       }
@@ -180,13 +204,18 @@ std::vector<training::TrainSpec> ExpandExperiment(const ExperimentSpec& spec) {
 }
 
 nlohmann::json ExperimentSpecToJson(const ExperimentSpec& spec) {
-  return {{"preset", spec.preset},
-          {"encoders", spec.encoders},
-          {"prune_levels", spec.prune_levels},
-          {"seeds", spec.seeds},
-          {"shifts", spec.shifts},
-          {"shift_levels", spec.shift_levels},
-          {"train", training::TrainSpecToJson(spec.train)}};
+  nlohmann::json j = {{"preset", spec.preset},
+                      {"encoders", spec.encoders},
+                      {"prune_levels", spec.prune_levels},
+                      {"seeds", spec.seeds},
+                      {"shifts", spec.shifts},
+                      {"shift_levels", spec.shift_levels},
+                      {"train", training::TrainSpecToJson(spec.train)}};
+  if (spec.susceptibility.has_value()) {
+    j["susceptibility"] = {{"targets", spec.susceptibility->targets},
+                           {"images", spec.susceptibility->images}};
+  }
+  return j;
 }
 
 absl::StatusOr<ExperimentSpec> ExperimentSpecFromJson(const nlohmann::json& j) {
@@ -198,6 +227,17 @@ absl::StatusOr<ExperimentSpec> ExperimentSpecFromJson(const nlohmann::json& j) {
   if (absl::Status s = ReadArray(j, "seeds", &spec.seeds); !s.ok()) return s;
   if (absl::Status s = ReadArray(j, "shifts", &spec.shifts); !s.ok()) return s;
   if (absl::Status s = ReadArray(j, "shift_levels", &spec.shift_levels); !s.ok()) return s;
+  if (auto it = j.find("susceptibility"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return absl::InvalidArgumentError("spec.susceptibility: not an object");
+    }
+    training::SusceptibilitySpec s;
+    if (absl::Status st = ReadArray(*it, "targets", &s.targets); !st.ok()) return st;
+    if (auto images = it->find("images"); images != it->end() && images->is_number_integer()) {
+      s.images = images->get<int>();
+    }
+    spec.susceptibility = std::move(s);
+  }
   if (auto it = j.find("train"); it != j.end() && it->is_object()) {
     absl::StatusOr<training::TrainSpec> train = training::TrainSpecFromJson(*it);
     if (!train.ok()) return train.status();

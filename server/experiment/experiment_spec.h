@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct ExperimentSpec {
   std::vector<uint64_t> seeds;        // distinct; one model per seed per configuration
   std::vector<std::string> shifts;    // "brightness" | "contrast" | "saturation", distinct
   std::vector<int> shift_levels;      // 1..5, distinct; every level of every shift is evaluated
+  // Per-layer susceptibility of every trained model (TrainSpec::susceptibility): target shifts
+  // "kind:level" of the test split and images per set. Unset until ApplySusceptibilityDefault
+  // chooses (at submit); once set, an empty target list means none.
+  std::optional<training::SusceptibilitySpec> susceptibility;
   // Settings shared by every child (dataset, epochs, batch size, loss, augmentation, ...);
   // encoder, prune_level, seed, cross_domain and model_name are set per child.
   training::TrainSpec train;
@@ -40,18 +45,28 @@ struct ExperimentSpec {
 // InvalidArgument naming spec.preset for an unknown preset.
 absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set, int channels = 3);
 
+// Chooses the susceptibility targets when the spec leaves them unset: the strongest requested
+// level of each requested shift kind (none without shifts); the paper preset adds the middle
+// requested level (levels 1..5: 3 and 5). A spec that sets them, even to none, is kept.
+void ApplySusceptibilityDefault(ExperimentSpec& spec);
+
 // The grid and shift fields (not the data directory: ValidateTrainSpec checks each child).
 // InvalidArgument naming the field: no encoders / prune levels / seeds (an empty grid),
 // duplicates, an unknown shift kind, a level outside 1..5, shifts without levels or levels
-// without shifts, a grid over `max_children` (the job queue's limit) or kMaxExperimentChildren.
+// without shifts, a grid over `max_children` (the job queue's limit) or kMaxExperimentChildren;
+// susceptibility targets and images as training::ValidateSusceptibilitySpec names them
+// ("spec.susceptibility.targets[i]", "spec.susceptibility.images"; saturation against the
+// data set's channels is the caller's, as for shifts).
 absl::Status ValidateExperimentSpec(const ExperimentSpec& spec, int max_children);
 
 // One TrainSpec per (encoder, prune level, seed), in that nesting order. Each child's
 // cross_domain lists "<shift>:<level>" for every shift and level (label = the shift string);
-// its model is named "<model_name or dataset>-<encoder>-l<level>-s<seed>".
+// its model is named "<model_name or dataset>-<encoder>-l<level>-s<seed>"; its susceptibility
+// is the experiment's (none when unset).
 std::vector<training::TrainSpec> ExpandExperiment(const ExperimentSpec& spec);
 
-// {"preset", "encoders", "prune_levels", "seeds", "shifts", "shift_levels", "train": {...}}.
+// {"preset", "encoders", "prune_levels", "seeds", "shifts", "shift_levels",
+//  "susceptibility": {"targets", "images"} (absent when unset), "train": {...}}.
 nlohmann::json ExperimentSpecToJson(const ExperimentSpec& spec);
 absl::StatusOr<ExperimentSpec> ExperimentSpecFromJson(const nlohmann::json& json);
 

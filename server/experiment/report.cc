@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "server/common/file_util.h"
 #include "server/experiment/stats.h"
+#include "server/experiment/susceptibility_report.h"
 #include "server/training/train_spec.h"
 
 namespace segserve::experiment {
@@ -48,24 +49,6 @@ std::vector<double> Values(const SeedValues& v) {
 
 json SummaryOf(const SeedValues& v) { return SummaryJson(Summarize(Values(v))); }
 
-std::string FormatSummary(const json& s) {
-  if (s.value("n", 0) == 0) return "no data";
-  if (!s.value("interval", false)) {
-    return absl::StrFormat("%.3f (n=1, no interval)", s.value("mean", 0.0));
-  }
-  return absl::StrFormat("%.3f ± %.3f (n=%d)", s.value("mean", 0.0), s.value("half_width", 0.0),
-                         s.value("n", 0));
-}
-
-// What a paired difference supports, and nothing more.
-std::string Verdict(const json& p, const std::string& higher, const std::string& lower) {
-  if (p.value("pairs", 0) == 0) return "no paired seeds";
-  if (!p.value("interval", false)) return "not resolved (one seed gives no interval)";
-  if (p.value("ci95_low", 0.0) > 0) return higher + " (95% interval above 0)";
-  if (p.value("ci95_high", 0.0) < 0) return lower + " (95% interval below 0)";
-  return "not resolved at this number of seeds (the 95% interval includes 0)";
-}
-
 // Seeds present in every one of `maps`' level entries: the per-seed mean over them.
 SeedValues MeanOverLevels(const std::vector<const SeedValues*>& levels) {
   SeedValues out;
@@ -104,6 +87,23 @@ std::string ShiftScope(const ExperimentSpec& spec) {
 
 }  // namespace
 
+std::string FormatSummary(const json& s) {
+  if (s.value("n", 0) == 0) return "no data";
+  if (!s.value("interval", false)) {
+    return absl::StrFormat("%.3f (n=1, no interval)", s.value("mean", 0.0));
+  }
+  return absl::StrFormat("%.3f ± %.3f (n=%d)", s.value("mean", 0.0), s.value("half_width", 0.0),
+                         s.value("n", 0));
+}
+
+std::string Verdict(const json& p, const std::string& higher, const std::string& lower) {
+  if (p.value("pairs", 0) == 0) return "no paired seeds";
+  if (!p.value("interval", false)) return "not resolved (one seed gives no interval)";
+  if (p.value("ci95_low", 0.0) > 0) return higher + " (95% interval above 0)";
+  if (p.value("ci95_high", 0.0) < 0) return lower + " (95% interval below 0)";
+  return "not resolved at this number of seeds (the 95% interval includes 0)";
+}
+
 std::string FormatDifference(const json& p) {
   if (p.value("pairs", 0) == 0) return "no paired seeds";
   std::string text =
@@ -124,6 +124,7 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
       cell.level = level;
     }
   }
+  SusceptibilityTable susceptibility;
   json models = json::array();
   int succeeded = 0, failed = 0, cancelled = 0;
   for (const scheduler::Job& child : children) {
@@ -181,6 +182,10 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
       }
     }
     model["shift_iou"] = shift;
+    if (auto it = result.find("susceptibility"); it != result.end()) {
+      model["susceptibility"] = ModelSusceptibility(*it);
+      susceptibility.Add(spec, ts->encoder, ts->prune_level, ts->seed, *it);
+    }
     models.push_back(model);
   }
 
@@ -265,13 +270,18 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
   // Findings: one line per research question and encoder, never more than the numbers carry.
   json findings = json::array();
   const bool shifted = !spec.shifts.empty();
+  const json rq1 = susceptibility.Findings(spec);
   for (const std::string& encoder : spec.encoders) {
-    findings.push_back(
-        {{"question", "RQ1"},
-         {"encoder", encoder},
-         {"text",
-          "RQ1 (which layers the shift hits): not measured by this experiment; run a "
-          "susceptibility analysis (segctl susceptibility --model ...) on its models."}});
+    if (rq1.empty()) {
+      findings.push_back({{"question", "RQ1"},
+                          {"encoder", encoder},
+                          {"text",
+                           "RQ1 (which layers the shift hits): not measured: the experiment "
+                           "names no susceptibility targets (spec.susceptibility)."}});
+    }
+    for (const json& line : rq1) {
+      if (line["encoder"] == encoder) findings.push_back(line);
+    }
     auto l1 = paired.find({encoder, 1});
     if (l1 == paired.end()) {
       findings.push_back({{"question", "RQ2"},
@@ -353,6 +363,7 @@ absl::StatusOr<json> BuildReport(const ExperimentSpec& spec,
               {"models", models},
               {"cells", cell_rows},
               {"paired_vs_l0", paired_rows},
+              {"susceptibility", susceptibility.Entries(spec)},
               {"findings", findings}};
 }
 

@@ -15,18 +15,23 @@
 
 namespace segserve::experiment {
 
-inline constexpr int kReportVersion = 1;
+// 2: per-model and aggregated per-layer susceptibility ("susceptibility"), RQ1 from it.
+inline constexpr int kReportVersion = 2;
 
 // The report JSON (schema in docs/experiments.md):
 //   {"version", "method", "spec", "children": {total, succeeded, failed, cancelled},
 //    "models": [{job_id, state, encoder, prune_level, seed, model_name, model_version,
-//                test_iou, test_class_iou: {class: iou}, shift_iou: {kind: {level: iou}}}],
+//                test_iou, test_class_iou: {class: iou}, shift_iou: {kind: {level: iou}},
+//                susceptibility: {target: [{layer, hellinger, null}]}}],
 //    "cells": [{encoder, prune_level, seeds: [...], test_iou: S, test_class_iou: {class: S},
 //               shift_iou: {kind: {level: S}}, shift_mean: {kind: S}, retained: {kind: S},
 //               shift_mean_all: S, retained_all: S}],
 //    "paired_vs_l0": [{encoder, prune_level, test_iou: P, shift_iou: {kind: {level: P}},
 //                      shift_mean: {kind: P}, shift_mean_all: P}],
-//    "findings": [{"question": "RQ1" | "RQ2" | "RQ3", "encoder", "text"}]}
+//    "susceptibility": [{encoder, prune_level, target, layers: [{layer, hellinger: S, null: S,
+//                         above_null: P}]}],   (susceptibility_report.h)
+//    "findings": [{"question": "RQ1" | "RQ2" | "RQ3" | "bf16", "encoder", "text"}]}
+// (RQ1 lines also carry "target", one per encoder and susceptibility target.)
 // S = SummaryJson, P = PairedJson; levels are JSON object keys ("1".."5"). Only succeeded
 // children contribute; a cell without any has n = 0. InvalidArgument for a child whose spec
 // is not a training spec.
@@ -39,7 +44,13 @@ absl::StatusOr<std::string> BuildAndStoreReport(const std::string& data_dir,
                                                 const scheduler::Job& parent,
                                                 const std::vector<scheduler::Job>& children);
 
-// "+0.012 ± 0.030 (n=3)" style text of a paired difference, as findings use it.
+// "+0.012 ± 0.030 (2 of 3 seeds better)" style text of a paired difference, as findings use it.
 std::string FormatDifference(const nlohmann::json& paired);
+// "0.412 ± 0.050 (n=3)", "0.412 (n=1, no interval)" or "no data" of a SummaryJson.
+std::string FormatSummary(const nlohmann::json& summary);
+// What a paired difference supports, and nothing more: `higher` / `lower` when its 95%
+// interval excludes 0, else why it is not resolved.
+std::string Verdict(const nlohmann::json& paired, const std::string& higher,
+                    const std::string& lower);
 
 }  // namespace segserve::experiment

@@ -144,5 +144,77 @@ TEST(ExperimentSpecTest, JsonRoundTrips) {
   EXPECT_FALSE(ExperimentSpecFromJson(nlohmann::json::array()).ok());
 }
 
+TEST(ExperimentSpecTest, SusceptibilityDefaultsToTheStrongestLevelOfEachShift) {
+  ExperimentSpec spec = Small();  // brightness, contrast at 1, 3, 5
+  ApplySusceptibilityDefault(spec);
+  ASSERT_TRUE(spec.susceptibility.has_value());
+  EXPECT_THAT(spec.susceptibility->targets, ElementsAre("brightness:5", "contrast:5"));
+  EXPECT_EQ(spec.susceptibility->images, training::kDefaultSusceptibilityImages);
+
+  ExperimentSpec paper;  // the paper preset adds the middle level
+  paper.preset = "paper";
+  paper.train.dataset = "d";
+  ASSERT_TRUE(ApplyPreset(paper, false, /*channels=*/1).ok());
+  ApplySusceptibilityDefault(paper);
+  EXPECT_THAT(paper.susceptibility->targets,
+              ElementsAre("brightness:3", "brightness:5", "contrast:3", "contrast:5"));
+
+  ExperimentSpec in_domain = Small();  // no shifts: nothing to analyse
+  in_domain.shifts.clear();
+  in_domain.shift_levels.clear();
+  ApplySusceptibilityDefault(in_domain);
+  EXPECT_TRUE(in_domain.susceptibility->targets.empty());
+
+  ExperimentSpec chosen = Small();  // an explicit choice, none included, is kept
+  chosen.susceptibility = training::SusceptibilitySpec{};
+  ApplySusceptibilityDefault(chosen);
+  EXPECT_TRUE(chosen.susceptibility->targets.empty());
+  EXPECT_TRUE(ExpandExperiment(chosen)[0].susceptibility.targets.empty());
+
+  chosen.susceptibility = training::SusceptibilitySpec{{"saturation:2"}, 16};
+  ASSERT_TRUE(ValidateExperimentSpec(chosen, 64).ok());
+  for (const auto& child : ExpandExperiment(chosen)) {
+    EXPECT_THAT(child.susceptibility.targets, ElementsAre("saturation:2"));
+    EXPECT_EQ(child.susceptibility.images, 16);
+  }
+}
+
+TEST(ExperimentSpecTest, BadSusceptibilityTargetsNameTheField) {
+  auto with = [](std::vector<std::string> targets, int images = 64) {
+    ExperimentSpec s = Small();
+    s.susceptibility = training::SusceptibilitySpec{std::move(targets), images};
+    return s;
+  };
+  ExpectInvalid(with({"brightness:5", "blur:2"}),
+                "spec.susceptibility.targets[1]: unknown shift kind 'blur'");
+  ExpectInvalid(with({"brightness:6"}), "spec.susceptibility.targets[0]: the level of");
+  ExpectInvalid(with({"contrast:0"}), "must be 1..5");
+  ExpectInvalid(with({"contrast"}), "spec.susceptibility.targets[0]");
+  ExpectInvalid(with({"contrast:2", "contrast:2"}), "spec.susceptibility.targets[1]: duplicate");
+  ExpectInvalid(with({"brightness:5"}, 1), "spec.susceptibility.images: must be 2..1024");
+  // Saturation needs colour: checked against the data set's channels when known.
+  EXPECT_THAT(std::string(training::ValidateSusceptibilitySpec({{"saturation:4"}, 64}, 1, "mr")
+                              .message()),
+              HasSubstr("spec.susceptibility.targets[0]: saturation needs 3 channels"));
+  EXPECT_TRUE(training::ValidateSusceptibilitySpec({{"saturation:4"}, 64}, 3, "d").ok());
+}
+
+TEST(ExperimentSpecTest, SusceptibilityJsonRoundTripsAndIsAbsentWhenUnset) {
+  ExperimentSpec spec = Small();
+  EXPECT_FALSE(ExperimentSpecToJson(spec).contains("susceptibility"));
+  EXPECT_FALSE(ExperimentSpecFromJson(ExperimentSpecToJson(spec))->susceptibility.has_value());
+  spec.susceptibility = training::SusceptibilitySpec{{"contrast:4"}, 12};
+  auto back = ExperimentSpecFromJson(ExperimentSpecToJson(spec));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->susceptibility.has_value());
+  EXPECT_THAT(back->susceptibility->targets, ElementsAre("contrast:4"));
+  EXPECT_EQ(back->susceptibility->images, 12);
+  // The child spec carries it too (TrainSpec JSON).
+  auto child = training::TrainSpecFromJson(training::TrainSpecToJson(ExpandExperiment(*back)[0]));
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_THAT(child->susceptibility.targets, ElementsAre("contrast:4"));
+  EXPECT_EQ(child->susceptibility.images, 12);
+}
+
 }  // namespace
 }  // namespace segserve::experiment
