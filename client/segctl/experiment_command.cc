@@ -18,9 +18,10 @@ namespace {
 
 struct RunOptions {
   std::string dataset, preset, seeds, model_name, pretrained_encoder, device, precision = "fp32";
-  std::vector<std::string> encoders, shifts;
+  std::vector<std::string> encoders, shifts, susceptibility;
   std::vector<int> prune_levels, shift_levels;
-  int epochs = 0, batch_size = 0, max_steps_per_epoch = 0, priority = 0;
+  int epochs = 0, batch_size = 0, max_steps_per_epoch = 0, priority = 0,
+      susceptibility_images = 0;
   double lr = 0;
   bool wait = false, bf16_check = false;
 };
@@ -81,6 +82,20 @@ int Run(const RunOptions& o, const GlobalOptions& global, std::ostream& out, std
   spec.set_device(o.device);
   spec.set_precision(PrecisionToProto(o.precision));
   spec.set_bf16_check(o.bf16_check);
+  if (!o.susceptibility.empty()) {
+    // "none" asks for no analysis; an unset flag leaves the choice to the server.
+    auto* susceptibility = spec.mutable_susceptibility();
+    for (const std::string& target : o.susceptibility) {
+      if (target != "none") susceptibility->add_targets(target);
+    }
+  }
+  if (o.susceptibility_images > 0) {
+    spec.mutable_susceptibility()->set_images(o.susceptibility_images);
+    if (o.susceptibility.empty()) {
+      return ReportError(err, absl::InvalidArgumentError(
+                                  "--susceptibility-images: needs --susceptibility targets"));
+    }
+  }
 
   auto client = client::Client::Create(global.client);
   if (!client.ok()) return ReportError(err, client.status());
@@ -209,6 +224,14 @@ void AddExperimentCommands(CLI::App& segctl, Invocation& invocation) {
       ->delimiter(',')
       ->allow_extra_args(false)
       ->check(CLI::Range(1, 5));
+  run->add_option("--susceptibility", o->susceptibility,
+                  "per-layer susceptibility targets kind:level, comma-separated, or none "
+                  "(default: the strongest level of each shift kind)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  run->add_option("--susceptibility-images", o->susceptibility_images,
+                  "images per set for the susceptibility analysis (default 64)")
+      ->check(CLI::Range(2, 1024));
   run->add_option("--epochs", o->epochs, "epochs per training (default: the preset's, else 50)")
       ->check(CLI::Range(1, 10000));
   run->add_option("--batch-size", o->batch_size, "images per step (default 8)")

@@ -305,9 +305,9 @@ absl::StatusOr<FiguresWritten> WriteExperimentFigures(const json& report, const 
       write(HellingerPerLayerFigure(report), "hellinger_per_layer.png",
             "Hellinger distance per layer between the in-domain and shifted feature distributions; "
             "dashed: the null value (two halves of the in-domain set).",
-            "this report carries no per-layer susceptibility (the experiment does not run "
-            "susceptibility analyses yet; `segctl susceptibility --model ... --plot FILE` draws it "
-            "for chosen models)."));
+            "this report carries no per-layer susceptibility (the experiment named no "
+            "susceptibility targets, its report predates them, or no model has results; "
+            "`segctl susceptibility --model ... --plot FILE` draws it for chosen models)."));
   return out;
 }
 

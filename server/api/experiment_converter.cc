@@ -68,6 +68,15 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   t.priority = proto.priority();
   t.precision = PrecisionName(proto.precision());
   t.bf16_check = proto.bf16_check();
+  if (proto.has_susceptibility()) {
+    training::SusceptibilitySpec susceptibility;
+    susceptibility.targets.assign(proto.susceptibility().targets().begin(),
+                                  proto.susceptibility().targets().end());
+    if (proto.susceptibility().images() != 0) {
+      susceptibility.images = proto.susceptibility().images();
+    }
+    spec.susceptibility = std::move(susceptibility);
+  }
 
   // The data set's channel count decides whether saturation can be one of the shifts; a
   // data set that cannot be read is reported by ValidateTrainSpec below.
@@ -78,7 +87,13 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   if (absl::Status s = experiment::ApplyPreset(spec, proto.has_epochs(), channels); !s.ok()) {
     return s;
   }
+  experiment::ApplySusceptibilityDefault(spec);
   if (absl::Status s = experiment::ValidateExperimentSpec(spec, max_children); !s.ok()) return s;
+  if (absl::Status s =
+          training::ValidateSusceptibilitySpec(*spec.susceptibility, channels, t.dataset);
+      !s.ok()) {
+    return s;
+  }
   for (size_t i = 0; i < spec.shifts.size(); ++i) {
     if (spec.shifts[i] != "saturation") continue;
     if (absl::Status s = data::CheckShiftChannels({data::ShiftKind::kSaturation, 1}, channels,
@@ -131,6 +146,11 @@ void ExperimentSpecToProto(const std::string& spec_json, v1::ExperimentSpec* out
   out->set_priority(t.priority);
   out->set_precision(PrecisionFromName(t.precision));
   out->set_bf16_check(t.bf16_check);
+  if (spec->susceptibility.has_value()) {
+    auto* susceptibility = out->mutable_susceptibility();
+    for (const auto& target : spec->susceptibility->targets) susceptibility->add_targets(target);
+    susceptibility->set_images(spec->susceptibility->images);
+  }
 }
 
 }  // namespace segserve::api

@@ -64,6 +64,11 @@ training::TrainSpec BaseSpec(const v1::TrainSpec& proto) {
   spec.priority = proto.priority();
   spec.precision = PrecisionName(proto.precision());
   spec.bf16_check = proto.bf16_check();
+  spec.susceptibility.targets.assign(proto.susceptibility().targets().begin(),
+                                     proto.susceptibility().targets().end());
+  if (proto.susceptibility().images() != 0) {
+    spec.susceptibility.images = proto.susceptibility().images();
+  }
   return spec;
 }
 
@@ -183,6 +188,11 @@ void TrainSpecToProto(const std::string& spec_json, v1::TrainSpec* out) {
   out->set_priority(spec->priority);
   out->set_precision(PrecisionFromName(spec->precision));
   out->set_bf16_check(spec->bf16_check);
+  if (!spec->susceptibility.targets.empty()) {
+    auto* susceptibility = out->mutable_susceptibility();
+    for (const auto& target : spec->susceptibility.targets) susceptibility->add_targets(target);
+    susceptibility->set_images(spec->susceptibility.images);
+  }
 }
 
 }  // namespace segserve::api

@@ -1,7 +1,8 @@
 // Experiments through the real segserve binary: a tiny experiment end to end (2 prune levels x
 // 2 seeds x 1 epoch x 2 shift levels) whose report has every cell filled, kill -9 in the
 // middle (finished children kept, the rest resume), cancel, and bad specs naming the field;
-// `segctl experiment report --out` renders the tiny report's Markdown and PNG figures.
+// `segctl experiment report --out` renders the tiny report's Markdown and PNG figures, the
+// per-layer Hellinger figure of the models' default susceptibility analysis included.
 #include <signal.h>
 
 #include <fstream>
@@ -111,6 +112,28 @@ class ExperimentTest : public ::testing::Test {
     std::set<std::string> questions;
     for (const json& f : report["findings"]) questions.insert(f["question"]);
     EXPECT_EQ(questions, (std::set<std::string>{"RQ1", "RQ2", "RQ3"}));
+    // Susceptibility by default at the strongest requested level: every cell, every layer of
+    // both seeds' models, and an RQ1 line that ranks the layers.
+    EXPECT_EQ(report["version"], 2);
+    EXPECT_EQ(report["spec"]["susceptibility"]["targets"], json::array({"brightness:5"}));
+    ASSERT_EQ(report["susceptibility"].size(), 2u) << report["susceptibility"].dump();
+    for (const json& entry : report["susceptibility"]) {
+      EXPECT_EQ(entry["target"], "brightness:5");
+      ASSERT_EQ(entry["layers"].size(), 10u) << entry.dump();
+      for (const json& layer : entry["layers"]) {
+        EXPECT_EQ(layer["hellinger"]["n"], 2) << layer.dump();
+        EXPECT_EQ(layer["null"]["n"], 2) << layer.dump();
+      }
+    }
+    for (const json& model : report["models"]) {
+      EXPECT_EQ(model["susceptibility"]["brightness:5"].size(), 10u) << model.dump();
+    }
+    for (const json& f : report["findings"]) {
+      if (f["question"] != "RQ1") continue;
+      EXPECT_EQ(f["target"], "brightness:5");
+      EXPECT_NE(f["text"].get<std::string>().find("L0: most shifted "), std::string::npos)
+          << f["text"];
+    }
   }
 
   json ReportOnDisk(const std::string& id) {
@@ -164,13 +187,13 @@ TEST_F(ExperimentTest, TinyExperimentEndToEndFillsEveryCellOfItsReport) {
   std::ifstream md_file(out + "/report.md");
   std::stringstream md;
   md << md_file.rdbuf();
-  for (const char* png : {"iou_vs_shift.png", "in_domain_iou.png"}) {
+  for (const char* png : {"iou_vs_shift.png", "in_domain_iou.png", "hellinger_per_layer.png"}) {
     EXPECT_NE(md.str().find(std::string("](") + png + ")"), std::string::npos) << png;
     const cv::Mat image = cv::imread(out + "/" + png);
     EXPECT_FALSE(image.empty()) << png;
   }
   EXPECT_EQ(cv::imread(out + "/iou_vs_shift.png").cols, 380 + 180);  // one shift kind
-  EXPECT_NE(md.str().find("`hellinger_per_layer.png` not drawn"), std::string::npos);
+  EXPECT_EQ(md.str().find("not drawn"), std::string::npos) << md.str();
 }
 
 TEST_F(ExperimentTest, SigkillMidExperimentKeepsFinishedChildrenAndResumesTheRest) {
@@ -237,6 +260,15 @@ TEST_F(ExperimentTest, BadSpecsAreInvalidArgumentNamingTheField) {
        },
        "max_queued_jobs=64"},
       {[](v1::ExperimentSpec& s) { s.set_dataset("nope"); }, "spec.dataset"},
+      {[](v1::ExperimentSpec& s) { s.mutable_susceptibility()->add_targets("blur:2"); },
+       "spec.susceptibility.targets[0]: unknown shift kind 'blur'"},
+      {[](v1::ExperimentSpec& s) { s.mutable_susceptibility()->add_targets("contrast:6"); },
+       "spec.susceptibility.targets[0]: the level of 'contrast:6' must be 1..5"},
+      {[](v1::ExperimentSpec& s) {
+         s.mutable_susceptibility()->add_targets("contrast:2");
+         s.mutable_susceptibility()->set_images(1);
+       },
+       "spec.susceptibility.images: must be 2..1024"},
   };
   for (const Case& c : cases) {
     v1::ExperimentSpec spec = TinySpec("expbad", 1);

@@ -108,6 +108,14 @@ TEST_F(MrTrainingTest, SaturationIsRefusedForOneChannelAtEveryEntryPoint) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
             "spec.shifts[1]: saturation needs 3 channels; data set 'mr' has 1");
+  experiment.clear_shifts();
+  experiment.add_shifts("brightness");
+  experiment.mutable_susceptibility()->add_targets("saturation:3");
+  auto submit_susceptibility = client_->NewContext();
+  status = training_->SubmitExperiment(submit_susceptibility.get(), experiment, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "spec.susceptibility.targets[0]: saturation needs 3 channels; data set 'mr' has 1");
 
   // The model side: a 1-channel model is needed first.
   ASSERT_TRUE(SubmitTrain(Spec(v1::Shift::KIND_CONTRAST), &job).ok());
