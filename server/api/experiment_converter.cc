@@ -89,11 +89,6 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   }
   experiment::ApplySusceptibilityDefault(spec);
   if (absl::Status s = experiment::ValidateExperimentSpec(spec, max_children); !s.ok()) return s;
-  if (absl::Status s =
-          training::ValidateSusceptibilitySpec(*spec.susceptibility, channels, t.dataset);
-      !s.ok()) {
-    return s;
-  }
   for (size_t i = 0; i < spec.shifts.size(); ++i) {
     if (spec.shifts[i] != "saturation") continue;
     if (absl::Status s = data::CheckShiftChannels({data::ShiftKind::kSaturation, 1}, channels,
@@ -102,6 +97,12 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
         !s.ok()) {
       return s;
     }
+  }
+  // After the shifts: a default target follows a requested shift, which is the field to name.
+  if (absl::Status s =
+          training::ValidateSusceptibilitySpec(*spec.susceptibility, channels, t.dataset);
+      !s.ok()) {
+    return s;
   }
   ExperimentSpecs out;
   for (const training::TrainSpec& child : experiment::ExpandExperiment(spec)) {
