@@ -35,12 +35,11 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "server/model/model_config.h"
+#include "server/registry/model_name.h"
 #include "server/postgres/connection.h"
 
 namespace segserve::registry {
 
-// 1..128 characters of [A-Za-z0-9._-], not starting with '.'; InvalidArgument naming `field`.
-absl::Status ValidateModelName(const std::string& name, const std::string& field);
 
 struct StoredVersion {
   std::string name;
