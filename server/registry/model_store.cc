@@ -153,6 +153,15 @@ absl::Status CheckNoAliasBlocksDelete(const AliasTable& aliases, const std::stri
                    "; point the alias at another model (Models.SetAlias) first"));
 }
 
+std::string RandomHex() {
+  std::random_device random;
+  return absl::StrCat(absl::Hex(random(), absl::kZeroPad8), absl::Hex(random(), absl::kZeroPad8));
+}
+
+std::string VersionLabel(const StoredVersion& stored) {
+  return absl::StrCat("model '", stored.name, "' v", stored.version);
+}
+
 absl::StatusOr<VersionMeta> DescribeCheckpoint(const std::string& checkpoint_bytes) {
   // Verified before storing (checksum, header, tensor table), without building the model,
   // so the bytes are the only copy of the checkpoint in memory.

@@ -55,6 +55,11 @@ struct VersionMeta {
   std::string checkpoint_sha256;
   int64_t created_unix_seconds = 0;
 };
+// 16 random hex digits (names of blob files and temporaries).
+std::string RandomHex();
+// "model 'm' v2", for messages.
+std::string VersionLabel(const StoredVersion& stored);
+
 // Verifies the checkpoint (model::VerifyCheckpoint) and describes it.
 absl::StatusOr<VersionMeta> DescribeCheckpoint(const std::string& checkpoint_bytes);
 

@@ -1,19 +1,11 @@
 #include "server/registry/postgres_model_store.h"
 
-#include <sys/stat.h>
-
-#include <cstdio>
 #include <filesystem>
-#include <random>
-#include <set>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "server/common/file_util.h"
 #include "server/common/log.h"
-#include "server/common/sha256.h"
 #include "server/common/status_macros.h"
 #include "server/registry/model_store_internal.h"
 
@@ -24,6 +16,9 @@ using postgres::Params;
 using postgres::Statement;
 
 namespace {
+
+using store_internal::RandomHex;
+using store_internal::VersionLabel;
 
 // SetAlias and Delete serialise on this transaction advisory lock ("segregis").
 constexpr int64_t kRegistryWriteLock = 0x7365677265676973;
@@ -66,39 +61,6 @@ const Statement kDeleteName{"registry_delete_name", "DELETE FROM model_names WHE
 // lo_unlink only when the object exists: a missing blob must not abort the delete.
 const Statement kUnlink{"registry_unlink",
                         "SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = $1::oid"};
-const Statement kBlobPaths{"registry_blob_paths",
-                           "SELECT blob_path FROM model_versions WHERE blob_path IS NOT NULL"};
-
-std::string RandomHex() {
-  std::random_device random;
-  return absl::StrCat(absl::Hex(random(), absl::kZeroPad8), absl::Hex(random(), absl::kZeroPad8));
-}
-
-int64_t AgeSeconds(const fs::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<int64_t>(::time(nullptr)) - static_cast<int64_t>(st.st_mtim.tv_sec);
-}
-
-// The SHA-256 (hex) of a file, read in chunks.
-absl::StatusOr<std::string> FileSha256(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  common::Sha256 sha;
-  std::string buffer(1 << 20, '\0');
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
-    sha.Update(std::string_view(buffer.data(), n));
-  }
-  const bool failed = std::ferror(file) != 0;
-  std::fclose(file);
-  if (failed) return absl::DataLossError(absl::StrCat("cannot read ", path));
-  return common::DigestHex(sha.Finish());
-}
-
-std::string VersionLabel(const StoredVersion& stored) {
-  return absl::StrCat("model '", stored.name, "' v", stored.version);
-}
 
 }  // namespace
 
@@ -156,34 +118,50 @@ void PostgresModelStore::RefreshLoop() {
   }
 }
 
+PostgresModelStore::Row PostgresModelStore::MakeRow(const std::string& name, int64_t version,
+                                                    store_internal::VersionMeta meta,
+                                                    uint32_t blob_oid,
+                                                    const std::string& blob_path) const {
+  Row row;
+  row.blob_oid = blob_oid;
+  StoredVersion& stored = row.stored;
+  stored.name = name;
+  stored.version = version;
+  stored.config = meta.config;
+  stored.metadata = std::move(meta.metadata);
+  stored.checkpoint_bytes = meta.checkpoint_bytes;
+  stored.checkpoint_sha256 = std::move(meta.checkpoint_sha256);
+  stored.created_unix_seconds = meta.created_unix_seconds;
+  stored.disk_bytes = meta.checkpoint_bytes;
+  // Large objects: the local cache copy (fetched by CheckpointFile); else the shared file.
+  stored.checkpoint_path = blob_oid != 0 ? absl::StrCat(cache_root_, "/", name, "/", version, "-",
+                                                        stored.checkpoint_sha256, ".ckpt")
+                                         : absl::StrCat(blob_root_, "/", blob_path);
+  return row;
+}
+
 std::vector<PostgresModelStore::Row> PostgresModelStore::RowsOf(
     const postgres::Result& result) const {
   std::vector<Row> rows;
   for (int i = 0; i < result.rows(); ++i) {
-    Row row;
-    StoredVersion& stored = row.stored;
-    stored.name = result.Text(i, 0);
-    stored.version = result.Int(i, 1);
+    const std::string name = result.Text(i, 0);
+    const int64_t version = result.Int(i, 1);
     json config = json::parse(result.Text(i, 2), nullptr, /*allow_exceptions=*/false);
     absl::StatusOr<model::UnetConfig> parsed = model::UnetConfigFromJson(config);
     if (config.is_discarded() || !parsed.ok()) {
-      LOG(WARNING) << "skipping " << VersionLabel(stored) << ": its config does not parse";
+      LOG(WARNING) << "skipping model '" << name << "' v" << version
+                   << ": its config does not parse";
       continue;
     }
-    stored.config = *parsed;
-    stored.metadata = json::parse(result.Text(i, 3), nullptr, /*allow_exceptions=*/false);
-    if (stored.metadata.is_discarded()) stored.metadata = json::object();
-    stored.checkpoint_bytes = result.Int(i, 4);
-    stored.checkpoint_sha256 = result.Text(i, 5);
-    stored.created_unix_seconds = result.Int(i, 6);
-    row.blob_oid = static_cast<uint32_t>(result.Int(i, 7));
-    const std::string blob_path = result.Text(i, 8);
-    stored.checkpoint_path = row.blob_oid != 0
-                                 ? absl::StrCat(cache_root_, "/", stored.name, "/", stored.version,
-                                                "-", stored.checkpoint_sha256, ".ckpt")
-                                 : absl::StrCat(blob_root_, "/", blob_path);
-    stored.disk_bytes = stored.checkpoint_bytes;
-    rows.push_back(std::move(row));
+    store_internal::VersionMeta meta;
+    meta.config = *parsed;
+    meta.metadata = json::parse(result.Text(i, 3), nullptr, /*allow_exceptions=*/false);
+    if (meta.metadata.is_discarded()) meta.metadata = json::object();
+    meta.checkpoint_bytes = result.Int(i, 4);
+    meta.checkpoint_sha256 = result.Text(i, 5);
+    meta.created_unix_seconds = result.Int(i, 6);
+    rows.push_back(MakeRow(name, version, std::move(meta), static_cast<uint32_t>(result.Int(i, 7)),
+                           result.Text(i, 8)));
   }
   return rows;
 }
@@ -324,19 +302,7 @@ absl::StatusOr<StoredVersion> PostgresModelStore::AddVersion(const std::string& 
                         absl::StrCat("cannot store model '", name, "': ", committed.message()));
   }
   LOG(INFO) << "registered model " << name << " v" << version;
-  Row row;
-  row.blob_oid = oid;
-  row.stored.name = name;
-  row.stored.version = version;
-  row.stored.config = meta.config;
-  row.stored.metadata = std::move(meta.metadata);
-  row.stored.checkpoint_bytes = meta.checkpoint_bytes;
-  row.stored.checkpoint_sha256 = meta.checkpoint_sha256;
-  row.stored.created_unix_seconds = meta.created_unix_seconds;
-  row.stored.disk_bytes = meta.checkpoint_bytes;
-  row.stored.checkpoint_path = oid != 0 ? absl::StrCat(cache_root_, "/", name, "/", version, "-",
-                                                       meta.checkpoint_sha256, ".ckpt")
-                                        : absl::StrCat(blob_root_, "/", blob_path);
+  Row row = MakeRow(name, version, std::move(meta), oid, blob_path);
   StoredVersion stored = row.stored;
   absl::MutexLock lock(&mu_);
   versions_[name][version] = std::move(row);
@@ -449,128 +415,6 @@ absl::StatusOr<std::vector<StoredVersion>> PostgresModelStore::Delete(const std:
   }
   ++local_writes_;
   return out;
-}
-
-absl::StatusOr<std::string> PostgresModelStore::CheckpointFile(const StoredVersion& stored) {
-  Row row;
-  {
-    absl::MutexLock lock(&mu_);
-    auto by_name = versions_.find(stored.name);
-    if (by_name == versions_.end() || by_name->second.count(stored.version) == 0) {
-      return absl::NotFoundError(absl::StrCat(VersionLabel(stored), " is not in the registry"));
-    }
-    row = by_name->second.at(stored.version);
-  }
-  const std::string& path = row.stored.checkpoint_path;
-  if (row.blob_oid == 0) {
-    // The shared directory: read in place, after checking it is the registered file.
-    if (!fs::exists(path)) {
-      return absl::NotFoundError(
-          absl::StrCat(VersionLabel(stored), ": its blob file ", path, " is missing"));
-    }
-    ASSIGN_OR_RETURN(std::string digest, FileSha256(path));
-    if (digest != row.stored.checkpoint_sha256) {
-      return absl::DataLossError(absl::StrCat(VersionLabel(stored), ": blob file ", path,
-                                              " has SHA-256 ", digest, ", registered ",
-                                              row.stored.checkpoint_sha256));
-    }
-    return path;
-  }
-  absl::MutexLock fetch_lock(&fetch_mu_);
-  if (fs::exists(path)) return path;  // fetched and verified before
-  RETURN_IF_ERROR(FetchLargeObject(row, path));
-  return path;
-}
-
-absl::Status PostgresModelStore::FetchLargeObject(const Row& row, const std::string& path) {
-  const std::string dir = fs::path(path).parent_path().string();
-  RETURN_IF_ERROR(common::MakeDirectories(dir));
-  const std::string tmp = absl::StrCat(path, ".tmp-", RandomHex());
-  std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (file == nullptr) return absl::InternalError(absl::StrCat("cannot create ", tmp));
-  common::Sha256 sha;
-  int64_t bytes = 0;
-  absl::Status read;
-  {
-    absl::MutexLock db_lock(&db_mu_);
-    read = InTransaction([&](postgres::Connection& db) -> absl::Status {
-      return db.ReadLargeObject(row.blob_oid, [&](std::string_view chunk) -> absl::Status {
-        sha.Update(chunk);
-        bytes += static_cast<int64_t>(chunk.size());
-        if (std::fwrite(chunk.data(), 1, chunk.size(), file) != chunk.size()) {
-          return absl::ResourceExhaustedError(absl::StrCat("cannot write ", tmp));
-        }
-        return absl::OkStatus();
-      });
-    });
-  }
-  const bool closed = std::fclose(file) == 0;
-  std::error_code ec;
-  if (read.ok() && !closed) read = absl::ResourceExhaustedError(absl::StrCat("cannot write ", tmp));
-  if (!read.ok()) {
-    fs::remove(tmp, ec);
-    if (read.code() == absl::StatusCode::kNotFound) {
-      return absl::NotFoundError(absl::StrCat(VersionLabel(row.stored), ": its large object ",
-                                              row.blob_oid, " is missing"));
-    }
-    return absl::Status(read.code(),
-                        absl::StrCat("fetching ", VersionLabel(row.stored), ": ", read.message()));
-  }
-  const std::string digest = common::DigestHex(sha.Finish());
-  if (digest != row.stored.checkpoint_sha256 || bytes != row.stored.checkpoint_bytes) {
-    fs::remove(tmp, ec);
-    return absl::DataLossError(absl::StrCat(VersionLabel(row.stored), ": its large object ",
-                                            row.blob_oid, " has SHA-256 ", digest, " (", bytes,
-                                            " bytes), registered ", row.stored.checkpoint_sha256,
-                                            " (", row.stored.checkpoint_bytes, " bytes)"));
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
-  return absl::OkStatus();
-}
-
-void PostgresModelStore::PruneCache() {
-  // Not while a fetch writes; the tables read after it (a fetched version is in them).
-  absl::MutexLock fetch_lock(&fetch_mu_);
-  std::set<std::string> keep;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [name, by_version] : versions_) {
-      for (const auto& entry : by_version) keep.insert(entry.second.stored.checkpoint_path);
-    }
-  }
-  std::error_code ec;
-  for (const auto& entry : fs::recursive_directory_iterator(cache_root_, ec)) {
-    if (!entry.is_regular_file() || keep.count(entry.path().string())) continue;
-    std::error_code remove_ec;
-    fs::remove(entry.path(), remove_ec);
-  }
-}
-
-void PostgresModelStore::RemoveOrphanedBlobFiles() {
-  std::set<std::string> referenced;
-  {
-    absl::MutexLock db_lock(&db_mu_);
-    absl::StatusOr<postgres::Result> rows = db_->Exec(kBlobPaths);
-    if (!rows.ok()) {
-      LOG(WARNING) << "not removing orphaned blob files: " << rows.status();
-      return;
-    }
-    for (int i = 0; i < rows->rows(); ++i) referenced.insert(rows->Text(i, 0));
-  }
-  std::error_code ec;
-  int removed = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(blob_root_, ec)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string relative = fs::relative(entry.path(), blob_root_).string();
-    if (referenced.count(relative) || AgeSeconds(entry.path()) < kOrphanAgeSeconds) continue;
-    std::error_code remove_ec;
-    if (fs::remove(entry.path(), remove_ec)) ++removed;
-  }
-  if (removed > 0) {
-    LOG(WARNING) << "removed " << removed << " blob file(s) under " << blob_root_
-                 << " that no registered version references (left by an interrupted write)";
-  }
 }
 
 }  // namespace segserve::registry

@@ -42,6 +42,7 @@
 #include "server/postgres/connection.h"
 #include "server/postgres/migrations.h"
 #include "server/registry/model_store.h"
+#include "server/registry/model_store_internal.h"
 
 namespace segserve::registry {
 
@@ -84,6 +85,10 @@ class PostgresModelStore : public ModelStore {
 
   PostgresModelStore(std::string data_dir, ModelStoreOptions options,
                      std::unique_ptr<postgres::Connection> db);
+  // A version's row: its StoredVersion (checkpoint_path: the cache copy for a large object,
+  // else the shared file) and its large object.
+  Row MakeRow(const std::string& name, int64_t version, store_internal::VersionMeta meta,
+              uint32_t blob_oid, const std::string& blob_path) const;
   // Rows of model_versions from a result of the columns kVersionColumns.
   std::vector<Row> RowsOf(const postgres::Result& result) const;
   // PlanDelete inside the caller's transaction on `db` (locks taken by the caller).
@@ -92,6 +97,7 @@ class PostgresModelStore : public ModelStore {
   // Runs `body` on the connection in a transaction; rolls back when it or the commit fails.
   absl::Status InTransaction(const std::function<absl::Status(postgres::Connection& db)>& body)
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // The blob side (postgres_model_store_blobs.cc).
   // Large objects: the version's bytes into a cache file, hashed on the way.
   absl::Status FetchLargeObject(const Row& row, const std::string& path);
   // Directory backend: removes blob files no row references, older than kOrphanAgeSeconds.
