@@ -35,8 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 pg_start
 (cd "$root" && /usr/bin/python3 -c "
 import sys, torch

@@ -10,8 +10,7 @@ shift || true
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 trap pg_stop EXIT
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 pg_start
-echo "PostgreSQL: $("$PG_BIN/postgres" --version), fsync=on synchronous_commit=on, Unix socket"
+pg_describe
 "$build/bench/scale/scale_blob_bench" --postgres "$PG_CONNINFO" "$@"

@@ -10,6 +10,8 @@
 #   replica_start NAME DATA_DIR [segserve flags...]   sets REPLICA_PID[NAME], REPLICA_ADDR[NAME]
 #   replica_stop NAME;  replicas_stop (all of them)
 #   now_s   seconds since the epoch, nanosecond resolution
+#   bench_header   prints the machine, the time and the load average (every result says them)
+#   pg_describe    prints the private PostgreSQL's version and durability
 PG_BIN=${SEGSERVE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_DIR=""
 PG_CONNINFO=""
@@ -63,3 +65,11 @@ replicas_stop() {
   for name in "${!REPLICA_PID[@]}"; do replica_stop "$name"; done
 }
 now_s() { date +%s.%N; }
+
+bench_header() {
+  echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+pg_describe() {
+  echo "PostgreSQL: $("$PG_BIN/postgres" --version), fsync=on synchronous_commit=on, Unix socket"
+}

@@ -10,9 +10,8 @@ shift || true
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 trap pg_stop EXIT
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 pg_start
-echo "PostgreSQL: $("$PG_BIN/postgres" --version), fsync=on synchronous_commit=on, Unix socket"
+pg_describe
 echo "SQLite: WAL, synchronous=FULL, a file under /tmp (same disk as the PostgreSQL data dir)"
 "$build/bench/scale/scale_store_bench" --postgres "$PG_CONNINFO" "$@"

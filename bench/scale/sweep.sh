@@ -34,8 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 pg_start
 sweep_args=(--dataset tiny --encoders resnet18 --prune-levels 0,1,2,3 --epochs 2
   --max-steps-per-epoch 2 --crop-size 64 --batch-size 4)

@@ -22,19 +22,8 @@ class FailingLoader : public testing::FailingLoader {
       : testing::FailingLoader(version, absl::DataLossError("checksum mismatch")) {}
 };
 
-model::UnetConfig Config() {
-  model::UnetConfig config;
-  config.encoder = model::EncoderKind::kResNet18;
-  config.skip_prune_level = 1;
-  config.classes = 2;
-  return config;
-}
+model::UnetConfig Config(int level = 1) { return testing::SmallUnetConfig(level); }
 
-ModelStoreOptions NoRefreshThread() {
-  ModelStoreOptions options;
-  options.refresh_interval = absl::ZeroDuration();  // the follower refreshes
-  return options;
-}
 
 std::vector<std::string> Loaded(const ModelRegistry& registry) {
   std::vector<std::string> keys;
@@ -57,7 +46,7 @@ class FollowerTest : public ::testing::Test {
 
 TEST_F(FollowerTest, NewVersionsAndAliasMovesAreLoadedAndWhatTheyReplaceUnloaded) {
   Add("m", 1);
-  auto store = ModelStore::Open(dir_.path(), NoRefreshThread());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE(store.ok());
   CheckpointModelLoader loader{CheckpointModelLoader::Options{}};
   ModelRegistry registry(**store, loader, metrics_);
@@ -88,7 +77,7 @@ TEST_F(FollowerTest, NewVersionsAndAliasMovesAreLoadedAndWhatTheyReplaceUnloaded
 
 TEST_F(FollowerTest, AVersionThatCannotLoadLeavesItsPredecessorServingAndIsNotRetried) {
   Add("m", 1);
-  auto store = ModelStore::Open(dir_.path(), NoRefreshThread());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   FailingLoader loader(/*failing_version=*/2);
   ModelRegistry registry(**store, loader, metrics_);
   ASSERT_TRUE(registry.LoadAtStartup({}).ok());
@@ -110,7 +99,7 @@ TEST_F(FollowerTest, AVersionThatCannotLoadLeavesItsPredecessorServingAndIsNotRe
 TEST_F(FollowerTest, AFollowListLoadsOnlyItsReferencesAndLeavesManualLoadsAlone) {
   Add("a", 1);
   Add("b", 2);
-  auto store = ModelStore::Open(dir_.path(), NoRefreshThread());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE((*store)->SetAlias("l1-pruned", {"a", 0}).ok());
   CheckpointModelLoader loader{CheckpointModelLoader::Options{}};
   ModelRegistry registry(**store, loader, metrics_);
@@ -127,7 +116,7 @@ TEST_F(FollowerTest, AFollowListLoadsOnlyItsReferencesAndLeavesManualLoadsAlone)
 TEST_F(FollowerTest, AnAliasMovedElsewhereKeepsServingItsOldTargetUntilTheNewOneIsLoaded) {
   Add("m", 1);
   Add("m", 2);
-  auto store = ModelStore::Open(dir_.path(), NoRefreshThread());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE((*store)->SetAlias("prod", {"m", 1}).ok());
   FailingLoader loader(/*failing_version=*/3);
   ModelRegistry registry(**store, loader, metrics_);
@@ -156,7 +145,7 @@ TEST_F(FollowerTest, AnAliasMovedElsewhereKeepsServingItsOldTargetUntilTheNewOne
 
 TEST_F(FollowerTest, TheBackgroundThreadPicksUpANewVersionWithinItsInterval) {
   Add("m", 1);
-  auto store = ModelStore::Open(dir_.path(), NoRefreshThread());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   CheckpointModelLoader loader{CheckpointModelLoader::Options{}};
   ModelRegistry registry(**store, loader, metrics_);
   RegistryFollower follower(registry, FollowerOptions{{}, absl::Milliseconds(50)});

@@ -18,13 +18,7 @@ namespace segserve::registry {
 namespace {
 namespace fs = std::filesystem;
 
-model::UnetConfig Config() {
-  model::UnetConfig config;
-  config.encoder = model::EncoderKind::kResNet18;
-  config.skip_prune_level = 1;
-  config.classes = 2;
-  return config;
-}
+model::UnetConfig Config(int level = 1) { return testing::SmallUnetConfig(level); }
 
 class ModelDeleteTest : public ::testing::TestWithParam<StoreBackend> {
  protected:

@@ -27,28 +27,17 @@ namespace segserve::registry {
 namespace {
 namespace fs = std::filesystem;
 
-model::UnetConfig Config() {
-  model::UnetConfig config;
-  config.encoder = model::EncoderKind::kResNet18;
-  config.skip_prune_level = 1;
-  config.classes = 2;
-  return config;
-}
+model::UnetConfig Config(int level = 1) { return testing::SmallUnetConfig(level); }
 
-ModelStoreOptions NoBackgroundRefresh() {
-  ModelStoreOptions options;
-  options.refresh_interval = absl::ZeroDuration();
-  return options;
-}
 
 class ModelStoreBackendTest : public ::testing::TestWithParam<StoreBackend> {
  protected:
   void SetUp() override {
-    auto store = factory_.Open(NoBackgroundRefresh());
+    auto store = factory_.Open(testing::NoBackgroundRefresh());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
-  std::unique_ptr<ModelStore> OpenAnother(ModelStoreOptions options = NoBackgroundRefresh()) {
+  std::unique_ptr<ModelStore> OpenAnother(ModelStoreOptions options = testing::NoBackgroundRefresh()) {
     auto store = factory_.Open(std::move(options));
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
@@ -270,7 +259,7 @@ TEST_P(PostgresModelStoreTest, AReplicaOnAnotherNodeServesFromLargeObjectsWithou
   auto stored = testing::AddTestModel(*store_, "m", Config(), 1);
   ASSERT_TRUE(stored.ok());
   testing::TempDir elsewhere;
-  auto replica = factory_.OpenElsewhere(elsewhere.path(), NoBackgroundRefresh());
+  auto replica = factory_.OpenElsewhere(elsewhere.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE(replica.ok()) << replica.status();
   auto file = (*replica)->CheckpointFile(*(*replica)->Get("m", 1));
   ASSERT_TRUE(file.ok()) << file.status();
@@ -284,7 +273,7 @@ TEST_P(PostgresModelStoreTest, AReplicaOnAnotherNodeServesFromLargeObjectsWithou
 }
 
 TEST_P(PostgresModelStoreTest, AWriteThatDiesBeforeCommitLeavesNoVersionAndNoBlob) {
-  ModelStoreOptions options = NoBackgroundRefresh();
+  ModelStoreOptions options = testing::NoBackgroundRefresh();
   bool kill = true;
   options.before_commit_for_testing = [&](const std::string&) {
     if (kill) TerminateStoreSessions();
@@ -325,7 +314,7 @@ TEST_P(PostgresModelStoreTest, ReplicasStartingAtOnceMigrateOnce) {
   std::vector<absl::Status> opened(4);
   std::vector<std::thread> replicas;
   for (int i = 0; i < 4; ++i) {
-    replicas.emplace_back([&, i] { opened[i] = fresh.Open(NoBackgroundRefresh()).status(); });
+    replicas.emplace_back([&, i] { opened[i] = fresh.Open(testing::NoBackgroundRefresh()).status(); });
   }
   for (auto& t : replicas) t.join();
   for (const absl::Status& s : opened) EXPECT_TRUE(s.ok()) << s;

@@ -20,19 +20,8 @@ namespace fs = std::filesystem;
 // A bound on waits for something that must happen promptly; never a way to wait for time.
 constexpr absl::Duration kPromptly = absl::Seconds(60);
 
-model::UnetConfig Config() {
-  model::UnetConfig config;
-  config.encoder = model::EncoderKind::kResNet18;
-  config.skip_prune_level = 1;
-  config.classes = 2;
-  return config;
-}
+model::UnetConfig Config(int level = 1) { return testing::SmallUnetConfig(level); }
 
-ModelStoreOptions NoBackgroundRefresh() {
-  ModelStoreOptions options;
-  options.refresh_interval = absl::ZeroDuration();
-  return options;
-}
 
 class ModelStoreTablesTest : public ::testing::Test {
  protected:
@@ -54,7 +43,7 @@ class ModelStoreTablesTest : public ::testing::Test {
 
 TEST_F(ModelStoreTablesTest, ResolveAndReadsCompleteWhileAVersionIsBeingWritten) {
   absl::Notification writing, release;
-  ModelStoreOptions options = NoBackgroundRefresh();
+  ModelStoreOptions options = testing::NoBackgroundRefresh();
   options.before_commit_for_testing = [&](const std::string&) {
     writing.Notify();
     release.WaitForNotification();  // the writer stays inside AddVersion until released
@@ -91,7 +80,7 @@ TEST_F(ModelStoreTablesTest, ResolveAndReadsCompleteWhileAVersionIsBeingWritten)
 }
 
 TEST_F(ModelStoreTablesTest, ResolveAndReadsNeedNoFileSystem) {
-  auto store = ModelStore::Open(dir_.path(), NoBackgroundRefresh());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE(store.ok());
   ModelRegistry registry(**store, loader_, metrics_);
   ASSERT_TRUE(registry.Load("m", 0).ok());
@@ -111,7 +100,7 @@ TEST_F(ModelStoreTablesTest, ResolveAndReadsNeedNoFileSystem) {
 }
 
 TEST_F(ModelStoreTablesTest, AnotherProcessesWritesAppearOnRefresh) {
-  auto store = ModelStore::Open(dir_.path(), NoBackgroundRefresh());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE(store.ok());
   CommitVersionElsewhere(1, 2);
   ASSERT_TRUE(common::WriteFileAtomically(models_ + "/aliases.json",
@@ -129,8 +118,8 @@ TEST_F(ModelStoreTablesTest, AnotherProcessesWritesAppearOnRefresh) {
 }
 
 TEST_F(ModelStoreTablesTest, StoresOfOneDirectoryInAProcessShareTheirTables) {
-  auto server_store = ModelStore::Open(dir_.path(), NoBackgroundRefresh());
-  auto training_store = ModelStore::Open(dir_.path(), NoBackgroundRefresh());
+  auto server_store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
+  auto training_store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE(server_store.ok() && training_store.ok());
   const std::string bytes = *common::ReadFile((*server_store)->Get("m", 1)->checkpoint_path);
   ASSERT_TRUE((*training_store)->AddVersion("m", bytes).ok());
@@ -164,7 +153,7 @@ TEST_F(ModelStoreTablesTest, TheBackgroundRefreshPicksUpAnotherProcessesVersion)
 }
 
 TEST_F(ModelStoreTablesTest, LoadFindsAVersionAnotherProcessJustWrote) {
-  auto store = ModelStore::Open(dir_.path(), NoBackgroundRefresh());
+  auto store = ModelStore::Open(dir_.path(), testing::NoBackgroundRefresh());
   ASSERT_TRUE(store.ok());
   ModelRegistry registry(**store, loader_, metrics_);
   CommitVersionElsewhere(1, 2);

@@ -19,13 +19,7 @@ namespace segserve::registry {
 namespace {
 namespace fs = std::filesystem;
 
-model::UnetConfig Config(int level = 1) {
-  model::UnetConfig config;
-  config.encoder = model::EncoderKind::kResNet18;
-  config.skip_prune_level = level;
-  config.classes = 2;
-  return config;
-}
+model::UnetConfig Config(int level = 1) { return testing::SmallUnetConfig(level); }
 
 using testing::FailingLoader;
 

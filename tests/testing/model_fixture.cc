@@ -28,6 +28,20 @@ model::Unet MakeModel(const model::UnetConfig& config, uint64_t seed) {
 
 }  // namespace
 
+model::UnetConfig SmallUnetConfig(int level) {
+  model::UnetConfig config;
+  config.encoder = model::EncoderKind::kResNet18;
+  config.skip_prune_level = level;
+  config.classes = 2;
+  return config;
+}
+
+registry::ModelStoreOptions NoBackgroundRefresh() {
+  registry::ModelStoreOptions options;
+  options.refresh_interval = absl::ZeroDuration();
+  return options;
+}
+
 absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir,
                                                      const std::string& name,
                                                      const model::UnetConfig& config, uint64_t seed,

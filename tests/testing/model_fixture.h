@@ -19,6 +19,11 @@ absl::StatusOr<registry::StoredVersion> AddTestModel(const std::string& data_dir
                                                      const model::UnetConfig& config, uint64_t seed,
                                                      const nlohmann::json& extra_metadata = {});
 
+// The registry tests' model: ResNet18, 2 classes, skip prune level `level`.
+model::UnetConfig SmallUnetConfig(int level = 1);
+// Store options without the background refresh thread (a test refreshes when it wants).
+registry::ModelStoreOptions NoBackgroundRefresh();
+
 // The same, added through `store` (any backend).
 absl::StatusOr<registry::StoredVersion> AddTestModel(registry::ModelStore& store,
                                                      const std::string& name,
