@@ -1,7 +1,6 @@
 #include "server/api/datasets_service.h"
 
 #include <atomic>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -10,7 +9,6 @@
 #include "server/api/pool_call.h"
 #include "server/api/request_id.h"
 #include "server/api/status_mapping.h"
-#include "server/common/dir_util.h"
 #include "server/common/status_macros.h"
 #include "server/data/dataset.h"
 #include "server/lifecycle/datasets.h"
@@ -18,7 +16,6 @@
 
 namespace segserve::api {
 namespace {
-namespace fs = std::filesystem;
 
 const char* ShiftKindName(v1::Shift::Kind kind) {
   switch (kind) {
@@ -29,16 +26,15 @@ const char* ShiftKindName(v1::Shift::Kind kind) {
   }
 }
 
-void FillInfo(const std::string& name, const data::Dataset& dataset, int64_t disk_bytes,
-              v1::DatasetInfo* info) {
-  info->set_name(name);
-  info->set_images(static_cast<int>(dataset.samples.size()));
-  info->set_channels(dataset.channels);
-  for (const auto& cls : dataset.classes) info->add_class_names(cls.name);
-  (*info->mutable_splits())["train"] = static_cast<int>(dataset.train.size());
-  (*info->mutable_splits())["val"] = static_cast<int>(dataset.val.size());
-  (*info->mutable_splits())["test"] = static_cast<int>(dataset.test.size());
-  info->set_disk_bytes(disk_bytes);
+void FillInfo(const data::DatasetEntry& entry, v1::DatasetInfo* info) {
+  info->set_name(entry.name);
+  info->set_images(entry.images);
+  info->set_channels(entry.channels);
+  for (const auto& name : entry.class_names) info->add_class_names(name);
+  (*info->mutable_splits())["train"] = entry.train;
+  (*info->mutable_splits())["val"] = entry.val;
+  (*info->mutable_splits())["test"] = entry.test;
+  info->set_disk_bytes(entry.disk_bytes);
 }
 
 // Datasets.Upload. gRPC threads only start tasks: every received message is handled by a
@@ -50,10 +46,11 @@ void FillInfo(const std::string& name, const data::Dataset& dataset, int64_t dis
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChunk> {
  public:
   UploadReactor(grpc::CallbackServerContext* context, data::DatasetUploads& uploads,
-                common::ThreadPool& pool, std::unique_ptr<StreamSlot> slot,
+                data::DatasetIndex& index, common::ThreadPool& pool, std::unique_ptr<StreamSlot> slot,
                 v1::DatasetInfo* response, const std::function<void()>& on_change)
       : context_(context),
         uploads_(uploads),
+        index_(index),
         pool_(pool),
         slot_(std::move(slot)),
         response_(response),
@@ -88,9 +85,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
       absl::StatusOr<data::DatasetUploads::Begun> begun = uploads_.Begin(*std::move(header));
       if (!begun.ok()) return Done(begun.status());
       if (begun->published.has_value()) {  // a retry of an upload that succeeded
-        FillInfo(incoming_.header().name(), *begun->published,
-                 common::DirectoryBytes(begun->published->root), response_);
-        return Done(absl::OkStatus());
+        // Recorded again: the first attempt may have died between its rename and Record.
+        return Done(RecordPublished(*begun->published));
       }
       attempt_ = std::move(begun->attempt);
     } else {
@@ -115,10 +111,19 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
     }
     absl::StatusOr<data::Dataset> published = attempt_->Publish();
     if (!published.ok()) return Done(published.status());
-    const std::string name = published->root.substr(published->root.rfind('/') + 1);
-    FillInfo(name, *published, common::DirectoryBytes(published->root), response_);
-    if (on_change_) on_change_();
-    Done(absl::OkStatus());
+    absl::Status recorded = RecordPublished(*published);
+    if (recorded.ok() && on_change_) on_change_();
+    Done(recorded);
+  }
+
+  // Tells the index of a published set and answers with its entry. A failure leaves the
+  // folder published (the index adopts it on its next Reconcile, and a retry records it).
+  absl::Status RecordPublished(const data::Dataset& published) {
+    const std::string name = published.root.substr(published.root.rfind('/') + 1);
+    const data::DatasetEntry entry = data::EntryOf(name, published);
+    RETURN_IF_ERROR(index_.Record(entry));
+    FillInfo(entry, response_);
+    return absl::OkStatus();
   }
 
   // Removes what an unpublished attempt staged, then finishes: the last use of `this`.
@@ -149,6 +154,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
 
   grpc::CallbackServerContext* context_;
   data::DatasetUploads& uploads_;
+  data::DatasetIndex& index_;
   common::ThreadPool& pool_;
   std::unique_ptr<StreamSlot> slot_;  // counts against the client's stream limit
   v1::DatasetInfo* response_;
@@ -161,17 +167,17 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
 
 }  // namespace
 
-DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, std::string data_dir,
+DatasetsService::DatasetsService(scheduler::Scheduler& scheduler, data::DatasetIndex& index,
                                  AccessControl& access, common::ThreadPool& store_pool,
                                  common::ThreadPool& control_pool, common::ThreadPool& upload_pool,
                                  data::UploadLimits upload_limits, std::function<void()> on_change)
     : scheduler_(scheduler),
-      data_dir_(std::move(data_dir)),
+      index_(index),
       access_(access),
       store_pool_(store_pool),
       control_pool_(control_pool),
       upload_pool_(upload_pool),
-      uploads_(data_dir_ + "/datasets", upload_limits),
+      uploads_(index.datasets_dir(), upload_limits),
       on_change_(std::move(on_change)) {}
 
 grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* context,
@@ -180,25 +186,13 @@ grpc::ServerUnaryReactor* DatasetsService::List(grpc::CallbackServerContext* con
   if (auto caller = access_.Authorize(*context, auth::Role::kViewer); !caller.ok()) {
     return FinishUnary(context, caller.status());
   }
-  // Reads the folder and every data set's manifest: the store pool, not this thread.
+  // Reads the folder and every data set's manifest, or queries the index: the store pool,
+  // not this thread.
   return RunUnaryOnPool(
       context, store_pool_,
       [this, response]() -> absl::Status {
-        std::error_code ec;
-        std::vector<std::string> names;
-        for (const auto& entry : fs::directory_iterator(data_dir_ + "/datasets", ec)) {
-          const std::string name = entry.path().filename().string();
-          if (entry.is_directory() && name[0] != '.') names.push_back(name);  // no tombstones
-        }
-        std::sort(names.begin(), names.end());
-        data::OpenOptions options;
-        options.verify_contents = false;  // listing reads manifests and headers only
-        for (const auto& name : names) {
-          auto dataset = data::OpenDataset(data_dir_ + "/datasets/" + name, options);
-          if (!dataset.ok()) continue;  // half-written or foreign folders are not listed
-          FillInfo(name, *dataset, common::DirectoryBytes(data_dir_ + "/datasets/" + name),
-                   response->add_datasets());
-        }
+        ASSIGN_OR_RETURN(std::vector<data::DatasetEntry> entries, index_.List());
+        for (const data::DatasetEntry& entry : entries) FillInfo(entry, response->add_datasets());
         return absl::OkStatus();
       },
       kStorePoolBusy);
@@ -237,8 +231,8 @@ grpc::ServerUnaryReactor* DatasetsService::Generate(grpc::CallbackServerContext*
   return RunUnaryOnPool(
       context, store_pool_,
       [this, name = request->name(), spec = spec.dump(), response]() -> absl::Status {
-        std::error_code ec;
-        if (fs::exists(data_dir_ + "/datasets/" + name, ec)) {
+        ASSIGN_OR_RETURN(bool taken, index_.Contains(name));
+        if (taken) {
           return absl::AlreadyExistsError(
               absl::StrCat("name: data set '", name, "' already exists"));
         }
@@ -261,7 +255,7 @@ grpc::ServerUnaryReactor* DatasetsService::Delete(grpc::CallbackServerContext* c
   }
   const std::string name = request->name();
   return RunUnaryOnPool(context, control_pool_, [this, name, response]() -> absl::Status {
-    absl::StatusOr<int64_t> freed = lifecycle::DeleteDataset(data_dir_, name, scheduler_);
+    absl::StatusOr<int64_t> freed = lifecycle::DeleteDataset(index_, name, scheduler_);
     if (!freed.ok()) return freed.status();
     response->set_freed_bytes(*freed);
     if (on_change_) on_change_();
@@ -276,7 +270,7 @@ grpc::ServerReadReactor<v1::UploadDatasetChunk>* DatasetsService::Upload(
   if (!caller.ok()) return new Failed(ToGrpcStatus(caller.status(), RequestId(*context)));
   auto slot = access_.OpenStream(*caller);
   if (!slot.ok()) return new Failed(ToGrpcStatus(slot.status(), RequestId(*context)));
-  return new UploadReactor(context, uploads_, upload_pool_, std::move(*slot), response, on_change_);
+  return new UploadReactor(context, uploads_, index_, upload_pool_, std::move(*slot), response, on_change_);
 }
 
 }  // namespace segserve::api

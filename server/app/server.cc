@@ -125,6 +125,14 @@ absl::Status SegserveServer::BuildComponents() {
     store_options.blobs = options_.blob_store;
   }
   ASSIGN_OR_RETURN(model_store_, registry::ModelStore::Open(options_.data_dir, store_options));
+  data::DatasetIndexOptions index_options;
+  if (!options_.database.empty()) {
+    // The data-set index in PostgreSQL (postgres_dataset_index.h); the files stay on the
+    // shared volume.
+    ASSIGN_OR_RETURN(index_options.database, DatabaseOptions("data-set index database"));
+  }
+  ASSIGN_OR_RETURN(dataset_index_,
+                   data::DatasetIndex::Open(options_.data_dir + "/datasets", index_options));
   registry::CheckpointModelLoader::Options loader_options;
   loader_options.device = options_.device;
   loader_options.intra_op_threads = options_.intra_op_threads;
@@ -219,7 +227,7 @@ absl::Status SegserveServer::BuildComponents() {
   scheduler::RunnerMap runners;
   runners[scheduler::JobKind::kTrain] =
       std::make_shared<training::TrainingRunner>(std::move(training_options));
-  runners[scheduler::JobKind::kSynth] = std::make_shared<SynthRunner>(options_.data_dir);
+  runners[scheduler::JobKind::kSynth] = std::make_shared<SynthRunner>(*dataset_index_);
   susceptibility::AnalysisRunnerOptions analysis_options;
   analysis_options.data_dir = options_.data_dir;
   analysis_options.resolve = [this](const std::string& name, int64_t version) {
@@ -328,7 +336,7 @@ absl::Status SegserveServer::BuildComponents() {
   upload_limits.max_dataset_bytes = options_.max_dataset_bytes;
   upload_limits.max_pixels = options_.max_image_pixels;
   services_.push_back(std::make_unique<api::DatasetsService>(
-      *scheduler_, options_.data_dir, *access_, *store_pool_, *control_pool_, *upload_pool_,
+      *scheduler_, *dataset_index_, *access_, *store_pool_, *control_pool_, *upload_pool_,
       upload_limits, refresh_disk_usage));
   return absl::OkStatus();
 }

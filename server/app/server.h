@@ -27,6 +27,7 @@
 #include "server/registry/follower.h"
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
+#include "server/data/dataset_index.h"
 #include "server/susceptibility/analyze_datasets.h"
 #include "server/susceptibility/drift_monitor.h"
 
@@ -82,6 +83,7 @@ class SegserveServer {
   prometheus::Gauge* auth_tokens_ = nullptr;
   // Components, in construction order (destroyed in reverse, after the gRPC server).
   std::unique_ptr<registry::ModelStore> model_store_;
+  std::unique_ptr<data::DatasetIndex> dataset_index_;
   std::unique_ptr<registry::ModelLoader> model_loader_;
   std::unique_ptr<registry::ModelRegistry> registry_;
   // --database with the serve role: follows versions and aliases other replicas write.

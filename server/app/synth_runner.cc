@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "server/common/file_util.h"
 #include "server/common/status_macros.h"
 #include "server/data/shift.h"
 #include "server/data/synthetic.h"
@@ -29,10 +30,21 @@ absl::Status SynthRunner::Run(const scheduler::Job& job, scheduler::JobContext& 
   if (spec.contains("shift")) {
     ASSIGN_OR_RETURN(options.shift, data::ParseShift(spec["shift"].get<std::string>(), "shift"));
   }
-  const std::string final_dir = data_dir_ + "/datasets/" + options.name;
-  const std::string tmp_dir = data_dir_ + "/datasets/.tmp-" + options.name + "-" + job.id;
+  const std::string final_dir = index_.datasets_dir() + "/" + options.name;
+  const std::string tmp_dir = index_.datasets_dir() + "/.tmp-" + options.name + "-" + job.id;
   std::error_code ec;
   if (fs::exists(final_dir, ec)) {
+    // This job's own set, published before a crash: only the index entry may be missing.
+    absl::StatusOr<std::string> marker = common::ReadFile(final_dir + "/" + kMarkerFile);
+    const nlohmann::json mark =
+        marker.ok() ? nlohmann::json::parse(*marker, nullptr, false) : nlohmann::json();
+    if (mark.is_object() && mark.value("job_id", "") == job.id) {
+      return Publish(options, final_dir, job.progress, ctx);
+    }
+    return absl::AlreadyExistsError(absl::StrCat("data set '", options.name, "' already exists"));
+  }
+  ASSIGN_OR_RETURN(bool taken, index_.Contains(options.name));
+  if (taken) {
     return absl::AlreadyExistsError(absl::StrCat("data set '", options.name, "' already exists"));
   }
   fs::remove_all(tmp_dir, ec);
@@ -67,13 +79,27 @@ absl::Status SynthRunner::Run(const scheduler::Job& job, scheduler::JobContext& 
     fs::remove_all(tmp_dir, ec);
     return absl::CancelledError("cancelled");
   }
+  RETURN_IF_ERROR(common::WriteFileAtomically(tmp_dir + "/" + kMarkerFile,
+                                              nlohmann::json{{"job_id", job.id}}.dump() + "\n"));
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot publish ", final_dir, ": ", ec.message()));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  progress.step = options.count;
-  progress.fraction = 1;
   progress.images_per_second = seconds > 0 ? options.count / seconds : 0;
+  return Publish(options, final_dir, progress, ctx);
+}
+
+absl::Status SynthRunner::Publish(const data::SyntheticDatasetOptions& options,
+                                  const std::string& final_dir, scheduler::JobProgress progress,
+                                  scheduler::JobContext& ctx) {
+  data::OpenOptions open;
+  open.verify_contents = false;
+  open.volume_cache_bytes = 0;
+  ASSIGN_OR_RETURN(data::Dataset published, data::OpenDataset(final_dir, open));
+  RETURN_IF_ERROR(index_.Record(data::EntryOf(options.name, published)));
+  progress.step = options.count;
+  progress.steps = options.count;
+  progress.fraction = 1;
   ctx.ReportProgress(progress);
   ctx.SetResult(nlohmann::json{{"dataset", options.name}, {"images", options.count}}.dump());
   return absl::OkStatus();

@@ -43,13 +43,19 @@ std::vector<std::string> DatasetsUsedBy(const scheduler::Job& job) {
   return names;
 }
 
-absl::StatusOr<int64_t> DeleteDataset(const std::string& data_dir, const std::string& name,
+absl::StatusOr<int64_t> DeleteDataset(data::DatasetIndex& index, const std::string& name,
                                       scheduler::Scheduler& scheduler) {
   RETURN_IF_ERROR(registry::ValidateModelName(name, "name"));
-  const std::string dir = data_dir + "/datasets/" + name;
+  const std::string dir = index.datasets_dir() + "/" + name;
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
+  const bool has_folder = std::filesystem::is_directory(dir, ec);
+  if (!has_folder) {
+    // The index may still list it: its folder went with a delete that died before the
+    // index heard of it.
+    ASSIGN_OR_RETURN(std::vector<data::DatasetEntry> entries, index.List());
+    const bool listed = std::any_of(entries.begin(), entries.end(),
+                                    [&](const data::DatasetEntry& e) { return e.name == name; });
+    if (!listed) return absl::NotFoundError(absl::StrCat("data set '", name, "' not found"));
   }
   absl::StatusOr<std::vector<scheduler::Job>> active = scheduler.ActiveJobs();
   if (!active.ok()) {
@@ -65,7 +71,13 @@ absl::StatusOr<int64_t> DeleteDataset(const std::string& data_dir, const std::st
                        "; cancel it or wait until it finishes"));
     }
   }
-  ASSIGN_OR_RETURN(int64_t freed, common::RemoveDirectoryDurably(dir));
+  int64_t freed = 0;
+  if (has_folder) {
+    ASSIGN_OR_RETURN(freed, common::RemoveDirectoryDurably(dir));
+  }
+  // After the folder: a crash in between leaves an entry without a folder, which the next
+  // delete removes (never a folder the index lost track of while a job could use it).
+  RETURN_IF_ERROR(index.Remove(name));
   LOG(INFO) << "deleted data set " << name << " (" << freed << " bytes)";
   return freed;
 }

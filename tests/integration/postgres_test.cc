@@ -1,7 +1,8 @@
 // The real segserve with --database pointing at this binary's private PostgreSQL
 // (tests/testing/postgres_server.h): a training job submitted with segctl survives kill -9
 // of the server and finishes after the restart (no jobs.db in the data dir: the jobs live in
-// PostgreSQL); a wrong or unreachable database, or a password in the URL, stops the start
+// PostgreSQL); models and data sets one replica makes are listed by another with its own
+// disk; a wrong or unreachable database, or a password in the URL, stops the start
 // with the reason and a non-zero exit, without hanging. Tests are named Postgres* so the
 // binary runs as one ctest entry with one PostgreSQL.
 #include <signal.h>
@@ -178,6 +179,36 @@ TEST_F(PostgresServerTest, ALargeObjectModelTrainedOnOneReplicaServesFromAnother
   auto [del_code, del_out] = Segctl("models delete lo-model");
   EXPECT_EQ(del_code, 0) << del_out;
   EXPECT_EQ(LargeObjects(), 0) << "the large object went with its row";
+  EXPECT_EQ((*other)->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
+  EXPECT_EQ(server_->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
+}
+
+TEST_F(PostgresServerTest, ADataSetGeneratedOnOneReplicaIsListedByAnotherWithItsOwnDisk) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto [gen_code, gen_out] = Segctl("datasets generate --name shared --n 6 --size 64 --wait");
+  ASSERT_EQ(gen_code, 0) << gen_out;
+  // Another replica on another node: its data dir is empty, the index is the table.
+  testing::TempDir other_dir;
+  auto other = testing::ServerProcess::Start(
+      testing::SegserveBinary(), other_dir.path(),
+      {"--database=" + conninfo_, "--blob_store=large_object", "--roles=serve",
+       "--bootstrap=false", "--drain_seconds=1"});
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string target = (*other)->grpc_target();
+  auto [list_code, listing] = SegctlAt(target, "datasets list");
+  ASSERT_EQ(list_code, 0) << listing;
+  EXPECT_THAT(listing, HasSubstr("shared"));
+  EXPECT_THAT(listing, HasSubstr("6"));
+  EXPECT_FALSE(std::filesystem::exists(other_dir.path() + "/datasets/shared"));
+  // The name is taken everywhere, also where its files are not.
+  auto [dup_code, dup_out] = SegctlAt(target, "datasets generate --name shared --n 6 --size 64");
+  EXPECT_NE(dup_code, 0);
+  EXPECT_THAT(dup_out, HasSubstr("already exists"));
+
+  auto [del_code, del_out] = Segctl("datasets delete shared");
+  ASSERT_EQ(del_code, 0) << del_out;
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/datasets/shared"));
+  EXPECT_THAT(SegctlAt(target, "datasets list").second, Not(HasSubstr("shared")));
   EXPECT_EQ((*other)->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
   EXPECT_EQ(server_->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
 }

@@ -13,10 +13,15 @@ class DatasetDeleteTest : public LifecycleFixture {
  protected:
   void SetUp() override {
     MakeScheduler();
+    auto index = data::DatasetIndex::Open(data_dir() + "/datasets", {});
+    ASSERT_TRUE(index.ok()) << index.status();
+    index_ = *std::move(index);
     testing::WriteBytes(data_dir() + "/datasets/ds/images/0.png", 500);
     testing::WriteBytes(data_dir() + "/datasets/ds/manifest.json", 20);
   }
   ~DatasetDeleteTest() override { scheduler_.reset(); }
+
+  std::unique_ptr<data::DatasetIndex> index_;
 };
 
 TEST_F(DatasetDeleteTest, RefusedWhileARunningOrQueuedJobUsesItNamingTheJob) {
@@ -29,19 +34,19 @@ TEST_F(DatasetDeleteTest, RefusedWhileARunningOrQueuedJobUsesItNamingTheJob) {
       scheduler::JobKind::kTrain,
       R"({"outcome":"succeed","dataset":"x","cross_domain":[{"dataset":"ds"}]})");
   ASSERT_TRUE(queued.ok());
-  auto refused = DeleteDataset(data_dir(), "ds", *scheduler_);
+  auto refused = DeleteDataset(*index_, "ds", *scheduler_);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find(queued->id), std::string::npos) << refused.status();
   EXPECT_NE(refused.status().message().find("QUEUED"), std::string::npos);
   testing::WriteBytes(data_dir() + "/datasets/other/manifest.json", 20);
-  auto refused_running = DeleteDataset(data_dir(), "other", *scheduler_);
+  auto refused_running = DeleteDataset(*index_, "other", *scheduler_);
   EXPECT_EQ(refused_running.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused_running.status().message().find(running->id), std::string::npos);
   EXPECT_TRUE(Exists(data_dir() + "/datasets/ds/manifest.json"));
 
   runner_->Release(running->id);
   ASSERT_TRUE(scheduler::testing::WaitTerminal(*scheduler_, queued->id).ok());
-  auto freed = DeleteDataset(data_dir(), "ds", *scheduler_);
+  auto freed = DeleteDataset(*index_, "ds", *scheduler_);
   ASSERT_TRUE(freed.ok()) << freed.status();
   EXPECT_EQ(*freed, 520);
   EXPECT_FALSE(Exists(data_dir() + "/datasets/ds"));
@@ -54,18 +59,18 @@ TEST_F(DatasetDeleteTest, AGenerationJobWritingTheSetBlocksIt) {
   auto synth = scheduler_->Submit(scheduler::JobKind::kSynth, R"({"outcome":"hold","name":"ds"})");
   ASSERT_TRUE(synth.ok());
   runner_->WaitHolding(synth->id);
-  EXPECT_EQ(DeleteDataset(data_dir(), "ds", *scheduler_).status().code(),
+  EXPECT_EQ(DeleteDataset(*index_, "ds", *scheduler_).status().code(),
             absl::StatusCode::kFailedPrecondition);
   runner_->Release(synth->id);
   ASSERT_TRUE(scheduler::testing::WaitTerminal(*scheduler_, synth->id).ok());
 }
 
 TEST_F(DatasetDeleteTest, UnknownAndBadNames) {
-  EXPECT_EQ(DeleteDataset(data_dir(), "nope", *scheduler_).status().code(),
+  EXPECT_EQ(DeleteDataset(*index_, "nope", *scheduler_).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(DeleteDataset(data_dir(), "../runs", *scheduler_).status().code(),
+  EXPECT_EQ(DeleteDataset(*index_, "../runs", *scheduler_).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(DeleteDataset(data_dir(), ".deleted-x", *scheduler_).status().code(),
+  EXPECT_EQ(DeleteDataset(*index_, ".deleted-x", *scheduler_).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
