@@ -394,8 +394,12 @@ absl::Status SegserveServer::Start() {
   // Deletes a crash interrupted were committed by their rename: finish them (the model
   // store cleans models/ itself).
   for (const char* sub : {"/datasets", "/runs"}) common::RemoveTombstones(options_.data_dir + sub);
-  // Uploads the last process did not finish: the clients retry from the start.
-  data::DatasetUploads::RemoveStagingDirectories(options_.data_dir + "/datasets");
+  // Uploads the last process did not finish: the clients retry from the start. Replicas
+  // sharing the folder (--database) keep one written to within the hour: it may be
+  // another replica's upload in flight.
+  data::DatasetUploads::RemoveStagingDirectories(
+      options_.data_dir + "/datasets",
+      options_.database.empty() ? std::chrono::seconds(0) : std::chrono::hours(1));
   RETURN_IF_ERROR(BuildComponents());
 
   ASSIGN_OR_RETURN(exposer_, metrics::HttpExposer::Start(options_.metrics_address));

@@ -104,8 +104,11 @@ class DatasetUploads {
   DatasetUploads(std::string datasets_dir, UploadLimits limits);
 
   // Removes every staging directory in `datasets_dir` (call at server start, before any
-  // upload). Returns how many were removed.
-  static int RemoveStagingDirectories(const std::string &datasets_dir);
+  // upload) that nothing was written to for `min_idle`: 0 on a single box (every staging
+  // directory is a dead process's); with replicas sharing the folder, long enough that an
+  // upload another replica is receiving is kept. Returns how many were removed.
+  static int RemoveStagingDirectories(const std::string &datasets_dir,
+                                      std::chrono::seconds min_idle = std::chrono::seconds(0));
 
   // What Begin found.
   struct Begun {

@@ -192,7 +192,17 @@ TEST_F(UploadTest, ADeadAttemptsStagingIsRemovedByTheNextAttemptAndAtStart) {
   other->attempt->Abandon();
   second->attempt.reset();
   other->attempt.reset();
-  EXPECT_EQ(DatasetUploads::RemoveStagingDirectories(datasets_.path()), 2);
+  // Replicas sharing the folder keep staging written to within `min_idle`.
+  const fs::path aged = fs::path(datasets_.path()) / Entries(datasets_.path())[0];
+  const auto two_hours_ago = fs::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const auto &entry : fs::recursive_directory_iterator(aged)) {
+    fs::last_write_time(entry.path(), two_hours_ago);
+  }
+  fs::last_write_time(aged, two_hours_ago);
+  EXPECT_EQ(DatasetUploads::RemoveStagingDirectories(datasets_.path(), std::chrono::hours(1)), 1);
+  ASSERT_EQ(Entries(datasets_.path()).size(), 1u);
+  EXPECT_NE(fs::path(Entries(datasets_.path())[0]), aged.filename());
+  EXPECT_EQ(DatasetUploads::RemoveStagingDirectories(datasets_.path()), 1);
   EXPECT_TRUE(Entries(datasets_.path()).empty());
 }
 
