@@ -25,9 +25,10 @@ ABSL_FLAG(std::string, database, "",
           "--database_password_file or PGPASSFILE. The schema is migrated at start. Empty "
           "(default): SQLite <data_dir>/jobs.db and <data_dir>/models.");
 ABSL_FLAG(std::string, blob_store, "directory",
-          "With --database: where model checkpoints live. directory: files under "
-          "<data_dir>/blobs/models (a volume every replica mounts); large_object: PostgreSQL "
-          "large objects in --database (no shared volume needed for models).");
+          "With --database: where model and training checkpoints live. directory: files "
+          "under <data_dir>/blobs/models and <data_dir>/runs (a volume every replica "
+          "mounts); large_object: PostgreSQL large objects in --database (no shared volume "
+          "needed for models or for resuming a job on another trainer).");
 ABSL_FLAG(std::string, database_password_file, "",
           "File whose first line is the password for --database (mode 0600 recommended). "
           "Empty: libpq's own sources (PGPASSFILE, ~/.pgpass).");

@@ -34,6 +34,7 @@
 #include "server/postgres/database_metrics.h"
 #include "server/scheduler/postgres_job_store.h"
 #include "server/susceptibility/analysis_runner.h"
+#include "server/training/postgres_run_checkpoints.h"
 #include "server/training/training_runner.h"
 
 namespace segserve::app {
@@ -217,6 +218,12 @@ absl::Status SegserveServer::BuildComponents() {
   training_options.eval_scheduler = batch_scheduler_.get();
   training_options.eval_device = options_.device;
   training_options.model_store = model_store_.get();
+  if (!options_.database.empty() && options_.blob_store == registry::BlobBackend::kLargeObject) {
+    // Trainers on their own disks: checkpoints go to large objects for whoever resumes.
+    ASSIGN_OR_RETURN(postgres::ConnectOptions database, DatabaseOptions("run checkpoint database"));
+    ASSIGN_OR_RETURN(run_checkpoints_, training::PostgresRunCheckpoints::Open(std::move(database)));
+    training_options.run_checkpoints = run_checkpoints_.get();
+  }
   training_options.on_registered = [this](const registry::StoredVersion& stored) {
     // Train-only replicas serve nothing; with the registry follower the new version is
     // loaded (and its predecessor unloaded) by the follower's next pass.
@@ -249,6 +256,11 @@ absl::Status SegserveServer::BuildComponents() {
   retention_options.sweep_interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(options_.retention_sweep_interval);
   retention_options.on_change = [this] { disk_usage_->Refresh(); };
+  if (run_checkpoints_) {
+    retention_options.forget_saved_checkpoints = [this](const std::string& job_id) {
+      return run_checkpoints_->Remove(job_id);
+    };
+  }
   retention_ = std::make_unique<lifecycle::RunRetention>(std::move(retention_options), nullptr);
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.training_slots = options_.train_role ? options_.training_slots : 0;

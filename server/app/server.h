@@ -28,6 +28,7 @@
 #include "server/registry/registry.h"
 #include "server/scheduler/scheduler.h"
 #include "server/data/dataset_index.h"
+#include "server/training/run_checkpoints.h"
 #include "server/susceptibility/analyze_datasets.h"
 #include "server/susceptibility/drift_monitor.h"
 
@@ -84,6 +85,7 @@ class SegserveServer {
   // Components, in construction order (destroyed in reverse, after the gRPC server).
   std::unique_ptr<registry::ModelStore> model_store_;
   std::unique_ptr<data::DatasetIndex> dataset_index_;
+  std::unique_ptr<training::RunCheckpoints> run_checkpoints_;  // null: runs/ is shared
   std::unique_ptr<registry::ModelLoader> model_loader_;
   std::unique_ptr<registry::ModelRegistry> registry_;
   // --database with the serve role: follows versions and aliases other replicas write.

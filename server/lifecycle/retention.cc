@@ -40,6 +40,11 @@ std::string RunRetention::RunDir(const std::string& job_id) const {
 }
 
 int64_t RunRetention::RemoveRunDir(const std::string& job_id) {
+  if (options_.forget_saved_checkpoints) {
+    if (absl::Status forgot = options_.forget_saved_checkpoints(job_id); !forgot.ok()) {
+      LOG(WARNING) << "cannot drop the saved checkpoints of job " << job_id << ": " << forgot;
+    }
+  }
   absl::StatusOr<int64_t> removed = common::RemoveDirectoryDurably(RunDir(job_id));
   if (removed.ok()) return *removed;
   if (removed.status().code() != absl::StatusCode::kNotFound) {

@@ -40,6 +40,10 @@ struct RetentionOptions {
   std::chrono::milliseconds sweep_interval{std::chrono::hours(1)};
   // Called after files were removed (e.g. DiskUsageMonitor::Refresh).
   std::function<void()> on_change;
+  // Called with a job's id whenever its run directory is removed (a purge, the failed-run
+  // sweep): drops the checkpoints kept for it elsewhere (training::RunCheckpoints::Remove,
+  // large objects). Empty: nothing else to drop.
+  std::function<absl::Status(const std::string& job_id)> forget_saved_checkpoints;
 };
 
 struct SweepResult {

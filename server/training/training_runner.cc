@@ -128,6 +128,8 @@ class TrainJob {
   absl::Status EndEpoch(int epoch, double train_loss, const ConfusionMatrix& val,
                         const json& timing);
   void Report(int epoch, int64_t step, double loss);
+  // Drops the checkpoints saved for other trainers (TrainingOptions::run_checkpoints).
+  void ForgetSavedCheckpoints();
   bool cancelled() const { return ctx_.cancelled(); }
 
   const TrainingOptions& options_;
@@ -179,6 +181,10 @@ absl::Status TrainJob::SetUp() {
                    common::ResolveUnderRoot(options_.data_dir, "runs/" + job_.id, "job_id"));
   RETURN_IF_ERROR(common::MakeDirectories(run_.run_dir));
   RemoveTemporaries(run_.run_dir);
+  if (options_.run_checkpoints != nullptr && job_.last_completed_epoch > 0) {
+    // Another trainer ran the earlier epochs: their checkpoints come from the database.
+    RETURN_IF_ERROR(options_.run_checkpoints->Restore(job_.id, run_.run_dir));
+  }
   ASSIGN_OR_RETURN(std::string ds_dir,
                    ResolveDatasetDir(options_.data_dir, spec_.dataset, "spec.dataset"));
   data::OpenOptions open;
@@ -391,18 +397,24 @@ absl::Status TrainJob::EndEpoch(int epoch, double train_loss, const ConfusionMat
   RETURN_IF_ERROR(ctx_.CheckLease());
   // The best checkpoint is written before latest: a crash in between re-runs this epoch,
   // which (deterministically) rewrites the same best.
+  std::vector<std::string> written = {"latest.optim", "latest.ckpt"};
   if (last_val_iou_ > state_.best_val_iou) {
     state_.best_val_iou = last_val_iou_;
     state_.best_epoch = epoch;
     state_.since_improvement = 0;
     RETURN_IF_ERROR(
         model::SaveCheckpoint(run_.run_dir + "/best.ckpt", run_.model, StateJson(state_, spec_)));
+    written.insert(written.begin(), "best.ckpt");
   } else {
     ++state_.since_improvement;
   }
   RETURN_IF_ERROR(SaveOptimizer(run_.run_dir + "/latest.optim", *optimizer_, epoch));
   RETURN_IF_ERROR(
       model::SaveCheckpoint(run_.run_dir + "/latest.ckpt", run_.model, StateJson(state_, spec_)));
+  if (options_.run_checkpoints != nullptr) {
+    // Fenced: Aborted (nothing saved) once another attempt holds the job.
+    RETURN_IF_ERROR(options_.run_checkpoints->Save(job_.id, job_.attempt, run_.run_dir, written));
+  }
   RETURN_IF_ERROR(ctx_.MarkEpochCompleted(epoch));
   LOG(INFO) << "training " << job_.id << ": epoch " << epoch << "/" << spec_.epochs << " loss "
             << train_loss << " val_iou " << last_val_iou_ << " best " << state_.best_val_iou
@@ -421,6 +433,7 @@ absl::Status TrainJob::Run() {
   if (state_.epoch >= spec_.epochs || patience_spent) {
     if (auto done = ReadRegistration(run_); done.ok()) {
       ctx_.SetResult(*done);  // registered before an interruption: do not register twice
+      ForgetSavedCheckpoints();
       return absl::OkStatus();
     }
   }
@@ -444,7 +457,17 @@ absl::Status TrainJob::Run() {
                    FinishTraining(run_, info, options_.on_registered,
                                   [this] { return cancelled(); }, [this] { return ctx_.CheckLease(); }));
   ctx_.SetResult(std::move(result));
+  ForgetSavedCheckpoints();
   return absl::OkStatus();
+}
+
+void TrainJob::ForgetSavedCheckpoints() {
+  if (options_.run_checkpoints == nullptr) return;
+  // The model is registered: no other trainer needs the checkpoints (the local copies
+  // follow --keep_run_checkpoints). A failure leaves them for `segctl jobs purge`.
+  if (absl::Status removed = options_.run_checkpoints->Remove(job_.id); !removed.ok()) {
+    LOG(WARNING) << "training " << job_.id << ": saved checkpoints not removed: " << removed;
+  }
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include "server/inference/batch_scheduler.h"
 #include "server/registry/model_store.h"
 #include "server/scheduler/runner.h"
+#include "server/training/run_checkpoints.h"
 
 namespace segserve::training {
 
@@ -58,6 +59,11 @@ struct TrainingOptions {
   registry::ModelStore* model_store = nullptr;
   // Called after the model is registered (and aliases set), e.g. to hot-load it.
   std::function<void(const registry::StoredVersion&)> on_registered;
+  // Where checkpoints outlive this process for another trainer (run_checkpoints.h): the
+  // files of each completed epoch are saved there, and restored into runs/<id>/ before a
+  // run resumes; dropped once the model is registered. Null: runs/<id>/ on the shared data
+  // dir is enough. Not owned.
+  RunCheckpoints* run_checkpoints = nullptr;
 };
 
 class TrainingRunner : public scheduler::Runner {

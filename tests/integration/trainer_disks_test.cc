@@ -1,0 +1,133 @@
+// Trainers that share no volume for runs/ (--blob_store=large_object): a trainer killed
+// with SIGKILL mid-job leaves its completed epochs' checkpoints in PostgreSQL large
+// objects, and a second trainer with its own, empty run directory restores them and
+// resumes the job after its last completed epoch (without them the resume fails: "latest.ckpt
+// is missing"); the job finishes once with one model version and the saved checkpoints are
+// dropped with it. Named Postgres* (one ctest entry with the binary's PostgreSQL).
+#include <signal.h>
+
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include "client/lib/client.h"
+#include "gtest/gtest.h"
+#include "segserve/v1/training.grpc.pb.h"
+#include "tests/testing/commands.h"
+#include "tests/testing/postgres_server.h"
+#include "tests/testing/server_process.h"
+
+namespace segserve {
+namespace {
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class PostgresTrainerDisksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto postgres = testing::SharedPostgresServer();
+    ASSERT_TRUE(postgres.ok()) << postgres.status();
+    auto database = (*postgres)->CreateDatabase();
+    ASSERT_TRUE(database.ok()) << database.status();
+    conninfo_ = (*postgres)->ConnInfo(*database);
+    postgres::ConnectOptions admin;
+    admin.conninfo = conninfo_;
+    auto connection = postgres::Connection::Open(admin);
+    ASSERT_TRUE(connection.ok()) << connection.status();
+    admin_ = *std::move(connection);
+  }
+
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> StartTrainer(const std::string& dir) {
+    return testing::ServerProcess::Start(
+        testing::SegserveBinary(), dir,
+        {"--database=" + conninfo_, "--blob_store=large_object", "--job_lease_seconds=3",
+         "--training_slots=1", "--bootstrap=false", "--drain_seconds=1"});
+  }
+  std::pair<int, std::string> Segctl(const testing::ServerProcess& server, const std::string& args) {
+    testing::CommandResult r = testing::RunCommand(testing::SegctlBinary() + " --server " +
+                                                   server.grpc_target() + " " + args);
+    return {r.exit_code, r.output};
+  }
+  v1::Job Get(const testing::ServerProcess& server, const std::string& id) {
+    client::ClientOptions options;
+    options.target = server.grpc_target();
+    options.timeout = seconds(30);
+    auto client = client::Client::Create(options);
+    v1::Job job;
+    if (!client.ok()) return job;
+    auto stub = v1::Training::NewStub((*client)->channel());
+    v1::JobRef ref;
+    ref.set_job_id(id);
+    auto context = (*client)->NewContext();
+    grpc::Status status = stub->GetJob(context.get(), ref, &job);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return job;
+  }
+  int64_t Count(const std::string& sql) {
+    auto result = admin_->ExecSql(sql);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->Int(0, 0) : -1;
+  }
+
+  std::string conninfo_;
+  std::unique_ptr<postgres::Connection> admin_;
+  testing::TempDir first_dir_, second_dir_;  // each trainer's own disk
+};
+
+TEST_F(PostgresTrainerDisksTest, ATrainerOnItsOwnDiskResumesAKilledTrainersJobFromTheDatabase) {
+  auto first = StartTrainer(first_dir_.path());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto [gen_code, gen_out] = Segctl(**first, "datasets generate --name own --n 8 --size 64 --wait");
+  ASSERT_EQ(gen_code, 0) << gen_out;
+  // Data-set files are not in the database: the second node gets its own copy.
+  std::error_code ec;
+  fs::create_directories(second_dir_.path() + "/datasets", ec);
+  fs::copy(first_dir_.path() + "/datasets/own", second_dir_.path() + "/datasets/own",
+           fs::copy_options::recursive, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  auto [code, out] = Segctl(
+      **first,
+      "submit-train --dataset own --encoder resnet18 --prune-level 1 --epochs 3 --batch-size 4 "
+      "--max-steps-per-epoch 1 --crop-size 64 --model-name disks");
+  ASSERT_EQ(code, 0) << out;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(out, match, std::regex("submitted \\S+ (job-[0-9a-f]+)"))) << out;
+  const std::string id = match[1];
+
+  // Kill the first trainer once an epoch is durable and the next one runs.
+  v1::Job seen;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(300);
+  while (std::chrono::steady_clock::now() < deadline) {
+    seen = Get(**first, id);
+    if (seen.progress().epoch() >= 2 || seen.state() == v1::JOB_STATE_SUCCEEDED) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(seen.state(), v1::JOB_STATE_RUNNING) << "the job ended before the kill";
+  ASSERT_GE(seen.progress().epoch(), 2);
+  ASSERT_TRUE((*first)->Stop(SIGKILL, milliseconds(10000)).status().code() ==
+              absl::StatusCode::kInternal);  // died by the signal
+  first->reset();
+  EXPECT_GE(Count("SELECT count(*) FROM run_files WHERE job_id = '" + id + "'"), 2)
+      << "latest.ckpt and latest.optim of the completed epoch are in the database";
+
+  auto second = StartTrainer(second_dir_.path());
+  ASSERT_TRUE(second.ok()) << second.status();
+  v1::Job done;
+  const auto finish = std::chrono::steady_clock::now() + seconds(300);
+  while (std::chrono::steady_clock::now() < finish) {
+    done = Get(**second, id);
+    if (done.state() == v1::JOB_STATE_SUCCEEDED || done.state() == v1::JOB_STATE_FAILED) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.reason();
+  EXPECT_EQ(done.restarts(), 1);
+  // One version, registered once; the saved checkpoints went with the job's success.
+  EXPECT_EQ(Count("SELECT count(*) FROM model_versions WHERE name = 'disks'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM run_files"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_largeobject_metadata"), 1) << "only the model's";
+  EXPECT_EQ((*second)->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
+}
+
+}  // namespace
+}  // namespace segserve
