@@ -1,8 +1,11 @@
 #include "client/lib/model_transfer.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "segserve/v1/models.grpc.pb.h"
@@ -31,23 +34,25 @@ absl::StatusOr<std::pair<std::string, int64_t>> HashFile(const std::string& path
 
 }  // namespace
 
-absl::StatusOr<v1::ModelInfo> ImportModelFile(const Client& client, v1::ImportModelRequest header,
-                                              const std::string& path,
-                                              const TransferProgress& progress) {
-  auto hashed = HashFile(path);
-  if (!hashed.ok()) return hashed.status();
-  const auto& [sha256, size] = *hashed;
-  if (size == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
-  header.clear_state_dict();
-  header.set_state_dict_bytes(size);
-  header.set_state_dict_sha256(sha256);
+namespace {
 
+// "import-" and 32 random hex characters.
+std::string RandomImportId() {
+  std::random_device device;
+  std::string id = "import-";
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&id, absl::Hex(device(), absl::kZeroPad8));
+  return id;
+}
+
+// One ImportStream call: the header, then the file in chunks.
+grpc::Status StreamOnce(const Client& client, const v1::ImportModelRequest& header,
+                        const std::string& path, int64_t size, const TransferProgress& progress,
+                        v1::ModelInfo* info) {
   auto stub = v1::Models::NewStub(client.channel());
   auto context = client.NewContext();
-  v1::ModelInfo info;
-  auto writer = stub->ImportStream(context.get(), &info);
+  auto writer = stub->ImportStream(context.get(), info);
   v1::ImportModelChunk chunk;
-  *chunk.mutable_header() = std::move(header);
+  *chunk.mutable_header() = header;
   bool open = writer->Write(chunk);
   std::ifstream in(path, std::ios::binary);
   if (!in) open = false;
@@ -65,7 +70,32 @@ absl::StatusOr<v1::ModelInfo> ImportModelFile(const Client& client, v1::ImportMo
     }
   }
   writer->WritesDone();
-  grpc::Status status = writer->Finish();
+  return writer->Finish();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ModelInfo> ImportModelFile(const Client& client, v1::ImportModelRequest header,
+                                              const std::string& path,
+                                              const TransferProgress& progress) {
+  auto hashed = HashFile(path);
+  if (!hashed.ok()) return hashed.status();
+  const auto& [sha256, size] = *hashed;
+  if (size == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
+  header.clear_state_dict();
+  header.set_state_dict_bytes(size);
+  header.set_state_dict_sha256(sha256);
+  if (header.import_id().empty()) header.set_import_id(RandomImportId());
+
+  // With the import id a retry registers nothing twice: an attempt whose reply was lost
+  // (the server or the connection went away) answers with the version it registered.
+  grpc::Status status;
+  v1::ModelInfo info;
+  for (int attempt = 1; attempt <= kImportAttempts; ++attempt) {
+    status = StreamOnce(client, header, path, size, progress, &info);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || attempt == kImportAttempts) break;
+    std::this_thread::sleep_for(std::chrono::seconds(attempt));
+  }
   if (!status.ok()) return FromGrpcStatus(status);
   return info;
 }

@@ -19,9 +19,13 @@ using TransferProgress = std::function<void(int64_t done, int64_t total)>;
 
 inline constexpr size_t kTransferChunkBytes = 1 << 20;
 
+inline constexpr int kImportAttempts = 3;
+
 // Streams the file at `path` with `header` (its state_dict must be empty; its size and
 // SHA-256 are filled in here, so the server checks both). The file is read twice (hash,
-// then send), a chunk at a time.
+// then send), a chunk at a time. Without an import_id in `header` one is drawn, and a
+// call that fails UNAVAILABLE is sent again (kImportAttempts in all, 1 s then 2 s apart):
+// the id makes the retry answer with the version an earlier attempt registered.
 absl::StatusOr<v1::ModelInfo> ImportModelFile(const Client& client, v1::ImportModelRequest header,
                                               const std::string& path,
                                               const TransferProgress& progress = nullptr);

@@ -100,8 +100,10 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportModelChunk>
     if (incoming_dir_.empty()) {
       return absl::FailedPreconditionError("ImportStream: this server has no incoming directory");
     }
+    RETURN_IF_ERROR(registry::ValidateImportId(header.import_id(), "header.import_id"));
     request_.name = header.name();
     request_.strict = !header.non_strict();
+    request_.import_id = header.import_id();
     load_ = header.load();
     declared_bytes_ = header.state_dict_bytes();
     declared_sha256_ = header.state_dict_sha256();

@@ -147,12 +147,16 @@ grpc::ServerUnaryReactor* ModelsService::Import(grpc::CallbackServerContext* con
   if (request->state_dict().empty()) {
     return FinishUnary(context, absl::InvalidArgumentError("state_dict: required"));
   }
+  if (absl::Status s = registry::ValidateImportId(request->import_id(), "import_id"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
   auto* reactor = context->DefaultReactor();
   auto import = std::make_shared<registry::ImportRequest>();
   import->name = request->name();
   import->config = *config;
   import->state_dict_bytes = request->state_dict();
   import->strict = !request->non_strict();
+  import->import_id = request->import_id();
   const bool load = request->load();
   RunOnControlPool(context, reactor, [this, import, load, response]() -> absl::Status {
     return ImportAndDescribe(*import, load, response);

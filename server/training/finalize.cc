@@ -10,6 +10,7 @@
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/model/checkpoint.h"
+#include "server/registry/add_once.h"
 #include "server/training/trainer_internal.h"
 
 namespace segserve::training {
@@ -183,41 +184,12 @@ absl::StatusOr<std::string> FinishTraining(
   }
   const std::string name = ModelNameOf(run.spec);
   // A crash between AddVersion and registered.json must not register the model twice: a
-  // version whose metadata names this job is the one registered before the crash. The scan
-  // reads the directory (Refresh): the earlier run may have been another replica's.
-  RETURN_IF_ERROR(store->Refresh());
-  auto registered_by_this_job = [&]() {
-    std::vector<registry::StoredVersion> mine;
-    for (registry::StoredVersion& version : store->List()) {
-      if (version.name == name && version.metadata.value("source_job_id", "") == run.job_id) {
-        mine.push_back(std::move(version));  // List is sorted: lowest version first
-      }
-    }
-    return mine;
-  };
-  std::vector<registry::StoredVersion> earlier = registered_by_this_job();
-  std::optional<registry::StoredVersion> registered;
-  if (!earlier.empty()) {
-    LOG(WARNING) << "training " << run.job_id << ": " << name << " v" << earlier[0].version
-                 << " was registered before an interruption; not registering it again";
-    registered = std::move(earlier[0]);
-  } else {
-    if (check_lease) RETURN_IF_ERROR(check_lease());
-    ASSIGN_OR_RETURN(registered, store->AddVersion(name, bytes));
-    // Two runs of the job registering at once (a worker paused between its lease check and
-    // AddVersion, and its successor): both see both versions here and keep the lower one.
-    RETURN_IF_ERROR(store->Refresh());
-    std::vector<registry::StoredVersion> mine = registered_by_this_job();
-    if (!mine.empty() && mine[0].version != registered->version) {
-      LOG(WARNING) << "training " << run.job_id << ": " << name << " v" << mine[0].version
-                   << " was registered by another run of this job; removing v"
-                   << registered->version;
-      auto removed = store->Delete(name, registered->version);
-      if (!removed.ok()) LOG(WARNING) << "cannot remove the duplicate: " << removed.status();
-      registered = std::move(mine[0]);
-    }
-  }
-  registry::StoredVersion stored = std::move(*registered);
+  // version whose metadata names this job is the one registered before the crash (the
+  // earlier run may have been another replica's); a run that lost its lease adds nothing.
+  ASSIGN_OR_RETURN(registry::AddedOnce added,
+                   registry::AddVersionOnce(*store, name, bytes, "source_job_id", run.job_id,
+                                            check_lease));
+  registry::StoredVersion stored = std::move(added.version);
   for (const std::string& alias : run.spec.set_aliases) {
     RETURN_IF_ERROR(store->SetAlias(alias, {stored.name, stored.version}));
   }

@@ -308,9 +308,10 @@ void FaultTest::StopGracefully() {
 }
 
 grpc::Status FaultTest::Import(const std::string& name, const std::string& state_dict, bool load,
-                               v1::ModelInfo* info) {
+                               v1::ModelInfo* info, const std::string& import_id) {
   v1::ImportModelRequest request;
   request.set_name(name);
+  request.set_import_id(import_id);
   const model::UnetConfig config = SmallConfig();
   request.mutable_config()->set_encoder(v1::ENCODER_RESNET18);
   request.mutable_config()->set_skip_prune_level(config.skip_prune_level);

@@ -105,8 +105,9 @@ class FaultTest : public ::testing::Test {
 
   std::string ModelsDir() const { return data_dir_ + "/models"; }
 
+  // `import_id` (optional): the idempotency key (ImportModelRequest.import_id).
   grpc::Status Import(const std::string& name, const std::string& state_dict, bool load,
-                      v1::ModelInfo* info);
+                      v1::ModelInfo* info, const std::string& import_id = "");
   grpc::Status ListModels(v1::ListModelsResponse* response);
   grpc::Status GetModel(const std::string& name, int64_t version, v1::ModelInfo* info);
   grpc::Status LoadModel(const std::string& name, int64_t version);

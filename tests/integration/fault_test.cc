@@ -127,8 +127,9 @@ TEST_F(FaultTest, SigkillDuringImportsNeverLeavesAPartialVersionVisible) {
     const size_t versions_before = verified.size();
     v1::ModelInfo info;
     const auto sent = Clock::now();
-    auto import =
-        std::async(std::launch::async, [&] { return Import("imp", *state_dict, false, &info); });
+    const std::string import_id = absl::StrCat("fault-import-", i);
+    auto import = std::async(std::launch::async,
+                             [&] { return Import("imp", *state_dict, false, &info, import_id); });
     switch (kill.anchor) {
       case Anchor::kSent:
         std::this_thread::sleep_until(
@@ -178,7 +179,19 @@ TEST_F(FaultTest, SigkillDuringImportsNeverLeavesAPartialVersionVisible) {
     committed += new_version;
     absl::StrAppend(&outcomes, i ? " " : "", temp ? "t" : "", new_version ? "c" : "",
                     import_status.ok() ? "a" : "", temp || new_version ? "" : "-");
-    for (int64_t version : listed) {
+    // The client retries with the same import id, as segctl does after UNAVAILABLE: the
+    // version the killed import committed, or else exactly one new version.
+    v1::ModelInfo retried;
+    const grpc::Status retry = Import("imp", *state_dict, false, &retried, import_id);
+    ASSERT_TRUE(retry.ok()) << StatusText(retry);
+    if (new_version) {
+      EXPECT_TRUE(listed.count(retried.version())) << "the retry added v" << retried.version();
+    }
+    ASSERT_TRUE(ListModels(&models).ok());
+    const std::set<int64_t> after_retry = Listed(models, "imp");
+    EXPECT_EQ(after_retry.size(), versions_before + 1) << "one version per import id";
+    if (import_status.ok()) EXPECT_EQ(retried.version(), info.version());
+    for (int64_t version : after_retry) {
       if (verified.count(version)) continue;
       grpc::Status loaded = LoadModel("imp", version);
       ASSERT_TRUE(loaded.ok()) << "v" << version << ": " << StatusText(loaded);

@@ -276,10 +276,19 @@ TEST_F(ModelTransferTest, InterruptedImportLeavesNothingAndARetryWorks) {
 
   v1::ImportModelRequest header = Header("copy", v1::ENCODER_RESNET18, 1);
   header.set_load(true);
+  header.set_import_id("copy-import-1");
   auto imported = client::ImportModelFile(*client_, header, file);
   ASSERT_TRUE(imported.ok()) << imported.status();
   EXPECT_EQ(imported->version(), 1);
   EXPECT_EQ(imported->state(), v1::LOAD_STATE_LOADED);
+  // The same import again (a retry after a lost reply): the same version, none added.
+  auto retried = client::ImportModelFile(*client_, header, file);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->version(), 1);
+  EXPECT_EQ(ModelCount(), 2);
+  header.set_import_id("bad id");
+  EXPECT_EQ(client::ImportModelFile(*client_, header, file).status().code(),
+            absl::StatusCode::kInvalidArgument);
   // Exported again, the copy is the same file.
   request.mutable_model()->set_name("copy");
   const std::string again = work_.path() + "/copy.pt";

@@ -191,5 +191,38 @@ TEST_F(RegistryTest, ImportRejectsWrongKeysWithTheirNames) {
   EXPECT_EQ(imported->version, 1);
 }
 
+TEST_F(RegistryTest, AnImportIdRegistersOnceAcrossRetriesAndStores) {
+  auto store = ModelStore::Open(dir_.path());
+  ASSERT_TRUE(store.ok());
+  auto state_dict = testing::TestModelStateDict(Config(0), 1);
+  ASSERT_TRUE(state_dict.ok());
+  ImportRequest request;
+  request.name = "once";
+  request.config = Config(0);
+  request.state_dict_bytes = *state_dict;
+  request.import_id = "retry-0001";
+  auto first = ImportStateDict(**store, request);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->metadata.value("import_id", ""), "retry-0001");
+  // The retry (its reply was lost), through another instance of the store.
+  auto other = ModelStore::Open(dir_.path());
+  ASSERT_TRUE(other.ok());
+  auto retried = ImportStateDict(**other, request);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->version, first->version);
+  request.import_id = "another-id";
+  auto second = ImportStateDict(**store, request);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->version, first->version + 1);
+  request.import_id.clear();  // without an id every import adds a version
+  EXPECT_EQ(ImportStateDict(**store, request)->version, first->version + 2);
+  ASSERT_TRUE((*store)->Refresh().ok());
+  EXPECT_EQ((*store)->List().size(), 3u);
+  request.import_id = "bad id!";
+  auto bad = ImportStateDict(**store, request);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("import_id"), std::string::npos) << bad.status();
+}
+
 }  // namespace
 }  // namespace segserve::registry

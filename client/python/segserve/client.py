@@ -302,11 +302,13 @@ class Client:
 
     def import_model(self, path, name, *, encoder="resnet34", prune_level=0, in_channels=3,
                      classes=2, encoder_only=False, load=False, chunk_bytes=1 << 20,
-                     timeout=None) -> _data.ModelVersion:
+                     import_id=None, timeout=None) -> _data.ModelVersion:
         """Stores a torch.save(model.state_dict()) file as the next version of `name`
         (Models.ImportStream; admin role): segmentation_models_pytorch Unet keys, or with
         encoder_only a torchvision ResNet's. The file is read and sent a chunk at a time,
-        with its size and SHA-256, which the server checks. load: serve it at once."""
+        with its size and SHA-256, which the server checks. load: serve it at once.
+        import_id (default: a random one): calling again with the same id after a lost
+        reply returns the version the first call registered instead of adding another."""
         size = os.path.getsize(path)
         digest = hashlib.sha256()
         with open(path, "rb") as f:
@@ -314,7 +316,8 @@ class Client:
                 digest.update(block)
         header = models_pb2.ImportModelRequest(
             name=name, non_strict=encoder_only, load=load, state_dict_bytes=size,
-            state_dict_sha256=digest.hexdigest())
+            state_dict_sha256=digest.hexdigest(),
+            import_id=import_id or "import-" + uuid.uuid4().hex)
         header.config.encoder = models_pb2.Encoder.Value(_encoder(encoder))
         header.config.skip_prune_level = prune_level
         header.config.in_channels = in_channels
