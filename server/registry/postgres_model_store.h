@@ -99,7 +99,8 @@ class PostgresModelStore : public ModelStore {
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   // The blob side (postgres_model_store_blobs.cc).
   // Large objects: the version's bytes into a cache file, hashed on the way.
-  absl::Status FetchLargeObject(const Row& row, const std::string& path);
+  absl::Status FetchLargeObject(const Row& row, const std::string& path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fetch_mu_);
   // Directory backend: removes blob files no row references, older than kOrphanAgeSeconds.
   void RemoveOrphanedBlobFiles();
   // Removes cache files of versions that are no longer in the tables.
@@ -116,6 +117,8 @@ class PostgresModelStore : public ModelStore {
   std::unique_ptr<postgres::Connection> db_ ABSL_GUARDED_BY(db_mu_);
   absl::Mutex refresh_mu_;  // one Refresh at a time
   absl::Mutex fetch_mu_;    // one large-object fetch at a time
+  // Fetches' own connection (opened on the first fetch), so a long fetch leaves db_ free.
+  std::unique_ptr<postgres::Connection> fetch_db_ ABSL_GUARDED_BY(fetch_mu_);
 
   // The tables. Held only for lookups and swaps, never across I/O.
   mutable absl::Mutex mu_;

@@ -90,19 +90,32 @@ absl::Status PostgresModelStore::FetchLargeObject(const Row& row, const std::str
   if (file == nullptr) return absl::InternalError(absl::StrCat("cannot create ", tmp));
   common::Sha256 sha;
   int64_t bytes = 0;
-  absl::Status read;
-  {
-    absl::MutexLock db_lock(&db_mu_);
-    read = InTransaction([&](postgres::Connection& db) -> absl::Status {
-      return db.ReadLargeObject(row.blob_oid, [&](std::string_view chunk) -> absl::Status {
-        sha.Update(chunk);
-        bytes += static_cast<int64_t>(chunk.size());
-        if (std::fwrite(chunk.data(), 1, chunk.size(), file) != chunk.size()) {
-          return absl::ResourceExhaustedError(absl::StrCat("cannot write ", tmp));
-        }
-        return absl::OkStatus();
-      });
+  // Its own connection: a fetch of a large version (seconds) does not hold up this
+  // replica's registry writes and refreshes, which use db_.
+  absl::Status read = absl::OkStatus();
+  if (fetch_db_ == nullptr) {
+    postgres::ConnectOptions options = options_.database;
+    options.application_name = "segserve-fetch";
+    absl::StatusOr<std::unique_ptr<postgres::Connection>> opened =
+        postgres::Connection::Open(std::move(options));
+    if (opened.ok()) {
+      fetch_db_ = *std::move(opened);
+    } else {
+      read = opened.status();
+    }
+  }
+  if (read.ok()) read = fetch_db_->Begin();
+  if (read.ok()) {
+    read = fetch_db_->ReadLargeObject(row.blob_oid, [&](std::string_view chunk) -> absl::Status {
+      sha.Update(chunk);
+      bytes += static_cast<int64_t>(chunk.size());
+      if (std::fwrite(chunk.data(), 1, chunk.size(), file) != chunk.size()) {
+        return absl::ResourceExhaustedError(absl::StrCat("cannot write ", tmp));
+      }
+      return absl::OkStatus();
     });
+    if (read.ok()) read = fetch_db_->Commit();
+    if (!read.ok()) fetch_db_->Rollback();
   }
   const bool closed = std::fclose(file) == 0;
   std::error_code ec;
