@@ -75,4 +75,19 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+absl::StatusOr<std::string> FileSha256Hex(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return absl::NotFoundError("cannot open " + path);
+  Sha256 sha;
+  std::string buffer(1 << 20, '\0');
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
+    sha.Update(std::string_view(buffer.data(), n));
+  }
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) return absl::DataLossError("cannot read " + path);
+  return DigestHex(sha.Finish());
+}
+
 }  // namespace segserve::common

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/statusor.h"
+
 namespace segserve::common {
 
 using Sha256Digest = std::array<uint8_t, 32>;
@@ -38,6 +40,10 @@ std::string Sha256Hex(std::string_view data);
 
 // Lower-case hex of a digest.
 std::string DigestHex(const Sha256Digest& digest);
+
+// Lower-case hex SHA-256 of the file at `path`, read 1 MiB at a time. NotFound when it
+// cannot be opened, DataLoss on a read error.
+absl::StatusOr<std::string> FileSha256Hex(const std::string& path);
 
 // Whether `a` and `b` are equal, in time that depends only on their sizes (CRYPTO_memcmp),
 // so that comparing a secret-derived value leaks nothing through timing.

@@ -33,22 +33,6 @@ int64_t AgeSeconds(const fs::path& path) {
   return static_cast<int64_t>(::time(nullptr)) - static_cast<int64_t>(st.st_mtim.tv_sec);
 }
 
-// The SHA-256 (hex) of a file, read in chunks.
-absl::StatusOr<std::string> FileSha256(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  common::Sha256 sha;
-  std::string buffer(1 << 20, '\0');
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
-    sha.Update(std::string_view(buffer.data(), n));
-  }
-  const bool failed = std::ferror(file) != 0;
-  std::fclose(file);
-  if (failed) return absl::DataLossError(absl::StrCat("cannot read ", path));
-  return common::DigestHex(sha.Finish());
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> PostgresModelStore::CheckpointFile(const StoredVersion& stored) {
@@ -68,7 +52,7 @@ absl::StatusOr<std::string> PostgresModelStore::CheckpointFile(const StoredVersi
       return absl::NotFoundError(
           absl::StrCat(VersionLabel(stored), ": its blob file ", path, " is missing"));
     }
-    ASSIGN_OR_RETURN(std::string digest, FileSha256(path));
+    ASSIGN_OR_RETURN(std::string digest, common::FileSha256Hex(path));
     if (digest != row.stored.checkpoint_sha256) {
       return absl::DataLossError(absl::StrCat(VersionLabel(stored), ": blob file ", path,
                                               " has SHA-256 ", digest, ", registered ",

@@ -46,21 +46,6 @@ int64_t NowMs() {
       .count();
 }
 
-// The SHA-256 of a local file, or "" when it cannot be read.
-std::string FileSha256(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return "";
-  common::Sha256 sha;
-  std::string buffer(1 << 20, '\0');
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
-    sha.Update(std::string_view(buffer.data(), n));
-  }
-  const bool failed = std::ferror(file) != 0;
-  std::fclose(file);
-  return failed ? "" : common::DigestHex(sha.Finish());
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RunCheckpoints>> PostgresRunCheckpoints::Open(
@@ -130,7 +115,8 @@ absl::Status PostgresRunCheckpoints::Restore(const std::string& job_id, const st
       const int64_t expected_bytes = rows.Int(r, 2);
       const std::string expected_sha = rows.Text(r, 3);
       const std::string path = run_dir + "/" + file;
-      if (FileSha256(path) == expected_sha) continue;  // this disk has it already
+      // This disk has it already.
+      if (common::FileSha256Hex(path).value_or("") == expected_sha) continue;
       // Named as the runner's interrupted writes are, so a kill here leaves nothing it
       // does not remove.
       const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".restore");

@@ -26,12 +26,9 @@ class DatasetIndexTest : public ::testing::TestWithParam<IndexBackend> {
  protected:
   void SetUp() override {
     if (GetParam() == IndexBackend::kPostgres) {
-      absl::StatusOr<segserve::testing::PostgresServer *> server =
-          segserve::testing::SharedPostgresServer();
-      ASSERT_TRUE(server.ok()) << server.status();
-      absl::StatusOr<std::string> database = (*server)->CreateDatabase();
-      ASSERT_TRUE(database.ok()) << database.status();
-      conninfo_ = (*server)->ConnInfo(*database);
+      absl::StatusOr<std::string> conninfo = segserve::testing::NewSharedDatabase();
+      ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+      conninfo_ = *conninfo;
     }
     auto index = OpenAt(datasets_dir());
     ASSERT_TRUE(index.ok()) << index.status();

@@ -26,11 +26,9 @@ using std::chrono::seconds;
 class PostgresTrainerDisksTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto postgres = testing::SharedPostgresServer();
-    ASSERT_TRUE(postgres.ok()) << postgres.status();
-    auto database = (*postgres)->CreateDatabase();
-    ASSERT_TRUE(database.ok()) << database.status();
-    conninfo_ = (*postgres)->ConnInfo(*database);
+    auto conninfo = testing::NewSharedDatabase();
+    ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+    conninfo_ = *conninfo;
     postgres::ConnectOptions admin;
     admin.conninfo = conninfo_;
     auto connection = postgres::Connection::Open(admin);

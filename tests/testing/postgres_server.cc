@@ -150,4 +150,12 @@ absl::StatusOr<PostgresServer*> SharedPostgresServer() {
   return server->value().get();
 }
 
+absl::StatusOr<std::string> NewSharedDatabase() {
+  absl::StatusOr<PostgresServer*> server = SharedPostgresServer();
+  if (!server.ok()) return server.status();
+  absl::StatusOr<std::string> database = (*server)->CreateDatabase();
+  if (!database.ok()) return database.status();
+  return (*server)->ConnInfo(*database);
+}
+
 }  // namespace segserve::testing

@@ -58,4 +58,7 @@ class PostgresServer {
 // the binaries are missing) is returned to every caller, so each test fails saying why.
 absl::StatusOr<PostgresServer*> SharedPostgresServer();
 
+// A new, empty database on SharedPostgresServer(); its connection string (ConnInfo).
+absl::StatusOr<std::string> NewSharedDatabase();
+
 }  // namespace segserve::testing

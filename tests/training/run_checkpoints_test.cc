@@ -22,11 +22,9 @@ namespace fs = std::filesystem;
 class PostgresRunCheckpointsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto server = testing::SharedPostgresServer();
-    ASSERT_TRUE(server.ok()) << server.status();
-    auto database = (*server)->CreateDatabase();
-    ASSERT_TRUE(database.ok()) << database.status();
-    options_.conninfo = (*server)->ConnInfo(*database);
+    auto conninfo = testing::NewSharedDatabase();
+    ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+    options_.conninfo = *conninfo;
     options_.what = "run checkpoint database";
     // The jobs table the fence reads, as the job store creates it.
     auto jobs = scheduler::PostgresJobStore::Open(options_);
