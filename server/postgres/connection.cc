@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
+#include "server/postgres/call_deadline.h"
 #include "server/postgres/conninfo.h"
 
 namespace segserve::postgres {
@@ -88,6 +89,8 @@ absl::Status Connection::Connect() {
   PQfinish(conn_);
   conn_ = nullptr;
   prepared_.clear();
+  call_timed_out_ = false;
+  long_statement_timeout_ = std::chrono::milliseconds(0);
   const std::string connect_timeout = std::to_string(options_.connect_timeout_s);
   // A peer that stops answering mid-call (cable pulled, node gone) is given up after the
   // statement timeout plus a margin; statement_timeout alone is enforced by the server.
@@ -133,7 +136,21 @@ absl::Status Connection::Connect() {
   return absl::OkStatus();
 }
 
-bool Connection::Lost() const { return conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD; }
+bool Connection::Lost() const {
+  return conn_ == nullptr || call_timed_out_ || PQstatus(conn_) == CONNECTION_BAD;
+}
+
+std::chrono::milliseconds Connection::CallTimeout() const {
+  return std::max(options_.statement_timeout, long_statement_timeout_) + kCallMargin;
+}
+
+template <typename F>
+auto Connection::Guarded(F&& call) {
+  CallDeadline deadline(PQsocket(conn_), CallTimeout());
+  auto result = call();
+  if (deadline.Disarm()) call_timed_out_ = true;
+  return result;
+}
 
 absl::Status Connection::EnsureConnected() {
   if (!Lost() && PQtransactionStatus(conn_) == PQTRANS_IDLE) {
@@ -152,7 +169,9 @@ absl::Status Connection::EnsureConnected() {
 absl::Status Connection::ErrorOf(const pg_result* result, const std::string& what) {
   if (Lost()) {
     if (options_.on_connection) options_.on_connection(false);
-    std::string why = Trimmed(PQerrorMessage(conn_));
+    std::string why = call_timed_out_ ? absl::StrCat("no answer within ", CallTimeout().count(),
+                                                     " ms; the connection was dropped")
+                                      : Trimmed(PQerrorMessage(conn_));
     return absl::UnavailableError(absl::StrCat(description_, ": ", what, ": connection lost (", why,
                                                "); reconnecting on the next call"));
   }
@@ -172,7 +191,8 @@ template <typename F>
 absl::StatusOr<Result> Connection::Observed(F&& run) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Result> result = run();
-  if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, result.status());
+  if (options_.on_query)
+    options_.on_query(std::chrono::steady_clock::now() - start, result.status());
   return result;
 }
 
@@ -184,8 +204,7 @@ absl::StatusOr<Result> Connection::ExecSql(const std::string& sql) {
   return Observed([&] { return ExecText(sql); });
 }
 
-absl::StatusOr<Result> Connection::ExecPrepared(const Statement& statement,
-                                                const Params& params) {
+absl::StatusOr<Result> Connection::ExecPrepared(const Statement& statement, const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
@@ -193,8 +212,10 @@ absl::StatusOr<Result> Connection::ExecPrepared(const Statement& statement,
     RETURN_IF_ERROR(EnsureConnected());
     const bool in_transaction = PQtransactionStatus(conn_) != PQTRANS_IDLE;
     if (prepared_.count(statement.name) == 0) {
-      PGresult* raw_prepared =
-          PQprepare(conn_, statement.name, statement.sql, static_cast<int>(params.size()), nullptr);
+      PGresult* raw_prepared = Guarded([&] {
+        return PQprepare(conn_, statement.name, statement.sql, static_cast<int>(params.size()),
+                         nullptr);
+      });
       Result prepared(raw_prepared);
       if (PQresultStatus(raw_prepared) != PGRES_COMMAND_OK) {
         if (Lost() && !in_transaction && attempt == 0) continue;
@@ -202,8 +223,10 @@ absl::StatusOr<Result> Connection::ExecPrepared(const Statement& statement,
       }
       prepared_.insert(statement.name);
     }
-    PGresult* raw = PQexecPrepared(conn_, statement.name, static_cast<int>(values.size()),
-                                   values.data(), nullptr, nullptr, /*resultFormat=*/0);
+    PGresult* raw = Guarded([&] {
+      return PQexecPrepared(conn_, statement.name, static_cast<int>(values.size()), values.data(),
+                            nullptr, nullptr, /*resultFormat=*/0);
+    });
     Result result(raw);
     ExecStatusType st = PQresultStatus(raw);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return result;
@@ -215,7 +238,7 @@ absl::StatusOr<Result> Connection::ExecPrepared(const Statement& statement,
 absl::StatusOr<Result> Connection::ExecText(const std::string& sql) {
   // Never reconnects: a COMMIT sent on a new session would "succeed" with nothing to commit.
   if (Lost()) return ErrorOf(nullptr, sql.substr(0, 40));
-  PGresult* raw = PQexec(conn_, sql.c_str());
+  PGresult* raw = Guarded([&] { return PQexec(conn_, sql.c_str()); });
   Result result(raw);
   ExecStatusType st = PQresultStatus(raw);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return result;
@@ -231,11 +254,16 @@ absl::Status Connection::Begin() {
   return ExecSql("BEGIN").status();
 }
 
-absl::Status Connection::Commit() { return ExecSql("COMMIT").status(); }
+absl::Status Connection::Commit() {
+  absl::Status committed = ExecSql("COMMIT").status();
+  long_statement_timeout_ = std::chrono::milliseconds(0);
+  return committed;
+}
 
 void Connection::Rollback() {
+  long_statement_timeout_ = std::chrono::milliseconds(0);
   if (Lost()) return;
-  PQclear(PQexec(conn_, "ROLLBACK"));
+  PQclear(Guarded([&] { return PQexec(conn_, "ROLLBACK"); }));
 }
 
 }  // namespace segserve::postgres
@@ -261,7 +289,7 @@ absl::Status Connection::LargeObjectError(const std::string& what, uint32_t oid)
 absl::StatusOr<uint32_t> Connection::CreateLargeObject() {
   if (Lost()) return ErrorOf(nullptr, "lo_create");
   const auto start = std::chrono::steady_clock::now();
-  const Oid oid = lo_create(conn_, InvalidOid);
+  const Oid oid = Guarded([&] { return lo_create(conn_, InvalidOid); });
   absl::Status status = oid == InvalidOid ? LargeObjectError("create", 0) : absl::OkStatus();
   if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);
   if (!status.ok()) return status;
@@ -270,7 +298,7 @@ absl::StatusOr<uint32_t> Connection::CreateLargeObject() {
 
 absl::StatusOr<int> Connection::OpenLargeObject(uint32_t oid, int mode, const std::string& what) {
   if (Lost()) return ErrorOf(nullptr, absl::StrCat(what, " of large object ", oid));
-  const int fd = lo_open(conn_, static_cast<Oid>(oid), mode);
+  const int fd = Guarded([&] { return lo_open(conn_, static_cast<Oid>(oid), mode); });
   if (fd < 0) return LargeObjectError(what, oid);
   return fd;
 }
@@ -281,11 +309,12 @@ absl::Status Connection::WriteLargeObject(uint32_t oid, std::string_view data) {
     ASSIGN_OR_RETURN(int fd, OpenLargeObject(oid, INV_WRITE, "write"));
     for (size_t offset = 0; offset < data.size(); offset += kLargeObjectChunk) {
       const size_t n = std::min(kLargeObjectChunk, data.size() - offset);
-      if (lo_write(conn_, fd, data.data() + offset, n) != static_cast<int>(n)) {
+      if (Guarded([&] { return lo_write(conn_, fd, data.data() + offset, n); }) !=
+          static_cast<int>(n)) {
         return LargeObjectError("write", oid);
       }
     }
-    if (lo_close(conn_, fd) != 0) return LargeObjectError("close", oid);
+    if (Guarded([&] { return lo_close(conn_, fd); }) != 0) return LargeObjectError("close", oid);
     return absl::OkStatus();
   }();
   if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);
@@ -299,12 +328,12 @@ absl::Status Connection::ReadLargeObject(
     ASSIGN_OR_RETURN(int fd, OpenLargeObject(oid, INV_READ, "read"));
     std::string buffer(kLargeObjectChunk, '\0');
     for (;;) {
-      const int n = lo_read(conn_, fd, buffer.data(), buffer.size());
+      const int n = Guarded([&] { return lo_read(conn_, fd, buffer.data(), buffer.size()); });
       if (n < 0) return LargeObjectError("read", oid);
       if (n == 0) break;
       RETURN_IF_ERROR(sink(std::string_view(buffer.data(), static_cast<size_t>(n))));
     }
-    if (lo_close(conn_, fd) != 0) return LargeObjectError("close", oid);
+    if (Guarded([&] { return lo_close(conn_, fd); }) != 0) return LargeObjectError("close", oid);
     return absl::OkStatus();
   }();
   if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);
@@ -314,7 +343,7 @@ absl::Status Connection::ReadLargeObject(
 absl::Status Connection::UnlinkLargeObject(uint32_t oid) {
   if (Lost()) return ErrorOf(nullptr, absl::StrCat("unlink of large object ", oid));
   const auto start = std::chrono::steady_clock::now();
-  absl::Status status = lo_unlink(conn_, static_cast<Oid>(oid)) < 0
+  absl::Status status = Guarded([&] { return lo_unlink(conn_, static_cast<Oid>(oid)); }) < 0
                             ? LargeObjectError("unlink", oid)
                             : absl::OkStatus();
   if (options_.on_query) options_.on_query(std::chrono::steady_clock::now() - start, status);

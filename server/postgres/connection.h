@@ -1,8 +1,9 @@
 // File: server/postgres/connection.h — one libpq connection for a PostgreSQL-backed store:
 // RAII over PGconn/PGresult, prepared statements (prepared once per session, again after a
 // reconnect), a timeout on everything (connect_timeout, statement/lock timeouts set per
-// session, TCP user timeout and keepalives for a peer that stops answering), and reconnect
-// after a dropped connection with Unavailable naming the database meanwhile.
+// session, TCP user timeout and keepalives for a peer that stops answering, and a client-side
+// deadline on every call, call_deadline.h, for a peer that acknowledges but never answers),
+// and reconnect after a dropped connection with Unavailable naming the database meanwhile.
 //
 // Why libpq and not libpqxx (Debian's 6.4): libpqxx reports every error as a C++
 // exception, and our interfaces carry absl::Status (STYLE.md: no exceptions across our
@@ -111,6 +112,16 @@ class Connection {
   absl::Status Commit();
   void Rollback();
 
+  // Every call is given up on the client side (the connection dropped, Unavailable) when no
+  // answer came within the statement timeout plus kCallMargin: the server's own timeout
+  // answers first whenever its answer can arrive. For the rest of the current transaction,
+  // calls may take `statement_timeout` instead (for a caller that raised it with SET LOCAL,
+  // e.g. migrations).
+  static constexpr std::chrono::milliseconds kCallMargin{5000};
+  void AllowLongStatementsInTransaction(std::chrono::milliseconds statement_timeout) {
+    long_statement_timeout_ = statement_timeout;
+  }
+
   // Large objects (server/registry's blob backend). All must run inside a transaction
   // (Begin): a large object created in a transaction that does not commit is gone with it,
   // and one unlinked in a transaction that commits is gone for good. Data moves in chunks
@@ -143,6 +154,11 @@ class Connection {
   template <typename F>
   absl::StatusOr<Result> Observed(F&& run);
   bool Lost() const;
+  // Runs a blocking libpq call under the client-side deadline; a call cut off by it leaves
+  // the connection lost (call_timed_out_).
+  template <typename F>
+  auto Guarded(F&& call);
+  std::chrono::milliseconds CallTimeout() const;
   // The error of a failed large-object call `what` (libpq reports it in PQerrorMessage).
   absl::Status LargeObjectError(const std::string& what, uint32_t oid);
   // lo_open of `oid` in `mode` (INV_READ / INV_WRITE); its descriptor.
@@ -152,6 +168,8 @@ class Connection {
   const std::string description_;
   pg_conn* conn_ = nullptr;
   std::set<std::string> prepared_;  // statement names prepared in this session
+  bool call_timed_out_ = false;     // a call's deadline shut the socket down: reconnect
+  std::chrono::milliseconds long_statement_timeout_{0};  // AllowLongStatementsInTransaction
   std::chrono::steady_clock::time_point next_attempt_{};
   absl::Status last_connect_error_;
 };

@@ -25,12 +25,13 @@ constexpr Statement kTableExists = {"migrations_table_exists",
                                     "SELECT to_regclass('schema_version') IS NOT NULL"};
 
 // Migrations may rewrite big tables: a longer limit than the per-call one, for this
-// transaction only.
+// transaction only (on the server and for the client-side call deadline).
 constexpr const char* kMigrationTimeout = "SET LOCAL statement_timeout = '300s'";
 
 absl::Status Migrate(Connection& c, const std::string& component,
                      const std::vector<Migration>& migrations) {
   RETURN_IF_ERROR(c.ExecSql(kMigrationTimeout).status());
+  c.AllowLongStatementsInTransaction(std::chrono::seconds(300));
   RETURN_IF_ERROR(c.Exec(kLock, {std::to_string(kMigrationLockKey)}).status());
   RETURN_IF_ERROR(c.Exec(kCreateVersionTable).status());
   ASSIGN_OR_RETURN(Result current, c.Exec(kCurrentVersion, {component}));

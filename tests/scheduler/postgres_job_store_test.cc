@@ -6,11 +6,13 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/postgres/conninfo.h"
 #include "tests/scheduler/test_util.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/tcp_proxy.h"
 
 namespace segserve::scheduler {
 namespace {
@@ -162,6 +164,43 @@ TEST_F(PostgresJobStoreTest, DatabaseRestartIsUnavailableMeanwhileThenRecoversOn
   got = (*store)->Get("job-survives");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->state, JobState::kQueued);
+}
+
+// A path that acknowledges but never answers (a partition behind a proxy: the proxy's
+// kernel acknowledges, so neither TCP's user timeout nor the server's statement_timeout ends
+// the call): the call is given up on the client side after the statement timeout plus
+// Connection::kCallMargin, answers Unavailable saying so, and once the path heals the
+// next call reconnects and works.
+TEST_F(PostgresJobStoreTest, ACallOnAPathThatNeverAnswersIsGivenUpAndTheConnectionRecovers) {
+  auto server = ::segserve::testing::SharedPostgresServer();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto database = (*server)->CreateDatabase();
+  ASSERT_TRUE(database.ok()) << database.status();
+  auto proxy = ::segserve::testing::TcpProxy::Start((*server)->socket_dir() + "/.s.PGSQL.5432");
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  postgres::ConnectOptions options;
+  options.conninfo =
+      absl::StrCat("host=127.0.0.1 port=", (*proxy)->port(), " user=segserve dbname=", *database);
+  options.what = "test database";
+  options.statement_timeout = std::chrono::milliseconds(200);
+  auto connection = postgres::Connection::Open(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  const postgres::Statement kSelect{"test_select_one", "SELECT 1"};
+  ASSERT_TRUE((*connection)->Exec(kSelect).ok());
+
+  (*proxy)->Partition();
+  const auto start = std::chrono::steady_clock::now();
+  auto cut = (*connection)->ExecSql("SELECT 2");
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kUnavailable) << cut.status();
+  EXPECT_THAT(Message(cut.status()), HasSubstr("no answer within 5200 ms"));
+  EXPECT_GE(took, std::chrono::milliseconds(5200));
+  EXPECT_LT(took, std::chrono::milliseconds(9000));
+
+  (*proxy)->Heal();
+  auto healed = (*connection)->Exec(kSelect);
+  ASSERT_TRUE(healed.ok()) << healed.status();
+  EXPECT_EQ(healed->Int(0, 0), 1);
 }
 
 }  // namespace
