@@ -84,6 +84,9 @@ struct ModelStoreOptions {
   // conninfo: the file store under <data_dir>/models.
   postgres::ConnectOptions database;
   BlobBackend blobs = BlobBackend::kDirectory;  // with `database` only
+  // Directory backend: how often the background refresh thread also removes blob files no
+  // version references (older than an hour: a killed writer's), besides each Open.
+  absl::Duration orphan_sweep_interval = absl::Minutes(10);
   // Test seams. Called inside AddVersion once the new version's bytes are written and
   // before it is committed (renamed into place / the transaction commits), with no lock
   // held that a reader takes.

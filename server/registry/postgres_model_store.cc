@@ -108,12 +108,18 @@ PostgresModelStore::~PostgresModelStore() {
 std::string PostgresModelStore::Describe() const { return description_; }
 
 void PostgresModelStore::RefreshLoop() {
+  absl::Time next_orphan_sweep = absl::Now() + options_.orphan_sweep_interval;
   for (;;) {
     {
       absl::MutexLock lock(&stop_mu_);
       if (stop_mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.refresh_interval)) return;
     }
     if (absl::Status s = Refresh(); !s.ok()) LOG(WARNING) << "model registry refresh: " << s;
+    // A killed writer's blob file would otherwise wait for the next start of some replica.
+    if (options_.blobs == BlobBackend::kDirectory && absl::Now() >= next_orphan_sweep) {
+      RemoveOrphanedBlobFiles();
+      next_orphan_sweep = absl::Now() + options_.orphan_sweep_interval;
+    }
     if (options_.after_refresh_for_testing) options_.after_refresh_for_testing();
   }
 }

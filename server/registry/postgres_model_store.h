@@ -11,9 +11,9 @@
 //     while streamed and refused on a digest mismatch.
 //   - a shared directory (<data_dir>/blobs/models/<name>/<random>.ckpt on an RWX volume):
 //     the file is written and synced before the row's transaction, removed after the one
-//     that deletes it; a crash between the two leaves an unreferenced file, which Open
-//     removes once it is an hour old (a younger one may be another replica's write in
-//     flight). Read in place, hashed and compared before every load.
+//     that deletes it; a crash between the two leaves an unreferenced file, which Open and
+//     the background refresh (every ModelStoreOptions::orphan_sweep_interval) remove once it is an hour old (a younger
+//     one may be another replica's write in flight). Read in place, hashed and compared before every load.
 // In both, a version is visible only once its transaction committed: all or nothing.
 //
 // Reads (List, Get, Aliases) answer from in-memory tables, as the file store does; Refresh

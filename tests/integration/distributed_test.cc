@@ -40,11 +40,9 @@ using ::testing::HasSubstr;
 class PostgresDistributedTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto postgres = testing::SharedPostgresServer();
-    ASSERT_TRUE(postgres.ok()) << postgres.status();
-    auto database = (*postgres)->CreateDatabase();
-    ASSERT_TRUE(database.ok()) << database.status();
-    conninfo_ = (*postgres)->ConnInfo(*database);
+    auto conninfo = testing::NewSharedDatabase();
+    ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+    conninfo_ = *conninfo;
   }
 
   absl::StatusOr<std::unique_ptr<testing::ServerProcess>> StartReplica(

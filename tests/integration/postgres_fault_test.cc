@@ -55,11 +55,9 @@ std::set<std::string> Files(const std::string& dir) {
 class PostgresFaultTest : public FaultTest {
  protected:
   void SetUp() override {
-    auto postgres = testing::SharedPostgresServer();
-    ASSERT_TRUE(postgres.ok()) << postgres.status();
-    auto database = (*postgres)->CreateDatabase();
-    ASSERT_TRUE(database.ok()) << database.status();
-    conninfo_ = (*postgres)->ConnInfo(*database);
+    auto conninfo = testing::NewSharedDatabase();
+    ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+    conninfo_ = *conninfo;
     holder_ = Connect();
     observer_ = Connect();
   }

@@ -31,11 +31,9 @@ using ::testing::Not;
 class PostgresServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto postgres = testing::SharedPostgresServer();
-    ASSERT_TRUE(postgres.ok()) << postgres.status();
-    auto database = (*postgres)->CreateDatabase();
-    ASSERT_TRUE(database.ok()) << database.status();
-    conninfo_ = (*postgres)->ConnInfo(*database);
+    auto conninfo = testing::NewSharedDatabase();
+    ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+    conninfo_ = *conninfo;
   }
 
   void StartServer(std::vector<std::string> flags = {}) {

@@ -7,6 +7,7 @@
 // going away and coming back.
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -306,6 +307,33 @@ TEST_P(PostgresModelStoreTest, AWriteThatDiesBeforeCommitLeavesNoVersionAndNoBlo
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_EQ(retried->version, 1);
   EXPECT_EQ(*factory_.BlobCount(), 1);
+}
+
+TEST_P(PostgresModelStoreTest, TheBackgroundRefreshRemovesOldUnreferencedBlobFiles) {
+  if (GetParam() != StoreBackend::kPostgresDirectory) GTEST_SKIP() << "blob files only";
+  auto stored = testing::AddTestModel(*store_, "m", Config(), 1);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  // What a writer killed between its blob and its row leaves, one old, one recent.
+  const std::string dir = factory_.data_dir() + "/blobs/models/m";
+  const std::string old_file = dir + "/killed-writer.ckpt", young_file = dir + "/in-flight.ckpt";
+  std::ofstream(young_file) << "another replica's write";
+  ModelStoreOptions options;
+  options.refresh_interval = absl::Milliseconds(20);
+  options.orphan_sweep_interval = absl::Milliseconds(50);
+  std::atomic<int> refreshes{0};
+  options.after_refresh_for_testing = [&] { ++refreshes; };
+  auto store = factory_.Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  // Left after this replica's Open (which sweeps too): only its background thread sees it.
+  std::ofstream(old_file) << "orphan";
+  fs::last_write_time(old_file, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  for (int i = 0; i < 500 && fs::exists(old_file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(fs::exists(old_file)) << "not removed by the background refresh";
+  EXPECT_GT(refreshes.load(), 0);
+  EXPECT_TRUE(fs::exists(young_file)) << "a recent file may be a write in flight";
+  EXPECT_TRUE(fs::exists(stored->checkpoint_path)) << "a referenced blob";
 }
 
 TEST_P(PostgresModelStoreTest, ReplicasStartingAtOnceMigrateOnce) {
