@@ -149,11 +149,12 @@ class BatchSource {
 
 }  // namespace
 
-absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
+absl::StatusOr<std::vector<std::vector<SusceptibilityReport>>> AnalyzeTargets(
     const std::vector<std::shared_ptr<const registry::LoadedModel>>& models, const ImageSet& source,
-    const ImageSet& target, const AnalysisOptions& options, const AnalysisProgressFn& progress,
-    const std::function<bool()>& cancelled) {
+    const std::vector<ImageSet>& targets, const AnalysisOptions& options,
+    const AnalysisProgressFn& progress, const std::function<bool()>& cancelled) {
   if (models.empty()) return absl::InvalidArgumentError("models: none given");
+  if (targets.empty()) return absl::InvalidArgumentError("targets: none given");
   for (size_t i = 0; i < models.size(); ++i) {
     if (!models[i] || !models[i]->servable) {
       return absl::InvalidArgumentError(absl::StrCat("models[", i, "]: not loaded"));
@@ -163,27 +164,45 @@ absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
     return absl::InvalidArgumentError(
         absl::StrCat("batch_size: must be 1..256, got ", options.batch_size));
   }
-  std::vector<std::unique_ptr<SusceptibilityAnalyzer>> analyzers;
-  for (size_t i = 0; i < models.size(); ++i) {
-    ASSIGN_OR_RETURN(auto a, SusceptibilityAnalyzer::Create({options.bins}));
-    analyzers.push_back(std::move(a));
+  // analyzers[t][m]: target t against the source, as seen by model m.
+  std::vector<std::vector<std::unique_ptr<SusceptibilityAnalyzer>>> analyzers(targets.size());
+  for (auto& per_target : analyzers) {
+    for (size_t m = 0; m < models.size(); ++m) {
+      ASSIGN_OR_RETURN(auto a, SusceptibilityAnalyzer::Create({options.bins}));
+      per_target.push_back(std::move(a));
+    }
   }
-  ASSIGN_OR_RETURN(auto src, BatchSource::Create(source, "source", options));
-  ASSIGN_OR_RETURN(auto tgt, BatchSource::Create(target, "target", options));
+  // sets[0] is the source, sets[1 + t] target t; one target keeps the field name "target".
+  std::vector<std::unique_ptr<BatchSource>> sets;
+  std::vector<std::string> fields = {"source"};
+  for (size_t t = 0; t < targets.size(); ++t) {
+    fields.push_back(targets.size() == 1 ? std::string("target")
+                                         : absl::StrCat("targets[", t, "]"));
+  }
+  ASSIGN_OR_RETURN(auto src, BatchSource::Create(source, fields[0], options));
+  sets.push_back(std::move(src));
+  for (size_t t = 0; t < targets.size(); ++t) {
+    ASSIGN_OR_RETURN(auto tgt, BatchSource::Create(targets[t], fields[t + 1], options));
+    sets.push_back(std::move(tgt));
+  }
   // A 1-channel model sees colour images as their luminance, which saturation leaves alone.
   for (const auto& model : models) {
     const std::string subject =
         absl::StrCat("model '", model->stored.name, ":", model->stored.version, "'");
     const int channels = model->servable->config().in_channels;
-    RETURN_IF_ERROR(data::CheckShiftChannels(src->shift(), channels, "source.shift", subject));
-    RETURN_IF_ERROR(data::CheckShiftChannels(tgt->shift(), channels, "target.shift", subject));
+    for (size_t s = 0; s < sets.size(); ++s) {
+      RETURN_IF_ERROR(
+          data::CheckShiftChannels(sets[s]->shift(), channels, fields[s] + ".shift", subject));
+    }
   }
-  const int64_t total = src->total() + tgt->total();
+  int64_t total = 0;
+  for (const auto& set : sets) total += set->total();
   int64_t done = 0;
 
-  for (int which = 0; which < 2; ++which) {
-    BatchSource& set = which == 0 ? *src : *tgt;
-    const std::string field = which == 0 ? "source" : "target";
+  // The source pass runs once; its tap means go to every target's analyzers.
+  for (size_t s = 0; s < sets.size(); ++s) {
+    BatchSource& set = *sets[s];
+    const std::string& field = fields[s];
     while (true) {
       if (cancelled && cancelled()) return absl::CancelledError("analysis cancelled");
       ASSIGN_OR_RETURN(std::optional<UnitBatch> batch, set.Next());
@@ -211,22 +230,36 @@ absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
           }
         }
         RETURN_IF_ERROR(means.status());
-        RETURN_IF_ERROR(which == 0 ? analyzers[m]->AddSource(*means)
-                                   : analyzers[m]->AddTarget(*means));
+        if (s == 0) {
+          for (auto& per_target : analyzers) RETURN_IF_ERROR(per_target[m]->AddSource(*means));
+        } else {
+          RETURN_IF_ERROR(analyzers[s - 1][m]->AddTarget(*means));
+        }
       }
       done += batch->n;
       if (progress) progress(done, total);
     }
   }
 
-  std::vector<SusceptibilityReport> reports;
-  for (size_t m = 0; m < models.size(); ++m) {
-    ASSIGN_OR_RETURN(SusceptibilityReport r, analyzers[m]->Finish());
-    r.model_name = models[m]->stored.name;
-    r.model_version = models[m]->stored.version;
-    reports.push_back(std::move(r));
+  std::vector<std::vector<SusceptibilityReport>> reports(targets.size());
+  for (size_t t = 0; t < targets.size(); ++t) {
+    for (size_t m = 0; m < models.size(); ++m) {
+      ASSIGN_OR_RETURN(SusceptibilityReport r, analyzers[t][m]->Finish());
+      r.model_name = models[m]->stored.name;
+      r.model_version = models[m]->stored.version;
+      reports[t].push_back(std::move(r));
+    }
   }
   return reports;
+}
+
+absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
+    const std::vector<std::shared_ptr<const registry::LoadedModel>>& models, const ImageSet& source,
+    const ImageSet& target, const AnalysisOptions& options, const AnalysisProgressFn& progress,
+    const std::function<bool()>& cancelled) {
+  ASSIGN_OR_RETURN(auto reports,
+                   AnalyzeTargets(models, source, {target}, options, progress, cancelled));
+  return std::move(reports.at(0));
 }
 
 }  // namespace segserve::susceptibility

@@ -64,4 +64,14 @@ absl::StatusOr<std::vector<SusceptibilityReport>> AnalyzeDatasets(
     const AnalysisProgressFn& progress = nullptr,
     const std::function<bool()>& cancelled = nullptr);
 
+// AnalyzeDatasets for several targets against one source: the source set is read and run
+// through the models once, and its tap means go to every target's analysis, so T targets
+// cost 1 + T passes instead of 2T. Returns reports[t][m] (target t, model m), each the same
+// as AnalyzeDatasets(models, source, targets[t]) would return. With more than one target,
+// errors name "targets[t]" instead of "target".
+absl::StatusOr<std::vector<std::vector<SusceptibilityReport>>> AnalyzeTargets(
+    const std::vector<std::shared_ptr<const registry::LoadedModel>>& models, const ImageSet& source,
+    const std::vector<ImageSet>& targets, const AnalysisOptions& options,
+    const AnalysisProgressFn& progress = nullptr, const std::function<bool()>& cancelled = nullptr);
+
 }  // namespace segserve::susceptibility

@@ -7,24 +7,26 @@
 // shifted and in-domain requests.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <torch/torch.h>
 
 #include <filesystem>
 #include <iostream>
 #include <map>
 
 #include "nlohmann/json.hpp"
+#include "server/common/status_macros.h"
 #include "server/data/dataset.h"
 #include "server/data/synthetic.h"
 #include "server/metrics/metrics.h"
 #include "server/model/servable_model.h"
+#include "server/model_input/channel_means.h"
 #include "server/registry/model_store.h"
 #include "server/susceptibility/analysis_runner.h"
 #include "server/susceptibility/analyze_datasets.h"
-#include "server/model_input/channel_means.h"
 #include "server/susceptibility/drift_monitor.h"
 #include "server/susceptibility/report_json.h"
-#include "server/training/training_runner.h"
 #include "server/training/train_spec.h"
+#include "server/training/training_runner.h"
 
 namespace segserve::susceptibility {
 namespace {
@@ -195,6 +197,58 @@ TEST_F(ModelAnalysisTest, InlineImagesMatchTheDataSetPathAndModelsShareAPass) {
     EXPECT_NEAR(a.mean, (*from_inline)[0].layers[l].mean, 1e-6) << a.layer;
     EXPECT_EQ((*from_inline)[0].layers[l].per_channel, (*from_inline)[1].layers[l].per_channel);
   }
+}
+
+// Several targets against one source: the source is run through the model once (counted at
+// the forward seam), and every target's report is the one its own AnalyzeDatasets gives.
+TEST_F(ModelAnalysisTest, SeveralTargetsShareOneSourcePassAndMatchSeparateAnalyses) {
+  ImageSet source = Set("val");
+  source.limit = 12;
+  std::vector<ImageSet> targets = {Set("test", "brightness:2"), Set("test", "contrast:3"),
+                                   Set("val", "saturation:4")};
+  for (ImageSet& t : targets) t.limit = 12;
+  AnalysisOptions o;
+  o.bins = 8;
+  o.batch_size = 4;
+  int64_t forwarded = 0;
+  o.forward = [&forwarded](const std::shared_ptr<const registry::LoadedModel>& model, int n, int c,
+                           int h, int w, std::vector<float> input) -> absl::StatusOr<TapMeans> {
+    forwarded += n;
+    torch::InferenceMode inference_mode;
+    const torch::Tensor x = torch::from_blob(input.data(), {n, c, h, w}, torch::kFloat);
+    ASSIGN_OR_RETURN(model::UnetOutput out, model->servable->ForwardWithTaps(x));
+    return model_input::ChannelMeans(out);
+  };
+  std::vector<std::pair<int64_t, int64_t>> progress;
+  auto together = AnalyzeTargets({*model_}, source, targets, o, [&](int64_t done, int64_t total) {
+    progress.emplace_back(done, total);
+  });
+  ASSERT_TRUE(together.ok()) << together.status();
+  EXPECT_EQ(forwarded, 12 + 3 * 12);  // 2 x 3 x 12 with one target at a time
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.back().first, 48);
+  EXPECT_EQ(progress.back().second, 48);
+  ASSERT_EQ(together->size(), 3u);
+  for (size_t t = 0; t < targets.size(); ++t) {
+    auto alone = AnalyzeDatasets({*model_}, source, targets[t], o);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    const SusceptibilityReport& a = (*alone)[0];
+    const SusceptibilityReport& b = (*together)[t].at(0);
+    EXPECT_EQ(b.source_images, 12);
+    EXPECT_EQ(b.target_images, 12);
+    ASSERT_EQ(a.layers.size(), b.layers.size());
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      EXPECT_NEAR(a.layers[l].mean, b.layers[l].mean, 1e-9) << t << " " << a.layers[l].layer;
+      EXPECT_NEAR(a.layers[l].null_mean, b.layers[l].null_mean, 1e-9) << a.layers[l].layer;
+    }
+  }
+  // Bad input names the target it is about.
+  targets[1].shift = "contrast:9";
+  auto bad = AnalyzeTargets({*model_}, source, targets, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("targets[1].shift"), std::string::npos) << bad.status();
+  EXPECT_FALSE(AnalyzeTargets({*model_}, source, {}, o).ok());
 }
 
 TEST_F(ModelAnalysisTest, AnalysisRunnerReportsProgressAndResult) {
