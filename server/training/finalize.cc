@@ -86,12 +86,26 @@ absl::StatusOr<std::string> FinishTraining(
 
   json metrics = {{"val_iou", val_iou}};
   json result = {{"val_iou", val_iou}, {"cross_domain_iou", json::object()}};
+  // Where the time after the last epoch goes (docs/experiments.md, bench/experiment): seconds
+  // and images per phase; a resumed finish counts only its own run.
+  json timing = {{"test_seconds", 0.0},           {"test_images", 0},
+                 {"cross_domain_seconds", 0.0},   {"cross_domain_images", 0},
+                 {"susceptibility_seconds", 0.0}, {"reference_seconds", 0.0}};
+  auto phase_start = std::chrono::steady_clock::now();
+  auto lap = [&phase_start](json& slot) {
+    const auto now = std::chrono::steady_clock::now();
+    slot = slot.get<double>() + std::chrono::duration<double>(now - phase_start).count();
+    phase_start = now;
+  };
 
   // In-domain test split.
   ASSIGN_OR_RETURN(data::Split test_split, data::ParseSplit(run.spec.test_split));
   if (!run.dataset->split(test_split).empty()) {
+    phase_start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto loader, MakeEvalLoader(run, run.dataset, test_split, {}));
     ASSIGN_OR_RETURN(ConfusionMatrix cm, evaluate(*loader));
+    lap(timing["test_seconds"]);
+    timing["test_images"] = run.dataset->split(test_split).size();
     metrics["test_iou"] = cm.MeanForegroundIoU();
     result["test_iou"] = cm.MeanForegroundIoU();
     AddClassMetrics(run, cm, "test_iou", metrics);
@@ -140,8 +154,12 @@ absl::StatusOr<std::string> FinishTraining(
                    << " has no images; skipped";
       continue;
     }
+    phase_start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto loader, MakeEvalLoader(run, ds, split, shift));
     ASSIGN_OR_RETURN(ConfusionMatrix cm, evaluate(*loader));
+    lap(timing["cross_domain_seconds"]);
+    timing["cross_domain_images"] = timing["cross_domain_images"].get<int64_t>() +
+                                    static_cast<int64_t>(ds->split(split).size());
     metrics["cross_domain_iou/" + label] = cm.MeanForegroundIoU();
     result["cross_domain_iou"][label] = cm.MeanForegroundIoU();
   }
@@ -151,13 +169,18 @@ absl::StatusOr<std::string> FinishTraining(
     if (!snapshot) {
       ASSIGN_OR_RETURN(snapshot, internal::EvaluationSnapshot(run, net, /*bfloat16=*/false));
     }
+    phase_start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(result["susceptibility"], ComputeSusceptibility(run, snapshot, cancelled));
+    lap(timing["susceptibility_seconds"]);
   }
 
   // Reference statistics over the training split, as the model sees it when serving.
+  phase_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(auto train_loader, MakeEvalLoader(run, run.dataset, data::Split::kTrain, {}));
   ASSIGN_OR_RETURN(json reference,
                    internal::ComputeReferenceStats(run, net, *train_loader, cancelled));
+  lap(timing["reference_seconds"]);
+  result["finish_timing"] = timing;
   if (cancelled && cancelled()) return absl::CancelledError("training cancelled");
 
   json class_names = json::array();

@@ -79,7 +79,9 @@ absl::StatusOr<nlohmann::json> ComputeSusceptibility(
 // {model_name, model_version, val_iou, test_iou, test_class_iou: {foreground class: iou},
 //  test_iou_bf16 (TrainSpec::bf16_check),
 //  cross_domain_iou: {label: iou}, susceptibility: {target: report} (ComputeSusceptibility;
-//  only when the spec names targets), epochs_run, best_epoch, stopped_early}.
+//  only when the spec names targets), finish_timing: {test_seconds, test_images,
+//  cross_domain_seconds, cross_domain_images, susceptibility_seconds, reference_seconds},
+//  epochs_run, best_epoch, stopped_early}.
 absl::StatusOr<std::string> FinishTraining(
     const RunContext& run, const FinishInfo& info,
     const std::function<void(const registry::StoredVersion&)>& on_registered,

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "nlohmann/json.hpp"
+#include "server/data/dataset.h"
 #include "server/data/synthetic.h"
 #include "server/inference/executor.h"
 #include "server/inference/torch_batch_runner.h"
@@ -156,6 +157,16 @@ TEST_F(TrainingRunnerTest, LearnsCheckpointsEachEpochAndRegisters) {
   EXPECT_TRUE(meta["metrics"].contains("test_iou"));
   EXPECT_TRUE(meta["metrics"].contains("cross_domain_iou/brightness:4"));
   EXPECT_TRUE(ctx.result["cross_domain_iou"].contains("brightness:4"));
+  // The finish's phases with their image counts: the test split and one shifted copy of it.
+  const json& timing = ctx.result["finish_timing"];
+  const auto ds = data::OpenDataset(*data_dir_ + "/datasets/synth");
+  ASSERT_TRUE(ds.ok());
+  EXPECT_EQ(timing["test_images"], ds->test.size()) << timing.dump();
+  EXPECT_EQ(timing["cross_domain_images"], ds->test.size());
+  EXPECT_GT(timing["test_seconds"].get<double>(), 0);
+  EXPECT_GT(timing["cross_domain_seconds"].get<double>(), 0);
+  EXPECT_GT(timing["reference_seconds"].get<double>(), 0);
+  EXPECT_EQ(timing["susceptibility_seconds"].get<double>(), 0);  // no targets asked
   EXPECT_EQ(meta["source_job_id"], "learn");
   EXPECT_EQ(meta["class_names"], json({"background", "red_blood_cell", "parasite"}));
   EXPECT_EQ(meta["train_spec"]["model_name"], "tiny");
