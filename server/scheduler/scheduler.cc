@@ -285,7 +285,9 @@ absl::StatusOr<Job> Scheduler::LoadLocked(const JobId& id) {
 absl::StatusOr<Job> Scheduler::Get(const JobId& id) {
   RETURN_IF_ERROR(unavailable_);
   absl::MutexLock lock(&mu_);
-  return LoadLocked(id);
+  ASSIGN_OR_RETURN(Job job, LoadLocked(id));
+  WithParentProgressLocked(job);
+  return job;
 }
 
 absl::StatusOr<std::vector<Job>> Scheduler::List(const JobFilter& filter) {
@@ -295,6 +297,7 @@ absl::StatusOr<std::vector<Job>> Scheduler::List(const JobFilter& filter) {
   for (Job& job : jobs) {
     auto it = running_.find(job.id);
     if (it != running_.end()) job = it->second->job;
+    WithParentProgressLocked(job);
   }
   return jobs;
 }

@@ -230,6 +230,16 @@ class Scheduler {
   // Tells the parent's watchers its live progress (see parent_progress_interval).
   void EmitParentProgressLocked(const JobId& parent_id, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A running sweep's or experiment's progress from its children: finished ones count 1,
+  // running ones their own fraction (live when they run here, else as last stored); step and
+  // steps are children finished and all; an ETA from the parent's elapsed time. `summary`
+  // (optional) gets "k/n configurations done; running <child> epoch e/E, ...". False when
+  // the children cannot be read or there are none.
+  bool ParentProgressLocked(const Job& parent, JobProgress* progress, std::string* summary)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `job` with a running parent's progress computed by ParentProgressLocked (the stored row
+  // holds none: it is only derived from the children).
+  void WithParentProgressLocked(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRoomLocked(int64_t jobs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobId NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitLocked(const Job& job, bool terminal, std::string message, Outbox& out)

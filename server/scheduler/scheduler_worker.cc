@@ -220,11 +220,10 @@ void Scheduler::OnProgress(RunningJob& run, const JobProgress& progress) {
   Flush(out);
 }
 
-void Scheduler::EmitParentProgressLocked(const JobId& parent_id, Outbox& out) {
-  absl::StatusOr<Job> parent = store_->Get(parent_id);
-  if (!parent.ok() || IsTerminal(parent->state)) return;
-  absl::StatusOr<std::vector<Job>> children = store_->Children(parent_id);
-  if (!children.ok() || children->empty()) return;
+bool Scheduler::ParentProgressLocked(const Job& parent, JobProgress* progress,
+                                     std::string* summary) {
+  absl::StatusOr<std::vector<Job>> children = store_->Children(parent.id);
+  if (!children.ok() || children->empty()) return false;
   int finished = 0;
   double done = 0;
   std::vector<std::string> running;
@@ -235,28 +234,43 @@ void Scheduler::EmitParentProgressLocked(const JobId& parent_id, Outbox& out) {
       continue;
     }
     auto it = running_.find(child.id);
-    if (it == running_.end()) continue;
-    const JobProgress& p = it->second->job.progress;
+    // A child running on another replica: its progress as last stored there.
+    const JobProgress& p = it != running_.end() ? it->second->job.progress : child.progress;
+    if (child.state != JobState::kRunning) continue;
     done += std::clamp(p.fraction, 0.0, 1.0);
     running.push_back(p.epochs > 0 ? absl::StrCat(child.id, " epoch ", p.epoch, "/", p.epochs)
                                    : child.id);
   }
   const double n = static_cast<double>(children->size());
-  JobProgress progress;
-  progress.step = finished;
-  progress.steps = static_cast<int64_t>(children->size());
-  progress.fraction = done / n;
-  const double elapsed = parent->started == TimePoint{}
+  *progress = JobProgress();
+  progress->step = finished;
+  progress->steps = static_cast<int64_t>(children->size());
+  progress->fraction = done / n;
+  const double elapsed = parent.started == TimePoint{}
                              ? 0
-                             : std::chrono::duration<double>(WallNow() - parent->started).count();
-  if (progress.fraction > 0.005 && elapsed > 0) {
-    progress.eta_seconds = elapsed * (1 - progress.fraction) / progress.fraction;
+                             : std::chrono::duration<double>(WallNow() - parent.started).count();
+  if (progress->fraction > 0.005 && elapsed > 0) {
+    progress->eta_seconds = elapsed * (1 - progress->fraction) / progress->fraction;
   }
-  parent->progress = progress;
-  EmitLocked(*parent, /*terminal=*/false,
-             absl::StrCat(finished, "/", children->size(), " configurations done",
-                          running.empty() ? "" : "; running ", absl::StrJoin(running, ", ")),
-             out);
+  if (summary != nullptr) {
+    *summary = absl::StrCat(finished, "/", children->size(), " configurations done",
+                            running.empty() ? "" : "; running ", absl::StrJoin(running, ", "));
+  }
+  return true;
+}
+
+void Scheduler::WithParentProgressLocked(Job& job) {
+  if (!IsParentKind(job.kind) || IsTerminal(job.state)) return;
+  JobProgress progress;
+  if (ParentProgressLocked(job, &progress, nullptr)) job.progress = progress;
+}
+
+void Scheduler::EmitParentProgressLocked(const JobId& parent_id, Outbox& out) {
+  absl::StatusOr<Job> parent = store_->Get(parent_id);
+  if (!parent.ok() || IsTerminal(parent->state)) return;
+  std::string summary;
+  if (!ParentProgressLocked(*parent, &parent->progress, &summary)) return;
+  EmitLocked(*parent, /*terminal=*/false, std::move(summary), out);
 }
 
 void Scheduler::OnNote(RunningJob& run, const std::string& message) {

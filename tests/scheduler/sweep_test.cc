@@ -127,6 +127,31 @@ TEST_P(SweepTest, ParentWatchersSeeTheRunningChildsProgress) {
   EXPECT_EQ(done->state, JobState::kSucceeded);
 }
 
+// Get and List (what `segctl jobs list/get` show) carry the same live progress: the parent's
+// row stores none, it is derived from the children while they run.
+TEST_P(SweepTest, GetAndListShowTheParentsProgressFromItsChildren) {
+  auto sweep = scheduler_->SubmitSweep(R"({"prune_levels":[0,1]})",
+                                       {Spec("L0", 4, /*hold_before_epoch=*/2), Spec("L1")});
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  runner_->WaitHolding("L0");  // epoch 1 of 4 reported
+  auto got = scheduler_->Get(sweep->id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->state, JobState::kRunning);
+  EXPECT_EQ(got->progress.step, 0);
+  EXPECT_EQ(got->progress.steps, 2);
+  EXPECT_DOUBLE_EQ(got->progress.fraction, 0.125);
+  JobFilter filter;
+  filter.kind = JobKind::kSweep;
+  auto listed = scheduler_->List(filter);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_DOUBLE_EQ(listed->front().progress.fraction, 0.125);
+  runner_->Release("L0");
+  auto done = WaitTerminal(*scheduler_, sweep->id);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_DOUBLE_EQ(scheduler_->Get(sweep->id)->progress.fraction, 1.0);
+}
+
 TEST_P(SweepTest, AFailedChildFailsTheParentWithTheReason) {
   auto sweep = scheduler_->SubmitSweep("{}", {Spec("L0"), Spec("L1", 1, 0, "NaN loss")});
   ASSERT_TRUE(sweep.ok());
