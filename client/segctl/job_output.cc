@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <map>
 #include <ostream>
 #include <set>
@@ -135,6 +136,26 @@ void PrintSweepTable(std::ostream& out, const v1::Job& job, size_t width) {
   table.PrintWrapped(out, width, /*key_columns=*/2);
 }
 
+void PrintSusceptibilityReport(std::ostream& out, const v1::SusceptibilityReport& report) {
+  out << "source images " << report.source_images() << ", target images " << report.target_images()
+      << ", bins " << report.bins() << "\n";
+  for (const auto& model : report.models()) {
+    out << "\n" << model.model_name() << ":" << model.model_version() << "\n";
+    out << std::left << std::setw(16) << "layer" << std::right << std::setw(9) << "channels"
+        << std::setw(8) << "mean" << std::setw(8) << "median" << std::setw(8) << "max"
+        << std::setw(8) << "null"
+        << "\n";
+    for (const auto& layer : model.layers()) {
+      out << std::left << std::setw(16) << layer.layer() << std::right << std::setw(9)
+          << layer.channels() << std::fixed << std::setprecision(3) << std::setw(8) << layer.mean()
+          << std::setw(8) << layer.median() << std::setw(8) << layer.max() << std::setw(8)
+          << layer.null_mean() << "\n";
+    }
+  }
+  out.unsetf(std::ios::fixed);
+  out << std::setprecision(6);
+}
+
 void PrintJob(std::ostream& out, const v1::Job& job, size_t width) {
   out << job.job_id() << "  " << JobKindName(job.kind()) << "  " << JobStateName(job.state());
   const std::string progress = ProgressCell(job);
@@ -152,6 +173,13 @@ void PrintJob(std::ostream& out, const v1::Job& job, size_t width) {
   std::sort(metrics.begin(), metrics.end(),
             [](const auto& a, const auto& b) { return NaturalLess(a.first, b.first); });
   for (const auto& [key, value] : metrics) out << "  " << key << " = " << value << "\n";
+  std::vector<std::string> targets;
+  for (const auto& [target, report] : job.susceptibility()) targets.push_back(target);
+  std::sort(targets.begin(), targets.end(), NaturalLess);
+  for (const std::string& target : targets) {
+    out << "\nsusceptibility to " << target << ": ";
+    PrintSusceptibilityReport(out, job.susceptibility().at(target));
+  }
   for (const auto& child : job.child_job_ids()) out << "  child " << child << "\n";
   PrintSweepTable(out, job, width);
 }

@@ -19,9 +19,13 @@ const char* JobKindName(v1::JobKind kind);
 // One row per job: id, kind, state, progress, model, reason; columns sized to content.
 void PrintJobTable(std::ostream& out, const std::vector<v1::Job>& jobs);
 
-// A job's line, its metrics (sorted), children and, for a sweep, the comparison table
-// (wrapped to `width` columns).
+// A job's line, its metrics (sorted), a training's susceptibility reports, children and,
+// for a sweep, the comparison table (wrapped to `width` columns).
 void PrintJob(std::ostream& out, const v1::Job& job, size_t width);
+
+// A susceptibility report: image counts, then per model a table of layers (channels, mean,
+// median, max and null Hellinger distance).
+void PrintSusceptibilityReport(std::ostream& out, const v1::SusceptibilityReport& report);
 
 // The sweep comparison table; cross-domain columns sorted by shift kind and level, then
 // other data sets by name.

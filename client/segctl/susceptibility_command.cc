@@ -1,6 +1,5 @@
 // `segctl susceptibility`: per-layer Hellinger distances of one or more models between two
 // server-side image sets, as a table and optionally a PNG plot.
-#include <iomanip>
 #include <iostream>
 #include <thread>
 
@@ -8,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/segctl/commands.h"
+#include "client/segctl/job_output.h"
 #include "client/segctl/susceptibility_plot.h"
 #include "segserve/v1/susceptibility.grpc.pb.h"
 #include "segserve/v1/training.grpc.pb.h"
@@ -41,24 +41,6 @@ absl::StatusOr<v1::ImageSet> ParseSet(const std::string& text, int64_t limit) {
     shift->set_level(level);
   }
   return set;
-}
-
-void PrintReport(std::ostream& out, const v1::SusceptibilityReport& report) {
-  out << "source images " << report.source_images() << ", target images " << report.target_images()
-      << ", bins " << report.bins() << "\n";
-  for (const auto& model : report.models()) {
-    out << "\n" << model.model_name() << ":" << model.model_version() << "\n";
-    out << std::left << std::setw(16) << "layer" << std::right << std::setw(9) << "channels"
-        << std::setw(8) << "mean" << std::setw(8) << "median" << std::setw(8) << "max"
-        << std::setw(8) << "null"
-        << "\n";
-    for (const auto& layer : model.layers()) {
-      out << std::left << std::setw(16) << layer.layer() << std::right << std::setw(9)
-          << layer.channels() << std::fixed << std::setprecision(3) << std::setw(8) << layer.mean()
-          << std::setw(8) << layer.median() << std::setw(8) << layer.max() << std::setw(8)
-          << layer.null_mean() << "\n";
-    }
-  }
 }
 
 struct Options {
@@ -118,7 +100,7 @@ int Analyze(const Options& o, const GlobalOptions& global, std::ostream& out, st
   v1::Job done;
   grpc::Status status = training->GetJob(context.get(), ref, &done);
   if (!status.ok()) return ReportError(err, client::FromGrpcStatus(status));
-  PrintReport(out, done.analysis());
+  PrintSusceptibilityReport(out, done.analysis());
   if (!o.plot.empty()) {
     if (absl::Status s = WriteSusceptibilityPlot(done.analysis(), o.plot); !s.ok()) {
       return ReportError(err, s);

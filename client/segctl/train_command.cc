@@ -30,9 +30,10 @@ struct Options {
   int batch_size = 8;
   double lr = 1e-3;
   uint64_t seed = 1;
-  std::vector<std::string> cross_domain;
+  std::vector<std::string> cross_domain, susceptibility;
   std::string model_name, alias, pretrained_encoder, device, precision = "fp32";
-  int early_stopping = 0, max_steps_per_epoch = 0, priority = 0, crop_size = 0;
+  int early_stopping = 0, max_steps_per_epoch = 0, priority = 0, crop_size = 0,
+      susceptibility_images = 0;
   bool color = false, wait = false, bf16_check = false;
 };
 
@@ -70,6 +71,12 @@ v1::TrainSpec ToSpec(const Options& o) {
   spec.set_device(o.device);
   spec.set_precision(PrecisionToProto(o.precision));
   spec.set_bf16_check(o.bf16_check);
+  if (!o.susceptibility.empty()) {
+    for (const std::string& target : o.susceptibility) {
+      spec.mutable_susceptibility()->add_targets(target);
+    }
+    spec.mutable_susceptibility()->set_images(o.susceptibility_images);
+  }
   return spec;
 }
 
@@ -152,6 +159,18 @@ void AddSubmitTrainCommand(CLI::App& segctl, Invocation& invocation) {
       ->check(CLI::Range(0, 2048))
       ->capture_default_str();
   submit->add_option("--device", o->device, "cpu, cuda or cuda:N (default: the server's)");
+  submit
+      ->add_option("--susceptibility", o->susceptibility,
+                   "after training, per-layer susceptibility of the model to these shifts "
+                   "(kind:level, comma-separated; shown by jobs get)")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(ShiftValidator());
+  submit
+      ->add_option("--susceptibility-images", o->susceptibility_images,
+                   "images per set for --susceptibility (default 64)")
+      ->check(CLI::Range(2, 1024))
+      ->needs("--susceptibility");
   AddPrecisionOptions(submit, o->precision, o->bf16_check);
   submit->add_flag("--color", o->color, "colour augmentation");
   submit->add_flag("--wait", o->wait, "follow the job; print the result (sweep: the table)");

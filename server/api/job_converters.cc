@@ -33,6 +33,15 @@ void FillTrainResult(const nlohmann::json& result, v1::Job* out) {
       if (iou.is_number()) metrics["cross_domain_iou/" + label] = iou.get<double>();
     }
   }
+  // Stored per target without the model (FinishTraining): the registered one is named here.
+  if (auto it = result.find("susceptibility"); it != result.end() && it->is_object()) {
+    for (const auto& [target, stored] : it->items()) {
+      nlohmann::json report = stored;
+      report["model"] = {{"name", out->model_name()}, {"version", out->model_version()}};
+      auto parsed = susceptibility::ReportFromJson(report);
+      if (parsed.ok()) ReportsToProto({*parsed}, &(*out->mutable_susceptibility())[target]);
+    }
+  }
 }
 
 void FillSweepRows(const nlohmann::json& result, v1::Job* out) {

@@ -147,6 +147,38 @@ TEST(JobOutput, ParentsShowConfigurationsDoneAndALiveEta) {
   EXPECT_THAT(ProgressLine(job), HasSubstr("RUNNING  1/4 configurations done  62%  ETA 120 s"));
 }
 
+// A training with TrainSpec.susceptibility shows each target's per-layer table, in order.
+TEST(JobOutput, TrainingsShowTheirSusceptibilityPerTarget) {
+  v1::Job job;
+  job.set_job_id("job-1");
+  job.set_kind(v1::JOB_KIND_TRAIN);
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  for (const char* target : {"contrast:5", "brightness:5"}) {
+    v1::SusceptibilityReport& report = (*job.mutable_susceptibility())[target];
+    report.set_source_images(8);
+    report.set_target_images(8);
+    auto* model = report.add_models();
+    model->set_model_name("m");
+    model->set_model_version(2);
+    auto* layer = model->add_layers();
+    layer->set_layer("encoder.stem");
+    layer->set_channels(64);
+    layer->set_mean(0.8125);
+    layer->set_null_mean(0.25);
+  }
+  std::ostringstream out;
+  PrintJob(out, job, 100);
+  const std::string text = out.str();
+  const size_t brightness = text.find("susceptibility to brightness:5: source images 8");
+  const size_t contrast = text.find("susceptibility to contrast:5: source images 8");
+  ASSERT_NE(brightness, std::string::npos) << text;
+  ASSERT_NE(contrast, std::string::npos) << text;
+  EXPECT_LT(brightness, contrast);
+  EXPECT_THAT(text, HasSubstr("m:2"));
+  EXPECT_THAT(text, HasSubstr("encoder.stem           64   0.812"));
+  EXPECT_THAT(text, HasSubstr("0.250"));
+}
+
 TEST(ModelOutput, ListIsAColumnTableAndGetSortsAllMetrics) {
   v1::ListModelsResponse response;
   for (int version : {1, 2}) {

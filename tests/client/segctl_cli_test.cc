@@ -113,6 +113,10 @@ TEST(SegctlCli, OldSpellingsStillParse) {
                       "--cross-domain", "other-set"})
                 .code,
             0);
+  EXPECT_EQ(ParseCli({"submit-train", "--dataset", "d", "--susceptibility",
+                      "brightness:5,contrast:3", "--susceptibility-images", "16"})
+                .code,
+            0);
   EXPECT_EQ(ParseCli({"segment", "a.png", "--model", "m:2", "b.png", "--overlay"}).code, 0);
   EXPECT_EQ(ParseCli({"models", "alias", "baseline", "mymodel"}).code, 0);
   EXPECT_EQ(ParseCli({"jobs", "list", "--state", "running"}).code, 0);
@@ -138,6 +142,11 @@ TEST(SegctlCli, TypedOptionsAreRangeChecked) {
            {{"submit-train", "--dataset", "d", "--encoder", "resnet50"}, "--encoder"},
            {{"submit-train", "--dataset", "d", "--cross-domain", "glare:2"}, "glare"},
            {{"submit-train", "--dataset", "d", "--precision", "int8"}, "--precision"},
+           {{"submit-train", "--dataset", "d", "--susceptibility", "blur:2"}, "blur"},
+           {{"submit-train", "--dataset", "d", "--susceptibility-images", "8"}, "--susceptibility"},
+           {{"submit-train", "--dataset", "d", "--susceptibility", "contrast:2",
+             "--susceptibility-images", "1"},
+            "--susceptibility-images"},
            {{"experiment", "run", "--dataset", "d", "--precision", "fp8"}, "--precision"},
            {{"models", "get", "m:zero"}, "version"},
            {{"models", "import", "--name", "m"}, "--file"},

@@ -123,6 +123,8 @@ TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
   spec.mutable_cross_domain()->Add()->mutable_dataset()->mutable_shift()->set_kind(
       v1::Shift::KIND_BRIGHTNESS);
   spec.mutable_cross_domain(0)->mutable_dataset()->mutable_shift()->set_level(4);
+  spec.mutable_susceptibility()->add_targets("contrast:5");
+  spec.mutable_susceptibility()->set_images(4);
   v1::Job job;
   grpc::Status status = Submit(spec, &job);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -140,6 +142,18 @@ TEST_F(TrainingTest, TinyJobRunsEndToEndAndItsModelServes) {
   ASSERT_TRUE(done.metrics().count("test_iou_bf16"));
   EXPECT_GE(done.metrics().at("test_iou_bf16"), 0.0);
   EXPECT_TRUE(done.train_spec().bf16_check());
+  // The model's own per-layer susceptibility, asked for in the spec, comes back in the job.
+  ASSERT_EQ(done.susceptibility_size(), 1);
+  const v1::SusceptibilityReport& susceptibility = done.susceptibility().at("contrast:5");
+  EXPECT_GE(susceptibility.source_images(), 2);  // the test split's first images, at most 4
+  EXPECT_LE(susceptibility.source_images(), 4);
+  EXPECT_EQ(susceptibility.target_images(), susceptibility.source_images());
+  ASSERT_EQ(susceptibility.models_size(), 1);
+  EXPECT_EQ(susceptibility.models(0).model_name(), "tiny-l1");
+  EXPECT_EQ(susceptibility.models(0).model_version(), 1);
+  ASSERT_EQ(susceptibility.models(0).layers_size(), 10);
+  EXPECT_EQ(susceptibility.models(0).layers(0).layer(), "encoder.stem");
+  EXPECT_GT(susceptibility.models(0).layers(0).mean(), 0.0);
   const std::string precision = common::CpuHasFastBf16() ? "bf16" : "fp32";
 
   v1::ListModelsResponse models;
