@@ -106,6 +106,14 @@ TEST(ExperimentSpecTest, PresetsFillOnlyWhatIsLeftEmpty) {
   EXPECT_THAT(quick.prune_levels, ElementsAre(0, 1));
   EXPECT_THAT(quick.seeds, ElementsAre(7, 8, 9));
   EXPECT_EQ(quick.train.epochs, 2);
+  // What quick fills in itself: 3 seeds (an interval needs them), 8 epochs.
+  ExperimentSpec bare_quick;
+  bare_quick.preset = "quick";
+  bare_quick.train.dataset = "d";
+  ASSERT_TRUE(ApplyPreset(bare_quick, /*epochs_set=*/false).ok());
+  EXPECT_THAT(bare_quick.seeds, ElementsAre(1, 2, 3));
+  EXPECT_EQ(bare_quick.train.epochs, 8);
+  EXPECT_THAT(bare_quick.shift_levels, ElementsAre(1, 2, 3, 4, 5));
 
   ExperimentSpec bad;
   bad.preset = "huge";
