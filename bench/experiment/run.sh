@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # File: bench/experiment/run.sh — what an experiment costs beyond its trainings, and how fast
 # its shift grid is evaluated, in one run on one server (loopback, fresh data dir):
-#   1. a small experiment (resnet18 L0+L1 x SEEDS seeds, brightness/contrast/saturation at
-#      levels 1..5 = 15 shifted test sets per model, per-model susceptibility at each kind's
-#      strongest level), submitted and followed to the end;
+#   1. the `quick` preset on a generated set (resnet18 L0+L1 x 3 seeds x 8 epochs,
+#      brightness/contrast/saturation at levels 1..5 = 15 shifted test sets per model,
+#      per-model susceptibility at each kind's strongest level), followed to the end; its wall
+#      time is the preset's time budget on this machine;
 #   2. `segctl bench` on one of its models at the same image size: plain served inference.
 # From the job store (sqlite3) and each child's result (finish_timing, finalize.h) it prints:
 #   - the experiment's wall time, the sum of its children's wall times, the part of those that
@@ -12,14 +13,16 @@
 #     is left (scheduling, data-set opening, registration, the aggregation and report);
 #   - images/s of the shift grid (shift + forward + IoU through the serving executor), of the
 #     unshifted test evaluation, and of plain inference; the ratios of the first two to it.
-# Usage: bench/experiment/run.sh [BUILD_DIR] [IMAGES] [EPOCHS] [SEEDS] [SIZE]
-#   defaults: build 240 3 2 128 (a Release build: scripts/build.sh with BUILD_DIR).
+# Usage: bench/experiment/run.sh [BUILD_DIR] [IMAGES] [SIZE] [EPOCHS] [SEEDS]
+#   defaults: build 240 128 (the quick-start set) and the preset's epochs and seeds; a
+#   Release build (scripts/build.sh with BUILD_DIR). Small values check the script itself.
 set -euo pipefail
 build=${1:-build}
 images=${2:-240}
-epochs=${3:-3}
-seeds=${4:-2}
-size=${5:-128}
+size=${3:-128}
+overrides=()
+[ -n "${4:-}" ] && overrides+=(--epochs "$4")
+[ -n "${5:-}" ] && overrides+=(--seeds "$5")
 work=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -36,18 +39,16 @@ port=$(sed -n 's/.*"grpc_port":\([0-9]*\).*/\1/p' "$work/ports.json")
 segctl health --wait 60 >/dev/null
 segctl datasets generate --name bench --n "$images" --size "$size" --seed 1 --wait >/dev/null
 
-echo "experiment: resnet18 L0,L1 x $seeds seeds, $epochs epochs, $images images of ${size}px," \
-  "3 shift kinds x 5 levels"
-segctl experiment run --dataset bench --encoders resnet18 --prune-levels 0,1 --seeds "$seeds" \
-  --shifts brightness,contrast,saturation --shift-levels 1,2,3,4,5 --epochs "$epochs" \
-  --model-name bench --wait >"$work/experiment.txt"
+echo "experiment: --preset quick ${overrides[*]} on $images generated images of ${size}x${size}"
+segctl experiment run --dataset bench --preset quick "${overrides[@]}" --model-name bench \
+  --wait >"$work/experiment.txt"
 model=$(sqlite3 "$work/var/jobs.db" \
   "SELECT json_extract(result_json, '$.model_name') FROM jobs WHERE kind='TRAIN' AND state='SUCCEEDED' LIMIT 1")
 plain=$(segctl bench --model "$model" --concurrency 8 --duration 15 --warmup 3 --size "$size" |
   sed -n 's/^images\/s \([0-9.]*\).*/\1/p')
 
 sqlite3 -json "$work/var/jobs.db" \
-  "SELECT id, kind, state, parent_id, created_ms, started_ms, finished_ms, result_json FROM jobs
+  "SELECT id, kind, state, parent_id, created_ms, started_ms, finished_ms, spec_json, result_json FROM jobs
    WHERE kind IN ('EXPERIMENT', 'TRAIN')" >"$work/jobs.json"
 python3 - "$work/jobs.json" "$plain" <<'EOF'
 import json, sys
@@ -56,6 +57,9 @@ plain = float(sys.argv[2])
 exp = next(j for j in jobs if j["kind"] == "EXPERIMENT")
 kids = [j for j in jobs if j["parent_id"] == exp["id"]]
 assert kids and all(k["state"] == "SUCCEEDED" for k in kids), [k["state"] for k in kids]
+spec = json.loads(exp["spec_json"])
+print(f"spec: encoders {spec['encoders']}, levels {spec['prune_levels']}, seeds {spec['seeds']}, "
+      f"epochs {spec['train']['epochs']}, shifts {spec['shifts']} x {spec['shift_levels']}")
 wall = (exp["finished_ms"] - exp["created_ms"]) / 1e3
 kid_wall = sum(k["finished_ms"] - k["started_ms"] for k in kids) / 1e3
 phase = {p: 0.0 for p in ("test_seconds", "cross_domain_seconds", "susceptibility_seconds",
@@ -69,7 +73,7 @@ finish = sum(phase[p] for p in ("test_seconds", "cross_domain_seconds", "suscept
 training = kid_wall - finish
 rest = wall - training - finish
 print(f"children: {len(kids)}")
-print(f"experiment wall {wall:.1f} s; sum of children {kid_wall:.1f} s; training {training:.1f} s")
+print(f"experiment wall {wall:.1f} s ({wall / 60:.1f} min); sum of children {kid_wall:.1f} s; training {training:.1f} s")
 print(f"overhead beyond the trainings: {wall - training:.1f} s ({(wall - training) / training:.1%} of training)")
 for name, key in (("in-domain test evaluation", "test_seconds"),
                   ("shift grid (15 sets per model)", "cross_domain_seconds"),
