@@ -226,7 +226,7 @@ void AddExperimentCommands(CLI::App& segctl, Invocation& invocation) {
       ->check(CLI::Range(1, 5));
   run->add_option("--susceptibility", o->susceptibility,
                   "per-layer susceptibility targets kind:level, comma-separated, or none "
-                  "(default: the strongest level of each shift kind)")
+                  "(default: per shift kind its mildest level of at least 2)")
       ->delimiter(',')
       ->allow_extra_args(false);
   run->add_option("--susceptibility-images", o->susceptibility_images,

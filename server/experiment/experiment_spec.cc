@@ -84,9 +84,9 @@ void ApplySusceptibilityDefault(ExperimentSpec& spec) {
   if (!spec.shift_levels.empty()) {
     std::vector<int> levels = spec.shift_levels;
     std::sort(levels.begin(), levels.end());
-    std::vector<int> chosen = {levels.back()};
-    const int middle = levels[(levels.size() - 1) / 2];
-    if (spec.preset == "paper" && middle != levels.back()) chosen.insert(chosen.begin(), middle);
+    const auto mild = std::find_if(levels.begin(), levels.end(), [](int l) { return l >= 2; });
+    std::vector<int> chosen = {mild != levels.end() ? *mild : levels.back()};
+    if (spec.preset == "paper" && chosen.front() != levels.back()) chosen.push_back(levels.back());
     for (const std::string& kind : spec.shifts) {
       for (int level : chosen) s.targets.push_back(absl::StrCat(kind, ":", level));
     }

@@ -39,15 +39,18 @@ struct ExperimentSpec {
 // Fills, for a named preset, the fields left empty (an explicit field always wins; `epochs_set`
 // says whether train.epochs was given):
 //   paper: resnet18+resnet34, L0..L4, seeds 1,2,3, all three shifts at levels 1..5, 50 epochs
-//   quick: resnet18, L0+L1, seeds 1,2, all three shifts at levels 1..5, 3 epochs
+//   quick: resnet18, L0+L1, seeds 1,2,3, all three shifts at levels 1..5, 8 epochs
 // For a data set of fewer than 3 `channels` (MR slices) the preset's shifts are brightness
 // and contrast only: saturation needs colour.
 // InvalidArgument naming spec.preset for an unknown preset.
 absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set, int channels = 3);
 
-// Chooses the susceptibility targets when the spec leaves them unset: the strongest requested
-// level of each requested shift kind (none without shifts); the paper preset adds the middle
-// requested level (levels 1..5: 3 and 5). A spec that sets them, even to none, is kept.
+// Chooses the susceptibility targets when the spec leaves them unset, per requested shift
+// kind (none without shifts): the mildest requested level of at least 2 (else the strongest
+// requested), because at the strongest levels every layer of a trained model saturates near
+// Hellinger 1 and the layers no longer separate (docs/RESULTS.md); the paper preset adds the
+// strongest requested level (levels 1..5: 2 and 5). A spec that sets them, even to none, is
+// kept.
 void ApplySusceptibilityDefault(ExperimentSpec& spec);
 
 // The grid and shift fields (not the data directory: ValidateTrainSpec checks each child).

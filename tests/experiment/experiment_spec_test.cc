@@ -152,20 +152,37 @@ TEST(ExperimentSpecTest, JsonRoundTrips) {
   EXPECT_FALSE(ExperimentSpecFromJson(nlohmann::json::array()).ok());
 }
 
-TEST(ExperimentSpecTest, SusceptibilityDefaultsToTheStrongestLevelOfEachShift) {
+TEST(ExperimentSpecTest, SusceptibilityDefaultsToTheMildestLevelOfAtLeastTwoOfEachShift) {
   ExperimentSpec spec = Small();  // brightness, contrast at 1, 3, 5
   ApplySusceptibilityDefault(spec);
   ASSERT_TRUE(spec.susceptibility.has_value());
-  EXPECT_THAT(spec.susceptibility->targets, ElementsAre("brightness:5", "contrast:5"));
+  EXPECT_THAT(spec.susceptibility->targets, ElementsAre("brightness:3", "contrast:3"));
   EXPECT_EQ(spec.susceptibility->images, training::kDefaultSusceptibilityImages);
 
-  ExperimentSpec paper;  // the paper preset adds the middle level
+  ExperimentSpec only_mild = Small();  // no level of at least 2: the strongest there is
+  only_mild.shift_levels = {1};
+  ApplySusceptibilityDefault(only_mild);
+  EXPECT_THAT(only_mild.susceptibility->targets, ElementsAre("brightness:1", "contrast:1"));
+  ExperimentSpec ends = Small();  // 1 and 5: 5
+  ends.shift_levels = {5, 1};
+  ApplySusceptibilityDefault(ends);
+  EXPECT_THAT(ends.susceptibility->targets, ElementsAre("brightness:5", "contrast:5"));
+
+  ExperimentSpec quick;  // levels 1..5: 2
+  quick.preset = "quick";
+  quick.train.dataset = "d";
+  ASSERT_TRUE(ApplyPreset(quick, false).ok());
+  ApplySusceptibilityDefault(quick);
+  EXPECT_THAT(quick.susceptibility->targets,
+              ElementsAre("brightness:2", "contrast:2", "saturation:2"));
+
+  ExperimentSpec paper;  // the paper preset adds the strongest level
   paper.preset = "paper";
   paper.train.dataset = "d";
   ASSERT_TRUE(ApplyPreset(paper, false, /*channels=*/1).ok());
   ApplySusceptibilityDefault(paper);
   EXPECT_THAT(paper.susceptibility->targets,
-              ElementsAre("brightness:3", "brightness:5", "contrast:3", "contrast:5"));
+              ElementsAre("brightness:2", "brightness:5", "contrast:2", "contrast:5"));
 
   ExperimentSpec in_domain = Small();  // no shifts: nothing to analyse
   in_domain.shifts.clear();
