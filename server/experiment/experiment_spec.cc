@@ -72,8 +72,8 @@ absl::Status ApplyPreset(ExperimentSpec& spec, bool epochs_set, int channels) {
   } else if (spec.shift_levels.empty()) {
     spec.shift_levels = {1, 2, 3, 4, 5};
   }
-  // quick: 6 trainings of 8 epochs finish in about 12 minutes on 2 cores with the
-  // quick-start set (240 images of 128x128; docs/experiments.md, bench/experiment/run.sh).
+  // quick: 6 trainings of 8 epochs took 14.3 minutes on 2 cores with the quick-start set
+  // (240 images of 128x128; docs/PERFORMANCE.md, bench/experiment/run.sh).
   if (!epochs_set) spec.train.epochs = paper ? 50 : 8;
   return absl::OkStatus();
 }
