@@ -91,20 +91,19 @@ absl::StatusOr<std::string> FinishTraining(
   json timing = {{"test_seconds", 0.0},           {"test_images", 0},
                  {"cross_domain_seconds", 0.0},   {"cross_domain_images", 0},
                  {"susceptibility_seconds", 0.0}, {"reference_seconds", 0.0}};
-  auto phase_start = std::chrono::steady_clock::now();
-  auto lap = [&phase_start](json& slot) {
-    const auto now = std::chrono::steady_clock::now();
-    slot = slot.get<double>() + std::chrono::duration<double>(now - phase_start).count();
-    phase_start = now;
+  // Adds the seconds since `start` to the phase's slot.
+  auto add_since = [](json& slot, std::chrono::steady_clock::time_point start) {
+    slot = slot.get<double>() +
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
 
   // In-domain test split.
   ASSIGN_OR_RETURN(data::Split test_split, data::ParseSplit(run.spec.test_split));
   if (!run.dataset->split(test_split).empty()) {
-    phase_start = std::chrono::steady_clock::now();
+    const auto start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto loader, MakeEvalLoader(run, run.dataset, test_split, {}));
     ASSIGN_OR_RETURN(ConfusionMatrix cm, evaluate(*loader));
-    lap(timing["test_seconds"]);
+    add_since(timing["test_seconds"], start);
     timing["test_images"] = run.dataset->split(test_split).size();
     metrics["test_iou"] = cm.MeanForegroundIoU();
     result["test_iou"] = cm.MeanForegroundIoU();
@@ -154,10 +153,10 @@ absl::StatusOr<std::string> FinishTraining(
                    << " has no images; skipped";
       continue;
     }
-    phase_start = std::chrono::steady_clock::now();
+    const auto start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto loader, MakeEvalLoader(run, ds, split, shift));
     ASSIGN_OR_RETURN(ConfusionMatrix cm, evaluate(*loader));
-    lap(timing["cross_domain_seconds"]);
+    add_since(timing["cross_domain_seconds"], start);
     timing["cross_domain_images"] = timing["cross_domain_images"].get<int64_t>() +
                                     static_cast<int64_t>(ds->split(split).size());
     metrics["cross_domain_iou/" + label] = cm.MeanForegroundIoU();
@@ -169,17 +168,17 @@ absl::StatusOr<std::string> FinishTraining(
     if (!snapshot) {
       ASSIGN_OR_RETURN(snapshot, internal::EvaluationSnapshot(run, net, /*bfloat16=*/false));
     }
-    phase_start = std::chrono::steady_clock::now();
+    const auto start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(result["susceptibility"], ComputeSusceptibility(run, snapshot, cancelled));
-    lap(timing["susceptibility_seconds"]);
+    add_since(timing["susceptibility_seconds"], start);
   }
 
   // Reference statistics over the training split, as the model sees it when serving.
-  phase_start = std::chrono::steady_clock::now();
+  const auto reference_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(auto train_loader, MakeEvalLoader(run, run.dataset, data::Split::kTrain, {}));
   ASSIGN_OR_RETURN(json reference,
                    internal::ComputeReferenceStats(run, net, *train_loader, cancelled));
-  lap(timing["reference_seconds"]);
+  add_since(timing["reference_seconds"], reference_start);
   result["finish_timing"] = timing;
   if (cancelled && cancelled()) return absl::CancelledError("training cancelled");
 
