@@ -83,6 +83,19 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
   return SyncDirectory(dir);
 }
 
+absl::Status SyncFileSystem(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", dir);
+  const int rc = ::syncfs(fd);
+  if (rc != 0) {
+    absl::Status s = ErrnoStatus("syncfs", dir);
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  return absl::OkStatus();
+}
+
 absl::Status SyncDirectory(const std::string& dir) {
   return FsyncPath(dir, O_RDONLY | O_DIRECTORY);
 }

@@ -53,19 +53,6 @@ absl::Status RelativeTo(const std::string &root, const absl::Status &status) {
   return absl::Status(status.code(), message);
 }
 
-// The staging directory's file system, synced in one call: the data of every received file
-// and the directory entries, so that the rename publishes durable files. One syncfs is far
-// cheaper than an fsync per file for sets of many small images.
-absl::Status SyncFileSystem(const std::string &dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open", dir, errno);
-  const int rc = ::syncfs(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus("syncfs", dir, err);
-  return absl::OkStatus();
-}
-
 // rename(2) that refuses to replace `to` (plain rename would replace an empty directory).
 // Falls back to a check and rename where the file system lacks RENAME_NOREPLACE.
 int RenameNoReplace(const std::string &from, const std::string &to) {
@@ -334,7 +321,8 @@ absl::StatusOr<Dataset> UploadAttempt::Publish() {
                        {"bytes", total_bytes_}};
   RETURN_IF_ERROR(
       common::WriteFileAtomically(staging_ + "/" + kUploadMarkerFile, marker.dump() + "\n"));
-  RETURN_IF_ERROR(SyncFileSystem(staging_));
+  // One syncfs: the rename below publishes durable files.
+  RETURN_IF_ERROR(common::SyncFileSystem(staging_));
   const std::string target = owner_.datasets_dir() + "/" + header_.name;
   if (RenameNoReplace(staging_, target) != 0) {
     const int err = errno;
