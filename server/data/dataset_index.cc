@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "server/common/dir_util.h"
@@ -44,6 +45,11 @@ DatasetEntry EntryOf(const std::string &name, const Dataset &dataset) {
   return entry;
 }
 
+std::string ReadFilesMarker(const std::string &folder) {
+  absl::StatusOr<std::string> text = common::ReadFile(folder + "/" + kFilesMarkerFile);
+  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : std::string();
+}
+
 std::vector<std::string> DatasetIndex::FolderNames() const {
   std::vector<std::string> names;
   std::error_code ec;
@@ -69,6 +75,36 @@ std::vector<DatasetEntry> DatasetIndex::ScanFolder(
     entries.push_back(EntryOf(name, *dataset));
   }
   return entries;
+}
+
+absl::Status DatasetIndex::CheckName(const std::string &name, const std::string &field) {
+  if (name.empty()) return absl::InvalidArgumentError(field + ": required");
+  if (name.find('/') != std::string::npos || name == "." || name == ".." || name[0] == '.') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be a data set name (no '/', '.' or '..'), got '", name, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DatasetIndex::NotFound(const std::string &name, const std::string &field) {
+  return absl::NotFoundError(
+      absl::StrCat(field, ": data set '", name, "' not found under datasets/"));
+}
+
+absl::StatusOr<std::string> DatasetIndex::LocalDir(const std::string &name,
+                                                   const std::string &field) {
+  RETURN_IF_ERROR(CheckName(name, field));
+  // Confined: a symbolic link out of datasets/ is refused.
+  ASSIGN_OR_RETURN(std::string dir, common::ResolveUnderRoot(dir_, name, field));
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFound(name, field);
+  return dir;
+}
+
+absl::StatusOr<int> DatasetIndex::Channels(const std::string &name, const std::string &field) {
+  ASSIGN_OR_RETURN(std::string dir, DatasetIndex::LocalDir(name, field));
+  absl::StatusOr<int> channels = ReadDatasetChannels(dir);
+  return channels.ok() ? *channels : 0;
 }
 
 namespace {
@@ -107,7 +143,7 @@ absl::StatusOr<std::unique_ptr<DatasetIndex>> DatasetIndex::Open(const std::stri
   if (options.database.conninfo.empty()) {
     return std::unique_ptr<DatasetIndex>(new DirectoryDatasetIndex(dir));
   }
-  return PostgresDatasetIndex::Open(dir, std::move(options.database));
+  return PostgresDatasetIndex::Open(dir, std::move(options.database), options.files_in_database);
 }
 
 }  // namespace segserve::data

@@ -7,7 +7,9 @@
 //     tombstones); List opens each manifest and sums each folder's bytes.
 //   - a table in PostgreSQL (--database; PostgresDatasetIndex, postgres_dataset_index.h):
 //     every replica answers List from the table, also one without the shared volume. The
-//     files stay on the shared volume (trainers and analyses read them there).
+//     files stay on the shared volume (trainers and analyses read them there), or, with
+//     --blob_store=large_object, are also stored as large objects and fetched by LocalDir
+//     into the datasets/ folder of a replica that lacks them (postgres_dataset_files.cc).
 // Publishing stays the folder's atomic rename; the index is told afterwards (Record) and
 // told of a removal after the folder is gone (Remove), so a crash between the two leaves
 // a folder the index lacks (adopted by the next Reconcile) or a row whose folder is gone
@@ -45,9 +47,19 @@ struct DatasetEntry {
 // sums the folder's bytes.
 DatasetEntry EntryOf(const std::string &name, const Dataset &dataset);
 
+// In a data-set folder fetched from or stored to the database: the digest of its file list
+// (files_sha256 of its row). Hidden, so it is not one of the set's files.
+inline constexpr char kFilesMarkerFile[] = ".files.sha256";
+
+// The digest in `folder`'s kFilesMarkerFile; empty when it has none.
+std::string ReadFilesMarker(const std::string &folder);
+
 struct DatasetIndexOptions {
   // Empty conninfo: the directory index. Otherwise the PostgreSQL table.
   postgres::ConnectOptions database;
+  // With a database: the files of every recorded set are also stored as large objects
+  // (--blob_store=large_object), and LocalDir fetches them where the folder is missing.
+  bool files_in_database = false;
 };
 
 class DatasetIndex {
@@ -72,10 +84,21 @@ class DatasetIndex {
   // Records every complete folder the index lacks (a crash after a rename, a set copied
   // in by hand); a no-op for the directory index. Returns how many were added.
   virtual absl::StatusOr<int> Reconcile() = 0;
+  // The folder holding the complete set `name`, for reading its files: the folder in
+  // datasets_dir(), fetched there first when its files are in the database and this replica
+  // has no current copy. `field` names the request field in errors: InvalidArgument for a
+  // name that is not one (a '/', "." or ".."), NotFound for a set that does not exist here.
+  virtual absl::StatusOr<std::string> LocalDir(const std::string &name, const std::string &field);
+  // The channel count of set `name` without fetching its files (submit-time checks); 0 when
+  // its manifest cannot be read (left to the job, which opens the set whole). Errors as
+  // LocalDir's for a missing set.
+  virtual absl::StatusOr<int> Channels(const std::string &name, const std::string &field);
   // "data sets in <dir>" / "data-set index in <database>" for logs.
   virtual std::string Describe() const = 0;
 
   const std::string &datasets_dir() const { return dir_; }
+  // InvalidArgument naming `field` unless `name` can be a folder name in datasets_dir().
+  static absl::Status CheckName(const std::string &name, const std::string &field);
 
  protected:
   explicit DatasetIndex(std::string datasets_dir) : dir_(std::move(datasets_dir)) {}
@@ -84,6 +107,8 @@ class DatasetIndex {
   std::vector<DatasetEntry> ScanFolder(const std::function<bool(const std::string &)> &wanted) const;
   // The names of the folder's visible subdirectories, sorted.
   std::vector<std::string> FolderNames() const;
+  // NotFound: "<field>: data set '<name>' not found under datasets/".
+  static absl::Status NotFound(const std::string &name, const std::string &field);
 
  private:
   const std::string dir_;  // absolute

@@ -1,14 +1,22 @@
 // The data-set index (server/data/dataset_index.h): one contract, run against the directory
-// index and the PostgreSQL one (a real PostgreSQL from tests/testing/postgres_server.h;
-// the Postgres* suites run as the ctest entry dataset_index_test.Postgres), then what only
-// the shared table does: replicas without the folder, adoption after a crash, schema.
+// index and the PostgreSQL one, with and without the files in large objects (a real
+// PostgreSQL from tests/testing/postgres_server.h; the Postgres* suites run as the ctest
+// entry dataset_index_test.Postgres), then what only the shared table does: replicas
+// without the folder, adoption after a crash, schema; and what the large objects do:
+// replicas on their own disks fetch, drop and refetch sets through the database.
 #include "server/data/dataset_index.h"
 
 #include <filesystem>
+#include <map>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "server/common/dir_util.h"
+#include "server/common/sha256.h"
 #include "server/data/postgres_dataset_index.h"
 #include "server/data/synthetic.h"
+#include "server/postgres/connection.h"
 #include "tests/data/temp_dir.h"
 #include "tests/testing/postgres_server.h"
 
@@ -16,16 +24,30 @@ namespace segserve::data {
 namespace {
 namespace fs = std::filesystem;
 
-enum class IndexBackend { kDirectory, kPostgres };
+enum class IndexBackend { kDirectory, kPostgres, kLargeObjects };
 
 void PrintTo(IndexBackend backend, std::ostream *os) {
-  *os << (backend == IndexBackend::kPostgres ? "postgres" : "directory");
+  *os << (backend == IndexBackend::kDirectory  ? "directory"
+          : backend == IndexBackend::kPostgres ? "postgres"
+                                               : "large_objects");
+}
+
+// Relative path -> SHA-256 of every regular file under `root` but the files marker.
+std::map<std::string, std::string> FileDigests(const std::string &root) {
+  std::map<std::string, std::string> digests;
+  for (const auto &entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string rel = entry.path().lexically_relative(root).generic_string();
+    if (rel == kFilesMarkerFile) continue;
+    digests[rel] = *common::FileSha256Hex(entry.path().string());
+  }
+  return digests;
 }
 
 class DatasetIndexTest : public ::testing::TestWithParam<IndexBackend> {
  protected:
   void SetUp() override {
-    if (GetParam() == IndexBackend::kPostgres) {
+    if (GetParam() != IndexBackend::kDirectory) {
       absl::StatusOr<std::string> conninfo = segserve::testing::NewSharedDatabase();
       ASSERT_TRUE(conninfo.ok()) << conninfo.status();
       conninfo_ = *conninfo;
@@ -39,9 +61,14 @@ class DatasetIndexTest : public ::testing::TestWithParam<IndexBackend> {
 
   // Another index on the same database (or folder): another replica.
   absl::StatusOr<std::unique_ptr<DatasetIndex>> OpenAt(const std::string &dir) {
+    return OpenAt(dir, GetParam() == IndexBackend::kLargeObjects);
+  }
+  absl::StatusOr<std::unique_ptr<DatasetIndex>> OpenAt(const std::string &dir,
+                                                       bool files_in_database) {
     DatasetIndexOptions options;
     options.database.conninfo = conninfo_;
     options.database.what = "data-set index database";
+    options.files_in_database = files_in_database;
     return DatasetIndex::Open(dir, options);
   }
 
@@ -120,7 +147,9 @@ TEST_P(DatasetIndexTest, RecordIsIdempotentAndKeepsTheCreationTime) {
   absl::StatusOr<std::vector<DatasetEntry>> entries = index_->List();
   ASSERT_TRUE(entries.ok());
   ASSERT_EQ(entries->size(), 1u);
-  if (GetParam() == IndexBackend::kPostgres) EXPECT_EQ((*entries)[0].created_unix_seconds, created);
+  if (GetParam() != IndexBackend::kDirectory) {
+    EXPECT_EQ((*entries)[0].created_unix_seconds, created);
+  }
 }
 
 TEST_P(DatasetIndexTest, RemovedAfterItsFolderIsGoneAndRemoveIsIdempotent) {
@@ -140,8 +169,29 @@ TEST_P(DatasetIndexTest, ASetPublishedWithoutItsRecordIsListed) {
   EXPECT_TRUE(*index_->Contains("orphan"));
 }
 
+TEST_P(DatasetIndexTest, LocalDirAndChannelsNameTheFieldForBadAndMissingSets) {
+  ASSERT_TRUE(index_->Record(Publish("here", 4)).ok());
+  absl::StatusOr<std::string> dir = index_->LocalDir("here", "spec.dataset");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_EQ(*dir, datasets_dir() + "/here");
+  EXPECT_EQ(*index_->Channels("here", "spec.dataset"), 3);
+  for (const std::string bad : {"", "../here", ".", "..", ".hidden", "a/b"}) {
+    absl::StatusOr<std::string> refused = index_->LocalDir(bad, "spec.dataset");
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StartsWith(refused.status().message(), "spec.dataset: ")) << refused.status();
+  }
+  absl::StatusOr<int> missing = index_->Channels("nope", "target.dataset.name");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(),
+            "target.dataset.name: data set 'nope' not found under datasets/");
+  EXPECT_EQ(index_->LocalDir("nope", "f").status().code(), absl::StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Directory, DatasetIndexTest, ::testing::Values(IndexBackend::kDirectory));
-INSTANTIATE_TEST_SUITE_P(Postgres, DatasetIndexTest, ::testing::Values(IndexBackend::kPostgres));
+INSTANTIATE_TEST_SUITE_P(Postgres, DatasetIndexTest,
+                         ::testing::Values(IndexBackend::kPostgres, IndexBackend::kLargeObjects));
 
 // What only the table does.
 class PostgresDatasetIndexTest : public DatasetIndexTest {};
@@ -188,6 +238,155 @@ TEST_P(PostgresDatasetIndexTest, AnUnreachableDatabaseFailsTheOpenSayingWhich) {
 
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresDatasetIndexTest,
                          ::testing::Values(IndexBackend::kPostgres));
+
+// The files in large objects (--blob_store=large_object): every replica on its own disk.
+class LargeObjectDatasetTest : public DatasetIndexTest {
+ protected:
+  // A replica with its own, empty disk.
+  std::unique_ptr<DatasetIndex> Replica(testing::TempDir &disk) {
+    auto replica = OpenAt(disk / "datasets");
+    EXPECT_TRUE(replica.ok()) << replica.status();
+    return replica.ok() ? *std::move(replica) : nullptr;
+  }
+
+  // A query on the test's own connection.
+  postgres::Result Query(const std::string &sql) {
+    if (db_ == nullptr) {
+      postgres::ConnectOptions options;
+      options.conninfo = conninfo_;
+      auto db = postgres::Connection::Open(options);
+      EXPECT_TRUE(db.ok()) << db.status();
+      db_ = *std::move(db);
+    }
+    absl::StatusOr<postgres::Result> result = db_->ExecSql(sql);
+    EXPECT_TRUE(result.ok()) << result.status() << " in " << sql;
+    return *std::move(result);
+  }
+  int64_t LargeObjects() { return Query("SELECT count(*) FROM pg_largeobject_metadata").Int(0, 0); }
+
+  std::unique_ptr<postgres::Connection> db_;
+};
+
+TEST_P(LargeObjectDatasetTest, AReplicaOnItsOwnDiskFetchesTheSetOnceWithEveryFileIntact) {
+  ASSERT_TRUE(index_->Record(Publish("smears", 8)).ok());
+  const std::string published = datasets_dir() + "/smears";
+  EXPECT_FALSE(ReadFilesMarker(published).empty());
+  const std::map<std::string, std::string> files = FileDigests(published);
+  EXPECT_EQ(LargeObjects(), static_cast<int64_t>(files.size()));
+
+  testing::TempDir disk;
+  std::unique_ptr<DatasetIndex> replica = Replica(disk);
+  ASSERT_NE(replica, nullptr);
+  EXPECT_EQ(*replica->Channels("smears", "spec.dataset"), 3);  // from the row: nothing fetched
+  EXPECT_FALSE(fs::exists(disk / "datasets/smears"));
+  absl::StatusOr<std::string> dir = replica->LocalDir("smears", "spec.dataset");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_EQ(*dir, disk / "datasets/smears");
+  EXPECT_EQ(FileDigests(*dir), files);
+  EXPECT_EQ(ReadFilesMarker(*dir), ReadFilesMarker(published));
+  OpenOptions open;
+  open.verify_contents = true;  // every image decodes, every mask matches
+  absl::StatusOr<Dataset> opened = OpenDataset(*dir, open);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->samples.size(), 8u);
+  // Nothing hidden is left behind, and the copy is not fetched again.
+  for (const auto &entry : fs::directory_iterator(disk / "datasets")) {
+    EXPECT_EQ(entry.path().filename().string(), "smears");
+  }
+  const auto written = fs::last_write_time(*dir + "/dataset.json");
+  ASSERT_TRUE(replica->LocalDir("smears", "spec.dataset").ok());
+  EXPECT_EQ(fs::last_write_time(*dir + "/dataset.json"), written);
+  // Its listing does not adopt the copy as a set of its own.
+  EXPECT_EQ(Names(*replica), std::vector<std::string>{"smears"});
+}
+
+TEST_P(LargeObjectDatasetTest, CopiesFollowReplacementsAndDeletesMadeElsewhere) {
+  ASSERT_TRUE(index_->Record(Publish("cells", 4)).ok());
+  testing::TempDir disk;
+  std::unique_ptr<DatasetIndex> replica = Replica(disk);
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(replica->LocalDir("cells", "spec.dataset").ok());
+
+  // Deleted and published again through the first replica (lifecycle::DeleteDataset's
+  // order: folder, then row): the other replica's older copy is replaced when next used.
+  ASSERT_TRUE(common::RemoveDirectoryDurably(datasets_dir() + "/cells").ok());
+  ASSERT_TRUE(index_->Remove("cells").ok());
+  ASSERT_TRUE(index_->Record(Publish("cells", 6)).ok());
+  absl::StatusOr<std::string> dir = replica->LocalDir("cells", "spec.dataset");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_EQ(FileDigests(*dir), FileDigests(datasets_dir() + "/cells"));
+  EXPECT_EQ(OpenDataset(*dir)->samples.size(), 6u);
+
+  // Deleted: the copy does not hold the name, and the objects are gone.
+  ASSERT_TRUE(common::RemoveDirectoryDurably(datasets_dir() + "/cells").ok());
+  ASSERT_TRUE(index_->Remove("cells").ok());
+  EXPECT_EQ(LargeObjects(), 0);
+  EXPECT_EQ(Query("SELECT count(*) FROM dataset_files").Int(0, 0), 0);
+  EXPECT_FALSE(*replica->Contains("cells"));
+  EXPECT_FALSE(fs::exists(disk / "datasets/cells"));
+  EXPECT_EQ(replica->LocalDir("cells", "spec.dataset").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(LargeObjectDatasetTest, OfTwoSetsOfOneNameOnDifferentDisksTheFirstRecordedStays) {
+  testing::TempDir disk;
+  std::unique_ptr<DatasetIndex> other = Replica(disk);
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->Record(Publish("cells", 6, disk / "datasets")).ok());
+  const absl::Status second = index_->Record(Publish("cells", 4));
+  EXPECT_EQ(second.code(), absl::StatusCode::kAlreadyExists) << second;
+  // The losing folder is gone; the set that stays is fetched in its place.
+  EXPECT_FALSE(fs::exists(datasets_dir() + "/cells"));
+  absl::StatusOr<std::string> dir = index_->LocalDir("cells", "spec.dataset");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_EQ(FileDigests(*dir), FileDigests(disk / "datasets/cells"));
+  EXPECT_EQ(Names(*index_), std::vector<std::string>{"cells"});
+}
+
+TEST_P(LargeObjectDatasetTest, SetsRecordedWithoutFilesAreStoredByAReplicaThatHasThem) {
+  // A shared volume's set, recorded before --blob_store=large_object.
+  auto plain = OpenAt(datasets_dir(), /*files_in_database=*/false);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  index_.reset();
+  ASSERT_TRUE((*plain)->Record(Publish("old", 4)).ok());
+  EXPECT_EQ(LargeObjects(), 0);
+  testing::TempDir disk;
+  std::unique_ptr<DatasetIndex> replica = Replica(disk);
+  ASSERT_NE(replica, nullptr);
+  absl::StatusOr<std::string> missing = replica->LocalDir("old", "spec.dataset");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StartsWith(missing.status().message(), "spec.dataset: data set 'old'"))
+      << missing.status();
+  // A replica with the folder and large objects stores the files when it opens (Reconcile).
+  auto upgraded = OpenAt(datasets_dir(), /*files_in_database=*/true);
+  ASSERT_TRUE(upgraded.ok()) << upgraded.status();
+  EXPECT_GT(LargeObjects(), 0);
+  absl::StatusOr<std::string> dir = replica->LocalDir("old", "spec.dataset");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_EQ(FileDigests(*dir), FileDigests(datasets_dir() + "/old"));
+  // Re-recording without large objects keeps the stored files.
+  ASSERT_TRUE((*plain)->Record(EntryOf("old", *OpenDataset(datasets_dir() + "/old"))).ok());
+  EXPECT_EQ(Query("SELECT count(*) FROM datasets WHERE files_sha256 IS NULL").Int(0, 0), 0);
+}
+
+TEST_P(LargeObjectDatasetTest, ACorruptedObjectIsDataLossAndLeavesNothingBehind) {
+  ASSERT_TRUE(index_->Record(Publish("bad", 4)).ok());
+  Query(
+      "SELECT lo_put(blob_oid, 0, '\\x00ff') FROM dataset_files WHERE dataset = 'bad' AND "
+      "path = 'dataset.json'");
+  testing::TempDir disk;
+  std::unique_ptr<DatasetIndex> replica = Replica(disk);
+  ASSERT_NE(replica, nullptr);
+  absl::StatusOr<std::string> dir = replica->LocalDir("bad", "spec.dataset");
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.status().code(), absl::StatusCode::kDataLoss) << dir.status();
+  EXPECT_NE(dir.status().message().find("dataset.json"), std::string::npos) << dir.status();
+  EXPECT_TRUE(fs::is_empty(disk / "datasets"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, LargeObjectDatasetTest,
+                         ::testing::Values(IndexBackend::kLargeObjects));
 
 }  // namespace
 }  // namespace segserve::data
