@@ -1,6 +1,7 @@
 #include "server/api/datasets_service.h"
 
 #include <atomic>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -82,6 +83,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
       }
       absl::StatusOr<data::UploadHeader> header = HeaderFromProto(incoming_.header());
       if (!header.ok()) return Done(header.status());
+      if (absl::Status held = FetchIfPublishedElsewhere(*header); !held.ok()) return Done(held);
       absl::StatusOr<data::DatasetUploads::Begun> begun = uploads_.Begin(*std::move(header));
       if (!begun.ok()) return Done(begun.status());
       if (begun->published.has_value()) {  // a retry of an upload that succeeded
@@ -114,6 +116,28 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetChun
     absl::Status recorded = RecordPublished(*published);
     if (recorded.ok() && on_change_) on_change_();
     Done(recorded);
+  }
+
+  // A name the index holds but this replica's folder lacks (its files are in the database,
+  // published through another replica): a retry of that upload gets this replica a copy, so
+  // Begin answers with the published set; another upload is refused.
+  absl::Status FetchIfPublishedElsewhere(const data::UploadHeader& header) {
+    // A bad name is Begin's to refuse, with its own message.
+    if (!data::DatasetIndex::CheckName(header.name, "header.name").ok()) return absl::OkStatus();
+    // Contains also drops this replica's copy of a set deleted through another one.
+    ASSIGN_OR_RETURN(bool taken, index_.Contains(header.name));
+    if (!taken) return absl::OkStatus();
+    std::error_code ec;
+    if (std::filesystem::exists(index_.datasets_dir() + "/" + header.name, ec)) {
+      return absl::OkStatus();  // Begin decides
+    }
+    ASSIGN_OR_RETURN(std::vector<data::DatasetEntry> entries, index_.List());
+    for (const data::DatasetEntry& entry : entries) {
+      if (entry.name != header.name || entry.upload_id != header.upload_id) continue;
+      return index_.LocalDir(header.name, "header.name").status();
+    }
+    return absl::AlreadyExistsError(
+        absl::StrCat("header.name: data set '", header.name, "' already exists"));
   }
 
   // Tells the index of a published set and answers with its entry. A failure leaves the

@@ -4,6 +4,7 @@
 #include "nlohmann/json.hpp"
 #include "server/api/train_spec_converter.h"
 #include "server/data/dataset.h"
+#include "server/data/dataset_index.h"
 #include "server/data/shift.h"
 #include "server/experiment/experiment_spec.h"
 #include "server/training/train_spec.h"
@@ -12,7 +13,8 @@ namespace segserve::api {
 
 absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpec& proto,
                                                          const std::string& data_dir,
-                                                         int max_children) {
+                                                         int max_children,
+                                                         data::DatasetIndex* datasets) {
   if (proto.priority() < -100 || proto.priority() > 100) {
     return absl::InvalidArgumentError("spec.priority: must be -100..100");
   }
@@ -81,8 +83,10 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   // The data set's channel count decides whether saturation can be one of the shifts; a
   // data set that cannot be read is reported by ValidateTrainSpec below.
   int channels = 3;
-  if (auto dir = training::ResolveDatasetDir(data_dir, t.dataset, "spec.dataset"); dir.ok()) {
-    if (absl::StatusOr<int> c = data::ReadDatasetChannels(*dir); c.ok()) channels = *c;
+  if (absl::StatusOr<int> c =
+          training::DatasetChannels(data_dir, t.dataset, "spec.dataset", datasets);
+      c.ok() && *c > 0) {
+    channels = *c;
   }
   if (absl::Status s = experiment::ApplyPreset(spec, proto.has_epochs(), channels); !s.ok()) {
     return s;
@@ -106,7 +110,7 @@ absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpe
   }
   ExperimentSpecs out;
   for (const training::TrainSpec& child : experiment::ExpandExperiment(spec)) {
-    if (absl::Status s = training::ValidateTrainSpec(child, data_dir); !s.ok()) return s;
+    if (absl::Status s = training::ValidateTrainSpec(child, data_dir, datasets); !s.ok()) return s;
     out.children.push_back(training::TrainSpecToJsonString(child));
   }
   out.parent = experiment::ExperimentSpecToJson(spec).dump();

@@ -8,6 +8,10 @@
 #include "absl/status/statusor.h"
 #include "segserve/v1/training.pb.h"
 
+namespace segserve::data {
+class DatasetIndex;
+}  // namespace segserve::data
+
 namespace segserve::api {
 
 struct ExperimentSpecs {
@@ -20,7 +24,8 @@ struct ExperimentSpecs {
 // pretrained file missing under `data_dir`) and expands the grid.
 absl::StatusOr<ExperimentSpecs> ExperimentSpecsFromProto(const v1::ExperimentSpec& spec,
                                                          const std::string& data_dir,
-                                                         int max_children);
+                                                         int max_children,
+                                                         data::DatasetIndex* datasets = nullptr);
 
 // Best-effort reverse mapping for display.
 void ExperimentSpecToProto(const std::string& spec_json, v1::ExperimentSpec* out);

@@ -13,6 +13,7 @@
 #include "server/common/status_macros.h"
 #include "server/data/codec.h"
 #include "server/data/dataset.h"
+#include "server/data/dataset_index.h"
 #include "server/data/image.h"
 #include "server/data/shift.h"
 #include "server/susceptibility/analysis_runner.h"
@@ -182,13 +183,16 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
           std::move(sets[0]), std::move(sets[1]));
   const int64_t max_pixels = options_.max_image_pixels;
   const std::string data_dir = options_.data_dir;
+  data::DatasetIndex* const datasets = options_.datasets;
   const bool scheduled = analysis_pool_.TrySchedule([=] {
     absl::StatusOr<std::vector<susceptibility::SusceptibilityReport>> reports;
     absl::Status decoded = absl::OkStatus();
     for (int s = 0; s < 2 && decoded.ok(); ++s) {
       if (dataset_names[s].empty()) continue;
-      auto dir = common::ResolveUnderRoot(data_dir, "datasets/" + dataset_names[s],
-                                          s == 0 ? "source.dataset.name" : "target.dataset.name");
+      const std::string field = s == 0 ? "source.dataset.name" : "target.dataset.name";
+      auto dir = datasets != nullptr
+                     ? datasets->LocalDir(dataset_names[s], field)
+                     : common::ResolveUnderRoot(data_dir, "datasets/" + dataset_names[s], field);
       if (dir.ok()) {
         (s == 0 ? shared_sets->first : shared_sets->second).dataset_dir = *dir;
       } else {
@@ -224,6 +228,15 @@ grpc::ServerUnaryReactor* SusceptibilityService::Analyze(grpc::CallbackServerCon
   return reactor;
 }
 
+absl::StatusOr<int> SusceptibilityService::DatasetChannels(const std::string& name,
+                                                           const std::string& field) const {
+  if (options_.datasets != nullptr) return options_.datasets->Channels(name, field);
+  ASSIGN_OR_RETURN(const std::string dir,
+                   common::ResolveUnderRoot(options_.data_dir, "datasets/" + name, field));
+  absl::StatusOr<int> channels = data::ReadDatasetChannels(dir);
+  return channels.ok() ? *channels : 0;
+}
+
 grpc::ServerUnaryReactor* SusceptibilityService::SubmitAnalysis(
     grpc::CallbackServerContext* context, const v1::AnalyzeRequest* request,
     v1::AnalysisJob* response) {
@@ -249,13 +262,12 @@ grpc::ServerUnaryReactor* SusceptibilityService::SubmitAnalysis(
       [this, spec = std::move(*spec), model_channels, response]() -> absl::Status {
         for (const auto* ref : {&spec.source, &spec.target}) {
           const std::string field = ref == &spec.source ? "source" : "target";
-          ASSIGN_OR_RETURN(const std::string dir,
-                           common::ResolveUnderRoot(options_.data_dir, "datasets/" + ref->dataset,
-                                                    field + ".dataset.name"));
+          ASSIGN_OR_RETURN(const int channels,
+                           DatasetChannels(ref->dataset, field + ".dataset.name"));
           ASSIGN_OR_RETURN(const data::Shift shift, data::ParseShift(ref->shift, field + ".shift"));
           if (shift.kind != data::ShiftKind::kSaturation || shift.is_identity()) continue;
-          if (absl::StatusOr<int> channels = data::ReadDatasetChannels(dir); channels.ok()) {
-            RETURN_IF_ERROR(data::CheckShiftChannels(shift, *channels, field + ".shift",
+          if (channels > 0) {
+            RETURN_IF_ERROR(data::CheckShiftChannels(shift, channels, field + ".shift",
                                                      "data set '" + ref->dataset + "'"));
           }
           for (const auto& [model, channels] : model_channels) {

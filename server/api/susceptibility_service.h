@@ -14,10 +14,18 @@
 #include "server/susceptibility/analyze_datasets.h"
 #include "server/susceptibility/analyzer.h"
 
+namespace segserve::data {
+class DatasetIndex;
+}  // namespace segserve::data
+
 namespace segserve::api {
 
 struct SusceptibilityServiceOptions {
   std::string data_dir;
+  // The server's data-set index (may be null: folders under data_dir/datasets): Analyze
+  // opens data sets through its LocalDir (fetching those whose files are in the database),
+  // SubmitAnalysis checks them against it. Not owned.
+  data::DatasetIndex* datasets = nullptr;
   int max_analyze_images = 256;  // per set, for the unary Analyze
   int64_t max_image_pixels = 4096ll * 4096;
   // Where Analyze's forward passes run (production: the batching scheduler, background
@@ -41,6 +49,9 @@ class SusceptibilityService final : public v1::Susceptibility::CallbackService {
                                            v1::AnalysisJob* response) override;
 
  private:
+  // The channel count of data set `name` (0: its manifest cannot be read); InvalidArgument
+  // or NotFound naming `field` for a name outside datasets/ or a set the index lacks.
+  absl::StatusOr<int> DatasetChannels(const std::string& name, const std::string& field) const;
   const SusceptibilityServiceOptions options_;
   registry::ModelRegistry& registry_;
   scheduler::Scheduler& scheduler_;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "server/data/dataset_index.h"
 #include "server/training/train_spec.h"
 
 namespace segserve::api {
@@ -91,7 +92,8 @@ v1::Precision PrecisionFromName(const std::string& name) {
 }
 
 absl::StatusOr<RunnerSpecs> TrainSpecsFromProto(const v1::TrainSpec& proto,
-                                                const std::string& data_dir) {
+                                                const std::string& data_dir,
+                                                data::DatasetIndex* datasets) {
   if (proto.dataset().empty()) return absl::InvalidArgumentError("spec.dataset: required");
   std::vector<std::string> encoders;
   for (int i = 0; i < proto.encoders_size(); ++i) {
@@ -120,7 +122,7 @@ absl::StatusOr<RunnerSpecs> TrainSpecsFromProto(const v1::TrainSpec& proto,
       if (sweep && !base.model_name.empty()) {
         spec.model_name = absl::StrCat(base.model_name, "-", encoder, "-l", level);
       }
-      if (absl::Status s = training::ValidateTrainSpec(spec, data_dir); !s.ok()) return s;
+      if (absl::Status s = training::ValidateTrainSpec(spec, data_dir, datasets); !s.ok()) return s;
       out.children.push_back(training::TrainSpecToJsonString(spec));
     }
   }

@@ -9,6 +9,10 @@
 #include "absl/status/statusor.h"
 #include "segserve/v1/training.pb.h"
 
+namespace segserve::data {
+class DatasetIndex;
+}  // namespace segserve::data
+
 namespace segserve::api {
 
 struct RunnerSpecs {
@@ -17,9 +21,11 @@ struct RunnerSpecs {
 };
 
 // Validates (InvalidArgument naming `spec.<field>` and the limit; NotFound for a data set
-// or pretrained file missing under `data_dir`) and expands the spec.
+// or pretrained file missing under `data_dir`; with `datasets`, data sets are looked up in
+// that index) and expands the spec.
 absl::StatusOr<RunnerSpecs> TrainSpecsFromProto(const v1::TrainSpec& spec,
-                                                const std::string& data_dir);
+                                                const std::string& data_dir,
+                                                data::DatasetIndex* datasets = nullptr);
 
 // v1::Precision <-> the spec's "fp32" | "bf16" | "fp16" (unspecified = fp32; an unknown
 // enum value maps to its number, which ValidateTrainSpec then refuses naming the field).

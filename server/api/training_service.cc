@@ -11,6 +11,7 @@
 #include "server/api/status_mapping.h"
 #include "server/api/train_spec_converter.h"
 #include "server/common/status_macros.h"
+#include "server/data/dataset_index.h"
 
 namespace segserve::api {
 namespace {
@@ -151,13 +152,14 @@ void ExportJob(const scheduler::Job& job, v1::Job* out) {
 TrainingService::TrainingService(scheduler::Scheduler& scheduler, std::string data_dir,
                                  AccessControl& access, common::ThreadPool& store_pool,
                                  lifecycle::RunRetention* retention,
-                                 common::ThreadPool* control_pool)
+                                 common::ThreadPool* control_pool, data::DatasetIndex* datasets)
     : scheduler_(scheduler),
       data_dir_(std::move(data_dir)),
       access_(access),
       store_pool_(store_pool),
       retention_(retention),
-      control_pool_(control_pool) {}
+      control_pool_(control_pool),
+      datasets_(datasets) {}
 
 grpc::ServerUnaryReactor* TrainingService::PurgeJobs(grpc::CallbackServerContext* context,
                                                      const v1::PurgeJobsRequest* request,
@@ -199,7 +201,7 @@ grpc::ServerUnaryReactor* TrainingService::SubmitTrain(grpc::CallbackServerConte
   return RunUnaryOnPool(
       context, store_pool_,
       [this, request, response]() -> absl::Status {
-        ASSIGN_OR_RETURN(RunnerSpecs specs, TrainSpecsFromProto(*request, data_dir_));
+        ASSIGN_OR_RETURN(RunnerSpecs specs, TrainSpecsFromProto(*request, data_dir_, datasets_));
         absl::StatusOr<scheduler::Job> job;
         if (specs.children.size() == 1) {
           job = scheduler_.Submit(scheduler::JobKind::kTrain, specs.children.front(),
@@ -225,9 +227,9 @@ grpc::ServerUnaryReactor* TrainingService::SubmitExperiment(grpc::CallbackServer
   return RunUnaryOnPool(
       context, store_pool_,
       [this, request, response]() -> absl::Status {
-        ASSIGN_OR_RETURN(
-            ExperimentSpecs specs,
-            ExperimentSpecsFromProto(*request, data_dir_, scheduler_.options().max_queued_jobs));
+        ASSIGN_OR_RETURN(ExperimentSpecs specs,
+                         ExperimentSpecsFromProto(*request, data_dir_,
+                                                  scheduler_.options().max_queued_jobs, datasets_));
         ASSIGN_OR_RETURN(scheduler::Job job,
                          scheduler_.SubmitParent(scheduler::JobKind::kExperiment, specs.parent,
                                                  specs.children, request->priority()));

@@ -10,6 +10,10 @@
 #include "server/lifecycle/retention.h"
 #include "server/scheduler/scheduler.h"
 
+namespace segserve::data {
+class DatasetIndex;
+}  // namespace segserve::data
+
 namespace segserve::api {
 
 class TrainingService final : public v1::Training::CallbackService {
@@ -19,9 +23,12 @@ class TrainingService final : public v1::Training::CallbackService {
   // directory) runs on `store_pool`, never on a gRPC thread; a full pool answers
   // RESOURCE_EXHAUSTED. PurgeJobs runs `retention`'s Purge on `control_pool` (both may be
   // null: PurgeJobs then answers UNIMPLEMENTED).
+  // `datasets` (may be null: folders under data_dir): the index specs' data sets are looked
+  // up in.
   TrainingService(scheduler::Scheduler& scheduler, std::string data_dir, AccessControl& access,
                   common::ThreadPool& store_pool, lifecycle::RunRetention* retention = nullptr,
-                  common::ThreadPool* control_pool = nullptr);
+                  common::ThreadPool* control_pool = nullptr,
+                  data::DatasetIndex* datasets = nullptr);
 
   grpc::ServerUnaryReactor* SubmitTrain(grpc::CallbackServerContext* context,
                                         const v1::TrainSpec* request, v1::Job* response) override;
@@ -48,6 +55,7 @@ class TrainingService final : public v1::Training::CallbackService {
   common::ThreadPool& store_pool_;
   lifecycle::RunRetention* const retention_;
   common::ThreadPool* const control_pool_;
+  data::DatasetIndex* const datasets_;
 };
 
 // A job as the API shows it (train spec included when the job is a training job/sweep,

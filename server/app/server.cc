@@ -83,9 +83,11 @@ absl::Status SegserveServer::BuildComponents() {
   ASSIGN_OR_RETURN(model_store_, registry::ModelStore::Open(options_.data_dir, store_options));
   data::DatasetIndexOptions index_options;
   if (!options_.database.empty()) {
-    // The data-set index in PostgreSQL (postgres_dataset_index.h); the files stay on the
-    // shared volume.
+    // The data-set index in PostgreSQL (postgres_dataset_index.h). The files stay on the
+    // shared volume, or with large objects are stored in the database too, so replicas
+    // without the volume fetch them.
     ASSIGN_OR_RETURN(index_options.database, DatabaseOptions("data-set index database"));
+    index_options.files_in_database = options_.blob_store == registry::BlobBackend::kLargeObject;
   }
   ASSIGN_OR_RETURN(dataset_index_,
                    data::DatasetIndex::Open(options_.data_dir + "/datasets", index_options));
@@ -167,6 +169,7 @@ absl::Status SegserveServer::BuildComponents() {
   // jobs); segmentation and models keep serving.
   training::TrainingOptions training_options;
   training_options.data_dir = options_.data_dir;
+  training_options.datasets = dataset_index_.get();
   training_options.default_device = options_.device;
   training_options.intra_op_threads = options_.intra_op_threads;
   // Evaluation forward passes share the executor (and its priorities) with serving.
@@ -192,6 +195,7 @@ absl::Status SegserveServer::BuildComponents() {
   runners[scheduler::JobKind::kSynth] = std::make_shared<SynthRunner>(*dataset_index_);
   susceptibility::AnalysisRunnerOptions analysis_options;
   analysis_options.data_dir = options_.data_dir;
+  analysis_options.datasets = dataset_index_.get();
   analysis_options.resolve = [this](const std::string& name, int64_t version) {
     return registry_->Resolve(name, version);
   };
@@ -291,14 +295,15 @@ absl::Status SegserveServer::BuildComponents() {
                                                            std::move(models_options)));
   api::SusceptibilityServiceOptions susceptibility_options;
   susceptibility_options.data_dir = options_.data_dir;
+  susceptibility_options.datasets = dataset_index_.get();
   susceptibility_options.max_analyze_images = options_.max_analyze_images;
   susceptibility_options.max_image_pixels = options_.max_image_pixels;
   susceptibility_options.forward = AnalysisForward(/*admit=*/true);
   services_.push_back(std::make_unique<api::SusceptibilityService>(
       susceptibility_options, *registry_, *scheduler_, *analysis_pool_, *store_pool_, *access_));
-  services_.push_back(std::make_unique<api::TrainingService>(*scheduler_, options_.data_dir,
-                                                             *access_, *store_pool_,
-                                                             retention_.get(), control_pool_.get()));
+  services_.push_back(std::make_unique<api::TrainingService>(
+      *scheduler_, options_.data_dir, *access_, *store_pool_, retention_.get(), control_pool_.get(),
+      dataset_index_.get()));
   data::UploadLimits upload_limits;
   upload_limits.max_dataset_bytes = options_.max_dataset_bytes;
   upload_limits.max_pixels = options_.max_image_pixels;

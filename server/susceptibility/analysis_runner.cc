@@ -9,6 +9,7 @@
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/data/dataset.h"
+#include "server/data/dataset_index.h"
 #include "server/data/shift.h"
 #include "server/susceptibility/report_json.h"
 
@@ -116,10 +117,15 @@ absl::StatusOr<AnalysisSpec> ParseAnalysisSpec(const std::string& text) {
 
 absl::StatusOr<ImageSet> AnalysisRunner::ResolveSet(const DatasetRef& ref,
                                                     const std::string& field) const {
-  ASSIGN_OR_RETURN(std::string dir, common::ResolveUnderRoot(options_.data_dir + "/datasets",
-                                                             ref.dataset, field + ".dataset"));
-  if (!std::filesystem::exists(dir)) {
-    return absl::NotFoundError(absl::StrCat(field, ".dataset: no data set '", ref.dataset, "'"));
+  std::string dir;
+  if (options_.datasets != nullptr) {
+    ASSIGN_OR_RETURN(dir, options_.datasets->LocalDir(ref.dataset, field + ".dataset"));
+  } else {
+    ASSIGN_OR_RETURN(dir, common::ResolveUnderRoot(options_.data_dir + "/datasets", ref.dataset,
+                                                   field + ".dataset"));
+    if (!std::filesystem::exists(dir)) {
+      return absl::NotFoundError(absl::StrCat(field, ".dataset: no data set '", ref.dataset, "'"));
+    }
   }
   ImageSet set;
   set.dataset_dir = dir;

@@ -20,6 +20,10 @@
 #include "server/scheduler/runner.h"
 #include "server/susceptibility/analyze_datasets.h"
 
+namespace segserve::data {
+class DatasetIndex;
+}  // namespace segserve::data
+
 namespace segserve::susceptibility {
 
 struct ModelRef {
@@ -54,6 +58,9 @@ using ModelResolver = std::function<absl::StatusOr<std::shared_ptr<const registr
 
 struct AnalysisRunnerOptions {
   std::string data_dir;    // data sets live in <data_dir>/datasets/<name>
+  // The server's data-set index: sets are opened through its LocalDir (which fetches those
+  // whose files are in the database). Null: the folders under data_dir. Not owned.
+  data::DatasetIndex* datasets = nullptr;
   ModelResolver resolve;   // production: ModelRegistry::Resolve
   int loader_workers = 2;
   int64_t max_images_per_set = 0;  // 0 = no cap

@@ -133,8 +133,8 @@ absl::StatusOr<std::string> FinishTraining(
     const std::string field = absl::StrCat("spec.cross_domain[", i, "]");
     std::shared_ptr<const data::Dataset> ds = run.dataset;
     if (!set.dataset.empty() && set.dataset != run.spec.dataset) {
-      ASSIGN_OR_RETURN(std::string dir,
-                       ResolveDatasetDir(run.data_dir, set.dataset, field + ".dataset"));
+      ASSIGN_OR_RETURN(std::string dir, ResolveDatasetDir(run.data_dir, set.dataset,
+                                                          field + ".dataset", run.datasets));
       data::OpenOptions open;
       open.verify_contents = false;
       ASSIGN_OR_RETURN(data::Dataset other, data::OpenDataset(dir, open));

@@ -27,6 +27,8 @@ struct RunContext {
   TrainSpec spec;
   std::string job_id;
   std::string data_dir;
+  // Where data sets are found (TrainingOptions::datasets); null: folders under data_dir.
+  data::DatasetIndex* datasets = nullptr;
   std::string run_dir;  // <data_dir>/runs/<job_id>
   std::shared_ptr<const data::Dataset> dataset;
   model::UnetConfig config;

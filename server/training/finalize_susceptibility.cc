@@ -28,7 +28,7 @@ absl::StatusOr<nlohmann::json> ComputeSusceptibility(
     return out;
   }
   ASSIGN_OR_RETURN(std::string dir,
-                   ResolveDatasetDir(run.data_dir, run.spec.dataset, "spec.dataset"));
+                   ResolveDatasetDir(run.data_dir, run.spec.dataset, "spec.dataset", run.datasets));
   susceptibility::AnalysisOptions options;
   options.batch_size = run.spec.batch_size;
   // One decode thread per set: a forward pass takes far longer than decoding its image, and

@@ -9,6 +9,7 @@
 #include "server/common/file_util.h"
 #include "server/common/status_macros.h"
 #include "server/data/dataset.h"
+#include "server/data/dataset_index.h"
 #include "server/data/shift.h"
 #include "server/model/model_config.h"
 #include "server/registry/model_store.h"
@@ -162,7 +163,9 @@ std::string CrossDomainLabel(const TrainSpec& spec, const CrossDomainSpec& set) 
 }
 
 absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir, const std::string& name,
-                                              const std::string& field) {
+                                              const std::string& field,
+                                              data::DatasetIndex* datasets) {
+  if (datasets != nullptr) return datasets->LocalDir(name, field);
   if (name.empty()) return absl::InvalidArgumentError(field + ": required");
   if (name.find('/') != std::string::npos || name == "." || name == "..") {
     return absl::InvalidArgumentError(
@@ -177,24 +180,33 @@ absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir, const
   return dir;
 }
 
+absl::StatusOr<int> DatasetChannels(const std::string& data_dir, const std::string& name,
+                                    const std::string& field, data::DatasetIndex* datasets) {
+  if (datasets != nullptr) return datasets->Channels(name, field);
+  ASSIGN_OR_RETURN(std::string dir, ResolveDatasetDir(data_dir, name, field));
+  absl::StatusOr<int> channels = data::ReadDatasetChannels(dir);
+  return channels.ok() ? *channels : 0;
+}
+
 namespace {
 
 // Saturation needs colour in the evaluated data set and in the model, whose input channels
-// are the training data set's. Only the manifests are read; one that cannot be read is left
-// to the job, which opens the data sets whole.
+// are the training data set's. The channel counts come from the manifests (or the index); an
+// unknown one (0: a manifest that cannot be read) is left to the job, which opens the data
+// sets whole.
 absl::Status CheckSaturation(const data::Shift& shift, const TrainSpec& s, const CrossDomainSpec& c,
-                             const std::string& train_dir, const std::string& set_dir,
-                             const std::string& field) {
+                             int train_channels, int set_channels, const std::string& field) {
   if (shift.kind != data::ShiftKind::kSaturation || shift.is_identity()) return absl::OkStatus();
-  const std::string name = c.dataset.empty() ? s.dataset : c.dataset;
-  if (absl::StatusOr<int> channels = data::ReadDatasetChannels(set_dir); channels.ok()) {
-    RETURN_IF_ERROR(
-        data::CheckShiftChannels(shift, *channels, field, absl::StrCat("data set '", name, "'")));
+  const bool same = c.dataset.empty() || c.dataset == s.dataset;
+  const std::string name = same ? s.dataset : c.dataset;
+  if (set_channels > 0) {
+    RETURN_IF_ERROR(data::CheckShiftChannels(shift, set_channels, field,
+                                             absl::StrCat("data set '", name, "'")));
   }
-  if (set_dir == train_dir) return absl::OkStatus();
-  if (absl::StatusOr<int> channels = data::ReadDatasetChannels(train_dir); channels.ok()) {
+  if (same) return absl::OkStatus();
+  if (train_channels > 0) {
     RETURN_IF_ERROR(data::CheckShiftChannels(
-        shift, *channels, field,
+        shift, train_channels, field,
         absl::StrCat("the model, trained on data set '", s.dataset, "',")));
   }
   return absl::OkStatus();
@@ -248,8 +260,10 @@ absl::Status ValidateSusceptibilitySpec(const SusceptibilitySpec& spec, int chan
   return absl::OkStatus();
 }
 
-absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) {
-  ASSIGN_OR_RETURN(std::string dataset_dir, ResolveDatasetDir(data_dir, s.dataset, "spec.dataset"));
+absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir,
+                               data::DatasetIndex* datasets) {
+  ASSIGN_OR_RETURN(const int train_channels,
+                   DatasetChannels(data_dir, s.dataset, "spec.dataset", datasets));
   if (auto kind = model::ParseEncoderKind(s.encoder); !kind.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("spec.encoder: must be resnet18 or resnet34, got '", s.encoder, "'"));
@@ -322,9 +336,10 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
   for (size_t i = 0; i < s.cross_domain.size(); ++i) {
     const CrossDomainSpec& c = s.cross_domain[i];
     const std::string f = absl::StrCat("spec.cross_domain[", i, "]");
-    std::string set_dir = dataset_dir;
+    int set_channels = train_channels;
     if (!c.dataset.empty()) {
-      ASSIGN_OR_RETURN(set_dir, ResolveDatasetDir(data_dir, c.dataset, f + ".dataset"));
+      ASSIGN_OR_RETURN(set_channels,
+                       DatasetChannels(data_dir, c.dataset, f + ".dataset", datasets));
     }
     if (!c.split.empty()) {
       if (auto split = data::ParseSplit(c.split); !split.ok()) {
@@ -333,17 +348,14 @@ absl::Status ValidateTrainSpec(const TrainSpec& s, const std::string& data_dir) 
       }
     }
     ASSIGN_OR_RETURN(const data::Shift shift, data::ParseShift(c.shift, f + ".shift"));
-    RETURN_IF_ERROR(CheckSaturation(shift, s, c, dataset_dir, set_dir, f + ".shift"));
+    RETURN_IF_ERROR(CheckSaturation(shift, s, c, train_channels, set_channels, f + ".shift"));
     const std::string label = CrossDomainLabel(s, c);
     if (!labels.insert(label).second) {
       return absl::InvalidArgumentError(absl::StrCat(f, ".label: duplicate label '", label, "'"));
     }
   }
-  {
-    // Saturation targets need colour; a manifest that cannot be read is left to the job.
-    absl::StatusOr<int> channels = data::ReadDatasetChannels(dataset_dir);
-    RETURN_IF_ERROR(ValidateSusceptibilitySpec(s.susceptibility, channels.ok() ? *channels : 0, s.dataset));
-  }
+  // Saturation targets need colour; an unknown channel count is left to the job.
+  RETURN_IF_ERROR(ValidateSusceptibilitySpec(s.susceptibility, train_channels, s.dataset));
   if (!s.model_name.empty()) {
     RETURN_IF_ERROR(registry::ValidateModelName(s.model_name, "spec.model_name"));
   } else {

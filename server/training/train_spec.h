@@ -11,6 +11,10 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 
+namespace segserve::data {
+class DatasetIndex;
+}  // namespace segserve::data
+
 namespace segserve::training {
 
 inline constexpr int kMaxEpochs = 10000;
@@ -100,7 +104,10 @@ std::string CrossDomainLabel(const TrainSpec& spec, const CrossDomainSpec& set);
 // for a data set that is not under <data_dir>/datasets/ or a pretrained_encoder file that does not
 // exist. Paths (data set names, pretrained_encoder) must stay inside data_dir
 // (common::ResolveUnderRoot).
-absl::Status ValidateTrainSpec(const TrainSpec& spec, const std::string& data_dir);
+// With `datasets` (the server's index), data sets are looked up there: their channel counts
+// come from the index, and no files are fetched.
+absl::Status ValidateTrainSpec(const TrainSpec& spec, const std::string& data_dir,
+                               data::DatasetIndex* datasets = nullptr);
 
 // The susceptibility part of a spec, as ValidateTrainSpec checks it: InvalidArgument naming
 // "spec.susceptibility.targets[i]" (an unknown kind, a level outside 1..5, a non-canonical
@@ -110,7 +117,14 @@ absl::Status ValidateSusceptibilitySpec(const SusceptibilitySpec& spec, int chan
                                         const std::string& dataset);
 
 // <data_dir>/datasets/<name>, confined to data_dir; `field` names the spec field in errors.
+// With `datasets` (the server's index): its LocalDir, which fetches a set whose files are in
+// the database and not on this replica.
 absl::StatusOr<std::string> ResolveDatasetDir(const std::string& data_dir, const std::string& name,
-                                              const std::string& field);
+                                              const std::string& field,
+                                              data::DatasetIndex* datasets = nullptr);
+// The channel count of data set `name` from its manifest (or `datasets`' index), 0 when the
+// manifest cannot be read; errors as ResolveDatasetDir's for a missing set.
+absl::StatusOr<int> DatasetChannels(const std::string& data_dir, const std::string& name,
+                                    const std::string& field, data::DatasetIndex* datasets);
 
 }  // namespace segserve::training

@@ -154,11 +154,12 @@ class TrainJob {
 
 absl::Status TrainJob::SetUp() {
   ASSIGN_OR_RETURN(spec_, TrainSpecFromJsonString(job_.spec_json));
-  RETURN_IF_ERROR(ValidateTrainSpec(spec_, options_.data_dir));
+  RETURN_IF_ERROR(ValidateTrainSpec(spec_, options_.data_dir, options_.datasets));
   if (options_.intra_op_threads > 0) at::set_num_threads(options_.intra_op_threads);
   run_.spec = spec_;
   run_.job_id = job_.id;
   run_.data_dir = options_.data_dir;
+  run_.datasets = options_.datasets;
   run_.channels_last = options_.channels_last;
   run_.loader_workers = options_.loader_workers;
   const std::string device = spec_.device.empty() ? options_.default_device : spec_.device;
@@ -185,8 +186,8 @@ absl::Status TrainJob::SetUp() {
     // Another trainer ran the earlier epochs: their checkpoints come from the database.
     RETURN_IF_ERROR(options_.run_checkpoints->Restore(job_.id, run_.run_dir));
   }
-  ASSIGN_OR_RETURN(std::string ds_dir,
-                   ResolveDatasetDir(options_.data_dir, spec_.dataset, "spec.dataset"));
+  ASSIGN_OR_RETURN(std::string ds_dir, ResolveDatasetDir(options_.data_dir, spec_.dataset,
+                                                         "spec.dataset", options_.datasets));
   data::OpenOptions open;
   open.verify_contents = false;
   ASSIGN_OR_RETURN(data::Dataset ds, data::OpenDataset(ds_dir, open));

@@ -34,10 +34,18 @@
 #include "server/scheduler/runner.h"
 #include "server/training/run_checkpoints.h"
 
+namespace segserve::data {
+class DatasetIndex;
+}  // namespace segserve::data
+
 namespace segserve::training {
 
 struct TrainingOptions {
   std::string data_dir;                // holds datasets/, runs/, models/
+  // The server's data-set index: data sets are opened through its LocalDir, which fetches
+  // those whose files are in the database (--blob_store=large_object). Null (tools, unit
+  // tests): the folders under data_dir/datasets. Not owned.
+  data::DatasetIndex* datasets = nullptr;
   std::string default_device = "cpu";  // when the spec names none
   // at::set_num_threads before training (process-wide); 0 leaves LibTorch's setting.
   int intra_op_threads = 0;

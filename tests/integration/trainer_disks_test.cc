@@ -1,9 +1,13 @@
-// Trainers that share no volume for runs/ (--blob_store=large_object): a trainer killed
-// with SIGKILL mid-job leaves its completed epochs' checkpoints in PostgreSQL large
-// objects, and a second trainer with its own, empty run directory restores them and
-// resumes the job after its last completed epoch (without them the resume fails: "latest.ckpt
-// is missing"); the job finishes once with one model version and the saved checkpoints are
-// dropped with it. Named Postgres* (one ctest entry with the binary's PostgreSQL).
+// Trainers that share no volume (--blob_store=large_object): a trainer killed with SIGKILL
+// mid-job leaves its completed epochs' checkpoints in PostgreSQL large objects, and a second
+// trainer with its own, empty data dir fetches the job's data set from the database (the
+// first generated it), restores the checkpoints and resumes the job after its last
+// completed epoch (without them the resume fails: "latest.ckpt is missing"); the job
+// finishes once with one model version and the saved checkpoints are dropped with it; a
+// delete through the second trainer removes the data set's objects. A set uploaded through
+// one replica is listed and fetched by another on its own disk; a retry of that upload
+// there answers the set, another upload of the name is refused. Named Postgres* (one
+// ctest entry with the binary's PostgreSQL).
 #include <signal.h>
 
 #include <filesystem>
@@ -78,12 +82,10 @@ TEST_F(PostgresTrainerDisksTest, ATrainerOnItsOwnDiskResumesAKilledTrainersJobFr
   ASSERT_TRUE(first.ok()) << first.status();
   auto [gen_code, gen_out] = Segctl(**first, "datasets generate --name own --n 8 --size 64 --wait");
   ASSERT_EQ(gen_code, 0) << gen_out;
-  // Data-set files are not in the database: the second node gets its own copy.
-  std::error_code ec;
-  fs::create_directories(second_dir_.path() + "/datasets", ec);
-  fs::copy(first_dir_.path() + "/datasets/own", second_dir_.path() + "/datasets/own",
-           fs::copy_options::recursive, ec);
-  ASSERT_FALSE(ec) << ec.message();
+  // The data set's files are in the database with its row.
+  const int64_t dataset_files = Count("SELECT count(*) FROM dataset_files WHERE dataset = 'own'");
+  EXPECT_GT(dataset_files, 8) << "8 images, their masks, the manifest";
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_largeobject_metadata"), dataset_files);
   auto [code, out] = Segctl(
       **first,
       "submit-train --dataset own --encoder resnet18 --prune-level 1 --epochs 3 --batch-size 4 "
@@ -120,11 +122,60 @@ TEST_F(PostgresTrainerDisksTest, ATrainerOnItsOwnDiskResumesAKilledTrainersJobFr
   }
   ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.reason();
   EXPECT_EQ(done.restarts(), 1);
+  // It trained on the copy it fetched into its own disk.
+  EXPECT_TRUE(fs::exists(second_dir_.path() + "/datasets/own/.files.sha256"));
+  EXPECT_TRUE(fs::exists(second_dir_.path() + "/datasets/own/dataset.json"));
   // One version, registered once; the saved checkpoints went with the job's success.
   EXPECT_EQ(Count("SELECT count(*) FROM model_versions WHERE name = 'disks'"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM run_files"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_largeobject_metadata"), 1 + dataset_files)
+      << "the model's and the data set's";
+  // A delete through this trainer takes the set's objects with its row.
+  auto [del_code, del_out] = Segctl(**second, "datasets delete own");
+  ASSERT_EQ(del_code, 0) << del_out;
+  EXPECT_FALSE(fs::exists(second_dir_.path() + "/datasets/own"));
+  EXPECT_EQ(Count("SELECT count(*) FROM dataset_files"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM pg_largeobject_metadata"), 1) << "only the model's";
   EXPECT_EQ((*second)->Stop(SIGTERM, milliseconds(30000)).value_or(-1), 0);
+}
+
+TEST_F(PostgresTrainerDisksTest,
+       AnUploadThroughOneReplicaIsFetchedByAnotherAndItsRetryThereIsTheSet) {
+  auto first = StartTrainer(first_dir_.path());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = StartTrainer(second_dir_.path());
+  ASSERT_TRUE(second.ok()) << second.status();
+  testing::TempDir local;
+  const std::string set = local.path() + "/set";
+  auto [synth_code, synth_out] =
+      Segctl(**first, "synth --out " + set + " --n 6 --size 64 --seed 5 --name local");
+  ASSERT_EQ(synth_code, 0) << synth_out;
+  auto [up_code, up_out] = Segctl(**first, "datasets upload " + set + " --name up --quiet");
+  ASSERT_EQ(up_code, 0) << up_out;
+  const int64_t files = Count("SELECT count(*) FROM dataset_files WHERE dataset = 'up'");
+  EXPECT_GT(files, 6);
+
+  // The other replica lists it without having it.
+  auto [list_code, list_out] = Segctl(**second, "datasets list");
+  ASSERT_EQ(list_code, 0) << list_out;
+  EXPECT_NE(list_out.find("up"), std::string::npos) << list_out;
+  EXPECT_FALSE(fs::exists(second_dir_.path() + "/datasets/up"));
+  // The client's retry lands on the other replica: the same upload answers the set, which
+  // that replica now holds as a verified copy.
+  auto [retry_code, retry_out] = Segctl(**second, "datasets upload " + set + " --name up --quiet");
+  ASSERT_EQ(retry_code, 0) << retry_out;
+  EXPECT_TRUE(fs::exists(second_dir_.path() + "/datasets/up/.files.sha256"));
+  EXPECT_EQ(Count("SELECT count(*) FROM dataset_files WHERE dataset = 'up'"), files);
+  // Other files under the name: refused there too, and nothing is replaced.
+  const std::string other = local.path() + "/other";
+  auto [other_code, other_out] =
+      Segctl(**second, "synth --out " + other + " --n 4 --size 64 --seed 9 --name local");
+  ASSERT_EQ(other_code, 0) << other_out;
+  auto [dup_code, dup_out] = Segctl(**second, "datasets upload " + other + " --name up --quiet");
+  EXPECT_NE(dup_code, 0) << dup_out;
+  EXPECT_NE(dup_out.find("already exists"), std::string::npos) << dup_out;
+  EXPECT_EQ(Count("SELECT count(*) FROM dataset_files WHERE dataset = 'up'"), files);
+  EXPECT_EQ(Count("SELECT images FROM datasets WHERE name = 'up'"), 6);
 }
 
 }  // namespace
