@@ -4,7 +4,8 @@
 #   1. kubectl kustomize renders deploy/overlays/cpu and deploy/overlays/gpu, deploy/kserve
 #      (KServe runtime + InferenceService), deploy/grafana (dashboard ConfigMap) and the
 #      distributed tree: deploy/overlays/distributed (plain PostgreSQL), .../cloudnativepg,
-#      and each of them with components/gpu-trainer;
+#      each of them with components/gpu-trainer, and .../cloudnativepg with
+#      components/own-disks (no shared volume);
 #   2. every rendered object (and deploy/examples/hpa.yaml, the distributed Secret
 #      template) validates against the Kubernetes schema (npm kubernetes-models@4 + yaml,
 #      tests/deploy/validate.mjs; KEDA kinds with @kubernetes-models/keda; KServe and
@@ -130,18 +131,24 @@ else
       bad "${kustomize[*]} deploy/$dir: $(head -3 "$tmp/$dir.err")"
     fi
   done
-  # The distributed tree: its two database variants as committed, and each with the GPU
-  # trainer component (a throw-away kustomization; kustomize wants relative paths).
+  # The distributed tree: its two database variants as committed, each with the GPU
+  # trainer component, and the CloudNativePG one without a shared volume (components/own-disks)
+  # (throw-away kustomizations; kustomize wants relative paths).
   dist_inputs=()
-  mkdir -p "$tmp/dist-gpu" "$tmp/dist-cnpg-gpu"
+  mkdir -p "$tmp/dist-gpu" "$tmp/dist-cnpg-gpu" "$tmp/dist-cnpg-own"
   rel=$(realpath --relative-to="$tmp/dist-gpu" "$PWD")
-  for v in dist-gpu:deploy/overlays/distributed dist-cnpg-gpu:deploy/overlays/distributed/cloudnativepg; do
+  for v in dist-gpu:deploy/overlays/distributed:gpu-trainer \
+           dist-cnpg-gpu:deploy/overlays/distributed/cloudnativepg:gpu-trainer \
+           dist-cnpg-own:deploy/overlays/distributed/cloudnativepg:own-disks; do
+    IFS=: read -r vname vdir vcomponent <<<"$v"
     printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\ncomponents: [%s]\n' \
-      "$rel/${v#*:}" "$rel/deploy/overlays/distributed/components/gpu-trainer" >"$tmp/${v%%:*}/kustomization.yaml"
+      "$rel/$vdir" "$rel/deploy/overlays/distributed/components/$vcomponent" >"$tmp/$vname/kustomization.yaml"
   done
   for v in dist:deploy/overlays/distributed dist-cnpg:deploy/overlays/distributed/cloudnativepg \
-           gpu:dist-gpu:"$tmp/dist-gpu" gpu:dist-cnpg-gpu:"$tmp/dist-cnpg-gpu"; do
+           gpu:dist-gpu:"$tmp/dist-gpu" gpu:dist-cnpg-gpu:"$tmp/dist-cnpg-gpu" \
+           own:dist-cnpg-own:"$tmp/dist-cnpg-own"; do
     gpu=""; [ "${v#gpu:}" != "$v" ] && gpu="gpu:" && v=${v#gpu:}
+    [ "${v#own:}" != "$v" ] && gpu="own:" && v=${v#own:}
     name=${v%%:*} dir=${v#*:}
     if "${kustomize[@]}" "$dir" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
       ok "${kustomize[*]} ${dir/#$tmp\//<tmp>/} ($(grep -c '^kind:' "$tmp/$name.yaml") objects)"

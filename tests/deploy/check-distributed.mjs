@@ -2,15 +2,18 @@
 // (deploy/overlays/distributed and its variants) must wire together, beyond the schema and
 // the generic policy of validate.mjs.
 //
-// Usage: node check-distributed.mjs [--queries OUT] [gpu:]NAME=RENDERED.yaml...
+// Usage: node check-distributed.mjs [--queries OUT] [gpu:|own:]NAME=RENDERED.yaml...
 //   gpu: prefix: the variant must give the trainers a GPU (components/gpu-trainer).
+//   own: prefix: the variant shares no volume (components/own-disks): --blob_store=large_object
+//   on both Deployments, each --data_dir on its own emptyDir, no PersistentVolumeClaim.
 //   --queries OUT: write each variant's KEDA PostgreSQL query, one per line, for
 //   scripts/check-deploy.sh to run against a real PostgreSQL with segserve's schema.
 //
 // Checks: a serve Deployment `segserve` (--roles=serve) and a train Deployment
 // `segserve-trainer` (--roles=train), no StatefulSet segserve; both with the same
 // --database URL (postgresql://, no password in it), --database_password_file from the same
-// Secret (key password), --data_dir on the same ReadWriteMany claim, --job_lease_seconds;
+// Secret (key password), --data_dir on the same ReadWriteMany claim (own: on an emptyDir
+// each, with large objects), --job_lease_seconds;
 // every flag they pass exists in server/app/options.cc (or is one of PENDING_FLAGS); one
 // database behind the URL's host (a PostgreSQL 15 StatefulSet + Service, or a CloudNativePG
 // Cluster's <name>-rw) with the URL's user, database and Secret; a NetworkPolicy on the
@@ -38,7 +41,7 @@ for (let i = 0; i < args.length; i++) {
   else inputs.push(args[i]);
 }
 if (inputs.length === 0) {
-  console.error("usage: node check-distributed.mjs [--queries OUT] [gpu:]NAME=FILE...");
+  console.error("usage: node check-distributed.mjs [--queries OUT] [gpu:|own:]NAME=FILE...");
   process.exit(2);
 }
 
@@ -89,7 +92,7 @@ function parseDatabaseUrl(at, url) {
   return { host: u.hostname, port: u.port || "5432", user: decodeURIComponent(u.username), db: u.pathname.slice(1), sslmode: u.searchParams.get("sslmode") };
 }
 
-function checkVariant(name, objs, wantGpu) {
+function checkVariant(name, objs, wantGpu, ownDisks) {
   const get = (kind, n) => objs.find((o) => o.kind === kind && o.metadata?.name === n);
   if (get("StatefulSet", "segserve")) problems.push(`${name}: the single-writer StatefulSet segserve is still there`);
   const views = {};
@@ -117,9 +120,15 @@ function checkVariant(name, objs, wantGpu) {
     if (!secret) problems.push(`${at}: --database_password_file '${pwFile}' is not key 'password' of a mounted Secret`);
     const dataVol = volume(flags.get("data_dir"));
     const claim = dataVol?.persistentVolumeClaim?.claimName;
-    const pvc = claim && get("PersistentVolumeClaim", claim);
-    if (!pvc) problems.push(`${at}: --data_dir '${flags.get("data_dir") ?? ""}' is not a mounted PersistentVolumeClaim of the manifests`);
-    else if (!(pvc.spec.accessModes ?? []).includes("ReadWriteMany")) problems.push(`${at}: the data dir claim ${claim} is not ReadWriteMany`);
+    if (ownDisks) {
+      // Nothing shared: every file another replica needs is in the database.
+      if (!dataVol?.emptyDir || claim) problems.push(`${at}: --data_dir '${flags.get("data_dir") ?? ""}' is not on an emptyDir of its own`);
+      if (flags.get("blob_store") !== "large_object") problems.push(`${at}: --blob_store is '${flags.get("blob_store") ?? ""}', want large_object (no shared volume)`);
+    } else {
+      const pvc = claim && get("PersistentVolumeClaim", claim);
+      if (!pvc) problems.push(`${at}: --data_dir '${flags.get("data_dir") ?? ""}' is not a mounted PersistentVolumeClaim of the manifests`);
+      else if (!(pvc.spec.accessModes ?? []).includes("ReadWriteMany")) problems.push(`${at}: the data dir claim ${claim} is not ReadWriteMany`);
+    }
     const gpu = [c.resources?.requests?.["nvidia.com/gpu"], c.resources?.limits?.["nvidia.com/gpu"]];
     if (role === "train" && wantGpu) {
       if (gpu[0] !== "1" || gpu[1] !== "1") problems.push(`${at}: wants nvidia.com/gpu "1" as request and limit, has ${JSON.stringify(gpu)}`);
@@ -138,6 +147,7 @@ function checkVariant(name, objs, wantGpu) {
   }
   if (serve.secret !== train.secret) problems.push(`${name}: the Deployments read the password from different Secrets`);
   if (serve.claim !== train.claim) problems.push(`${name}: the Deployments mount different data dir claims`);
+  if (ownDisks && objs.some((o) => o.kind === "PersistentVolumeClaim")) problems.push(`${name}: a PersistentVolumeClaim is left in a variant without a shared volume`);
   const db = serve.db;
   if (!db) return;
 
@@ -238,9 +248,10 @@ function checkVariant(name, objs, wantGpu) {
 let count = 0;
 for (const input of inputs) {
   const gpu = input.startsWith("gpu:");
-  const [name, file] = (gpu ? input.slice(4) : input).split("=", 2);
+  const own = input.startsWith("own:");
+  const [name, file] = (gpu || own ? input.slice(4) : input).split("=", 2);
   const objs = parseAllDocuments(readFileSync(file, "utf8")).filter((d) => d.contents !== null).map((d) => d.toJSON());
-  checkVariant(name, objs, gpu);
+  checkVariant(name, objs, gpu, own);
   count++;
 }
 if (queriesOut) writeFileSync(queriesOut, [...new Set(queries)].join("\n") + "\n");
