@@ -179,14 +179,18 @@ TEST_F(PostgresDistributedTest, JobsSurviveAKilledAndAPausedTrainerAndTheFrontSe
   EXPECT_EQ(done.model_name(), "dist-a");
 
   // The front follows the registry: the new model is loaded and served without a restart.
-  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
-  std::string listing;
-  while (std::chrono::steady_clock::now() < deadline) {
-    listing = Segctl("models list").second;
-    if (std::regex_search(listing, std::regex("dist-a\\s+1\\s.*LOADED"))) break;
-    std::this_thread::sleep_for(milliseconds(200));
-  }
-  EXPECT_THAT(listing, HasSubstr("LOADED")) << listing;
+  // (The follower sees a version within a second; loading it takes seconds under ASan.)
+  const auto wait_loaded = [&](const std::string& model) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+    std::string listing;
+    while (std::chrono::steady_clock::now() < deadline) {
+      listing = Segctl("models list").second;
+      if (std::regex_search(listing, std::regex(model + "\\s+1\\s.*LOADED"))) break;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    EXPECT_THAT(listing, HasSubstr("LOADED")) << listing;
+  };
+  wait_loaded("dist-a");
   // (The front's model list is its view of the shared directory, refreshed every second.)
   EXPECT_EQ(VersionsOf("dist-a"), 1) << "exactly one version registered";
   const std::string image = testing::FirstImageOf(dir_.path() + "/datasets/dist");
@@ -233,6 +237,7 @@ TEST_F(PostgresDistributedTest, JobsSurviveAKilledAndAPausedTrainerAndTheFrontSe
     if (trainer) expired += trainer->Metric("segserve_job_leases_expired_total");
   }
   EXPECT_EQ(expired, 2);
+  wait_loaded("dist-b");  // before the outage below: serving it is what that step checks
 
   // 3. PostgreSQL goes away: the front keeps serving Segment and stays SERVING, job RPCs
   // answer UNAVAILABLE naming the job database, segserve_database_up drops to 0; when the

@@ -58,13 +58,16 @@ class PostgresServerTest : public ::testing::Test {
         testing::RunCommand(testing::SegctlBinary() + " --server " + target + " " + args);
     return {r.exit_code, r.output};
   }
+  // Large objects that are not data-set files (those are counted by the data-set tests).
   int64_t LargeObjects() {
     postgres::ConnectOptions options;
     options.conninfo = conninfo_;
     auto admin = postgres::Connection::Open(options);
     EXPECT_TRUE(admin.ok()) << admin.status();
     if (!admin.ok()) return -1;
-    auto count = (*admin)->ExecSql("SELECT count(*) FROM pg_largeobject_metadata");
+    auto count = (*admin)->ExecSql(
+        "SELECT count(*) FROM pg_largeobject_metadata WHERE oid NOT IN "
+        "(SELECT blob_oid FROM dataset_files)");
     EXPECT_TRUE(count.ok()) << count.status();
     return count.ok() ? count->Int(0, 0) : -1;
   }
