@@ -14,25 +14,7 @@ work=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
-"$segctl" synth --out "$work/base" --n 8 --size 1024 --seed 1 >/dev/null
-base_bytes=$(du -cb "$work"/base/images/*.png "$work"/base/masks/*.png | tail -1 | cut -f1)
-copies=$(( (mb * 1000000 + base_bytes - 1) / base_bytes ))
-mkdir -p "$work/set/images" "$work/set/masks"
-for c in $(seq -w 1 "$copies"); do
-  for f in "$work"/base/images/*.png; do
-    id=$(basename "$f" .png)
-    cp "$f" "$work/set/images/c${c}_$id.png"
-    cp "$work/base/masks/$id.png" "$work/set/masks/c${c}_$id.png"
-  done
-done
-cat > "$work/set/dataset.json" <<JSON
-{"name": "bench", "channels": 3,
- "classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "red_blood_cell"},
-             {"id": 2, "name": "parasite"}],
- "splits": {"ratios": {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": 1}}
-JSON
-total=$(du -cb "$work"/set/dataset.json "$work"/set/images/* "$work"/set/masks/* | tail -1 | cut -f1)
-images=$(ls "$work/set/images" | wc -l)
+read -r images total < <(bash "$(dirname "$0")/make_set.sh" "$segctl" "$work/set" "$mb")
 echo "data set: $images images (1024x1024 RGB PNG) + masks, $total bytes"
 mkdir -p "$work/var"
 "$build/server/app/segserve" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
