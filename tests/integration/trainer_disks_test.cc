@@ -158,7 +158,7 @@ TEST_F(PostgresTrainerDisksTest,
   // The other replica lists it without having it.
   auto [list_code, list_out] = Segctl(**second, "datasets list");
   ASSERT_EQ(list_code, 0) << list_out;
-  EXPECT_NE(list_out.find("up"), std::string::npos) << list_out;
+  EXPECT_TRUE(std::regex_search(list_out, std::regex("(^|\\n)up\\s+6\\s"))) << list_out;
   EXPECT_FALSE(fs::exists(second_dir_.path() + "/datasets/up"));
   // The client's retry lands on the other replica: the same upload answers the set, which
   // that replica now holds as a verified copy.
