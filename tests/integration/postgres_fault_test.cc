@@ -252,16 +252,19 @@ TEST_F(PostgresFaultTest,
   ReleaseVersionNumbering();
   WaitSessionGone(waiter);
   // (The run's epoch checkpoints are large objects too, listed in run_files until the job
-  // registers its model.)
+  // registers its model, and so are the data set's files, listed in dataset_files.)
   EXPECT_EQ(Count("SELECT count(*) FROM pg_largeobject_metadata WHERE oid NOT IN "
-                  "(SELECT blob_oid FROM run_files)"),
+                  "(SELECT blob_oid FROM run_files UNION SELECT blob_oid FROM dataset_files)"),
             0)
       << "the killed transaction's large object outlived it";
   EXPECT_EQ(Count("SELECT count(*) FROM model_versions"), 0);
 
   ASSERT_NO_FATAL_FAILURE(StartWith("large_object"));
   ASSERT_NO_FATAL_FAILURE(ExpectRegisteredOnceAndServed(job, "lo-model"));
-  EXPECT_EQ(Count("SELECT count(*) FROM pg_largeobject_metadata"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_largeobject_metadata WHERE oid NOT IN "
+                  "(SELECT blob_oid FROM dataset_files)"),
+            1)
+      << "the model's";
   EXPECT_EQ(Count("SELECT count(*) FROM run_files"), 0);
   ASSERT_NO_FATAL_FAILURE(StopGracefully());
 }
