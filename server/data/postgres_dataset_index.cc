@@ -7,7 +7,6 @@
 #include "nlohmann/json.hpp"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
-#include "server/data/dataset_internal.h"
 
 namespace segserve::data {
 namespace {
