@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -47,40 +48,70 @@ absl::Status MakeDirectories(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+AtomicFileWriter::AtomicFileWriter(std::string path, std::string dir, std::string tmp, int fd)
+    : path_(std::move(path)), dir_(std::move(dir)), tmp_(std::move(tmp)), fd_(fd) {}
+
+absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(
+    const std::string& path) {
   const fs::path target(path);
-  const std::string dir =
-      target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  std::string dir = target.has_parent_path() ? target.parent_path().string() : std::string(".");
   if (absl::Status s = MakeDirectories(dir); !s.ok()) return s;
   std::random_device rd;
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", rd());
+  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", rd());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("create", tmp);
+  return std::unique_ptr<AtomicFileWriter>(
+      new AtomicFileWriter(path, std::move(dir), std::move(tmp), fd));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+absl::Status AtomicFileWriter::Fail(absl::Status status) {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+    fd_ = -1;
+  }
+  return status;
+}
+
+absl::Status AtomicFileWriter::Append(std::string_view data) {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("write ", tmp_, ": closed"));
   size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
+  while (written < data.size()) {
+    const ssize_t n = ::write(fd_, data.data() + written, data.size() - written);
     if (n < 0) {
       if (errno == EINTR) continue;
-      absl::Status s = ErrnoStatus("write", tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return s;
+      return Fail(ErrnoStatus("write", tmp_));
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    absl::Status s = ErrnoStatus("fsync", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::Commit() {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("commit ", tmp_, ": closed"));
+  if (::fsync(fd_) != 0) return Fail(ErrnoStatus("fsync", tmp_));
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    absl::Status s = ErrnoStatus("rename", tmp_);
+    ::unlink(tmp_.c_str());
     return s;
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    absl::Status s = ErrnoStatus("rename", tmp);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  return SyncDirectory(dir);
+  return SyncDirectory(dir_);
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  auto writer = AtomicFileWriter::Create(path);
+  if (!writer.ok()) return writer.status();
+  if (absl::Status s = (*writer)->Append(contents); !s.ok()) return s;
+  return (*writer)->Commit();
 }
 
 absl::Status SyncFileSystem(const std::string& dir) {

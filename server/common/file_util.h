@@ -1,6 +1,7 @@
 // File: server/common/file_util.h — durable file writes and path confinement under a root.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,31 @@ namespace segserve::common {
 // SyncDirectory a full disk or quota (ENOSPC, EDQUOT) is ResourceExhausted "<what> <path>: no
 // space left on device", and the temporary file is removed; other errors are Internal.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// The same durable write for a file produced piece by piece (a checkpoint streamed from
+// its tensors, never held whole in memory): Append to the temporary file, Commit puts it in
+// place. Destroyed without a successful Commit, it removes the temporary file and `path` is
+// untouched. Errors as WriteFileAtomically's.
+class AtomicFileWriter {
+ public:
+  static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> Create(const std::string& path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  absl::Status Append(std::string_view data);
+  // fsync, rename over the target, fsync of its directory. Call at most once.
+  absl::Status Commit();
+
+ private:
+  AtomicFileWriter(std::string path, std::string dir, std::string tmp, int fd);
+  absl::Status Fail(absl::Status status);
+
+  const std::string path_;
+  const std::string dir_;
+  const std::string tmp_;
+  int fd_;
+};
 
 // fsync of a directory, so that renames and creations in it survive a power loss.
 absl::Status SyncDirectory(const std::string& dir);

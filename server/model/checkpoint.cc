@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -184,17 +185,24 @@ absl::StatusOr<StateDict> ParseTensors(const nlohmann::json& table, std::string_
 
 }  // namespace
 
-absl::StatusOr<std::string> SerializeCheckpoint(Unet& model, const nlohmann::json& metadata) {
+namespace {
+
+// A checkpoint ready to be written: the header and the tensors it describes, in order.
+struct PreparedCheckpoint {
+  std::string prefix;  // magic, header length, header
+  std::vector<torch::Tensor> tensors;
+  size_t payload_bytes = 0;
+  size_t total_bytes() const { return prefix.size() + payload_bytes + kTrailerSize; }
+};
+
+absl::StatusOr<PreparedCheckpoint> PrepareCheckpoint(Unet& model, const nlohmann::json& metadata) {
   if (model->folded()) {
     return absl::FailedPreconditionError(
         "cannot checkpoint a BatchNorm-folded model; save the unfolded one");
   }
-  return CallTorch("serialising checkpoint", [&]() -> absl::StatusOr<std::string> {
-    // The table first (offsets from the sizes), then one buffer of the final size: the
-    // weights are held once more here, not twice (a growing payload plus the file).
+  return CallTorch("serialising checkpoint", [&]() -> absl::StatusOr<PreparedCheckpoint> {
+    PreparedCheckpoint out;
     nlohmann::json tensors = nlohmann::json::array();
-    std::vector<torch::Tensor> contiguous;
-    size_t payload_bytes = 0;
     for (const auto& [name, value] : GetStateDict(*model)) {
       torch::Tensor t = value.detach().to(torch::kCPU).contiguous();
       ASSIGN_OR_RETURN(std::string dtype, DtypeToName(t.scalar_type()));
@@ -202,34 +210,62 @@ absl::StatusOr<std::string> SerializeCheckpoint(Unet& model, const nlohmann::jso
       tensors.push_back({{"name", name},
                          {"dtype", dtype},
                          {"shape", t.sizes().vec()},
-                         {"offset", payload_bytes},
+                         {"offset", out.payload_bytes},
                          {"nbytes", nbytes}});
-      payload_bytes += nbytes;
-      contiguous.push_back(std::move(t));
+      out.payload_bytes += nbytes;
+      out.tensors.push_back(std::move(t));
     }
     const nlohmann::json header = {{"format_version", kCheckpointFormatVersion},
                                    {"config", ToJson(model->config())},
                                    {"metadata", metadata},
-                                   {"payload_bytes", payload_bytes},
+                                   {"payload_bytes", out.payload_bytes},
                                    {"tensors", tensors}};
     const std::string header_text = header.dump();
-    std::string out;
-    out.reserve(kCheckpointMagic.size() + 8 + header_text.size() + payload_bytes + kTrailerSize);
-    out.append(kCheckpointMagic);
-    AppendUint64(&out, header_text.size());
-    out += header_text;
-    for (const torch::Tensor& t : contiguous) {
-      out.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
-    }
-    const std::string checksum = common::Sha256Hex(out);
-    absl::StrAppend(&out, std::string(kTrailerPrefix), checksum);
+    out.prefix.append(kCheckpointMagic);
+    AppendUint64(&out.prefix, header_text.size());
+    out.prefix += header_text;
     return out;
   });
 }
 
+// Hands the checkpoint's bytes to `sink` in order, the tensors straight from their memory
+// (no copy of the whole file), and the checksum trailer last.
+absl::Status EmitCheckpoint(const PreparedCheckpoint& checkpoint,
+                            const std::function<absl::Status(std::string_view)>& sink) {
+  common::Sha256 sha;
+  auto emit = [&](std::string_view bytes) {
+    sha.Update(bytes);
+    return sink(bytes);
+  };
+  RETURN_IF_ERROR(emit(checkpoint.prefix));
+  for (const torch::Tensor& t : checkpoint.tensors) {
+    RETURN_IF_ERROR(emit(std::string_view(static_cast<const char*>(t.data_ptr()),
+                                          t.numel() * t.element_size())));
+  }
+  return sink(std::string(kTrailerPrefix) + common::DigestHex(sha.Finish()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SerializeCheckpoint(Unet& model, const nlohmann::json& metadata) {
+  ASSIGN_OR_RETURN(PreparedCheckpoint checkpoint, PrepareCheckpoint(model, metadata));
+  // One buffer of the final size: the weights are held once more here, not twice.
+  std::string out;
+  out.reserve(checkpoint.total_bytes());
+  RETURN_IF_ERROR(EmitCheckpoint(checkpoint, [&out](std::string_view bytes) {
+    out.append(bytes);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
 absl::Status SaveCheckpoint(const std::string& path, Unet& model, const nlohmann::json& metadata) {
-  ASSIGN_OR_RETURN(std::string bytes, SerializeCheckpoint(model, metadata));
-  return common::WriteFileAtomically(path, bytes);
+  ASSIGN_OR_RETURN(PreparedCheckpoint checkpoint, PrepareCheckpoint(model, metadata));
+  ASSIGN_OR_RETURN(std::unique_ptr<common::AtomicFileWriter> file,
+                   common::AtomicFileWriter::Create(path));
+  RETURN_IF_ERROR(EmitCheckpoint(
+      checkpoint, [&file](std::string_view bytes) { return file->Append(bytes); }));
+  return file->Commit();
 }
 
 absl::StatusOr<LoadedCheckpoint> ParseCheckpoint(std::string_view bytes) {

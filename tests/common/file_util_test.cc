@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iterator>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -31,6 +33,32 @@ TEST_F(FileUtilTest, AtomicWriteReplacesContentsAndLeavesNoTempFile) {
     ++entries;
   }
   EXPECT_EQ(entries, 1);
+}
+
+TEST_F(FileUtilTest, StreamedWriteAppearsWholeOnlyAtCommit) {
+  const std::string path = root_ + "/c/streamed.bin";
+  ASSERT_TRUE(WriteFileAtomically(path, "old").ok());
+  auto writer = AtomicFileWriter::Create(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append("part one, ").ok());
+  ASSERT_TRUE((*writer)->Append(std::string(1 << 20, 'x')).ok());
+  EXPECT_EQ(*ReadFile(path), "old");  // readers still see the old file
+  ASSERT_TRUE((*writer)->Commit().ok());
+  EXPECT_EQ(*ReadFile(path), "part one, " + std::string(1 << 20, 'x'));
+  EXPECT_EQ((*writer)->Append("late").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(std::distance(fs::directory_iterator(root_ + "/c"), fs::directory_iterator()), 1);
+}
+
+TEST_F(FileUtilTest, AStreamedWriteAbandonedBeforeCommitLeavesTheOldFileAndNoTemporary) {
+  const std::string path = root_ + "/d/streamed.bin";
+  ASSERT_TRUE(WriteFileAtomically(path, "old").ok());
+  {
+    auto writer = AtomicFileWriter::Create(path);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append("half a checkpoint").ok());
+  }
+  EXPECT_EQ(*ReadFile(path), "old");
+  EXPECT_EQ(std::distance(fs::directory_iterator(root_ + "/d"), fs::directory_iterator()), 1);
 }
 
 TEST_F(FileUtilTest, ReadMissingFileIsNotFound) {
