@@ -108,6 +108,11 @@ ABSL_FLAG(std::string, precision, "fp32",
 ABSL_FLAG(double, bf16_max_iou_drop, 0.01,
           "--precision=auto: largest fp32 - bf16 test IoU drop that still serves bf16. 0..1.");
 ABSL_FLAG(bool, bf16, false, "Same as --precision=bf16 (kept for older command lines).");
+ABSL_FLAG(std::string, tensor_allocator, "retained",
+          "Where CPU tensors get their memory: retained (glibc's heap kept between steps and "
+          "batches instead of faulting every activation in again, given back when a training "
+          "job ends; docs/PERFORMANCE.md \"The tensor allocator\") or libtorch (LibTorch's own "
+          "allocator).");
 ABSL_FLAG(std::string, aliases, "",
           "Comma-separated alias=model[:version] pairs set at start, e.g. "
           "baseline=plasmo-l0,l1-pruned=plasmo-l1 (persisted in models/aliases.json).");
@@ -298,6 +303,14 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
       options.precision = registry::PrecisionMode::kBf16;
     }
     options.bf16_max_iou_drop = absl::GetFlag(FLAGS_bf16_max_iou_drop);
+  }
+  {
+    const std::string allocator = absl::GetFlag(FLAGS_tensor_allocator);
+    if (allocator != "retained" && allocator != "libtorch") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--tensor_allocator: must be retained or libtorch, not \"", allocator, "\""));
+    }
+    options.retained_tensor_heap = allocator == "retained";
     if (!(options.bf16_max_iou_drop >= 0 && options.bf16_max_iou_drop <= 1)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--bf16_max_iou_drop: must be 0..1, got ", options.bf16_max_iou_drop));

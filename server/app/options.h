@@ -66,6 +66,9 @@ struct ServerOptions {
   // Serving arithmetic per loaded version (server/registry/precision.h).
   registry::PrecisionMode precision = registry::PrecisionMode::kFp32;
   double bf16_max_iou_drop = 0.01;
+  // CPU tensors from the retained heap (server/model/tensor_memory.h), else LibTorch's own
+  // allocator.
+  bool retained_tensor_heap = true;
 
   // Jobs.
   int training_slots = 1;

@@ -30,6 +30,7 @@
 #include "server/metrics/build_info.h"
 #include "server/metrics/process_collector.h"
 #include "server/model/device.h"
+#include "server/model/tensor_memory.h"
 #include "server/postgres/conninfo.h"
 #include "server/postgres/database_metrics.h"
 #include "server/scheduler/postgres_job_store.h"
@@ -73,6 +74,11 @@ absl::Status SegserveServer::BuildComponents() {
   // LibTorch this is, rather than serve nothing (every model load would fail).
   LOG(INFO) << "compute: " << model::TorchBuildSummary() << "; --device=" << options_.device;
   RETURN_IF_ERROR(model::CheckDevice(options_.device, "--device"));
+  // Before the first tensor and the worker threads: every CPU tensor from here on comes
+  // from a retained heap (tensor_memory.h; measured in docs/PERFORMANCE.md).
+  if (options_.retained_tensor_heap) model::InstallTensorAllocator();
+  LOG(INFO) << "tensor memory: "
+            << (model::TensorAllocatorInstalled() ? "retained heap" : "LibTorch's allocator");
   RETURN_IF_ERROR(BuildAccessControl());
   registry::ModelStoreOptions store_options;
   if (!options_.database.empty()) {

@@ -8,9 +8,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/file_util.h"
@@ -20,6 +20,7 @@
 #include "server/model/device.h"
 #include "server/model/state_dict.h"
 #include "server/model/torch_status.h"
+#include "server/model/tensor_memory.h"
 #include "server/training/finalize.h"
 #include "server/training/train_spec.h"
 #include "server/training/trainer_internal.h"
@@ -61,9 +62,24 @@ absl::Status SaveOptimizer(const std::string& path, torch::optim::Adam& optimize
   torch::serialize::OutputArchive archive;
   optimizer.save(archive);
   archive.write("segserve_epoch", torch::tensor(static_cast<int64_t>(epoch)));
-  std::ostringstream out;
-  archive.save_to(out);
-  return common::WriteFileAtomically(path, out.str());
+  // Streamed into the file: Adam's state is twice the weights, and a copy in memory (then a
+  // second one in a string) cost more than the write itself.
+  ASSIGN_OR_RETURN(std::unique_ptr<common::AtomicFileWriter> file,
+                   common::AtomicFileWriter::Create(path));
+  absl::Status written;
+  try {
+    archive.save_to([&](const void* data, size_t n) -> size_t {
+      if (written.ok()) written = file->Append(std::string_view(static_cast<const char*>(data), n));
+      return written.ok() ? n : 0;
+    });
+  } catch (const c10::Error&) {
+    // A short count makes LibTorch's writer throw; `written` says why (a full disk is
+    // RESOURCE_EXHAUSTED, not INTERNAL).
+    if (!written.ok()) return written;
+    throw;
+  }
+  RETURN_IF_ERROR(written);
+  return file->Commit();
 }
 
 // Loads the Adam state saved after `epoch`; false (state reset) when the file is missing or
@@ -474,8 +490,14 @@ void TrainJob::ForgetSavedCheckpoints() {
 }  // namespace
 
 absl::Status TrainingRunner::Run(const scheduler::Job& job, scheduler::JobContext& ctx) {
-  TrainJob train(options_, job, ctx);
-  return model::CallTorch("training", [&]() -> absl::Status { return train.Run(); });
+  absl::Status status = [&] {
+    TrainJob train(options_, job, ctx);
+    return model::CallTorch("training", [&]() -> absl::Status { return train.Run(); });
+  }();
+  // The job's model, optimiser state and activations are freed now; the heap that held them
+  // is kept for reuse while a job runs (tensor_memory.h) and given back once it is over.
+  model::ReleaseTensorMemory();
+  return status;
 }
 
 }  // namespace segserve::training

@@ -24,6 +24,7 @@ ABSL_DECLARE_FLAG(std::string, disk_usage_interval);
 ABSL_DECLARE_FLAG(int64_t, max_dataset_bytes);
 ABSL_DECLARE_FLAG(std::string, precision);
 ABSL_DECLARE_FLAG(double, bf16_max_iou_drop);
+ABSL_DECLARE_FLAG(std::string, tensor_allocator);
 ABSL_DECLARE_FLAG(bool, bf16);
 ABSL_DECLARE_FLAG(std::string, roles);
 ABSL_DECLARE_FLAG(std::string, database);
@@ -133,6 +134,7 @@ TEST_F(OptionsTest, PrecisionDefaultsToFp32AndBf16IsItsOldSpelling) {
   ASSERT_TRUE(defaults.ok()) << defaults.status();
   EXPECT_EQ(defaults->precision, registry::PrecisionMode::kFp32);
   EXPECT_DOUBLE_EQ(defaults->bf16_max_iou_drop, 0.01);
+  EXPECT_TRUE(defaults->retained_tensor_heap);
   absl::SetFlag(&FLAGS_precision, std::string("auto"));
   absl::SetFlag(&FLAGS_bf16_max_iou_drop, 0.02);
   auto set = OptionsFromFlags();
@@ -190,6 +192,9 @@ INSTANTIATE_TEST_SUITE_P(
                     "--precision: must be fp32, bf16 or auto, got 'fp16'"},
         BadFlagCase{"IouDropAboveOne", [] { absl::SetFlag(&FLAGS_bf16_max_iou_drop, 1.5); },
                     "--bf16_max_iou_drop: must be 0..1"},
+        BadFlagCase{"UnknownTensorAllocator",
+                    [] { absl::SetFlag(&FLAGS_tensor_allocator, std::string("jemalloc")); },
+                    "--tensor_allocator: must be retained or libtorch, not \"jemalloc\""},
         BadFlagCase{"Bf16WithAuto",
                     [] {
                       absl::SetFlag(&FLAGS_bf16, true);

@@ -18,6 +18,7 @@
 #include "server/data/dataset.h"
 #include "server/data/synthetic.h"
 #include "server/metrics/metrics.h"
+#include "server/model/tensor_memory.h"
 #include "server/model/servable_model.h"
 #include "server/model_input/channel_means.h"
 #include "server/registry/model_store.h"
@@ -52,6 +53,8 @@ class Context : public scheduler::JobContext {
 class ModelAnalysisTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // As segserve does (server.cc): tensors from the retained heap.
+    model::InstallTensorAllocator();
     char tmpl[] = "/tmp/segserve_susceptibility_test_XXXXXX";
     data_dir_ = new std::string(mkdtemp(tmpl));
     data::SyntheticDatasetOptions o;

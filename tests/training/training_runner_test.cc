@@ -16,6 +16,7 @@
 #include "server/inference/executor.h"
 #include "server/inference/torch_batch_runner.h"
 #include "server/metrics/metrics.h"
+#include "server/model/tensor_memory.h"
 #include "server/model/checkpoint.h"
 #include "server/registry/model_store.h"
 #include "server/training/train_spec.h"
@@ -64,6 +65,8 @@ class RecordingContext : public scheduler::JobContext {
 class TrainingRunnerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // As segserve does (server.cc): tensors from the retained heap.
+    model::InstallTensorAllocator();
     char tmpl[] = "/tmp/segserve_training_test_XXXXXX";
     data_dir_ = new std::string(mkdtemp(tmpl));
     data::SyntheticDatasetOptions o;
