@@ -3,8 +3,10 @@
 // argmax agreement and mean IoU of bf16 against float32. Prints CSV lines:
 //   cpp,<encoder>,<level>,<batch>,<variant>,<images_per_s>
 //   agreement,<encoder>,<level>,<pixel_agreement>,<mean_iou>
+// --allocator: tensors from segserve's retained heap (server/model/tensor_memory.h, what the
+// server runs; the default) or LibTorch's own (`default`).
 // Usage: model_bench [--threads N] [--seconds S] [--quick] [--encoder resnet18|resnet34]
-//                    [--level 0|1]
+//                    [--level 0|1] [--allocator retained|default]
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 
 #include "bench/model/random_unet.h"
 #include "server/model/servable_model.h"
+#include "server/model/tensor_memory.h"
 #include "server/model/state_dict.h"
 #include "server/model/unet.h"
 
@@ -57,12 +60,20 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string only_encoder;
   int only_level = -1;
+  std::string allocator = "retained";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::atof(argv[++i]);
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--encoder") && i + 1 < argc) only_encoder = argv[++i];
     if (!std::strcmp(argv[i], "--level") && i + 1 < argc) only_level = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--allocator") && i + 1 < argc) allocator = argv[++i];
+  }
+  if (allocator == "retained") {
+    segserve::model::InstallTensorAllocator();
+  } else if (allocator != "default") {
+    std::fprintf(stderr, "--allocator is retained or default, not %s\n", allocator.c_str());
+    return 2;
   }
   at::set_num_threads(threads);
   torch::manual_seed(0);

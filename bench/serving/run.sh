@@ -5,9 +5,10 @@
 # at 80% of the measured peak. Loopback only. With several builds (LABEL=BUILD_DIR, e.g.
 # before and after a change), each build's server is measured in turn in the same run, with
 # the same client (segctl of the first build) and the same 80% rate (of the first build's
-# peak), so the rows compare.
+# peak), so the rows compare. LABEL=BUILD_DIR@FLAGS adds server flags to that row's server
+# (e.g. libtorch=build@--tensor_allocator=libtorch).
 # Usage: bench/serving/run.sh [BUILD_DIR] [SECONDS]
-#        bench/serving/run.sh --seconds S LABEL=BUILD_DIR [LABEL=BUILD_DIR...]
+#        bench/serving/run.sh --seconds S LABEL=BUILD_DIR[@FLAGS] [LABEL=BUILD_DIR...]
 set -euo pipefail
 seconds=20
 builds=()
@@ -27,7 +28,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-first=$(cd "${builds[0]#*=}" && pwd)
+first=$(spec=${builds[0]#*=}; cd "${spec%%@*}" && pwd)
 segctl="$first/client/segctl/segctl"
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
@@ -52,12 +53,15 @@ rows=()
 rate=""
 for spec in "${builds[@]}"; do
   label=${spec%%=*}
-  build=$(cd "${spec#*=}" && pwd)
+  dir=${spec#*=}
+  extra=""
+  [[ "$dir" == *@* ]] && extra=${dir#*@}
+  build=$(cd "${dir%%@*}" && pwd)
   rm -rf "$work/var" "$work/ports.json"
   # 3. The server, with the same thread count.
   "$build/server/app/segserve" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
     --data_dir="$work/var" --port_file="$work/ports.json" --bootstrap=false --auth_disabled \
-    --threads=2 --max_batch_size=8 --max_queue_delay_ms=5 --log_level=warning &
+    --threads=2 --max_batch_size=8 --max_queue_delay_ms=5 --log_level=warning $extra &
   server_pid=$!
   for _ in $(seq 200); do [ -s "$work/ports.json" ] && break; sleep 0.1; done
   grpc=$(sed -n 's/.*"grpc_port":\([0-9]*\).*/\1/p' "$work/ports.json")

@@ -3,10 +3,13 @@
 // backward and an Adam step) on random 256x256 images, NCHW and channels-last, fp32 and bf16
 // autocast. Prints
 //   cpp,<encoder>,<level>,<batch>,<layout>,<precision>,<images_per_s>
-// (median step time over --steps steps after 2 warm-up steps).
+// (median step time over --steps steps after 2 warm-up steps). --allocator says where the
+// tensors' memory comes from: `retained` (segserve's, server/model/tensor_memory.h, the
+// default) or `default` (LibTorch's own allocator, as segserve was before); the first
+// column is then `cpp` or `cpp-default`.
 // Usage: training_bench [--threads 2] [--batch 8] [--steps 5] [--size 256] [--level 1]
 //                       [--encoder resnet18] [--layout nchw|cl|both]
-//                       [--precision fp32|bf16|both]
+//                       [--precision fp32|bf16|both] [--allocator retained|default]
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -16,8 +19,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "server/model/tensor_memory.h"
 #include "server/model/unet.h"
 #include "server/training/trainer_internal.h"
 
@@ -53,7 +58,7 @@ double Run(const UnetConfig& config, int batch, int size, int steps, bool channe
 
 int main(int argc, char** argv) {
   int threads = 2, batch = 8, steps = 5, size = 256, level = 1;
-  std::string encoder = "resnet18", layout = "both", precision = "fp32";
+  std::string encoder = "resnet18", layout = "both", precision = "fp32", allocator = "retained";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const char* v = argv[i + 1];
@@ -73,10 +78,18 @@ int main(int argc, char** argv) {
       layout = v;
     else if (flag == "--precision")
       precision = v;
+    else if (flag == "--allocator")
+      allocator = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
     }
+  }
+  if (allocator == "retained") {
+    segserve::model::InstallTensorAllocator();
+  } else if (allocator != "default") {
+    std::fprintf(stderr, "--allocator is retained or default, not %s\n", allocator.c_str());
+    return 2;
   }
   at::set_num_threads(threads);
   UnetConfig config;
@@ -89,9 +102,14 @@ int main(int argc, char** argv) {
     if ((layout == "nchw" && cl) || (layout == "cl" && !cl)) continue;
     for (const std::string p : {"fp32", "bf16"}) {
       if (precision != "both" && precision != p) continue;
-      const double ips = Run(config, batch, size, steps, cl, p);
-      std::printf("cpp,%s,%d,%d,%s,%s,%.3f\n", encoder.c_str(), level, batch, cl ? "cl" : "nchw",
-                  p.c_str(), ips);
+      // On a thread of its own, as a TRAIN job runs in the server: glibc gives such a
+      // thread its own arena, whose heaps are kept and trimmed differently from the main
+      // thread's, so the main thread would measure another allocator behaviour.
+      double ips = 0;
+      std::thread job([&] { ips = Run(config, batch, size, steps, cl, p); });
+      job.join();
+      std::printf("%s,%s,%d,%d,%s,%s,%.3f\n", allocator == "retained" ? "cpp" : "cpp-default",
+                  encoder.c_str(), level, batch, cl ? "cl" : "nchw", p.c_str(), ips);
       std::fflush(stdout);
     }
   }
