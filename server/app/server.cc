@@ -155,6 +155,9 @@ absl::Status SegserveServer::BuildComponents() {
   batching_options.max_queue_delay =
       std::chrono::microseconds(static_cast<int64_t>(options_.max_queue_delay_ms * 1000));
   batching_options.max_queue = static_cast<size_t>(options_.max_queue);
+  // A second without a batch after work: the retained heap's free part goes back to the
+  // kernel (the next batch faults its activations in once, as it always did before).
+  if (model::TensorAllocatorInstalled()) batching_options.on_idle = model::ReleaseTensorMemory;
   batch_scheduler_ = std::make_unique<inference::BatchScheduler>(batching_options, metrics_);
   batch_runner_ = std::make_unique<inference::TorchBatchRunner>();
   // Drift monitoring observes executed batches; the inference library knows nothing of it.

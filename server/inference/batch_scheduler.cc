@@ -103,12 +103,23 @@ std::optional<std::vector<WorkItem>> BatchScheduler::NextBatch() {
   std::vector<WorkItem> dropped;
   std::vector<WorkItem> batch;
   std::map<std::string, double> dequeued;  // model name -> items, for the depth gauge
+  bool idle = false;
   {
     absl::MutexLock lock(&mu_);
     while (batch.empty()) {
       if (stopping_) return std::nullopt;
       if (total_ == 0) {
-        cv_.Wait(&mu_);
+        if (!worked_since_idle_ || !options_.on_idle) {
+          cv_.Wait(&mu_);
+          continue;
+        }
+        // WaitWithTimeout is true when the wait timed out: idle since the last batch.
+        if (cv_.WaitWithTimeout(&mu_, absl::FromChrono(options_.idle_after)) && total_ == 0 &&
+            !stopping_) {
+          worked_since_idle_ = false;
+          idle = true;
+          break;  // call on_idle without the lock
+        }
         continue;
       }
       const Clock::time_point now = Clock::now();
@@ -135,6 +146,7 @@ std::optional<std::vector<WorkItem>> BatchScheduler::NextBatch() {
         }
       }
       if (items.empty()) queues_.erase(it);
+      worked_since_idle_ = true;
       if (!dropped.empty()) break;  // answer the dropped ones without the lock first
     }
   }
@@ -146,6 +158,7 @@ std::optional<std::vector<WorkItem>> BatchScheduler::NextBatch() {
       item.done(absl::DeadlineExceededError("deadline expired while queued; not computed"));
     }
   }
+  if (idle) options_.on_idle();
   if (batch.empty()) return NextBatch();
   return batch;
 }

@@ -9,8 +9,10 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,6 +44,12 @@ struct SchedulerOptions {
   // their images in flight, so a small bound suffices and never crowds out Segment.
   size_t max_queue = 256;
   size_t max_background_queue = 64;
+  // Called once (on the thread asking for the next batch, without the lock) when the queue
+  // has stayed empty for `idle_after` after work: the server gives the retained tensor heap
+  // back there (model::ReleaseTensorMemory), so an idle server does not sit on its busiest
+  // moment's memory, while a busy one keeps reusing it. Empty: never.
+  std::function<void()> on_idle;
+  std::chrono::milliseconds idle_after{1000};
 };
 
 class BatchScheduler {
@@ -92,6 +100,7 @@ class BatchScheduler {
   std::array<size_t, kPriorities> admitted_ ABSL_GUARDED_BY(mu_){};
   size_t total_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool worked_since_idle_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace segserve::inference

@@ -3,6 +3,8 @@
 // shutdown. Only ready batches are asked for, so NextBatch never has to wait for time.
 #include "server/inference/batch_scheduler.h"
 
+#include <atomic>
+#include <future>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -158,6 +160,31 @@ TEST_F(BatchSchedulerTest, AdmissionIsBoundedPerPriorityAndContinuationsPass) {
   EXPECT_TRUE(scheduler.Submit(std::move(first)).ok());
   EXPECT_EQ(scheduler.Submit(std::move(second)).code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(scheduler.queued(), 4u);
+}
+
+TEST_F(BatchSchedulerTest, OnIdleRunsOnceWhenTheQueueStaysEmptyAfterWork) {
+  SchedulerOptions options = Options(8, std::chrono::microseconds(0));
+  options.idle_after = std::chrono::milliseconds(10);
+  std::atomic<int> idles{0};
+  std::promise<void> first_idle;
+  options.on_idle = [&] {
+    if (idles.fetch_add(1) == 0) first_idle.set_value();
+  };
+  BatchScheduler scheduler(options, metrics_);
+  ASSERT_TRUE(scheduler.Submit(outcomes_.Item(1, a_)).ok());
+  EXPECT_EQ(Ids(*scheduler.NextBatch()), std::vector<int>{1});
+  EXPECT_EQ(idles.load(), 0);
+
+  // Nothing queued: the waiter idles once, on its own thread, then keeps waiting.
+  std::optional<std::vector<WorkItem>> got;
+  std::thread waiter([&] { got = scheduler.NextBatch(); });
+  ASSERT_EQ(first_idle.get_future().wait_for(std::chrono::seconds(30)),
+            std::future_status::ready);
+  ASSERT_TRUE(scheduler.Submit(outcomes_.Item(2, a_)).ok());
+  waiter.join();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(Ids(*got), std::vector<int>{2});
+  EXPECT_EQ(idles.load(), 1);
 }
 
 TEST_F(BatchSchedulerTest, ShutdownAnswersQueuedItemsAndWakesWaiters) {
