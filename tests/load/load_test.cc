@@ -3,9 +3,15 @@
 // real segserve over loopback for a bounded time; then a deliberate overload (more
 // streamed images than the batcher's queue holds) and a recovery phase. Fails (exit 1) on
 // any answer other than OK or RESOURCE_EXHAUSTED (the latter only while overloaded), on
-// a broken answer, on RSS growth beyond --rss_tolerance between warm-up and the end of
-// the run, or when the server does not shut down cleanly. Prints a summary and one
-// `LOAD_RESULT {json}` line.
+// a broken answer, on RSS growth between warm-up and the end of the run (idle: beyond
+// --rss_tolerance; still busy: beyond --rss_busy_tolerance), or when the server does not
+// shut down cleanly. Prints a summary and one `LOAD_RESULT {json}` line.
+//
+// Why two tolerances: the server keeps its tensor heap while busy and gives the free part
+// back after a second without a batch (server/model/tensor_memory.h). So a leak survives
+// into the idle reading, which is judged strictly; the busy reading is the heap's
+// high-water mark of in-flight work, which may grow while the shared heap settles, and is
+// only bounded.
 #include <signal.h>
 
 #include <cmath>
@@ -52,7 +58,12 @@ ABSL_FLAG(int, max_queue, 0,
           "normal mix can queue (the overload streams overload_stream_images per client).");
 ABSL_FLAG(double, timeout_s, 60, "Deadline of every call.");
 ABSL_FLAG(double, job_interval_s, 1, "A tiny Datasets.Generate job this often, for watchers.");
-ABSL_FLAG(double, rss_tolerance, 0.10, "Largest allowed RSS growth after warm-up (fraction).");
+ABSL_FLAG(double, rss_tolerance, 0.10,
+          "Largest allowed RSS growth from warm-up to the idle reading after the run "
+          "(fraction).");
+ABSL_FLAG(double, rss_busy_tolerance, 0.25,
+          "Largest allowed RSS growth from warm-up to the end of the run, still busy "
+          "(fraction).");
 ABSL_FLAG(std::string, json_out, "", "Also write the result JSON to this file.");
 
 namespace segserve::load {
@@ -307,10 +318,12 @@ int LoadRun::Report() {
   if (rss_warm_kb_ > 0 && rss_end_kb_ > 0) {
     rss_ratio = static_cast<double>(rss_end_kb_) / rss_warm_kb_;
     rss_idle_ratio = static_cast<double>(rss_idle_kb_) / rss_warm_kb_;
-    if (rss_ratio > 1 + tolerance || rss_idle_ratio > 1 + tolerance) {
-      failures_.push_back(absl::StrCat("RSS grew: ", rss_warm_kb_, " kB after warm-up, ",
-                                       rss_end_kb_, " kB after the run, ", rss_idle_kb_,
-                                       " kB after idle (tolerance ", tolerance * 100, "%)"));
+    const double busy_tolerance = absl::GetFlag(FLAGS_rss_busy_tolerance);
+    if (rss_ratio > 1 + busy_tolerance || rss_idle_ratio > 1 + tolerance) {
+      failures_.push_back(absl::StrCat(
+          "RSS grew: ", rss_warm_kb_, " kB after warm-up, ", rss_end_kb_, " kB after the run ",
+          "(tolerance ", busy_tolerance * 100, "%), ", rss_idle_kb_, " kB after idle (tolerance ",
+          tolerance * 100, "%)"));
     }
   }
 
