@@ -35,6 +35,7 @@ struct Glibc {
 };
 Glibc glibc;
 std::atomic<bool> installed{false};
+std::atomic<int> holds{0};
 
 bool ResolveGlibc() {
   void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
@@ -94,7 +95,12 @@ void InstallTensorAllocator() {
 
 bool TensorAllocatorInstalled() { return installed.load(); }
 
-void ReleaseTensorMemory() { malloc_trim(0); }
+void ReleaseTensorMemory() {
+  if (holds.load() == 0) malloc_trim(0);
+}
+
+TensorHeapHold::TensorHeapHold() { holds.fetch_add(1); }
+TensorHeapHold::~TensorHeapHold() { holds.fetch_sub(1); }
 
 TensorHeapStats ReadTensorHeapStats() {
   const struct mallinfo2 info = mallinfo2();

@@ -30,8 +30,19 @@ void InstallTensorAllocator();
 bool TensorAllocatorInstalled();
 
 // Returns the free pages of the tensor heap to the kernel (malloc_trim). Call when a job
-// that allocated a lot is over; cheap when there is nothing to give back.
+// that allocated a lot is over, or when serving goes idle; cheap when there is nothing to
+// give back. Does nothing while a TensorHeapHold exists.
 void ReleaseTensorMemory();
+
+// Held by a running training job: its steps reuse the heap's free part, so an idle serving
+// path must not give that back in the middle of the job. Thread-safe; holds nest.
+class TensorHeapHold {
+ public:
+  TensorHeapHold();
+  ~TensorHeapHold();
+  TensorHeapHold(const TensorHeapHold&) = delete;
+  TensorHeapHold& operator=(const TensorHeapHold&) = delete;
+};
 
 struct TensorHeapStats {
   int64_t mapped_bytes = 0;  // address space glibc's arenas hold (in use + free)

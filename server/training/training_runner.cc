@@ -491,6 +491,7 @@ void TrainJob::ForgetSavedCheckpoints() {
 
 absl::Status TrainingRunner::Run(const scheduler::Job& job, scheduler::JobContext& ctx) {
   absl::Status status = [&] {
+    const model::TensorHeapHold hold;  // no idle release under the running steps
     TrainJob train(options_, job, ctx);
     return model::CallTorch("training", [&]() -> absl::Status { return train.Run(); });
   }();

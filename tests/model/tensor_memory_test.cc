@@ -1,7 +1,7 @@
 // File: tests/model/tensor_memory_test.cc — the retained-heap tensor allocator: tensors
 // allocated after the install come from it (aligned as LibTorch's kernels need), tensors
 // from before keep their own deleter, freed memory stays mapped for the next step, and
-// ReleaseTensorMemory gives it back.
+// ReleaseTensorMemory gives it back unless a training job holds it.
 #include "server/model/tensor_memory.h"
 
 #include <c10/core/CPUAllocator.h>
@@ -56,6 +56,12 @@ TEST(TensorMemoryTest, TensorsComeFromTheRetainedHeapAndItIsGivenBackOnRelease) 
   const TensorHeapStats freed = ReadTensorHeapStats();
   EXPECT_LT(freed.in_use_bytes - start.in_use_bytes, 16 * kMiB);
   EXPECT_GE(freed.mapped_bytes - start.mapped_bytes, 256 * kMiB) << "freed memory was unmapped";
+  {
+    // A running training job holds the heap: an idle release then leaves it mapped.
+    const TensorHeapHold hold;
+    ReleaseTensorMemory();
+    EXPECT_GE(ReadTensorHeapStats().mapped_bytes - start.mapped_bytes, 256 * kMiB);
+  }
   ReleaseTensorMemory();
   const TensorHeapStats released = ReadTensorHeapStats();
   EXPECT_LT(released.mapped_bytes - start.mapped_bytes, 16 * kMiB);
