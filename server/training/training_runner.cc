@@ -22,6 +22,7 @@
 #include "server/model/torch_status.h"
 #include "server/model/tensor_memory.h"
 #include "server/training/finalize.h"
+#include "server/training/optimizer_state.h"
 #include "server/training/train_spec.h"
 #include "server/training/trainer_internal.h"
 
@@ -56,50 +57,6 @@ RunState StateFromJson(const json& j) {
   s.since_improvement = j.value("since_improvement", 0);
   if (j.contains("history") && j["history"].is_array()) s.history = j["history"];
   return s;
-}
-
-absl::Status SaveOptimizer(const std::string& path, torch::optim::Adam& optimizer, int epoch) {
-  torch::serialize::OutputArchive archive;
-  optimizer.save(archive);
-  archive.write("segserve_epoch", torch::tensor(static_cast<int64_t>(epoch)));
-  // Streamed into the file: Adam's state is twice the weights, and a copy in memory (then a
-  // second one in a string) cost more than the write itself.
-  ASSIGN_OR_RETURN(std::unique_ptr<common::AtomicFileWriter> file,
-                   common::AtomicFileWriter::Create(path));
-  absl::Status written;
-  try {
-    archive.save_to([&](const void* data, size_t n) -> size_t {
-      if (written.ok()) written = file->Append(std::string_view(static_cast<const char*>(data), n));
-      return written.ok() ? n : 0;
-    });
-  } catch (const c10::Error&) {
-    // A short count makes LibTorch's writer throw; `written` says why (a full disk is
-    // RESOURCE_EXHAUSTED, not INTERNAL).
-    if (!written.ok()) return written;
-    throw;
-  }
-  RETURN_IF_ERROR(written);
-  return file->Commit();
-}
-
-// Loads the Adam state saved after `epoch`; false (state reset) when the file is missing or
-// belongs to another epoch.
-bool LoadOptimizer(const std::string& path, torch::optim::Adam& optimizer, int epoch) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return false;
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path);
-    torch::Tensor saved_epoch;
-    if (!archive.try_read("segserve_epoch", saved_epoch) || saved_epoch.item<int64_t>() != epoch) {
-      return false;
-    }
-    optimizer.load(archive);
-    return true;
-  } catch (const std::exception& e) {
-    LOG(WARNING) << "training: cannot load optimizer state " << path << ": " << e.what();
-    return false;
-  }
 }
 
 // Removes what a kill -9 during an atomic write left in the run directory (only this job
